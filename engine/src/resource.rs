@@ -1,0 +1,135 @@
+//! A FIFO resource: `k` identical servers and one first-come-first-served
+//! queue. Anything with capacity (a server pod's worker pool, later a NIC or
+//! a softirq core) is one of these. The resource holds no clock: the caller
+//! asks for a server at `now`, and when a service ends tells the resource,
+//! which hands back the next waiting token to start.
+
+use std::collections::VecDeque;
+
+/// The answer to [`Fifo::acquire`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// A server was free: service starts now.
+    Granted,
+    /// All servers are busy: the token waits in the queue.
+    Queued,
+    /// The queue is at its bound: the token is refused.
+    Rejected,
+}
+
+/// `k` servers with a FIFO queue of `u32` tokens.
+#[derive(Clone, Debug)]
+pub struct Fifo {
+    servers: u32,
+    busy: u32,
+    queue_limit: u32,
+    queue: VecDeque<u32>,
+    max_queue: u32,
+    queued_total: u64,
+    rejected_total: u64,
+}
+
+impl Fifo {
+    /// `servers` servers (0 means unlimited) and a queue bounded at
+    /// `queue_limit` tokens (`u32::MAX` for unbounded).
+    pub fn new(servers: u32, queue_limit: u32) -> Fifo {
+        Fifo {
+            servers: if servers == 0 { u32::MAX } else { servers },
+            busy: 0,
+            queue_limit,
+            queue: VecDeque::new(),
+            max_queue: 0,
+            queued_total: 0,
+            rejected_total: 0,
+        }
+    }
+
+    /// Asks for a server for `token`.
+    #[inline]
+    pub fn acquire(&mut self, token: u32) -> Acquire {
+        if self.busy < self.servers {
+            self.busy += 1;
+            Acquire::Granted
+        } else if (self.queue.len() as u32) < self.queue_limit {
+            self.queue.push_back(token);
+            self.queued_total += 1;
+            self.max_queue = self.max_queue.max(self.queue.len() as u32);
+            Acquire::Queued
+        } else {
+            self.rejected_total += 1;
+            Acquire::Rejected
+        }
+    }
+
+    /// Ends one service. Returns the token that now starts service, if one
+    /// was waiting (the server stays busy with it).
+    #[inline]
+    pub fn release(&mut self) -> Option<u32> {
+        assert!(self.busy > 0, "release of an idle resource");
+        match self.queue.pop_front() {
+            Some(t) => Some(t),
+            None => {
+                self.busy -= 1;
+                None
+            }
+        }
+    }
+
+    /// Servers busy now.
+    pub fn busy(&self) -> u32 {
+        self.busy
+    }
+    /// Tokens waiting now.
+    pub fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+    /// Longest queue seen.
+    pub fn max_queue(&self) -> u32 {
+        self.max_queue
+    }
+    /// Tokens that ever had to wait.
+    pub fn queued_total(&self) -> u64 {
+        self.queued_total
+    }
+    /// Tokens refused because the queue was full.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_in_fifo_order_with_k_servers() {
+        let mut r = Fifo::new(2, u32::MAX);
+        assert_eq!(r.acquire(1), Acquire::Granted);
+        assert_eq!(r.acquire(2), Acquire::Granted);
+        assert_eq!(r.acquire(3), Acquire::Queued);
+        assert_eq!(r.acquire(4), Acquire::Queued);
+        assert_eq!(r.busy(), 2);
+        assert_eq!(r.release(), Some(3));
+        assert_eq!(r.release(), Some(4));
+        assert_eq!(r.release(), None);
+        assert_eq!(r.busy(), 1);
+        assert_eq!(r.max_queue(), 2);
+    }
+
+    #[test]
+    fn bounded_queue_rejects() {
+        let mut r = Fifo::new(1, 1);
+        assert_eq!(r.acquire(1), Acquire::Granted);
+        assert_eq!(r.acquire(2), Acquire::Queued);
+        assert_eq!(r.acquire(3), Acquire::Rejected);
+        assert_eq!(r.rejected_total(), 1);
+    }
+
+    #[test]
+    fn zero_servers_means_unlimited() {
+        let mut r = Fifo::new(0, 0);
+        for t in 0..1000 {
+            assert_eq!(r.acquire(t), Acquire::Granted);
+        }
+    }
+}

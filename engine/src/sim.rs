@@ -1,0 +1,162 @@
+//! The simulation loop: it alone owns the clock.
+
+use crate::{EventQueue, SimDuration, SimTime};
+
+/// Something driven by events: a state machine that is handed the current
+/// time (through the scheduler) and schedules what happens next.
+pub trait Model {
+    /// The event record: small and `Copy`, dispatched by `match`.
+    type Event: Copy;
+    /// Handles one event at `sched.now()`.
+    fn handle(&mut self, event: Self::Event, sched: &mut Scheduler<Self::Event>);
+}
+
+/// The clock and the pending events.
+pub struct Scheduler<E: Copy> {
+    now: SimTime,
+    queue: EventQueue<E>,
+    handled: u64,
+}
+
+impl<E: Copy> Default for Scheduler<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Copy> Scheduler<E> {
+    /// A scheduler at time zero with no events.
+    pub fn new() -> Self {
+        Scheduler {
+            now: SimTime::ZERO,
+            queue: EventQueue::with_capacity(1024),
+            handled: 0,
+        }
+    }
+
+    /// The current simulated time.
+    #[inline]
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Events handled so far.
+    #[inline]
+    pub fn handled(&self) -> u64 {
+        self.handled
+    }
+
+    /// Events pending.
+    #[inline]
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Schedules `event` after `delay` from now.
+    #[inline]
+    pub fn schedule(&mut self, delay: SimDuration, event: E) {
+        self.queue.push(self.now + delay, event);
+    }
+
+    /// Schedules `event` at the absolute time `at`, which must not be in
+    /// the past.
+    #[inline]
+    pub fn schedule_at(&mut self, at: SimTime, event: E) {
+        assert!(
+            at >= self.now,
+            "event scheduled in the past: {at:?} < {:?}",
+            self.now
+        );
+        self.queue.push(at, event);
+    }
+
+    /// Runs `model` until no event is pending or the next one is later than
+    /// `until` (events at exactly `until` run). Returns events handled.
+    pub fn run_until<M: Model<Event = E>>(&mut self, model: &mut M, until: SimTime) -> u64 {
+        let start = self.handled;
+        while let Some(t) = self.queue.peek_time() {
+            if t > until {
+                break;
+            }
+            let (t, ev) = self.queue.pop().expect("peeked");
+            debug_assert!(t >= self.now, "time went backwards");
+            self.now = t;
+            self.handled += 1;
+            model.handle(ev, self);
+        }
+        self.handled - start
+    }
+
+    /// Runs `model` until no event is pending.
+    pub fn run<M: Model<Event = E>>(&mut self, model: &mut M) -> u64 {
+        let start = self.handled;
+        while let Some((t, ev)) = self.queue.pop() {
+            assert!(t >= self.now, "time went backwards");
+            self.now = t;
+            self.handled += 1;
+            model.handle(ev, self);
+        }
+        self.handled - start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ping-pong model that records the times it saw.
+    struct PingPong {
+        seen: Vec<(u64, u8)>,
+        left: u32,
+    }
+
+    impl Model for PingPong {
+        type Event = u8;
+        fn handle(&mut self, ev: u8, s: &mut Scheduler<u8>) {
+            self.seen.push((s.now().0, ev));
+            if self.left > 0 {
+                self.left -= 1;
+                s.schedule(SimDuration(10), 1 - ev);
+            }
+        }
+    }
+
+    #[test]
+    fn runs_in_time_order_and_stops() {
+        let mut s = Scheduler::new();
+        let mut m = PingPong {
+            seen: vec![],
+            left: 3,
+        };
+        s.schedule(SimDuration(5), 0);
+        assert_eq!(s.run(&mut m), 4);
+        assert_eq!(m.seen, vec![(5, 0), (15, 1), (25, 0), (35, 1)]);
+        assert_eq!(s.now(), SimTime(35));
+    }
+
+    #[test]
+    fn run_until_leaves_later_events() {
+        let mut s = Scheduler::new();
+        let mut m = PingPong {
+            seen: vec![],
+            left: 10,
+        };
+        s.schedule(SimDuration(0), 0);
+        s.run_until(&mut m, SimTime(20));
+        assert_eq!(m.seen.len(), 3);
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "in the past")]
+    fn scheduling_in_the_past_panics() {
+        let mut s: Scheduler<u8> = Scheduler::new();
+        let mut m = PingPong {
+            seen: vec![],
+            left: 0,
+        };
+        s.schedule(SimDuration(10), 0);
+        s.run(&mut m);
+        s.schedule_at(SimTime(3), 0);
+    }
+}
