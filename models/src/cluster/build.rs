@@ -1,0 +1,766 @@
+//! Validation and construction of a [`Cluster`] from a [`ClusterSpec`]:
+//! node and pod IPAM, placement, ClusterIP and NodePort allocation, and
+//! endpoint selection. Near-linear in pods and Services: selectors are
+//! answered from a label index, never by scanning every pod per Service.
+
+use std::collections::{HashMap, HashSet};
+
+use emu_engine::rng::{Domain, Stream};
+
+use super::spec::*;
+use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort};
+use crate::addr::Ipv4;
+
+/// Random-stream domain of the placement policy.
+const PLACEMENT: Domain = Domain(0x504c_4143); // "PLAC"
+
+fn err(origin: &Origin, field: impl Into<String>, message: impl Into<String>) -> BuildError {
+    BuildError {
+        origin: origin.clone(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Whether `labels` satisfy every pair of `selector`.
+pub(crate) fn matches(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn check_name(origin: &Origin, field: &str, name: &str) -> Result<(), BuildError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            origin,
+            field,
+            format!(
+                "`{name}` is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"
+            ),
+        ))
+    }
+}
+
+fn port16(origin: &Origin, field: &str, port: u32) -> Result<u16, BuildError> {
+    if (1..=65535).contains(&port) {
+        Ok(port as u16)
+    } else {
+        Err(err(
+            origin,
+            field,
+            format!("port {port} is out of range 1-65535"),
+        ))
+    }
+}
+
+/// Validates `spec` and builds the cluster. `seed` drives the `random`
+/// placement policy.
+pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
+    let co = &spec.origin;
+    let mut warnings = Vec::new();
+
+    // Namespaces.
+    let mut namespaces = vec!["default".to_string(), "kube-system".to_string()];
+    for (i, ns) in spec.namespaces.iter().enumerate() {
+        check_name(co, &format!("namespaces[{i}]"), ns)?;
+        if !namespaces.contains(ns) {
+            namespaces.push(ns.clone());
+        }
+    }
+    let ns_index = |name: &str| namespaces.iter().position(|n| n == name).map(|i| i as u32);
+
+    // Nodes and their pod CIDRs.
+    if spec.nodes == 0 {
+        return Err(err(co, "nodes", "a cluster needs at least one node"));
+    }
+    if spec.node_cidr_mask_size < spec.pod_cidr.prefix || spec.node_cidr_mask_size > 30 {
+        return Err(err(
+            co,
+            "node_cidr_mask_size",
+            format!(
+                "/{} does not fit inside pod CIDR {} (or leaves no room for pods)",
+                spec.node_cidr_mask_size, spec.pod_cidr
+            ),
+        ));
+    }
+    let room = spec.pod_cidr.subnets(spec.node_cidr_mask_size);
+    if spec.nodes as u64 > room {
+        return Err(err(
+            co,
+            "pod_cidr",
+            format!(
+                "pod CIDR {} split into /{} blocks has room for {room} nodes, but the cluster has {}; \
+                 use a larger pod_cidr (e.g. a /12) or a longer node_cidr_mask_size",
+                spec.pod_cidr, spec.node_cidr_mask_size, spec.nodes
+            ),
+        ));
+    }
+    if spec.nodes as u64 + 2 > spec.node_ip_cidr.size() {
+        return Err(err(
+            co,
+            "node_ip_cidr",
+            format!(
+                "{} has no room for {} node IPs",
+                spec.node_ip_cidr, spec.nodes
+            ),
+        ));
+    }
+    if spec.pod_cidr.contains(spec.service_cidr.base)
+        || spec.service_cidr.contains(spec.pod_cidr.base)
+    {
+        return Err(err(
+            co,
+            "service_cidr",
+            format!(
+                "service CIDR {} overlaps pod CIDR {}",
+                spec.service_cidr, spec.pod_cidr
+            ),
+        ));
+    }
+    let nodes: Vec<Node> = (0..spec.nodes as u64)
+        .map(|i| {
+            let pod_cidr = spec.pod_cidr.subnet(spec.node_cidr_mask_size, i);
+            Node {
+                name: format!("node-{i}"),
+                ip: spec.node_ip_cidr.nth(i + 1),
+                pod_cidr,
+                bridge_ip: pod_cidr.nth(1),
+            }
+        })
+        .collect();
+    let node_by_name: HashMap<String, u32> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i as u32))
+        .collect();
+    let (lo, hi) = spec.node_port_range;
+    if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi {
+        return Err(err(
+            co,
+            "node_port_range",
+            format!("{lo}-{hi} is not a valid port range"),
+        ));
+    }
+
+    // Pods: expand templates (user pods first, then CoreDNS), pin or place.
+    struct Pending<'a> {
+        spec: &'a PodSpec,
+        name: String,
+        ns: u32,
+        node: Option<u32>,
+    }
+    let dns_spec = coredns_spec(spec.dns_replicas);
+    let mut pending: Vec<Pending> = Vec::new();
+    for ps in spec.pods.iter().chain(dns_spec.iter()) {
+        let o = &ps.origin;
+        check_name(o, "name", &ps.name)?;
+        let ns = ns_index(&ps.namespace).ok_or_else(|| {
+            err(
+                o,
+                "namespace",
+                format!(
+                    "namespace `{}` does not exist; declare it in cluster.namespaces",
+                    ps.namespace
+                ),
+            )
+        })?;
+        if ps.replicas == 0 {
+            continue;
+        }
+        if ps.ip.is_some() && ps.replicas > 1 {
+            return Err(err(o, "ip", "an explicit pod IP needs replicas = 1"));
+        }
+        if ps.containers.is_empty() {
+            return Err(err(o, "containers", "a pod needs at least one container"));
+        }
+        let mut node = match &ps.node {
+            Some(n) => Some(*node_by_name.get(n).ok_or_else(|| {
+                err(
+                    o,
+                    "node",
+                    format!(
+                        "no node `{n}` (nodes are node-0 .. node-{})",
+                        spec.nodes - 1
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        if let Some(ip) = ps.ip {
+            let owner = nodes
+                .iter()
+                .position(|n| n.pod_cidr.contains(ip))
+                .map(|i| i as u32);
+            match (owner, node) {
+                (None, _) => {
+                    return Err(err(
+                        o,
+                        "ip",
+                        format!(
+                            "{ip} is in no node's pod CIDR (cluster pod CIDR {})",
+                            spec.pod_cidr
+                        ),
+                    ))
+                }
+                (Some(a), Some(b)) if a != b => {
+                    return Err(err(
+                        o,
+                        "ip",
+                        format!(
+                            "{ip} belongs to {} ({}), not to {}",
+                            nodes[a as usize].name,
+                            nodes[a as usize].pod_cidr,
+                            nodes[b as usize].name
+                        ),
+                    ))
+                }
+                (Some(a), _) => node = Some(a),
+            }
+        }
+        for r in 0..ps.replicas {
+            let name = if ps.replicas == 1 {
+                ps.name.clone()
+            } else {
+                format!("{}-{r}", ps.name)
+            };
+            pending.push(Pending {
+                spec: ps,
+                name,
+                ns,
+                node,
+            });
+        }
+    }
+    let mut rng = Stream::new(seed, PLACEMENT, 0);
+    let mut next_rr = 0u64;
+    for p in pending.iter_mut().filter(|p| p.node.is_none()) {
+        p.node = Some(match spec.placement {
+            Placement::RoundRobin => {
+                let n = next_rr % spec.nodes as u64;
+                next_rr += 1;
+                n as u32
+            }
+            Placement::Random => rng.below(spec.nodes as u64) as u32,
+        });
+    }
+
+    // Pod IPs: explicit ones reserved first, then each node hands out the
+    // lowest free address from .2 up (.0 is the network, .1 the bridge, the
+    // last the broadcast address).
+    let mut pod_by_ip: HashMap<Ipv4, u32> = HashMap::with_capacity(pending.len());
+    let mut reserved: Vec<HashSet<u64>> = vec![HashSet::new(); nodes.len()];
+    for (i, p) in pending.iter().enumerate() {
+        if let Some(ip) = p.spec.ip {
+            let node = &nodes[p.node.unwrap() as usize];
+            let off = node.pod_cidr.offset(ip);
+            if off < 2 || off + 1 >= node.pod_cidr.size() {
+                return Err(err(
+                    &p.spec.origin,
+                    "ip",
+                    format!(
+                        "{ip} is reserved in {} (network, bridge cbr0 or broadcast address)",
+                        node.pod_cidr
+                    ),
+                ));
+            }
+            if let Some(&other) = pod_by_ip.get(&ip) {
+                return Err(err(
+                    &p.spec.origin,
+                    "ip",
+                    format!(
+                        "{ip} is already the IP of pod {}",
+                        pending[other as usize].name
+                    ),
+                ));
+            }
+            pod_by_ip.insert(ip, i as u32);
+            reserved[p.node.unwrap() as usize].insert(off);
+        }
+    }
+    let mut next_off: Vec<u64> = vec![2; nodes.len()];
+    let mut pods: Vec<Pod> = Vec::with_capacity(pending.len());
+    let mut pod_by_name: HashMap<(u32, String), u32> = HashMap::with_capacity(pending.len());
+    for (i, p) in pending.iter().enumerate() {
+        let n = p.node.unwrap() as usize;
+        let node = &nodes[n];
+        let ip = match p.spec.ip {
+            Some(ip) => ip,
+            None => {
+                while reserved[n].contains(&next_off[n]) {
+                    next_off[n] += 1;
+                }
+                if next_off[n] + 1 >= node.pod_cidr.size() {
+                    return Err(err(
+                        &p.spec.origin,
+                        "",
+                        format!(
+                            "pod CIDR {} of {} is full ({} pod IPs): pod {} does not fit; \
+                             use a shorter cluster node_cidr_mask_size or more nodes",
+                            node.pod_cidr,
+                            node.name,
+                            node.pod_cidr.size() - 3,
+                            p.name
+                        ),
+                    ));
+                }
+                let ip = node.pod_cidr.nth(next_off[n]);
+                next_off[n] += 1;
+                pod_by_ip.insert(ip, i as u32);
+                ip
+            }
+        };
+        if pod_by_name
+            .insert((p.ns, p.name.clone()), i as u32)
+            .is_some()
+        {
+            return Err(err(
+                &p.spec.origin,
+                "name",
+                format!(
+                    "pod `{}` is declared twice in namespace `{}`",
+                    p.name, namespaces[p.ns as usize]
+                ),
+            ));
+        }
+        let mut listens: Vec<Listen> = Vec::new();
+        for (ci, c) in p.spec.containers.iter().enumerate() {
+            if p.spec.containers[..ci].iter().any(|o| o.name == c.name) {
+                return Err(err(
+                    &p.spec.origin,
+                    format!("containers[{ci}].name"),
+                    format!("container name `{}` is used twice", c.name),
+                ));
+            }
+            for (pi, port) in c.ports.iter().enumerate() {
+                let field = format!("containers[{ci}].ports[{pi}]");
+                let num = port16(&p.spec.origin, &field, port.port)?;
+                if let Some(l) = listens
+                    .iter()
+                    .find(|l| l.port == num && l.protocol == port.protocol)
+                {
+                    return Err(err(
+                        &p.spec.origin,
+                        field,
+                        format!(
+                            "containers `{}` and `{}` both bind {}/{}: containers in a pod share one network namespace",
+                            p.spec.containers[l.container as usize].name, c.name, num, port.protocol
+                        ),
+                    ));
+                }
+                if let Some(name) = &port.name {
+                    if listens.iter().any(|l| l.name.as_deref() == Some(name)) {
+                        return Err(err(
+                            &p.spec.origin,
+                            field,
+                            format!("port name `{name}` is used twice in the pod"),
+                        ));
+                    }
+                }
+                listens.push(Listen {
+                    port: num,
+                    protocol: port.protocol,
+                    container: ci as u16,
+                    name: port.name.clone(),
+                });
+            }
+        }
+        pods.push(Pod {
+            name: p.name.clone(),
+            namespace: p.ns,
+            node: n as u32,
+            ip,
+            labels: p.spec.labels.clone(),
+            containers: p.spec.containers.iter().map(|c| c.name.clone()).collect(),
+            listens,
+        });
+    }
+
+    // Label index: (namespace, key, value) -> pods, for selectors.
+    let mut label_index: HashMap<(u32, &str, &str), Vec<u32>> = HashMap::new();
+    for (i, p) in pods.iter().enumerate() {
+        for (k, v) in &p.labels {
+            label_index
+                .entry((p.namespace, k.as_str(), v.as_str()))
+                .or_default()
+                .push(i as u32);
+        }
+    }
+
+    // Services: ClusterIPs, node ports, endpoints.
+    let dns_svc = dns_service_spec(spec);
+    let all_services: Vec<&ServiceSpec> = dns_svc.iter().chain(spec.services.iter()).collect();
+    let scidr = spec.service_cidr;
+    let mut service_by_ip: HashMap<Ipv4, u32> = HashMap::new();
+    let mut service_by_name: HashMap<(u32, String), u32> = HashMap::new();
+    let mut used_node_ports: HashMap<u16, u32> = HashMap::new();
+    // Reserved: network, .1 (the `kubernetes` Service), .10 (kube-dns), broadcast.
+    let reserved_ips: HashSet<u64> = [0, 1, 10, scidr.size() - 1].into_iter().collect();
+    for (si, s) in all_services.iter().enumerate() {
+        if let Some(ip) = s.cluster_ip {
+            if !scidr.contains(ip) {
+                return Err(err(
+                    &s.origin,
+                    "cluster_ip",
+                    format!("{ip} is outside the service CIDR {scidr}"),
+                ));
+            }
+            if let Some(&o) = service_by_ip.get(&ip) {
+                return Err(err(
+                    &s.origin,
+                    "cluster_ip",
+                    format!(
+                        "{ip} is already the ClusterIP of Service `{}`",
+                        all_services[o as usize].name
+                    ),
+                ));
+            }
+            service_by_ip.insert(ip, si as u32);
+        }
+        for (pi, p) in s.ports.iter().enumerate() {
+            if let Some(np) = p.node_port {
+                let field = format!("ports[{pi}].node_port");
+                if s.kind != ServiceType::NodePort {
+                    return Err(err(
+                        &s.origin,
+                        field,
+                        "node_port is only allowed on a Service of type NodePort",
+                    ));
+                }
+                if np < lo || np > hi {
+                    return Err(err(
+                        &s.origin,
+                        field,
+                        format!("node port {np} is outside the range {lo}-{hi}"),
+                    ));
+                }
+                if let Some(&o) = used_node_ports.get(&(np as u16)) {
+                    return Err(err(
+                        &s.origin,
+                        field,
+                        format!(
+                            "node port {np} is already used by Service `{}`",
+                            all_services[o as usize].name
+                        ),
+                    ));
+                }
+                used_node_ports.insert(np as u16, si as u32);
+            }
+        }
+    }
+    let mut next_ip: u64 = 2;
+    let mut next_node_port: u32 = lo;
+    let mut services: Vec<Service> = Vec::with_capacity(all_services.len());
+    let mut service_ports: Vec<ServicePort> = Vec::new();
+    let mut port_by_node_port: HashMap<u16, u32> = HashMap::new();
+    for (si, s) in all_services.iter().enumerate() {
+        let o = &s.origin;
+        check_name(o, "name", &s.name)?;
+        let ns = ns_index(&s.namespace).ok_or_else(|| {
+            err(
+                o,
+                "namespace",
+                format!(
+                    "namespace `{}` does not exist; declare it in cluster.namespaces",
+                    s.namespace
+                ),
+            )
+        })?;
+        if service_by_name
+            .insert((ns, s.name.clone()), si as u32)
+            .is_some()
+        {
+            return Err(err(
+                o,
+                "name",
+                format!(
+                    "Service `{}` is declared twice in namespace `{}`",
+                    s.name, s.namespace
+                ),
+            ));
+        }
+        if s.ports.is_empty() {
+            return Err(err(o, "ports", "a Service needs at least one port"));
+        }
+        let cluster_ip = match s.cluster_ip {
+            Some(ip) => ip,
+            None => {
+                while reserved_ips.contains(&next_ip)
+                    || service_by_ip.contains_key(&scidr.nth(next_ip))
+                {
+                    next_ip += 1;
+                    if next_ip >= scidr.size() {
+                        return Err(err(
+                            o,
+                            "",
+                            format!(
+                                "service CIDR {scidr} is full: no ClusterIP left for Service `{}`",
+                                s.name
+                            ),
+                        ));
+                    }
+                }
+                let ip = scidr.nth(next_ip);
+                service_by_ip.insert(ip, si as u32);
+                ip
+            }
+        };
+        let selected: Vec<u32> = match &s.selector {
+            Some(sel) if !sel.is_empty() => {
+                let mut best: Option<&Vec<u32>> = None;
+                let mut empty = false;
+                for (k, v) in sel {
+                    match label_index.get(&(ns, k.as_str(), v.as_str())) {
+                        None => {
+                            empty = true;
+                            break;
+                        }
+                        Some(l) => {
+                            if best.is_none_or(|b| l.len() < b.len()) {
+                                best = Some(l);
+                            }
+                        }
+                    }
+                }
+                if empty {
+                    Vec::new()
+                } else {
+                    best.unwrap()
+                        .iter()
+                        .copied()
+                        .filter(|&p| matches(sel, &pods[p as usize].labels))
+                        .collect()
+                }
+            }
+            _ => {
+                warnings.push(format!(
+                    "{o}: Service `{}` has no selector, so it has no endpoints",
+                    s.name
+                ));
+                Vec::new()
+            }
+        };
+        if s.selector.as_ref().is_some_and(|sel| !sel.is_empty()) && selected.is_empty() {
+            warnings.push(format!(
+                "{o}: selector {} of Service `{}` matches no pod in namespace `{}`: connections to it fail with no_endpoints",
+                fmt_labels(s.selector.as_ref().unwrap()),
+                s.name,
+                s.namespace
+            ));
+        }
+        let mut port_ids = Vec::with_capacity(s.ports.len());
+        for (pi, p) in s.ports.iter().enumerate() {
+            let port = port16(o, &format!("ports[{pi}].port"), p.port)?;
+            if s.ports[..pi]
+                .iter()
+                .any(|q| q.port == p.port && q.protocol == p.protocol)
+            {
+                return Err(err(
+                    o,
+                    format!("ports[{pi}].port"),
+                    format!("port {}/{} is declared twice", p.port, p.protocol),
+                ));
+            }
+            if s.ports.len() > 1 && p.name.is_none() {
+                return Err(err(
+                    o,
+                    format!("ports[{pi}].name"),
+                    "every port of a multi-port Service needs a name",
+                ));
+            }
+            let target = p.target_port.clone().unwrap_or(TargetPort::Number(p.port));
+            let mut endpoints = Vec::with_capacity(selected.len());
+            for &pod in &selected {
+                let pd = &pods[pod as usize];
+                match &target {
+                    TargetPort::Number(n) => {
+                        let n = port16(o, &format!("ports[{pi}].target_port"), *n)?;
+                        endpoints.push(Endpoint { pod, port: n });
+                    }
+                    TargetPort::Name(name) => {
+                        if let Some(l) = pd
+                            .listens
+                            .iter()
+                            .find(|l| l.name.as_deref() == Some(name) && l.protocol == p.protocol)
+                        {
+                            endpoints.push(Endpoint { pod, port: l.port });
+                        }
+                    }
+                }
+            }
+            if !selected.is_empty() {
+                let listening = endpoints.iter().any(|e| {
+                    pods[e.pod as usize]
+                        .listens_on(e.port, p.protocol)
+                        .is_some()
+                });
+                if !listening {
+                    return Err(err(
+                        o,
+                        format!("ports[{pi}].target_port"),
+                        format!(
+                            "target port `{target}` matches no {} container port of the {} pod(s) the selector picks (e.g. {})",
+                            p.protocol,
+                            selected.len(),
+                            pods[selected[0] as usize].name
+                        ),
+                    ));
+                }
+            }
+            let node_port = match s.kind {
+                ServiceType::NodePort => Some(match p.node_port {
+                    Some(np) => np as u16,
+                    None => {
+                        while used_node_ports.contains_key(&(next_node_port as u16)) {
+                            next_node_port += 1;
+                        }
+                        if next_node_port > hi {
+                            return Err(err(
+                                o,
+                                format!("ports[{pi}]"),
+                                format!("node port range {lo}-{hi} is exhausted"),
+                            ));
+                        }
+                        used_node_ports.insert(next_node_port as u16, si as u32);
+                        next_node_port as u16
+                    }
+                }),
+                ServiceType::ClusterIp => None,
+            };
+            let id = service_ports.len() as u32;
+            if let Some(np) = node_port {
+                port_by_node_port.insert(np, id);
+            }
+            service_ports.push(ServicePort {
+                service: si as u32,
+                name: p.name.clone(),
+                port,
+                protocol: p.protocol,
+                target_port: target,
+                node_port,
+                endpoints,
+            });
+            port_ids.push(id);
+        }
+        services.push(Service {
+            origin: o.clone(),
+            name: s.name.clone(),
+            namespace: ns,
+            kind: s.kind,
+            cluster_ip,
+            external_traffic_policy: s.external_traffic_policy,
+            ports: port_ids,
+        });
+    }
+
+    let node_by_ip = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.ip, i as u32))
+        .collect();
+    Ok(Cluster {
+        nodes,
+        namespaces,
+        pods,
+        dns_service: dns_svc.as_ref().map(|_| 0),
+        services,
+        service_ports,
+        warnings,
+        pod_by_ip,
+        node_by_ip,
+        node_by_name,
+        pod_by_name,
+        service_by_name,
+        service_by_ip,
+        port_by_node_port,
+    })
+}
+
+fn fmt_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(",")
+}
+
+fn coredns_origin() -> Origin {
+    Origin {
+        file: "<cluster DNS>".into(),
+        line: 0,
+        path: "dns".into(),
+    }
+}
+
+/// The CoreDNS Deployment kubeadm installs: `k8s-app=kube-dns` pods in
+/// `kube-system` serving DNS on 53/UDP and 53/TCP and metrics on 9153.
+fn coredns_spec(replicas: u32) -> Option<PodSpec> {
+    (replicas > 0).then(|| PodSpec {
+        origin: coredns_origin(),
+        name: "coredns".into(),
+        namespace: "kube-system".into(),
+        replicas,
+        node: None,
+        ip: None,
+        labels: [("k8s-app".to_string(), "kube-dns".to_string())]
+            .into_iter()
+            .collect(),
+        containers: vec![ContainerSpec {
+            name: "coredns".into(),
+            ports: vec![
+                PortSpec {
+                    name: Some("dns".into()),
+                    port: 53,
+                    protocol: Protocol::Udp,
+                },
+                PortSpec {
+                    name: Some("dns-tcp".into()),
+                    port: 53,
+                    protocol: Protocol::Tcp,
+                },
+                PortSpec {
+                    name: Some("metrics".into()),
+                    port: 9153,
+                    protocol: Protocol::Tcp,
+                },
+            ],
+        }],
+    })
+}
+
+/// The `kube-dns` Service at the tenth address of the service CIDR
+/// (10.96.0.10 by default), as kubeadm sets it up.
+fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
+    (spec.dns_replicas > 0).then(|| ServiceSpec {
+        origin: coredns_origin(),
+        name: "kube-dns".into(),
+        namespace: "kube-system".into(),
+        kind: ServiceType::ClusterIp,
+        selector: Some(
+            [("k8s-app".to_string(), "kube-dns".to_string())]
+                .into_iter()
+                .collect(),
+        ),
+        cluster_ip: Some(spec.service_cidr.nth(10)),
+        ports: vec![
+            ServicePortSpec {
+                name: Some("dns".into()),
+                port: 53,
+                target_port: Some(TargetPort::Name("dns".into())),
+                node_port: None,
+                protocol: Protocol::Udp,
+            },
+            ServicePortSpec {
+                name: Some("dns-tcp".into()),
+                port: 53,
+                target_port: Some(TargetPort::Name("dns-tcp".into())),
+                node_port: None,
+                protocol: Protocol::Tcp,
+            },
+        ],
+        external_traffic_policy: TrafficPolicy::Cluster,
+    })
+}

@@ -1,0 +1,308 @@
+//! The cluster: nodes, namespaces, pods and Services, validated and indexed.
+//!
+//! Built once from a [`ClusterSpec`] by [`build`]; afterwards every lookup
+//! the data path needs (pod by IP, Service by name or IP, NodePort owner) is
+//! a hash-map probe, and endpoint lists are plain vectors in pod order.
+//! Hash maps here are only probed, never iterated, so their order cannot
+//! reach any output.
+
+mod build;
+mod spec;
+
+use std::collections::HashMap;
+
+pub use build::build;
+pub use spec::{
+    BuildError, ClusterSpec, ContainerSpec, Labels, Origin, Placement, PodSpec, PortSpec, Protocol,
+    ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+};
+
+use crate::addr::{Cidr, Ipv4};
+
+/// A node: a host with an IP on the node network and a pod CIDR bridged
+/// behind `cbr0`.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// `node-<i>`.
+    pub name: String,
+    /// Address of `eth0` on the node network.
+    pub ip: Ipv4,
+    /// This node's slice of the cluster pod CIDR.
+    pub pod_cidr: Cidr,
+    /// Address of the `cbr0` bridge: the first host address of `pod_cidr`,
+    /// the pods' default gateway (kubenet convention).
+    pub bridge_ip: Ipv4,
+}
+
+/// One listening socket of a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// Port number.
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Index of the container that owns it.
+    pub container: u16,
+    /// Port name, if any.
+    pub name: Option<String>,
+}
+
+/// A pod: one network namespace with one IP, shared by its containers.
+#[derive(Clone, Debug)]
+pub struct Pod {
+    /// Name, unique in its namespace.
+    pub name: String,
+    /// Namespace index into [`Cluster::namespaces`].
+    pub namespace: u32,
+    /// Node index.
+    pub node: u32,
+    /// Pod IP.
+    pub ip: Ipv4,
+    /// Labels.
+    pub labels: Labels,
+    /// Container names.
+    pub containers: Vec<String>,
+    /// Ports listened on by its containers.
+    pub listens: Vec<Listen>,
+}
+
+impl Pod {
+    /// The listening socket on `port`/`protocol`, if any.
+    #[inline]
+    pub fn listens_on(&self, port: u16, protocol: Protocol) -> Option<&Listen> {
+        self.listens
+            .iter()
+            .find(|l| l.port == port && l.protocol == protocol)
+    }
+}
+
+/// An endpoint of a Service port: a ready pod and the port on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Pod index.
+    pub pod: u32,
+    /// Target port on the pod.
+    pub port: u16,
+}
+
+/// One port of a Service, with its endpoints.
+#[derive(Clone, Debug)]
+pub struct ServicePort {
+    /// Owning Service index.
+    pub service: u32,
+    /// Port name.
+    pub name: Option<String>,
+    /// The Service port.
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// The target port as declared.
+    pub target_port: TargetPort,
+    /// Node port, for NodePort Services.
+    pub node_port: Option<u16>,
+    /// Endpoints in pod order.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A Service.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// Where it was declared.
+    pub origin: Origin,
+    /// Name.
+    pub name: String,
+    /// Namespace index.
+    pub namespace: u32,
+    /// Type.
+    pub kind: ServiceType,
+    /// The virtual IP.
+    pub cluster_ip: Ipv4,
+    /// externalTrafficPolicy.
+    pub external_traffic_policy: TrafficPolicy,
+    /// Indices into [`Cluster::service_ports`].
+    pub ports: Vec<u32>,
+}
+
+/// The built, validated cluster.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Namespace names; index 0 is `default`, 1 is `kube-system`.
+    pub namespaces: Vec<String>,
+    /// Pods.
+    pub pods: Vec<Pod>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// Every port of every Service, in Service order.
+    pub service_ports: Vec<ServicePort>,
+    /// The `kube-dns` Service, when cluster DNS is enabled.
+    pub dns_service: Option<u32>,
+    /// Non-fatal findings (a selector that matches nothing, ...).
+    pub warnings: Vec<String>,
+    pub(crate) pod_by_ip: HashMap<Ipv4, u32>,
+    pub(crate) node_by_ip: HashMap<Ipv4, u32>,
+    pub(crate) node_by_name: HashMap<String, u32>,
+    pub(crate) pod_by_name: HashMap<(u32, String), u32>,
+    pub(crate) service_by_name: HashMap<(u32, String), u32>,
+    pub(crate) service_by_ip: HashMap<Ipv4, u32>,
+    pub(crate) port_by_node_port: HashMap<u16, u32>,
+}
+
+impl Cluster {
+    /// Pod at `ip`.
+    pub fn pod_by_ip(&self, ip: Ipv4) -> Option<u32> {
+        self.pod_by_ip.get(&ip).copied()
+    }
+    /// Node whose `eth0` is `ip`.
+    pub fn node_by_ip(&self, ip: Ipv4) -> Option<u32> {
+        self.node_by_ip.get(&ip).copied()
+    }
+    /// Node named `name`.
+    pub fn node_by_name(&self, name: &str) -> Option<u32> {
+        self.node_by_name.get(name).copied()
+    }
+    /// Namespace index of `name`.
+    pub fn namespace(&self, name: &str) -> Option<u32> {
+        self.namespaces
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as u32)
+    }
+    /// Pod `name` in namespace `ns`.
+    pub fn pod_by_name(&self, ns: u32, name: &str) -> Option<u32> {
+        self.pod_by_name.get(&(ns, name.to_string())).copied()
+    }
+    /// Service `name` in namespace `ns`.
+    pub fn service_by_name(&self, ns: u32, name: &str) -> Option<u32> {
+        self.service_by_name.get(&(ns, name.to_string())).copied()
+    }
+    /// Service whose ClusterIP is `ip`.
+    pub fn service_by_ip(&self, ip: Ipv4) -> Option<u32> {
+        self.service_by_ip.get(&ip).copied()
+    }
+    /// The Service port of Service `svc` with number `port` and `protocol`.
+    pub fn service_port(&self, svc: u32, port: u16, protocol: Protocol) -> Option<u32> {
+        self.services[svc as usize]
+            .ports
+            .iter()
+            .copied()
+            .find(|&p| {
+                self.service_ports[p as usize].port == port
+                    && self.service_ports[p as usize].protocol == protocol
+            })
+    }
+    /// The Service port that owns node port `port`.
+    pub fn port_by_node_port(&self, port: u16) -> Option<u32> {
+        self.port_by_node_port.get(&port).copied()
+    }
+    /// Pods whose labels match `selector` in namespace `ns`, in pod order.
+    pub fn select(&self, ns: u32, selector: &Labels) -> Vec<u32> {
+        self.pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.namespace == ns && build::matches(selector, &p.labels))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+    /// "namespace/name" of a pod.
+    pub fn pod_ref(&self, pod: u32) -> String {
+        let p = &self.pods[pod as usize];
+        format!("{}/{}", self.namespaces[p.namespace as usize], p.name)
+    }
+    /// "namespace/name" of a Service.
+    pub fn service_ref(&self, svc: u32) -> String {
+        let s = &self.services[svc as usize];
+        format!("{}/{}", self.namespaces[s.namespace as usize], s.name)
+    }
+}
+
+/// Small cluster builders for tests and benchmarks.
+pub mod testing {
+    use super::*;
+
+    /// The default cluster settings with `nodes` nodes and one CoreDNS
+    /// replica, no pods and no Services.
+    pub fn spec(nodes: u32) -> ClusterSpec {
+        ClusterSpec {
+            origin: Origin {
+                file: "test".into(),
+                line: 0,
+                path: "cluster".into(),
+            },
+            nodes,
+            node_ip_cidr: "192.168.0.0/16".parse().unwrap(),
+            pod_cidr: "10.244.0.0/16".parse().unwrap(),
+            node_cidr_mask_size: 24,
+            service_cidr: "10.96.0.0/12".parse().unwrap(),
+            node_port_range: (30000, 32767),
+            placement: Placement::RoundRobin,
+            namespaces: vec![],
+            pods: vec![],
+            services: vec![],
+            dns_replicas: 1,
+        }
+    }
+
+    /// A pod template `name` with `replicas` pods labelled `app=<name>`,
+    /// one container listening on TCP `port`.
+    pub fn pods(name: &str, replicas: u32, port: u32) -> PodSpec {
+        PodSpec {
+            origin: Origin {
+                file: "test".into(),
+                line: 0,
+                path: format!("pods.{name}"),
+            },
+            name: name.into(),
+            namespace: "default".into(),
+            replicas,
+            node: None,
+            ip: None,
+            labels: [("app".to_string(), name.to_string())]
+                .into_iter()
+                .collect(),
+            containers: vec![ContainerSpec {
+                name: "main".into(),
+                ports: vec![PortSpec {
+                    name: Some("http".into()),
+                    port,
+                    protocol: Protocol::Tcp,
+                }],
+            }],
+        }
+    }
+
+    /// A ClusterIP Service `name` selecting `app=<app>`, port 80 -> `target`.
+    pub fn service(name: &str, app: &str, target: u32) -> ServiceSpec {
+        ServiceSpec {
+            origin: Origin {
+                file: "test".into(),
+                line: 0,
+                path: format!("services.{name}"),
+            },
+            name: name.into(),
+            namespace: "default".into(),
+            kind: ServiceType::ClusterIp,
+            selector: Some([("app".to_string(), app.to_string())].into_iter().collect()),
+            cluster_ip: None,
+            ports: vec![ServicePortSpec {
+                name: None,
+                port: 80,
+                target_port: Some(TargetPort::Number(target)),
+                node_port: None,
+                protocol: Protocol::Tcp,
+            }],
+            external_traffic_policy: TrafficPolicy::Cluster,
+        }
+    }
+
+    /// `services` Services that all select the same `endpoints` pods.
+    pub fn services_cluster(nodes: u32, services: u32, endpoints: u32) -> Cluster {
+        let mut s = spec(nodes);
+        s.pods.push(pods("backend", endpoints, 8080));
+        s.services = (0..services)
+            .map(|i| service(&format!("svc-{i}"), "backend", 8080))
+            .collect();
+        build(&s, 1).expect("test cluster builds")
+    }
+}

@@ -1,0 +1,253 @@
+//! What a user asks for: the cluster as declared, before validation.
+//!
+//! The `emu` binary fills these from TOML and Kubernetes YAML; [`build`]
+//! (crate::cluster::build) checks them and produces a [`Cluster`]
+//! (crate::cluster::Cluster).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::addr::{Cidr, Ipv4};
+
+/// Where a declared object came from, for error messages: a file, the line
+/// of the object (0 when unknown) and the object's key path in that file
+/// (`pods[2]`, or `document 3 (Service myweb)` for YAML).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The file the object was declared in.
+    pub file: String,
+    /// 1-based line of the object; 0 when unknown.
+    pub line: u32,
+    /// Key path of the object inside the file.
+    pub path: String,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.path)
+        } else {
+            write!(f, "{}: {}", self.file, self.path)
+        }
+    }
+}
+
+/// A validation failure: which object, which field of it, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    /// The object at fault.
+    pub origin: Origin,
+    /// The field inside the object (`ports[0].node_port`), or empty.
+    pub field: String,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(f, "{}.{}: {}", self.origin, self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Labels or a selector: an ordered map, so iteration order is stable.
+pub type Labels = BTreeMap<String, String>;
+
+/// Transport protocol of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Protocol {
+    /// TCP (the default, as in Kubernetes).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        })
+    }
+}
+
+/// How pods without an explicit node are placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// Unpinned pods in declaration order go to nodes 0, 1, 2, ... wrapping.
+    #[default]
+    RoundRobin,
+    /// Each unpinned pod goes to a node drawn uniformly from the seeded
+    /// placement stream.
+    Random,
+}
+
+/// A container port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Optional port name (a Service's `targetPort` may refer to it).
+    pub name: Option<String>,
+    /// Port number, 1..=65535.
+    pub port: u32,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// A container: a name and the ports it listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Container name, unique in its pod.
+    pub name: String,
+    /// Ports it listens on.
+    pub ports: Vec<PortSpec>,
+}
+
+/// A pod, or a template of `replicas` identical pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodSpec {
+    /// Where it was declared.
+    pub origin: Origin,
+    /// Name; with `replicas > 1` the pods are named `name-0`, `name-1`, ...
+    pub name: String,
+    /// Namespace (must exist).
+    pub namespace: String,
+    /// Number of pods from this template.
+    pub replicas: u32,
+    /// Node name to pin to; otherwise placed by the placement policy (or,
+    /// with an explicit `ip`, on the node whose pod CIDR holds it).
+    pub node: Option<String>,
+    /// Explicit pod IP (only with `replicas == 1`).
+    pub ip: Option<Ipv4>,
+    /// Labels.
+    pub labels: Labels,
+    /// Containers; they share one network namespace.
+    pub containers: Vec<ContainerSpec>,
+}
+
+/// A Service's target port: a number or a container port name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    /// A port number.
+    Number(u32),
+    /// A container port name, resolved per endpoint pod.
+    Name(String),
+}
+
+impl fmt::Display for TargetPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetPort::Number(n) => write!(f, "{n}"),
+            TargetPort::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePortSpec {
+    /// Port name (required by Kubernetes when a Service has several ports).
+    pub name: Option<String>,
+    /// The Service port, 1..=65535.
+    pub port: u32,
+    /// Where it goes on the pods; defaults to `port`.
+    pub target_port: Option<TargetPort>,
+    /// For NodePort Services: the node port, allocated when absent.
+    pub node_port: Option<u32>,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// Service type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServiceType {
+    /// A virtual IP inside the cluster.
+    #[default]
+    ClusterIp,
+    /// A ClusterIP plus a port opened on every node.
+    NodePort,
+}
+
+impl fmt::Display for ServiceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServiceType::ClusterIp => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+        })
+    }
+}
+
+/// externalTrafficPolicy of a NodePort Service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TrafficPolicy {
+    /// Any endpoint, SNAT to the node (client IP lost).
+    #[default]
+    Cluster,
+    /// Node-local endpoints only, client IP kept.
+    Local,
+}
+
+impl fmt::Display for TrafficPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrafficPolicy::Cluster => "Cluster",
+            TrafficPolicy::Local => "Local",
+        })
+    }
+}
+
+/// A Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Where it was declared.
+    pub origin: Origin,
+    /// Name, unique in its namespace; also its DNS name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Type.
+    pub kind: ServiceType,
+    /// Selector; `None` means no selector (no endpoints are managed).
+    pub selector: Option<Labels>,
+    /// Explicit ClusterIP, allocated from the service CIDR when absent.
+    pub cluster_ip: Option<Ipv4>,
+    /// Ports.
+    pub ports: Vec<ServicePortSpec>,
+    /// externalTrafficPolicy.
+    pub external_traffic_policy: TrafficPolicy,
+}
+
+/// The cluster as declared.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Where the cluster settings were declared (for errors on them).
+    pub origin: Origin,
+    /// Number of nodes, named `node-0` ... `node-{n-1}`.
+    pub nodes: u32,
+    /// Block node IPs come from: node i gets the (i+1)-th address.
+    pub node_ip_cidr: Cidr,
+    /// Cluster pod CIDR (kube-controller-manager `--cluster-cidr`).
+    pub pod_cidr: Cidr,
+    /// Prefix length of each node's pod CIDR (`--node-cidr-mask-size`).
+    pub node_cidr_mask_size: u8,
+    /// Service CIDR (`--service-cluster-ip-range`).
+    pub service_cidr: Cidr,
+    /// NodePort range, inclusive (`--service-node-port-range`).
+    pub node_port_range: (u32, u32),
+    /// Placement of unpinned pods.
+    pub placement: Placement,
+    /// Namespaces besides `default` and `kube-system`.
+    pub namespaces: Vec<String>,
+    /// Pods and pod templates.
+    pub pods: Vec<PodSpec>,
+    /// Services.
+    pub services: Vec<ServiceSpec>,
+    /// CoreDNS replicas behind the `kube-dns` Service in `kube-system`
+    /// (0: no cluster DNS; names then fail with NXDOMAIN).
+    pub dns_replicas: u32,
+}
