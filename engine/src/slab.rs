@@ -58,6 +58,12 @@ impl<T> Slab<T> {
             .expect("slab: read of a free slot")
     }
 
+    /// The record at `key`, or `None` if that slot is free.
+    #[inline]
+    pub fn try_get(&self, key: u32) -> Option<&T> {
+        self.slots.get(key as usize).and_then(Option::as_ref)
+    }
+
     /// The record at `key`, mutably.
     #[inline]
     pub fn get_mut(&mut self, key: u32) -> &mut T {

@@ -301,6 +301,36 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg 
     leg
 }
 
+/// The leg of a hairpin connection: a pod reaching itself through a
+/// Service, out through its veth to the bridge and back in.
+pub fn hairpin(p: &DataPathParams) -> Leg {
+    let mut leg = Leg::default();
+    leg.push(HopKind::Socket, p.socket_ns);
+    leg.push(HopKind::Veth, p.veth_ns);
+    leg.push(HopKind::Bridge, p.bridge_ns);
+    leg.push(HopKind::Veth, p.veth_ns);
+    leg.push(HopKind::Socket, p.socket_ns);
+    leg
+}
+
+/// The leg of a packet that a node's netfilter answers itself (a REJECT):
+/// from the sender to the node's netfilter, which answers back the same way.
+pub fn to_node(p: &DataPathParams, from: Place) -> Leg {
+    let mut leg = Leg::default();
+    leg.push(HopKind::Socket, p.socket_ns);
+    match from {
+        Place::Pod { .. } => {
+            leg.push(HopKind::Veth, p.veth_ns);
+            leg.push(HopKind::Bridge, p.bridge_ns);
+        }
+        Place::External { .. } => {
+            leg.push(HopKind::External, p.external_latency_ns);
+            leg.push(HopKind::Nic, p.nic_ns);
+        }
+    }
+    leg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

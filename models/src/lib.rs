@@ -9,3 +9,6 @@ pub mod addr;
 pub mod cluster;
 pub mod datapath;
 pub mod proxy;
+pub mod dns;
+pub mod traffic;
+pub mod world;

@@ -1,0 +1,165 @@
+//! Cluster DNS: what a pod's resolver asks CoreDNS, in which order.
+//!
+//! Scope: a pod with the kubelet's default `ClusterFirst` resolv.conf:
+//! `search <ns>.svc.<domain> svc.<domain> <domain>` and `options ndots:5`.
+//! A name with fewer than `ndots` dots is tried with each search suffix
+//! first and as given last; a name with `ndots` or more dots is tried as
+//! given first; a trailing dot means "as given, only". Each try is one query
+//! (A records only; the AAAA query glibc sends alongside is not modelled)
+//! answered by CoreDNS's `kubernetes` plugin: `<svc>.<ns>.svc.<domain>`
+//! resolves to the Service's ClusterIP, anything else in the cluster domain
+//! is NXDOMAIN. Names outside the cluster domain would be forwarded
+//! upstream; emu has no upstream, so they are NXDOMAIN after CoreDNS's own
+//! work. Each query is itself a UDP exchange with the `kube-dns` Service,
+//! walked through the data path and kube-proxy like any other.
+//!
+//! | parameter | default | source |
+//! |---|---|---|
+//! | `ndots` | 5 | kubelet's resolv.conf for ClusterFirst pods |
+//! | `cluster_domain` | `cluster.local` | kubelet `--cluster-domain` default in kubeadm |
+//! | `replicas` | 2 | kubeadm's CoreDNS Deployment |
+//! | `service_time` | `const(56us)` per query | coredns/deployment Scaling_CoreDNS.md: 33,669 internal QPS pegging ~1.9 vCPU (1.9 / 33,669 s) |
+//! | `concurrency` | 2 per CoreDNS pod | the n1-standard-2 (2 vCPU) nodes of that test |
+//! | `query_bytes` / `response_bytes` | 64 / 128 B | estimate: DNS header 12 B, a service FQDN ~40 B, one A record |
+
+use emu_engine::Dist;
+
+use crate::cluster::Cluster;
+
+/// DNS parameters; see the module docs for sources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsParams {
+    /// resolv.conf `ndots`.
+    pub ndots: u8,
+    /// The cluster domain.
+    pub cluster_domain: String,
+    /// CoreDNS work per query [ns distribution].
+    pub service_time: Dist,
+    /// Queries one CoreDNS pod works on at once.
+    pub concurrency: u32,
+    /// Query size [bytes].
+    pub query_bytes: u32,
+    /// Response size [bytes].
+    pub response_bytes: u32,
+}
+
+impl Default for DnsParams {
+    fn default() -> Self {
+        DnsParams {
+            ndots: 5,
+            cluster_domain: "cluster.local".into(),
+            service_time: Dist::Constant(56_000),
+            concurrency: 2,
+            query_bytes: 64,
+            response_bytes: 128,
+        }
+    }
+}
+
+/// The outcome of resolving one name from one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsPlan {
+    /// The names queried, in order, up to and including the one answered.
+    pub queries: Vec<String>,
+    /// The Service the last query resolved to; `None` means NXDOMAIN.
+    pub answer: Option<u32>,
+}
+
+/// The names a resolver in namespace `ns` tries for `name`, in order.
+pub fn candidates(params: &DnsParams, ns: &str, name: &str) -> Vec<String> {
+    if let Some(abs) = name.strip_suffix('.') {
+        return vec![abs.to_string()];
+    }
+    let d = &params.cluster_domain;
+    let search = [format!("{ns}.svc.{d}"), format!("svc.{d}"), d.clone()];
+    let with_suffix = search.iter().map(|s| format!("{name}.{s}"));
+    let dots = name.matches('.').count();
+    if dots >= params.ndots as usize {
+        std::iter::once(name.to_string()).chain(with_suffix).collect()
+    } else {
+        with_suffix.chain(std::iter::once(name.to_string())).collect()
+    }
+}
+
+/// What CoreDNS answers for the fully qualified `fqdn`: a Service index, or
+/// `None` for NXDOMAIN.
+pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
+    let rest = fqdn.strip_suffix(params.cluster_domain.as_str())?.strip_suffix('.')?;
+    let rest = rest.strip_suffix(".svc")?;
+    let (svc, ns) = rest.split_once('.')?;
+    if ns.contains('.') {
+        return None;
+    }
+    cluster.service_by_name(cluster.namespace(ns)?, svc)
+}
+
+/// Resolves `name` as a pod in namespace `ns` would.
+pub fn plan(cluster: &Cluster, params: &DnsParams, ns: &str, name: &str) -> DnsPlan {
+    let mut queries = Vec::new();
+    for c in candidates(params, ns, name) {
+        let a = answer(cluster, params, &c);
+        queries.push(c);
+        if a.is_some() {
+            return DnsPlan { queries, answer: a };
+        }
+    }
+    DnsPlan { queries, answer: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{build, testing};
+
+    fn cluster() -> Cluster {
+        let mut s = testing::spec(1);
+        s.namespaces.push("otherns".into());
+        s.pods.push(testing::pods("web", 1, 8080));
+        s.services.push(testing::service("myservice", "web", 8080));
+        let mut other = testing::service("remote", "web", 8080);
+        other.namespace = "otherns".into();
+        s.services.push(other);
+        build(&s, 1).unwrap()
+    }
+
+    #[test]
+    fn search_path_order_follows_ndots() {
+        let p = DnsParams::default();
+        assert_eq!(
+            candidates(&p, "default", "myservice"),
+            ["myservice.default.svc.cluster.local", "myservice.svc.cluster.local", "myservice.cluster.local", "myservice"]
+        );
+        let long = "a.b.c.d.e.f";
+        assert_eq!(candidates(&p, "default", long)[0], long);
+        assert_eq!(candidates(&p, "default", "x.y.")[..], ["x.y"]);
+    }
+
+    #[test]
+    fn short_name_resolves_in_one_query() {
+        let c = cluster();
+        let plan = plan(&c, &DnsParams::default(), "default", "myservice");
+        assert_eq!(plan.queries.len(), 1);
+        assert_eq!(c.services[plan.answer.unwrap() as usize].name, "myservice");
+    }
+
+    #[test]
+    fn fqdn_of_another_namespace_pays_the_search_path() {
+        let c = cluster();
+        // 4 dots < ndots 5: the three suffixed forms fail first.
+        let p = plan(&c, &DnsParams::default(), "default", "remote.otherns.svc.cluster.local");
+        assert_eq!(p.queries.len(), 4);
+        assert_eq!(c.services[p.answer.unwrap() as usize].name, "remote");
+        let p = plan(&c, &DnsParams::default(), "default", "remote.otherns");
+        assert_eq!(p.queries.len(), 2);
+        assert!(p.answer.is_some());
+    }
+
+    #[test]
+    fn unknown_names_are_nxdomain_after_every_try() {
+        let c = cluster();
+        let p = plan(&c, &DnsParams::default(), "default", "nosuch");
+        assert_eq!((p.queries.len(), p.answer), (4, None));
+        // A Service of another namespace is not found by its short name.
+        assert_eq!(plan(&c, &DnsParams::default(), "default", "remote").answer, None);
+    }
+}

@@ -1,0 +1,160 @@
+//! Traffic: flows of requests from clients to targets, and the servers
+//! that answer them.
+//!
+//! A flow is HTTP-like request/response over TCP: a client opens a
+//! connection (resolving a name first when the target is one), sends a
+//! request of `request_bytes`, the server works on it (its service-time
+//! distribution, at most `concurrency` at once, FIFO queue), and answers
+//! with `response_bytes`. With `keep_alive` a connection is reused for the
+//! next request of the same client; without it each request pays DNS, the
+//! TCP handshake and kube-proxy's first-packet cost.
+
+use emu_engine::Dist;
+
+use crate::cluster::Origin;
+
+/// Who sends a flow's requests.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Client {
+    /// Containers in these pods (one pod is picked per request).
+    Pods(Vec<u32>),
+    /// Clients outside the cluster, with addresses from 198.18.0.0/15
+    /// (RFC 2544's benchmarking block).
+    External(u32),
+}
+
+/// Where a flow's requests go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// `localhost:port`: another container of the client's own pod.
+    Localhost(u16),
+    /// A pod IP and port, directly.
+    Pod {
+        /// Pod index.
+        pod: u32,
+        /// Port.
+        port: u16,
+    },
+    /// A DNS name and port, resolved through cluster DNS per connection.
+    Name {
+        /// The name as the client writes it (`myservice`, `svc.ns`, FQDN).
+        name: String,
+        /// Port.
+        port: u16,
+    },
+    /// A ClusterIP and port given literally.
+    ServiceIp {
+        /// Service index.
+        service: u32,
+        /// Port.
+        port: u16,
+    },
+    /// A node IP and node port; `node: None` spreads connections uniformly
+    /// over all nodes (the seed's `<NodeIP>`).
+    NodePort {
+        /// Node index, or any.
+        node: Option<u32>,
+        /// The node port.
+        port: u16,
+    },
+}
+
+/// How requests arrive.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arrivals {
+    /// Open loop: Poisson arrivals at `rate_per_s` requests per second,
+    /// whatever the responses do.
+    Open {
+        /// Mean arrival rate [requests/s].
+        rate_per_s: f64,
+    },
+    /// Closed loop: `clients` users, each sending its next request
+    /// `think` after the previous one ended.
+    Closed {
+        /// Concurrent users.
+        clients: u32,
+        /// Think time between a response and the next request.
+        think: Dist,
+    },
+}
+
+/// A flow as the scenario declares it, resolved to cluster indices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flow {
+    /// Where it was declared.
+    pub origin: Origin,
+    /// Name, unique in the scenario; the key of every output row.
+    pub name: String,
+    /// Senders.
+    pub client: Client,
+    /// Destination.
+    pub target: Target,
+    /// Arrival process.
+    pub arrivals: Arrivals,
+    /// Stop after this many requests.
+    pub requests: Option<u64>,
+    /// Stop issuing requests this long after `start_ns` [ns].
+    pub duration_ns: Option<u64>,
+    /// First request no earlier than this [ns].
+    pub start_ns: u64,
+    /// Request payload [bytes].
+    pub request_bytes: u32,
+    /// Response payload [bytes].
+    pub response_bytes: u32,
+    /// Reuse connections.
+    pub keep_alive: bool,
+    /// A request not answered within this is failed as `timeout` [ns].
+    pub timeout_ns: u64,
+}
+
+/// The application behind a port on a set of pods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    /// Pods it runs in.
+    pub pods: Vec<u32>,
+    /// The port it serves.
+    pub port: u16,
+    /// Work per request.
+    pub service_time: Dist,
+    /// Requests worked on at once per pod (0: unlimited).
+    pub concurrency: u32,
+    /// Requests waiting per pod beyond which new ones get an error
+    /// (`u32::MAX`: unbounded).
+    pub queue_limit: u32,
+}
+
+/// Why a request failed: the columns of `failures.csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Failure {
+    /// The Service had no endpoints: kube-proxy's REJECT rule answered.
+    NoEndpoints = 0,
+    /// The name did not resolve.
+    Nxdomain,
+    /// Nothing listened on the destination port: RST.
+    ConnectionRefused,
+    /// No response within the flow's timeout.
+    Timeout,
+    /// The server's queue was full.
+    QueueFull,
+}
+
+/// Number of failure reasons.
+pub const FAILURES: usize = 5;
+
+impl Failure {
+    /// Every reason, in output order.
+    pub const ALL: [Failure; FAILURES] =
+        [Failure::NoEndpoints, Failure::Nxdomain, Failure::ConnectionRefused, Failure::Timeout, Failure::QueueFull];
+
+    /// The name used in output files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::NoEndpoints => "no_endpoints",
+            Failure::Nxdomain => "nxdomain",
+            Failure::ConnectionRefused => "connection_refused",
+            Failure::Timeout => "timeout",
+            Failure::QueueFull => "queue_full",
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The world: a cluster, its data path, kube-proxy, DNS and traffic, run as
+//! one discrete-event model.
+//!
+//! The walk of one request (see docs/architecture.md):
+//! 1. **Arrival**: the flow's arrival process fires; a request record is
+//!    taken from a slab and its timeout is scheduled.
+//! 2. **Connection**: an idle kept-alive connection is reused, or a new one
+//!    is set up: the name is resolved (each DNS query a UDP exchange with
+//!    CoreDNS through the `kube-dns` Service), the client node's kube-proxy
+//!    picks the endpoint and says what the first packet costs, the route is
+//!    computed once into a fixed-size leg, and the SYN / SYN-ACK walk it.
+//! 3. **Hops**: each message walks its leg as one delay; every hop adds its
+//!    time to the flow's per-hop tallies (`hops.csv`).
+//! 4. **Server**: the endpoint pod's server queues and serves the request,
+//!    then the response walks the reverse leg.
+//! 5. **Done**: the latency goes into the flow's histogram; the connection
+//!    is kept or closed; the record returns to the slab.
+
+mod run;
+
+use std::collections::{BTreeMap, HashMap};
+
+use emu_engine::rng::{Domain, Stream};
+use emu_engine::stats::{Latency, Tally};
+use emu_engine::{Dist, Fifo, Slab};
+
+use crate::addr::Ipv4;
+use crate::cluster::{BuildError, Cluster, Protocol};
+use crate::datapath::{DataPathParams, HOP_KINDS};
+use crate::dns::{self, DnsParams, DnsPlan};
+use crate::proxy::iptables::{Iptables, IptablesParams, RuleCounts};
+use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
+
+pub use run::Ev;
+
+/// Random-stream domains. Part of the reproducibility contract: never
+/// renumber.
+const FLOW_STREAM: Domain = Domain(1);
+const NODE_STREAM: Domain = Domain(2);
+const SERVER_STREAM: Domain = Domain(3);
+
+/// A null index.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// Every model parameter of a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params {
+    /// Master seed.
+    pub seed: u64,
+    /// Data path.
+    pub datapath: DataPathParams,
+    /// kube-proxy iptables mode.
+    pub iptables: IptablesParams,
+    /// Cluster DNS.
+    pub dns: DnsParams,
+}
+
+/// Per-flow results.
+#[derive(Clone, Debug)]
+pub struct FlowStats {
+    /// Flow name.
+    pub name: String,
+    /// Requests issued.
+    pub requests: u64,
+    /// Requests answered in time.
+    pub completed: u64,
+    /// Failed requests by reason ([`crate::traffic::Failure::ALL`] order).
+    pub failures: [u64; FAILURES],
+    /// Latency of completed requests, request sent to response received.
+    pub latency: Latency,
+    /// Time per hop kind ([`crate::datapath::HopKind::ALL`] order) [ns].
+    pub hops: [Tally; HOP_KINDS],
+    /// Connections opened (TCP handshakes started).
+    pub connections: u64,
+    /// When the flow's first request was issued [ns].
+    pub first_ns: u64,
+    /// When the flow's last request ended (answered or failed) [ns].
+    pub last_ns: u64,
+}
+
+impl FlowStats {
+    /// Failed requests, all reasons.
+    pub fn failed(&self) -> u64 {
+        self.failures.iter().sum()
+    }
+
+    /// Completed requests per second over the flow's active window, from
+    /// its first request issued to its last request ended.
+    pub fn throughput_rps(&self) -> f64 {
+        let window = self.last_ns.saturating_sub(self.first_ns);
+        if window == 0 {
+            0.0
+        } else {
+            self.completed as f64 * 1e9 / window as f64
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug)]
+pub struct Results {
+    /// Per flow, in scenario order.
+    pub flows: Vec<FlowStats>,
+    /// Requests received per endpoint: `endpoint_hits[service_port][i]` for
+    /// endpoint `i` of that Service port (DNS queries included for kube-dns).
+    pub endpoint_hits: Vec<Vec<u64>>,
+    /// Requests by (flow, server pod, source address the server saw).
+    pub sources: BTreeMap<(u32, u32, Ipv4), u64>,
+    /// kube-proxy rules per node.
+    pub rules: RuleCounts,
+    /// Events handled.
+    pub events: u64,
+    /// Simulated time at the end [ns].
+    pub end_ns: u64,
+}
+
+pub(crate) struct ServerRt {
+    fifo: Fifo,
+    dist: Dist,
+    rng: Stream,
+}
+
+pub(crate) struct FlowRt {
+    flow: Flow,
+    rng: Stream,
+    issued: u64,
+    limit: u64,
+    end_ns: u64,
+    dns: Option<DnsPlan>,
+    /// Idle kept-alive connections per client index.
+    idle: Vec<Vec<u32>>,
+    stats: FlowStats,
+}
+
+impl FlowRt {
+    fn clients(&self) -> u32 {
+        match &self.flow.client {
+            Client::Pods(p) => p.len() as u32,
+            Client::External(n) => *n,
+        }
+    }
+}
+
+/// The model: the cluster plus all run-time state.
+pub struct World<'c> {
+    pub(crate) cluster: &'c Cluster,
+    pub(crate) params: Params,
+    pub(crate) ipt: Iptables,
+    pub(crate) flows: Vec<FlowRt>,
+    pub(crate) node_rng: Vec<Stream>,
+    pub(crate) servers: Vec<ServerRt>,
+    pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
+    server_specs: HashMap<(u32, u16), usize>,
+    server_defs: Vec<Server>,
+    pub(crate) conns: Slab<run::Conn>,
+    pub(crate) reqs: Slab<run::Req>,
+    pub(crate) next_gen: u32,
+    pub(crate) endpoint_hits: Vec<Vec<u64>>,
+    pub(crate) sources: BTreeMap<(u32, u32, Ipv4), u64>,
+}
+
+fn err(flow: &Flow, field: &str, message: String) -> BuildError {
+    BuildError { origin: flow.origin.clone(), field: field.into(), message }
+}
+
+impl<'c> World<'c> {
+    /// Checks `flows` and `servers` against `cluster` and prepares a run.
+    pub fn new(cluster: &'c Cluster, params: Params, flows: Vec<Flow>, servers: Vec<Server>) -> Result<World<'c>, BuildError> {
+        let ipt = Iptables::new(cluster, params.iptables.clone(), params.seed);
+        let mut rts = Vec::with_capacity(flows.len());
+        for (i, f) in flows.into_iter().enumerate() {
+            if f.requests.is_none() && f.duration_ns.is_none() {
+                return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
+            }
+            match (&f.arrivals, &f.client) {
+                (Arrivals::Open { rate_per_s }, _) if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) => {
+                    return Err(err(&f, "rate", format!("rate {rate_per_s} must be a positive number of requests per second")))
+                }
+                (Arrivals::Closed { clients: 0, .. }, _) => return Err(err(&f, "concurrency", "needs at least one client".into())),
+                (_, Client::Pods(p)) if p.is_empty() => return Err(err(&f, "from", "selects no pod".into())),
+                (_, Client::External(0)) => return Err(err(&f, "from", "needs at least one external client".into())),
+                _ => {}
+            }
+            let mut dns = None;
+            match &f.target {
+                Target::Localhost(_) if matches!(f.client, Client::External(_)) => {
+                    return Err(err(&f, "to", "localhost is only reachable from a container in a pod".into()))
+                }
+                Target::NodePort { port, .. } => {
+                    if !matches!(f.client, Client::External(_)) {
+                        return Err(err(&f, "to", "NodePort targets are modelled for external clients only (from = \"external\")".into()));
+                    }
+                    if cluster.port_by_node_port(*port).is_none() {
+                        return Err(err(&f, "to", format!("no Service owns node port {port}")));
+                    }
+                }
+                Target::Pod { .. } | Target::ServiceIp { .. } | Target::Name { .. } if matches!(f.client, Client::External(_)) => {
+                    return Err(err(&f, "to", "pod and ClusterIP addresses are not reachable from outside the cluster: use a node IP and node port".into()))
+                }
+                Target::ServiceIp { service, port } => {
+                    if cluster.service_port(*service, *port, Protocol::Tcp).is_none() {
+                        return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(*service))));
+                    }
+                }
+                Target::Name { name, port } => {
+                    let Client::Pods(pods) = &f.client else { unreachable!() };
+                    let ns = cluster.pods[pods[0] as usize].namespace;
+                    if pods.iter().any(|&p| cluster.pods[p as usize].namespace != ns) {
+                        return Err(err(&f, "from", "clients of a flow to a name must share one namespace (their resolv.conf search path)".into()));
+                    }
+                    if cluster.dns_service.is_none() {
+                        return Err(err(&f, "to", format!("`{name}` needs cluster DNS, but dns.replicas is 0")));
+                    }
+                    let plan = dns::plan(cluster, &params.dns, &cluster.namespaces[ns as usize], name);
+                    match plan.answer {
+                        Some(svc) if cluster.service_port(svc, *port, Protocol::Tcp).is_none() => {
+                            return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(svc))));
+                        }
+                        _ => {}
+                    }
+                    dns = Some(plan);
+                }
+                _ => {}
+            }
+            let clients = match &f.client {
+                Client::Pods(p) => p.len(),
+                Client::External(n) => *n as usize,
+            };
+            let stats = FlowStats {
+                name: f.name.clone(),
+                requests: 0,
+                completed: 0,
+                failures: [0; FAILURES],
+                latency: Latency::new(),
+                hops: [Tally::default(); HOP_KINDS],
+                connections: 0,
+                first_ns: 0,
+                last_ns: 0,
+            };
+            rts.push(FlowRt {
+                rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
+                issued: 0,
+                limit: f.requests.unwrap_or(u64::MAX),
+                end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
+                dns,
+                idle: vec![Vec::new(); if f.keep_alive { clients } else { 0 }],
+                flow: f,
+                stats,
+            });
+        }
+        let mut server_specs = HashMap::new();
+        for (i, s) in servers.iter().enumerate() {
+            for &pod in &s.pods {
+                server_specs.insert((pod, s.port), i);
+            }
+        }
+        let node_rng = (0..cluster.nodes.len() as u64).map(|n| Stream::new(params.seed, NODE_STREAM, n)).collect();
+        let endpoint_hits = cluster.service_ports.iter().map(|sp| vec![0; sp.endpoints.len()]).collect();
+        Ok(World {
+            cluster,
+            params,
+            ipt,
+            flows: rts,
+            node_rng,
+            servers: Vec::new(),
+            server_index: HashMap::new(),
+            server_specs,
+            server_defs: servers,
+            conns: Slab::new(),
+            reqs: Slab::new(),
+            next_gen: 0,
+            endpoint_hits,
+            sources: BTreeMap::new(),
+        })
+    }
+
+    /// The DNS plan of each flow that targets a name (`None` otherwise).
+    pub fn dns_plans(&self) -> Vec<Option<&DnsPlan>> {
+        self.flows.iter().map(|f| f.dns.as_ref()).collect()
+    }
+
+    /// The server on `pod`'s `port`, created on first use. Its random
+    /// stream is keyed by (pod, port, protocol), not by creation order.
+    pub(crate) fn server(&mut self, pod: u32, port: u16, proto: Protocol) -> u32 {
+        if let Some(&s) = self.server_index.get(&(pod, port, proto)) {
+            return s;
+        }
+        let is_dns = self.cluster.pods[pod as usize].namespace == 1
+            && self.cluster.pods[pod as usize].labels.get("k8s-app").map(String::as_str) == Some("kube-dns");
+        let (dist, servers, queue) = if is_dns {
+            (self.params.dns.service_time, self.params.dns.concurrency, u32::MAX)
+        } else if let Some(&i) = self.server_specs.get(&(pod, port)) {
+            let d = &self.server_defs[i];
+            (d.service_time, d.concurrency, d.queue_limit)
+        } else {
+            (Dist::Constant(0), 0, u32::MAX)
+        };
+        let id = ((pod as u64) << 20) | ((port as u64) << 2) | proto as u64;
+        let s = self.servers.len() as u32;
+        self.servers.push(ServerRt { fifo: Fifo::new(servers, queue), dist, rng: Stream::new(self.params.seed, SERVER_STREAM, id) });
+        self.server_index.insert((pod, port, proto), s);
+        s
+    }
+
+    /// Schedules every flow's first request into `sched`.
+    pub fn start(&mut self, sched: &mut emu_engine::Scheduler<Ev>) {
+        for (i, f) in self.flows.iter_mut().enumerate() {
+            let start = emu_engine::SimTime(f.flow.start_ns);
+            match &f.flow.arrivals {
+                Arrivals::Open { .. } => sched.schedule_at(start, Ev::Arrival { flow: i as u32 }),
+                Arrivals::Closed { clients, .. } => {
+                    for slot in 0..*clients {
+                        sched.schedule_at(start, Ev::ClientReady { flow: i as u32, slot });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the run and hands back what it measured.
+    pub fn finish(self, sched: &emu_engine::Scheduler<Ev>) -> Results {
+        Results {
+            flows: self.flows.into_iter().map(|f| f.stats).collect(),
+            endpoint_hits: self.endpoint_hits,
+            sources: self.sources,
+            rules: self.ipt.rule_counts(),
+            events: sched.handled(),
+            end_ns: sched.now().as_nanos(),
+        }
+    }
+}
+
+/// Builds the world, runs it to the end and returns the results.
+pub fn simulate(cluster: &Cluster, params: Params, flows: Vec<Flow>, servers: Vec<Server>) -> Result<Results, BuildError> {
+    let mut world = World::new(cluster, params, flows, servers)?;
+    let mut sched = emu_engine::Scheduler::new();
+    world.start(&mut sched);
+    sched.run(&mut world);
+    Ok(world.finish(&sched))
+}

@@ -1,0 +1,517 @@
+//! Event handling: the request state machine.
+
+use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
+
+use super::{FlowRt, World, NONE};
+use crate::addr::Ipv4;
+use crate::cluster::Protocol;
+use crate::datapath::{self, HopKind, Leg, Place};
+use crate::proxy::iptables::FirstPacket;
+use crate::traffic::{Arrivals, Client, Failure, Target};
+
+/// An event: a small `Copy` record; payloads live in the world's slabs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ev {
+    /// Open loop: the next request of `flow` arrives.
+    Arrival {
+        /// Flow index.
+        flow: u32,
+    },
+    /// Closed loop: client `slot` of `flow` is ready to send.
+    ClientReady {
+        /// Flow index.
+        flow: u32,
+        /// Client slot.
+        slot: u32,
+    },
+    /// The message in flight for request `req` reached the end of its leg.
+    Deliver {
+        /// Request slab key.
+        req: u32,
+    },
+    /// The server finished working on request `req`.
+    ServiceDone {
+        /// Request slab key.
+        req: u32,
+    },
+    /// Request `req` (generation `gen`) ran out of time.
+    Timeout {
+        /// Request slab key.
+        req: u32,
+        /// Generation, to ignore timeouts of a reused slab slot.
+        gen: u32,
+    },
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    DnsQuery,
+    DnsAtServer,
+    DnsReply,
+    Syn,
+    SynAck,
+    Rst,
+    Reject,
+    Request,
+    AtServer,
+    Response,
+    ErrorReply,
+}
+
+/// A connection: its route both ways and who serves it.
+pub(crate) struct Conn {
+    fwd: Leg,
+    rev: Leg,
+    /// Server id, or NONE when nothing listens (the SYN gets a RST).
+    server: u32,
+    server_pod: u32,
+    /// Service port and endpoint index, or NONE for direct traffic.
+    sp: u32,
+    ep: u32,
+    /// The source address the server sees.
+    src: Ipv4,
+    client: u32,
+}
+
+pub(crate) struct Req {
+    flow: u32,
+    slot: u32,
+    client: u32,
+    gen: u32,
+    start: SimTime,
+    phase: Phase,
+    conn: u32,
+    dns_conn: u32,
+    dns_query: u8,
+    /// Start of the current DNS query, or of the wait in a server queue.
+    mark: SimTime,
+    abandoned: bool,
+    failure: Failure,
+}
+
+/// The address of external client `i`: 198.18.0.0/15 (RFC 2544).
+fn external_ip(i: u32) -> Ipv4 {
+    Ipv4(u32::from_be_bytes([198, 18, 0, 0]) + 1 + i)
+}
+
+const LOCALHOST: Ipv4 = Ipv4(0x7f00_0001);
+
+impl Model for World<'_> {
+    type Event = Ev;
+
+    fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
+        match ev {
+            Ev::Arrival { flow } => self.arrival(flow, s),
+            Ev::ClientReady { flow, slot } => {
+                let f = &self.flows[flow as usize];
+                if f.issued < f.limit && s.now().as_nanos() < f.end_ns {
+                    self.issue(flow, slot, s);
+                }
+            }
+            Ev::Deliver { req } => self.deliver(req, s),
+            Ev::ServiceDone { req } => self.service_done(req, s),
+            Ev::Timeout { req, gen } => self.timeout(req, gen, s),
+        }
+    }
+}
+
+impl World<'_> {
+    fn arrival(&mut self, flow: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let f = &self.flows[flow as usize];
+        if f.issued < f.limit && now < f.end_ns {
+            self.issue(flow, NONE, s);
+        }
+        let f = &mut self.flows[flow as usize];
+        let Arrivals::Open { rate_per_s } = f.flow.arrivals else { unreachable!("arrival of a closed-loop flow") };
+        let gap = (-f.rng.next_f64_nonzero().ln() * 1e9 / rate_per_s).round() as u64;
+        if f.issued < f.limit && now.saturating_add(gap) < f.end_ns {
+            s.schedule(SimDuration(gap), Ev::Arrival { flow });
+        }
+    }
+
+    fn issue(&mut self, flow: u32, slot: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now();
+        let f = &mut self.flows[flow as usize];
+        f.issued += 1;
+        f.stats.requests += 1;
+        if f.stats.requests == 1 {
+            f.stats.first_ns = now.as_nanos();
+        }
+        let clients = f.clients();
+        let client = if slot == NONE { f.rng.below(clients as u64) as u32 } else { slot % clients };
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let timeout = f.flow.timeout_ns;
+        let reused = if f.flow.keep_alive { f.idle[client as usize].pop() } else { None };
+        let wants_dns = f.dns.is_some();
+        let req = self.reqs.insert(Req {
+            flow,
+            slot,
+            client,
+            gen,
+            start: now,
+            phase: Phase::Syn,
+            conn: NONE,
+            dns_conn: NONE,
+            dns_query: 0,
+            mark: now,
+            abandoned: false,
+            failure: Failure::Timeout,
+        });
+        s.schedule(SimDuration(timeout), Ev::Timeout { req, gen });
+        match reused {
+            Some(c) => {
+                self.reqs.get_mut(req).conn = c;
+                self.send_request(req, s);
+            }
+            None if wants_dns => self.dns_query(req, s),
+            None => self.connect(req, s),
+        }
+    }
+
+    fn client_pod(&self, req: u32) -> (u32, u32) {
+        let r = self.reqs.get(req);
+        let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else { unreachable!("pod client expected") };
+        let pod = pods[r.client as usize];
+        (pod, self.cluster.pods[pod as usize].node)
+    }
+
+    /// Sends one DNS query of request `req` to CoreDNS via kube-dns.
+    fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let (pod, node) = self.client_pod(req);
+        let svc = self.cluster.dns_service.expect("validated: DNS enabled");
+        let sp = self.cluster.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
+        let eps = &self.cluster.service_ports[sp as usize].endpoints;
+        let d = self.ipt.dnat(node, sp, eps.len() as u32, &mut self.node_rng[node as usize]).expect("CoreDNS pods exist");
+        let ep = eps[d.endpoint as usize];
+        let ep_node = self.cluster.pods[ep.pod as usize].node;
+        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
+        let mut extra = d.cost.rules_ns + d.cost.conntrack_ns;
+        if ep_node != node {
+            let m = self.ipt.miss();
+            extra += m.rules_ns + m.conntrack_ns;
+        }
+        let server = self.server(ep.pod, ep.port, Protocol::Udp);
+        let client = self.reqs.get(req).client;
+        let src = self.cluster.pods[pod as usize].ip;
+        let c = self.conns.insert(Conn { fwd, rev: fwd.reversed(), server, server_pod: ep.pod, sp, ep: d.endpoint, src, client });
+        let r = self.reqs.get_mut(req);
+        r.dns_conn = c;
+        r.phase = Phase::DnsQuery;
+        r.mark = s.now();
+        let delay = fwd.walk(&self.params.datapath, self.params.dns.query_bytes, |_, _| {}) + extra;
+        s.schedule(SimDuration(delay), Ev::Deliver { req });
+    }
+
+    /// Charges a first-packet cost to the flow's iptables and conntrack tallies.
+    fn charge(f: &mut FlowRt, c: FirstPacket) -> u64 {
+        f.stats.hops[HopKind::Iptables as usize].add(c.rules_ns);
+        f.stats.hops[HopKind::Conntrack as usize].add(c.conntrack_ns);
+        c.rules_ns + c.conntrack_ns
+    }
+
+    /// Opens a new connection for `req`: picks the server, builds the
+    /// route, and sends the SYN.
+    fn connect(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let (flow, client) = {
+            let r = self.reqs.get(req);
+            (r.flow as usize, r.client)
+        };
+        let cl = self.cluster;
+        let dp = &self.params.datapath;
+        let target = self.flows[flow].flow.target.clone();
+        // (place of the client, client node, client address)
+        let (place, cnode, cip) = match &self.flows[flow].flow.client {
+            Client::Pods(pods) => {
+                let pod = pods[client as usize];
+                let node = cl.pods[pod as usize].node;
+                (Place::Pod { pod, node }, node, cl.pods[pod as usize].ip)
+            }
+            Client::External(_) => {
+                let Target::NodePort { node, .. } = target else { unreachable!("validated") };
+                let entry = node.unwrap_or_else(|| self.flows[flow].rng.below(cl.nodes.len() as u64) as u32);
+                (Place::External { node: entry }, entry, external_ip(client))
+            }
+        };
+        let client_pod = match place {
+            Place::Pod { pod, .. } => pod,
+            Place::External { .. } => NONE,
+        };
+        // Resolve the Service port, if the target is one.
+        let sp = match &target {
+            Target::Localhost(_) | Target::Pod { .. } => NONE,
+            Target::Name { port, .. } => {
+                let svc = self.flows[flow].dns.as_ref().and_then(|p| p.answer).expect("resolved before connect");
+                cl.service_port(svc, *port, Protocol::Tcp).expect("validated")
+            }
+            Target::ServiceIp { service, port } => cl.service_port(*service, *port, Protocol::Tcp).expect("validated"),
+            Target::NodePort { port, .. } => cl.port_by_node_port(*port).expect("validated"),
+        };
+        let f = &mut self.flows[flow];
+        f.stats.connections += 1;
+        let mut extra = 0;
+        let (server_pod, server_port, ep, src, fwd);
+        if sp == NONE {
+            let (pod, p) = match target {
+                Target::Localhost(p) => (client_pod, p),
+                Target::Pod { pod, port } => (pod, port),
+                _ => unreachable!(),
+            };
+            let node = cl.pods[pod as usize].node;
+            fwd = datapath::route(dp, place, pod, node);
+            if pod != client_pod {
+                extra += Self::charge(f, self.ipt.miss());
+                if node != cnode {
+                    extra += Self::charge(f, self.ipt.miss());
+                }
+            }
+            src = if pod == client_pod { LOCALHOST } else { cip };
+            (server_pod, server_port, ep) = (pod, p, NONE);
+        } else {
+            let eps = &cl.service_ports[sp as usize].endpoints;
+            let rng = &mut self.node_rng[cnode as usize];
+            let d = if eps.is_empty() {
+                None
+            } else if matches!(target, Target::NodePort { .. }) {
+                self.ipt.nodeport(cnode, sp, eps.len() as u32, rng)
+            } else {
+                self.ipt.dnat(cnode, sp, eps.len() as u32, rng)
+            };
+            let Some(d) = d else {
+                // No endpoints: the first packet passes the nat table and
+                // kube-proxy's filter rule REJECTs it at the client's node.
+                let leg = datapath::to_node(dp, place);
+                let hops = &mut f.stats.hops;
+                let there = leg.walk(dp, 0, |k, ns| hops[k as usize].add(ns));
+                let back = leg.reversed().walk(dp, 0, |k, ns| hops[k as usize].add(ns));
+                let delay = there + back + Self::charge(f, self.ipt.miss());
+                let r = self.reqs.get_mut(req);
+                r.phase = Phase::Reject;
+                r.failure = Failure::NoEndpoints;
+                s.schedule(SimDuration(delay), Ev::Deliver { req });
+                return;
+            };
+            extra += Self::charge(f, d.cost);
+            let e = eps[d.endpoint as usize];
+            let node = cl.pods[e.pod as usize].node;
+            let entry = cl.nodes[cnode as usize].clone();
+            if e.pod == client_pod {
+                // Hairpin: kube-proxy masquerades a pod reaching itself.
+                fwd = datapath::hairpin(dp);
+                src = entry.bridge_ip;
+            } else {
+                fwd = datapath::route(dp, place, e.pod, node);
+                src = match place {
+                    Place::External { .. } if node != cnode => entry.ip,
+                    Place::External { .. } => entry.bridge_ip,
+                    Place::Pod { .. } => cip,
+                };
+            }
+            if node != cnode {
+                extra += Self::charge(f, self.ipt.miss());
+            }
+            (server_pod, server_port, ep) = (e.pod, e.port, d.endpoint);
+        }
+        let server = if cl.pods[server_pod as usize].listens_on(server_port, Protocol::Tcp).is_some() {
+            self.server(server_pod, server_port, Protocol::Tcp)
+        } else {
+            NONE
+        };
+        let c = self.conns.insert(Conn { fwd, rev: fwd.reversed(), server, server_pod, sp, ep, src, client });
+        let r = self.reqs.get_mut(req);
+        r.conn = c;
+        r.phase = Phase::Syn;
+        let hops = &mut self.flows[flow].stats.hops;
+        let delay = fwd.walk(&self.params.datapath, 0, |k, ns| hops[k as usize].add(ns)) + extra;
+        s.schedule(SimDuration(delay), Ev::Deliver { req });
+    }
+
+    /// Sends `req`'s message along its connection, forward or back.
+    fn send(&mut self, req: u32, phase: Phase, back: bool, bytes: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get_mut(req);
+        r.phase = phase;
+        let flow = r.flow as usize;
+        let c = self.conns.get(r.conn);
+        let leg = if back { &c.rev } else { &c.fwd };
+        let hops = &mut self.flows[flow].stats.hops;
+        let delay = leg.walk(&self.params.datapath, bytes, |k, ns| hops[k as usize].add(ns));
+        s.schedule(SimDuration(delay), Ev::Deliver { req });
+    }
+
+    fn send_request(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let bytes = self.flows[self.reqs.get(req).flow as usize].flow.request_bytes;
+        self.send(req, Phase::Request, false, bytes, s);
+    }
+
+    /// Starts service of `req` on `server` now.
+    fn start_service(&mut self, req: u32, server: u32, dns: bool, s: &mut Scheduler<Ev>) {
+        let sv = &mut self.servers[server as usize];
+        let t = sv.dist.sample(&mut sv.rng);
+        let r = self.reqs.get(req);
+        if !dns {
+            let hops = &mut self.flows[r.flow as usize].stats.hops;
+            hops[HopKind::Queue as usize].add(s.now().since(r.mark).as_nanos());
+            hops[HopKind::Server as usize].add(t);
+        }
+        s.schedule(SimDuration(t), Ev::ServiceDone { req });
+    }
+
+    fn deliver(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now();
+        let r = self.reqs.get(req);
+        let phase = r.phase;
+        if r.abandoned && !matches!(phase, Phase::DnsQuery | Phase::Request) {
+            return self.drop_req(req);
+        }
+        match phase {
+            Phase::DnsQuery | Phase::Request => {
+                let dns = phase == Phase::DnsQuery;
+                let (flow, conn) = (r.flow, if dns { r.dns_conn } else { r.conn });
+                let c = self.conns.get(conn);
+                let (server, sp, ep, pod, src) = (c.server, c.sp, c.ep, c.server_pod, c.src);
+                if sp != NONE {
+                    self.endpoint_hits[sp as usize][ep as usize] += 1;
+                }
+                if !dns {
+                    *self.sources.entry((flow, pod, src)).or_insert(0) += 1;
+                }
+                let r = self.reqs.get_mut(req);
+                r.phase = if dns { Phase::DnsAtServer } else { Phase::AtServer };
+                r.mark = now;
+                match self.servers[server as usize].fifo.acquire(req) {
+                    Acquire::Granted => self.start_service(req, server, dns, s),
+                    Acquire::Queued => {}
+                    Acquire::Rejected => {
+                        let r = self.reqs.get_mut(req);
+                        r.failure = Failure::QueueFull;
+                        self.send(req, Phase::ErrorReply, true, 0, s);
+                    }
+                }
+            }
+            Phase::DnsReply => {
+                let flow = r.flow as usize;
+                let took = now.since(r.mark).as_nanos();
+                let dc = r.dns_conn;
+                self.flows[flow].stats.hops[HopKind::Dns as usize].add(took);
+                self.conns.remove(dc);
+                let r = self.reqs.get_mut(req);
+                r.dns_conn = NONE;
+                r.dns_query += 1;
+                let plan = self.flows[flow].dns.as_ref().expect("DNS flow");
+                if (r.dns_query as usize) < plan.queries.len() {
+                    self.dns_query(req, s);
+                } else if plan.answer.is_none() {
+                    self.fail(req, Failure::Nxdomain, s);
+                } else {
+                    self.connect(req, s);
+                }
+            }
+            Phase::Syn => {
+                if self.conns.get(r.conn).server == NONE {
+                    self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
+                    self.send(req, Phase::Rst, true, 0, s);
+                } else {
+                    self.send(req, Phase::SynAck, true, 0, s);
+                }
+            }
+            Phase::SynAck => self.send_request(req, s),
+            Phase::Response => self.complete(req, s),
+            Phase::Rst | Phase::Reject | Phase::ErrorReply => {
+                let why = r.failure;
+                self.fail(req, why, s);
+            }
+            Phase::DnsAtServer | Phase::AtServer => unreachable!("delivery while at a server"),
+        }
+    }
+
+    fn service_done(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let dns = r.phase == Phase::DnsAtServer;
+        let server = self.conns.get(if dns { r.dns_conn } else { r.conn }).server;
+        if let Some(next) = self.servers[server as usize].fifo.release() {
+            let next_dns = self.reqs.get(next).phase == Phase::DnsAtServer;
+            self.start_service(next, server, next_dns, s);
+        }
+        let r = self.reqs.get(req);
+        if r.abandoned {
+            return self.drop_req(req);
+        }
+        if dns {
+            let (dc, bytes) = (r.dns_conn, self.params.dns.response_bytes);
+            let c = self.conns.get(dc);
+            let delay = c.rev.walk(&self.params.datapath, bytes, |_, _| {});
+            self.reqs.get_mut(req).phase = Phase::DnsReply;
+            s.schedule(SimDuration(delay), Ev::Deliver { req });
+        } else {
+            let bytes = self.flows[r.flow as usize].flow.response_bytes;
+            self.send(req, Phase::Response, true, bytes, s);
+        }
+    }
+
+    fn timeout(&mut self, req: u32, gen: u32, s: &mut Scheduler<Ev>) {
+        let Some(r) = self.reqs.try_get(req) else { return };
+        if r.gen != gen || r.abandoned {
+            return;
+        }
+        let (flow, slot) = (r.flow, r.slot);
+        self.reqs.get_mut(req).abandoned = true;
+        let st = &mut self.flows[flow as usize].stats;
+        st.failures[Failure::Timeout as usize] += 1;
+        st.last_ns = s.now().as_nanos();
+        self.next_for_slot(flow, slot, s);
+        // A request waiting in a server queue stays there until served, as
+        // the server does not know the client gave up; it is dropped then.
+        // A request in flight is dropped when its message arrives.
+    }
+
+    /// A closed-loop slot whose request ended schedules its next request.
+    fn next_for_slot(&mut self, flow: u32, slot: u32, s: &mut Scheduler<Ev>) {
+        if slot == NONE {
+            return;
+        }
+        let f = &mut self.flows[flow as usize];
+        if let Arrivals::Closed { think, .. } = f.flow.arrivals {
+            let t = think.sample(&mut f.rng);
+            s.schedule(SimDuration(t), Ev::ClientReady { flow, slot });
+        }
+    }
+
+    fn complete(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now();
+        let r = self.reqs.remove(req);
+        let f = &mut self.flows[r.flow as usize];
+        f.stats.completed += 1;
+        f.stats.latency.record(now.since(r.start).as_nanos());
+        f.stats.last_ns = now.as_nanos();
+        if f.flow.keep_alive {
+            let client = self.conns.get(r.conn).client;
+            f.idle[client as usize].push(r.conn);
+        } else {
+            self.conns.remove(r.conn);
+        }
+        self.next_for_slot(r.flow, r.slot, s);
+    }
+
+    fn fail(&mut self, req: u32, why: Failure, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let (flow, slot) = (r.flow, r.slot);
+        let st = &mut self.flows[flow as usize].stats;
+        st.failures[why as usize] += 1;
+        st.last_ns = s.now().as_nanos();
+        self.drop_req(req);
+        self.next_for_slot(flow, slot, s);
+    }
+
+    /// Frees a request and any connection it holds (never back to a pool).
+    fn drop_req(&mut self, req: u32) {
+        let r = self.reqs.remove(req);
+        if r.conn != NONE {
+            self.conns.remove(r.conn);
+        }
+        if r.dns_conn != NONE {
+            self.conns.remove(r.dns_conn);
+        }
+    }
+}
