@@ -90,19 +90,21 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, DistError> {
     Ok(SimDuration(ns.round() as u64))
 }
 
-/// Formats nanoseconds with the largest unit that keeps it exact enough.
+/// Formats nanoseconds with the largest unit that shows it exactly in at
+/// most three decimals: `10600` is `10.6us`, `56000000` is `56ms`.
 pub fn format_duration(ns: u64) -> String {
-    if ns == 0 {
-        "0ns".into()
-    } else if ns % 1_000_000_000 == 0 {
-        format!("{}s", ns / 1_000_000_000)
-    } else if ns % 1_000_000 == 0 {
-        format!("{}ms", ns / 1_000_000)
-    } else if ns % 1_000 == 0 {
-        format!("{}us", ns / 1_000)
-    } else {
-        format!("{ns}ns")
+    for (scale, unit) in [(1_000_000_000u64, "s"), (1_000_000, "ms"), (1_000, "us")] {
+        if ns >= scale && (ns * 1000) % scale == 0 {
+            let whole = ns / scale;
+            let frac = ns % scale;
+            if frac == 0 {
+                return format!("{whole}{unit}");
+            }
+            let digits = format!("{:0width$}", frac, width = scale.ilog10() as usize);
+            return format!("{whole}.{}{unit}", digits.trim_end_matches('0'));
+        }
     }
+    format!("{ns}ns")
 }
 
 impl Dist {
@@ -252,6 +254,20 @@ mod tests {
             .unwrap_err()
             .0
             .contains("unknown time unit"));
+    }
+
+    #[test]
+    fn formats_durations_exactly() {
+        assert_eq!(format_duration(0), "0ns");
+        assert_eq!(format_duration(10_600), "10.6us");
+        assert_eq!(format_duration(56_000), "56us");
+        assert_eq!(format_duration(1_500_000_000), "1.5s");
+        assert_eq!(format_duration(1_234), "1.234us");
+        assert_eq!(format_duration(1_234_567), "1234.567us");
+        assert_eq!(format_duration(999), "999ns");
+        for ns in [1u64, 999, 1_001, 10_600, 1_234_567, 7_000_000_001] {
+            assert_eq!(parse_duration(&format_duration(ns)).unwrap().0, ns);
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod slab;
 pub mod stats;
 mod time;
 
-pub use dist::{Dist, DistError};
+pub use dist::{format_duration, parse_duration, Dist, DistError};
 pub use queue::EventQueue;
 pub use resource::{Acquire, Fifo};
 pub use sim::{Model, Scheduler};

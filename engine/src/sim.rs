@@ -16,6 +16,7 @@ pub struct Scheduler<E: Copy> {
     now: SimTime,
     queue: EventQueue<E>,
     handled: u64,
+    stopped: bool,
 }
 
 impl<E: Copy> Default for Scheduler<E> {
@@ -31,6 +32,7 @@ impl<E: Copy> Scheduler<E> {
             now: SimTime::ZERO,
             queue: EventQueue::with_capacity(1024),
             handled: 0,
+            stopped: false,
         }
     }
 
@@ -50,6 +52,12 @@ impl<E: Copy> Scheduler<E> {
     #[inline]
     pub fn pending(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Ends the run after the event being handled: `run` and `run_until`
+    /// return, leaving any pending events unhandled.
+    pub fn stop(&mut self) {
+        self.stopped = true;
     }
 
     /// Schedules `event` after `delay` from now.
@@ -83,11 +91,14 @@ impl<E: Copy> Scheduler<E> {
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);
+            if self.stopped {
+                break;
+            }
         }
         self.handled - start
     }
 
-    /// Runs `model` until no event is pending.
+    /// Runs `model` until no event is pending or the model calls `stop`.
     pub fn run<M: Model<Event = E>>(&mut self, model: &mut M) -> u64 {
         let start = self.handled;
         while let Some((t, ev)) = self.queue.pop() {
@@ -95,6 +106,9 @@ impl<E: Copy> Scheduler<E> {
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);
+            if self.stopped {
+                break;
+            }
         }
         self.handled - start
     }
@@ -145,6 +159,29 @@ mod tests {
         s.run_until(&mut m, SimTime(20));
         assert_eq!(m.seen.len(), 3);
         assert_eq!(s.pending(), 1);
+    }
+
+    struct StopAt(u32);
+    impl Model for StopAt {
+        type Event = u8;
+        fn handle(&mut self, _: u8, s: &mut Scheduler<u8>) {
+            self.0 += 1;
+            if self.0 == 2 {
+                s.stop();
+            }
+        }
+    }
+
+    #[test]
+    fn stop_ends_the_run_with_events_left() {
+        let mut s = Scheduler::new();
+        for t in 0..5 {
+            s.schedule(SimDuration(t), 0);
+        }
+        let mut m = StopAt(0);
+        assert_eq!(s.run(&mut m), 2);
+        assert_eq!(s.pending(), 3);
+        assert_eq!(s.now(), SimTime(1));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 pub mod addr;
 pub mod cluster;
 pub mod datapath;
-pub mod proxy;
 pub mod dns;
+pub mod proxy;
 pub mod traffic;
 pub mod world;

@@ -155,30 +155,59 @@ pub struct World<'c> {
     pub(crate) conns: Slab<run::Conn>,
     pub(crate) reqs: Slab<run::Req>,
     pub(crate) next_gen: u32,
+    /// Pending events other than timeouts; at zero the run is over.
+    pub(crate) live: u64,
     pub(crate) endpoint_hits: Vec<Vec<u64>>,
     pub(crate) sources: BTreeMap<(u32, u32, Ipv4), u64>,
 }
 
 fn err(flow: &Flow, field: &str, message: String) -> BuildError {
-    BuildError { origin: flow.origin.clone(), field: field.into(), message }
+    BuildError {
+        origin: flow.origin.clone(),
+        field: field.into(),
+        message,
+    }
 }
 
 impl<'c> World<'c> {
     /// Checks `flows` and `servers` against `cluster` and prepares a run.
-    pub fn new(cluster: &'c Cluster, params: Params, flows: Vec<Flow>, servers: Vec<Server>) -> Result<World<'c>, BuildError> {
+    pub fn new(
+        cluster: &'c Cluster,
+        params: Params,
+        flows: Vec<Flow>,
+        servers: Vec<Server>,
+    ) -> Result<World<'c>, BuildError> {
         let ipt = Iptables::new(cluster, params.iptables.clone(), params.seed);
         let mut rts = Vec::with_capacity(flows.len());
         for (i, f) in flows.into_iter().enumerate() {
             if f.requests.is_none() && f.duration_ns.is_none() {
-                return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
+                return Err(err(
+                    &f,
+                    "",
+                    "a flow needs `requests` or `duration` (or both) to end".into(),
+                ));
             }
             match (&f.arrivals, &f.client) {
-                (Arrivals::Open { rate_per_s }, _) if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) => {
-                    return Err(err(&f, "rate", format!("rate {rate_per_s} must be a positive number of requests per second")))
+                (Arrivals::Open { rate_per_s }, _)
+                    if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) =>
+                {
+                    return Err(err(
+                        &f,
+                        "rate",
+                        format!(
+                            "rate {rate_per_s} must be a positive number of requests per second"
+                        ),
+                    ))
                 }
-                (Arrivals::Closed { clients: 0, .. }, _) => return Err(err(&f, "concurrency", "needs at least one client".into())),
-                (_, Client::Pods(p)) if p.is_empty() => return Err(err(&f, "from", "selects no pod".into())),
-                (_, Client::External(0)) => return Err(err(&f, "from", "needs at least one external client".into())),
+                (Arrivals::Closed { clients: 0, .. }, _) => {
+                    return Err(err(&f, "concurrency", "needs at least one client".into()))
+                }
+                (_, Client::Pods(p)) if p.is_empty() => {
+                    return Err(err(&f, "from", "selects no pod".into()))
+                }
+                (_, Client::External(0)) => {
+                    return Err(err(&f, "from", "needs at least one external client".into()))
+                }
                 _ => {}
             }
             let mut dns = None;
@@ -241,7 +270,9 @@ impl<'c> World<'c> {
                 rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
                 issued: 0,
                 limit: f.requests.unwrap_or(u64::MAX),
-                end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
+                end_ns: f
+                    .duration_ns
+                    .map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
                 dns,
                 idle: vec![Vec::new(); if f.keep_alive { clients } else { 0 }],
                 flow: f,
@@ -254,8 +285,14 @@ impl<'c> World<'c> {
                 server_specs.insert((pod, s.port), i);
             }
         }
-        let node_rng = (0..cluster.nodes.len() as u64).map(|n| Stream::new(params.seed, NODE_STREAM, n)).collect();
-        let endpoint_hits = cluster.service_ports.iter().map(|sp| vec![0; sp.endpoints.len()]).collect();
+        let node_rng = (0..cluster.nodes.len() as u64)
+            .map(|n| Stream::new(params.seed, NODE_STREAM, n))
+            .collect();
+        let endpoint_hits = cluster
+            .service_ports
+            .iter()
+            .map(|sp| vec![0; sp.endpoints.len()])
+            .collect();
         Ok(World {
             cluster,
             params,
@@ -269,6 +306,7 @@ impl<'c> World<'c> {
             conns: Slab::new(),
             reqs: Slab::new(),
             next_gen: 0,
+            live: 0,
             endpoint_hits,
             sources: BTreeMap::new(),
         })
@@ -286,9 +324,17 @@ impl<'c> World<'c> {
             return s;
         }
         let is_dns = self.cluster.pods[pod as usize].namespace == 1
-            && self.cluster.pods[pod as usize].labels.get("k8s-app").map(String::as_str) == Some("kube-dns");
+            && self.cluster.pods[pod as usize]
+                .labels
+                .get("k8s-app")
+                .map(String::as_str)
+                == Some("kube-dns");
         let (dist, servers, queue) = if is_dns {
-            (self.params.dns.service_time, self.params.dns.concurrency, u32::MAX)
+            (
+                self.params.dns.service_time,
+                self.params.dns.concurrency,
+                u32::MAX,
+            )
         } else if let Some(&i) = self.server_specs.get(&(pod, port)) {
             let d = &self.server_defs[i];
             (d.service_time, d.concurrency, d.queue_limit)
@@ -297,7 +343,11 @@ impl<'c> World<'c> {
         };
         let id = ((pod as u64) << 20) | ((port as u64) << 2) | proto as u64;
         let s = self.servers.len() as u32;
-        self.servers.push(ServerRt { fifo: Fifo::new(servers, queue), dist, rng: Stream::new(self.params.seed, SERVER_STREAM, id) });
+        self.servers.push(ServerRt {
+            fifo: Fifo::new(servers, queue),
+            dist,
+            rng: Stream::new(self.params.seed, SERVER_STREAM, id),
+        });
         self.server_index.insert((pod, port, proto), s);
         s
     }
@@ -307,10 +357,20 @@ impl<'c> World<'c> {
         for (i, f) in self.flows.iter_mut().enumerate() {
             let start = emu_engine::SimTime(f.flow.start_ns);
             match &f.flow.arrivals {
-                Arrivals::Open { .. } => sched.schedule_at(start, Ev::Arrival { flow: i as u32 }),
+                Arrivals::Open { .. } => {
+                    self.live += 1;
+                    sched.schedule_at(start, Ev::Arrival { flow: i as u32 });
+                }
                 Arrivals::Closed { clients, .. } => {
                     for slot in 0..*clients {
-                        sched.schedule_at(start, Ev::ClientReady { flow: i as u32, slot });
+                        self.live += 1;
+                        sched.schedule_at(
+                            start,
+                            Ev::ClientReady {
+                                flow: i as u32,
+                                slot,
+                            },
+                        );
                     }
                 }
             }
@@ -331,7 +391,12 @@ impl<'c> World<'c> {
 }
 
 /// Builds the world, runs it to the end and returns the results.
-pub fn simulate(cluster: &Cluster, params: Params, flows: Vec<Flow>, servers: Vec<Server>) -> Result<Results, BuildError> {
+pub fn simulate(
+    cluster: &Cluster,
+    params: Params,
+    flows: Vec<Flow>,
+    servers: Vec<Server>,
+) -> Result<Results, BuildError> {
     let mut world = World::new(cluster, params, flows, servers)?;
     let mut sched = emu_engine::Scheduler::new();
     world.start(&mut sched);

@@ -101,6 +101,9 @@ impl Model for World<'_> {
     type Event = Ev;
 
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
+        if !matches!(ev, Ev::Timeout { .. }) {
+            self.live -= 1;
+        }
         match ev {
             Ev::Arrival { flow } => self.arrival(flow, s),
             Ev::ClientReady { flow, slot } => {
@@ -113,10 +116,21 @@ impl Model for World<'_> {
             Ev::ServiceDone { req } => self.service_done(req, s),
             Ev::Timeout { req, gen } => self.timeout(req, gen, s),
         }
+        if self.live == 0 {
+            // Only timeouts of finished requests are left: the run is over.
+            s.stop();
+        }
     }
 }
 
 impl World<'_> {
+    /// Schedules a non-timeout event `delay_ns` from now.
+    #[inline]
+    fn at(&mut self, s: &mut Scheduler<Ev>, delay_ns: u64, ev: Ev) {
+        self.live += 1;
+        s.schedule(SimDuration(delay_ns), ev);
+    }
+
     fn arrival(&mut self, flow: u32, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let f = &self.flows[flow as usize];
@@ -124,10 +138,12 @@ impl World<'_> {
             self.issue(flow, NONE, s);
         }
         let f = &mut self.flows[flow as usize];
-        let Arrivals::Open { rate_per_s } = f.flow.arrivals else { unreachable!("arrival of a closed-loop flow") };
+        let Arrivals::Open { rate_per_s } = f.flow.arrivals else {
+            unreachable!("arrival of a closed-loop flow")
+        };
         let gap = (-f.rng.next_f64_nonzero().ln() * 1e9 / rate_per_s).round() as u64;
         if f.issued < f.limit && now.saturating_add(gap) < f.end_ns {
-            s.schedule(SimDuration(gap), Ev::Arrival { flow });
+            self.at(s, gap, Ev::Arrival { flow });
         }
     }
 
@@ -140,11 +156,19 @@ impl World<'_> {
             f.stats.first_ns = now.as_nanos();
         }
         let clients = f.clients();
-        let client = if slot == NONE { f.rng.below(clients as u64) as u32 } else { slot % clients };
+        let client = if slot == NONE {
+            f.rng.below(clients as u64) as u32
+        } else {
+            slot % clients
+        };
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let timeout = f.flow.timeout_ns;
-        let reused = if f.flow.keep_alive { f.idle[client as usize].pop() } else { None };
+        let reused = if f.flow.keep_alive {
+            f.idle[client as usize].pop()
+        } else {
+            None
+        };
         let wants_dns = f.dns.is_some();
         let req = self.reqs.insert(Req {
             flow,
@@ -160,7 +184,7 @@ impl World<'_> {
             abandoned: false,
             failure: Failure::Timeout,
         });
-        s.schedule(SimDuration(timeout), Ev::Timeout { req, gen });
+        s.schedule(SimDuration(timeout), Ev::Timeout { req, gen }); // not counted in `live`
         match reused {
             Some(c) => {
                 self.reqs.get_mut(req).conn = c;
@@ -173,7 +197,9 @@ impl World<'_> {
 
     fn client_pod(&self, req: u32) -> (u32, u32) {
         let r = self.reqs.get(req);
-        let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else { unreachable!("pod client expected") };
+        let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else {
+            unreachable!("pod client expected")
+        };
         let pod = pods[r.client as usize];
         (pod, self.cluster.pods[pod as usize].node)
     }
@@ -182,12 +208,28 @@ impl World<'_> {
     fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
         let svc = self.cluster.dns_service.expect("validated: DNS enabled");
-        let sp = self.cluster.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
+        let sp = self
+            .cluster
+            .service_port(svc, 53, Protocol::Udp)
+            .expect("kube-dns has 53/UDP");
         let eps = &self.cluster.service_ports[sp as usize].endpoints;
-        let d = self.ipt.dnat(node, sp, eps.len() as u32, &mut self.node_rng[node as usize]).expect("CoreDNS pods exist");
+        let d = self
+            .ipt
+            .dnat(
+                node,
+                sp,
+                eps.len() as u32,
+                &mut self.node_rng[node as usize],
+            )
+            .expect("CoreDNS pods exist");
         let ep = eps[d.endpoint as usize];
         let ep_node = self.cluster.pods[ep.pod as usize].node;
-        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
+        let fwd = datapath::route(
+            &self.params.datapath,
+            Place::Pod { pod, node },
+            ep.pod,
+            ep_node,
+        );
         let mut extra = d.cost.rules_ns + d.cost.conntrack_ns;
         if ep_node != node {
             let m = self.ipt.miss();
@@ -196,13 +238,26 @@ impl World<'_> {
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
         let client = self.reqs.get(req).client;
         let src = self.cluster.pods[pod as usize].ip;
-        let c = self.conns.insert(Conn { fwd, rev: fwd.reversed(), server, server_pod: ep.pod, sp, ep: d.endpoint, src, client });
+        let c = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: ep.pod,
+            sp,
+            ep: d.endpoint,
+            src,
+            client,
+        });
         let r = self.reqs.get_mut(req);
         r.dns_conn = c;
         r.phase = Phase::DnsQuery;
         r.mark = s.now();
-        let delay = fwd.walk(&self.params.datapath, self.params.dns.query_bytes, |_, _| {}) + extra;
-        s.schedule(SimDuration(delay), Ev::Deliver { req });
+        let delay = fwd.walk(
+            &self.params.datapath,
+            self.params.dns.query_bytes,
+            |_, _| {},
+        ) + extra;
+        self.at(s, delay, Ev::Deliver { req });
     }
 
     /// Charges a first-packet cost to the flow's iptables and conntrack tallies.
@@ -230,8 +285,11 @@ impl World<'_> {
                 (Place::Pod { pod, node }, node, cl.pods[pod as usize].ip)
             }
             Client::External(_) => {
-                let Target::NodePort { node, .. } = target else { unreachable!("validated") };
-                let entry = node.unwrap_or_else(|| self.flows[flow].rng.below(cl.nodes.len() as u64) as u32);
+                let Target::NodePort { node, .. } = target else {
+                    unreachable!("validated")
+                };
+                let entry = node
+                    .unwrap_or_else(|| self.flows[flow].rng.below(cl.nodes.len() as u64) as u32);
                 (Place::External { node: entry }, entry, external_ip(client))
             }
         };
@@ -243,10 +301,17 @@ impl World<'_> {
         let sp = match &target {
             Target::Localhost(_) | Target::Pod { .. } => NONE,
             Target::Name { port, .. } => {
-                let svc = self.flows[flow].dns.as_ref().and_then(|p| p.answer).expect("resolved before connect");
-                cl.service_port(svc, *port, Protocol::Tcp).expect("validated")
+                let svc = self.flows[flow]
+                    .dns
+                    .as_ref()
+                    .and_then(|p| p.answer)
+                    .expect("resolved before connect");
+                cl.service_port(svc, *port, Protocol::Tcp)
+                    .expect("validated")
             }
-            Target::ServiceIp { service, port } => cl.service_port(*service, *port, Protocol::Tcp).expect("validated"),
+            Target::ServiceIp { service, port } => cl
+                .service_port(*service, *port, Protocol::Tcp)
+                .expect("validated"),
             Target::NodePort { port, .. } => cl.port_by_node_port(*port).expect("validated"),
         };
         let f = &mut self.flows[flow];
@@ -290,7 +355,7 @@ impl World<'_> {
                 let r = self.reqs.get_mut(req);
                 r.phase = Phase::Reject;
                 r.failure = Failure::NoEndpoints;
-                s.schedule(SimDuration(delay), Ev::Deliver { req });
+                self.at(s, delay, Ev::Deliver { req });
                 return;
             };
             extra += Self::charge(f, d.cost);
@@ -314,18 +379,30 @@ impl World<'_> {
             }
             (server_pod, server_port, ep) = (e.pod, e.port, d.endpoint);
         }
-        let server = if cl.pods[server_pod as usize].listens_on(server_port, Protocol::Tcp).is_some() {
+        let server = if cl.pods[server_pod as usize]
+            .listens_on(server_port, Protocol::Tcp)
+            .is_some()
+        {
             self.server(server_pod, server_port, Protocol::Tcp)
         } else {
             NONE
         };
-        let c = self.conns.insert(Conn { fwd, rev: fwd.reversed(), server, server_pod, sp, ep, src, client });
+        let c = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod,
+            sp,
+            ep,
+            src,
+            client,
+        });
         let r = self.reqs.get_mut(req);
         r.conn = c;
         r.phase = Phase::Syn;
         let hops = &mut self.flows[flow].stats.hops;
         let delay = fwd.walk(&self.params.datapath, 0, |k, ns| hops[k as usize].add(ns)) + extra;
-        s.schedule(SimDuration(delay), Ev::Deliver { req });
+        self.at(s, delay, Ev::Deliver { req });
     }
 
     /// Sends `req`'s message along its connection, forward or back.
@@ -336,12 +413,16 @@ impl World<'_> {
         let c = self.conns.get(r.conn);
         let leg = if back { &c.rev } else { &c.fwd };
         let hops = &mut self.flows[flow].stats.hops;
-        let delay = leg.walk(&self.params.datapath, bytes, |k, ns| hops[k as usize].add(ns));
-        s.schedule(SimDuration(delay), Ev::Deliver { req });
+        let delay = leg.walk(&self.params.datapath, bytes, |k, ns| {
+            hops[k as usize].add(ns)
+        });
+        self.at(s, delay, Ev::Deliver { req });
     }
 
     fn send_request(&mut self, req: u32, s: &mut Scheduler<Ev>) {
-        let bytes = self.flows[self.reqs.get(req).flow as usize].flow.request_bytes;
+        let bytes = self.flows[self.reqs.get(req).flow as usize]
+            .flow
+            .request_bytes;
         self.send(req, Phase::Request, false, bytes, s);
     }
 
@@ -355,7 +436,7 @@ impl World<'_> {
             hops[HopKind::Queue as usize].add(s.now().since(r.mark).as_nanos());
             hops[HopKind::Server as usize].add(t);
         }
-        s.schedule(SimDuration(t), Ev::ServiceDone { req });
+        self.at(s, t, Ev::ServiceDone { req });
     }
 
     fn deliver(&mut self, req: u32, s: &mut Scheduler<Ev>) {
@@ -378,7 +459,11 @@ impl World<'_> {
                     *self.sources.entry((flow, pod, src)).or_insert(0) += 1;
                 }
                 let r = self.reqs.get_mut(req);
-                r.phase = if dns { Phase::DnsAtServer } else { Phase::AtServer };
+                r.phase = if dns {
+                    Phase::DnsAtServer
+                } else {
+                    Phase::AtServer
+                };
                 r.mark = now;
                 match self.servers[server as usize].fifo.acquire(req) {
                     Acquire::Granted => self.start_service(req, server, dns, s),
@@ -443,7 +528,7 @@ impl World<'_> {
             let c = self.conns.get(dc);
             let delay = c.rev.walk(&self.params.datapath, bytes, |_, _| {});
             self.reqs.get_mut(req).phase = Phase::DnsReply;
-            s.schedule(SimDuration(delay), Ev::Deliver { req });
+            self.at(s, delay, Ev::Deliver { req });
         } else {
             let bytes = self.flows[r.flow as usize].flow.response_bytes;
             self.send(req, Phase::Response, true, bytes, s);
@@ -451,7 +536,9 @@ impl World<'_> {
     }
 
     fn timeout(&mut self, req: u32, gen: u32, s: &mut Scheduler<Ev>) {
-        let Some(r) = self.reqs.try_get(req) else { return };
+        let Some(r) = self.reqs.try_get(req) else {
+            return;
+        };
         if r.gen != gen || r.abandoned {
             return;
         }
@@ -474,7 +561,7 @@ impl World<'_> {
         let f = &mut self.flows[flow as usize];
         if let Arrivals::Closed { think, .. } = f.flow.arrivals {
             let t = think.sample(&mut f.rng);
-            s.schedule(SimDuration(t), Ev::ClientReady { flow, slot });
+            self.at(s, t, Ev::ClientReady { flow, slot });
         }
     }
 

@@ -1,0 +1,104 @@
+//! Finds the line and column of a key path (`services[2].ports[0].node_port`)
+//! in a TOML text, so errors found after parsing still point at the file.
+
+use toml_edit::{Document, Item, Value};
+
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a Item),
+    Value(&'a Value),
+    Table(&'a toml_edit::Table),
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn segments(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            out.push(Seg::Key(key));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// The (line, column) where `path` is written in `text`, or of the deepest
+/// part of it that exists.
+pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let doc = Document::parse(text).ok()?;
+    let mut node = Node::Table(doc.as_table());
+    let mut best = None;
+    for seg in segments(path) {
+        let (next, span) = match (node, seg) {
+            (Node::Table(t), Seg::Key(k)) => {
+                let span = t.key(k).and_then(|k| k.span());
+                (t.get(k).map(Node::Item), span)
+            }
+            (Node::Item(Item::Table(t)), Seg::Key(k)) => {
+                let span = t.key(k).and_then(|k| k.span());
+                (t.get(k).map(Node::Item), span)
+            }
+            (Node::Item(Item::Value(Value::InlineTable(t))), Seg::Key(k))
+            | (Node::Value(Value::InlineTable(t)), Seg::Key(k)) => {
+                let span = t.key(k).and_then(|k| k.span());
+                (t.get(k).map(Node::Value), span)
+            }
+            (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => {
+                let t = a.get(i);
+                (t.map(Node::Table), t.and_then(|t| t.span()))
+            }
+            (Node::Item(Item::Value(Value::Array(a))), Seg::Index(i))
+            | (Node::Value(Value::Array(a)), Seg::Index(i)) => {
+                let v = a.get(i);
+                (v.map(Node::Value), v.and_then(|v| v.span()))
+            }
+            _ => (None, None),
+        };
+        if let Some(s) = span {
+            best = Some(s.start);
+        }
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    best.map(|o| line_col(text, o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_keys() {
+        let text = "seed = 1\n\n[[services]]\nname = \"a\"\nports = [{ port = 80 }]\n\n[[services]]\nname = \"b\"\nports = [{ port = 80, node_port = 99 }]\n";
+        assert_eq!(locate(text, "seed"), Some((1, 1)));
+        assert_eq!(locate(text, "services[1].name"), Some((8, 1)));
+        assert_eq!(
+            locate(text, "services[1].ports[0].node_port"),
+            Some((9, 23))
+        );
+        // A missing key falls back to the deepest part that exists.
+        assert_eq!(
+            locate(text, "services[1].ports[0].nope").map(|l| l.0),
+            Some(9)
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Kubernetes manifests: Pod, Service, Deployment and Namespace objects
+//! from multi-document YAML files, turned into the same specs the TOML
+//! objects become.
+//!
+//! Only what changes networking is read. Fields that would change it but
+//! that emu does not model yet (hostNetwork, hostPort, headless or
+//! LoadBalancer Services, session affinity, traffic policies, ...) are
+//! errors, never silently ignored; kinds that carry no networking
+//! (ConfigMap, Secret, ServiceAccount, ...) are skipped with a warning.
+
+use std::collections::BTreeMap;
+
+use emu_models::cluster::{
+    ContainerSpec, Labels, Origin, PodSpec, PortSpec, Protocol, ServicePortSpec, ServiceSpec,
+    ServiceType, TargetPort, TrafficPolicy,
+};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// What a manifest file adds to a scenario.
+#[derive(Default)]
+pub struct Loaded {
+    pub namespaces: Vec<String>,
+    pub pods: Vec<PodSpec>,
+    pub services: Vec<ServiceSpec>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Object {
+    #[serde(default)]
+    api_version: Option<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    metadata: Meta,
+    #[serde(default)]
+    spec: Option<Spanned<Spec>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrString {
+    Int(u32),
+    Str(String),
+}
+
+/// A superset of the Pod, Service and Deployment spec fields emu reads.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    // Pod
+    #[serde(default)]
+    containers: Vec<Container>,
+    node_name: Option<String>,
+    host_network: Option<bool>,
+    dns_policy: Option<String>,
+    // Service
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    selector: Option<Selector>,
+    #[serde(default)]
+    ports: Vec<ServicePort>,
+    #[serde(rename = "clusterIP")]
+    cluster_ip: Option<String>,
+    external_traffic_policy: Option<String>,
+    internal_traffic_policy: Option<String>,
+    session_affinity: Option<String>,
+    #[serde(default, rename = "externalIPs")]
+    external_ips: Vec<String>,
+    // Deployment
+    replicas: Option<u32>,
+    template: Option<Box<Template>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Selector {
+    Labels {
+        #[serde(rename = "matchLabels")]
+        match_labels: BTreeMap<String, String>,
+        #[serde(default, rename = "matchExpressions")]
+        match_expressions: Vec<serde_ignored_value::Any>,
+    },
+    Map(BTreeMap<String, String>),
+}
+
+mod serde_ignored_value {
+    /// Any YAML value, read and thrown away.
+    pub struct Any;
+    impl<'de> serde::Deserialize<'de> for Any {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            serde::de::IgnoredAny::deserialize(d).map(|_| Any)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Template {
+    #[serde(default)]
+    metadata: Meta,
+    spec: Spec,
+}
+
+#[derive(Deserialize)]
+struct Container {
+    name: String,
+    #[serde(default)]
+    ports: Vec<ContainerPort>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerPort {
+    container_port: u32,
+    name: Option<String>,
+    protocol: Option<String>,
+    host_port: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServicePort {
+    name: Option<String>,
+    port: u32,
+    target_port: Option<IntOrString>,
+    node_port: Option<u32>,
+    protocol: Option<String>,
+}
+
+/// Kinds that carry nothing emu models; skipped with a warning.
+const INERT_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolumeClaim",
+];
+
+fn protocol(o: &Origin, p: &Option<String>) -> Result<Protocol, String> {
+    match p.as_deref() {
+        None | Some("TCP") => Ok(Protocol::Tcp),
+        Some("UDP") => Ok(Protocol::Udp),
+        Some(other) => Err(format!(
+            "{o}: protocol `{other}` is not modelled (TCP or UDP)"
+        )),
+    }
+}
+
+fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
+    if spec.host_network == Some(true) {
+        return Err(format!("{o}: spec.hostNetwork: true is not modelled yet (pods get their own network namespace)"));
+    }
+    if let Some(p) = spec.dns_policy.as_deref() {
+        if p != "ClusterFirst" {
+            return Err(format!(
+                "{o}: spec.dnsPolicy `{p}` is not modelled (only ClusterFirst)"
+            ));
+        }
+    }
+    spec.containers
+        .iter()
+        .map(|c| {
+            let ports = c
+                .ports
+                .iter()
+                .map(|p| {
+                    if p.host_port.is_some() {
+                        return Err(format!(
+                            "{o}: container `{}`: hostPort is not modelled yet",
+                            c.name
+                        ));
+                    }
+                    Ok(PortSpec {
+                        name: p.name.clone(),
+                        port: p.container_port,
+                        protocol: protocol(o, &p.protocol)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(ContainerSpec {
+                name: c.name.clone(),
+                ports,
+            })
+        })
+        .collect()
+}
+
+/// Reads every object of the manifest file `file` (text `text`).
+pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
+    let docs: Vec<Option<Object>> = serde_saphyr::from_multiple(text).map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| format!("{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("").to_string();
+        format!("{file}:{loc}: {first}")
+    })?;
+    let mut out = Loaded::default();
+    for (i, doc) in docs.into_iter().enumerate() {
+        let Some(obj) = doc else { continue };
+        let kind = obj.kind.value.as_str();
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let origin = Origin {
+            file: file.to_string(),
+            line: obj.kind.referenced.line() as u32,
+            path: format!("document {} ({kind} {name})", i + 1),
+        };
+        if name.is_empty() {
+            return Err(format!("{origin}: metadata.name is required"));
+        }
+        let _ = &obj.api_version;
+        let namespace = obj
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let spec_line = |s: &Spanned<Spec>| s.referenced.line() as u32;
+        match kind {
+            "Namespace" => out.namespaces.push(name),
+            "Pod" => {
+                let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
+                let node = spec.value.node_name.clone();
+                out.pods.push(PodSpec {
+                    containers: containers(&origin, &spec.value)?,
+                    origin,
+                    name,
+                    namespace,
+                    replicas: 1,
+                    node,
+                    ip: None,
+                    labels: obj.metadata.labels,
+                });
+            }
+            "Deployment" => {
+                let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
+                let o = Origin { line: spec_line(&spec), ..origin.clone() };
+                let s = spec.value;
+                let t = s.template.ok_or_else(|| format!("{o}: spec.template is required"))?;
+                let sel: Labels = match s.selector {
+                    Some(Selector::Labels { match_labels, match_expressions }) => {
+                        if !match_expressions.is_empty() {
+                            return Err(format!("{o}: spec.selector.matchExpressions is not modelled (use matchLabels)"));
+                        }
+                        match_labels
+                    }
+                    _ => return Err(format!("{o}: spec.selector.matchLabels is required")),
+                };
+                if !sel.iter().all(|(k, v)| t.metadata.labels.get(k) == Some(v)) {
+                    return Err(format!("{o}: spec.selector does not match spec.template.metadata.labels"));
+                }
+                out.pods.push(PodSpec {
+                    containers: containers(&o, &t.spec)?,
+                    origin,
+                    name,
+                    namespace,
+                    replicas: s.replicas.unwrap_or(1),
+                    node: t.spec.node_name.clone(),
+                    ip: None,
+                    labels: t.metadata.labels,
+                });
+            }
+            "Service" => {
+                let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
+                let o = Origin { line: spec_line(&spec), ..origin.clone() };
+                let s = spec.value;
+                let kind = match s.kind.as_deref() {
+                    None | Some("ClusterIP") => ServiceType::ClusterIp,
+                    Some("NodePort") => ServiceType::NodePort,
+                    Some(other) => return Err(format!("{o}: spec.type `{other}` is not modelled yet (ClusterIP or NodePort)")),
+                };
+                let cluster_ip = match s.cluster_ip.as_deref() {
+                    None | Some("") => None,
+                    Some("None") => return Err(format!("{o}: headless Services (clusterIP: None) are not modelled yet")),
+                    Some(ip) => Some(ip.parse().map_err(|e| format!("{o}: spec.clusterIP: {e}"))?),
+                };
+                if let Some(p) = s.external_traffic_policy.as_deref() {
+                    if p != "Cluster" {
+                        return Err(format!("{o}: spec.externalTrafficPolicy `{p}` is not modelled yet (only Cluster)"));
+                    }
+                }
+                if let Some(p) = s.internal_traffic_policy.as_deref() {
+                    if p != "Cluster" {
+                        return Err(format!("{o}: spec.internalTrafficPolicy `{p}` is not modelled yet (only Cluster)"));
+                    }
+                }
+                if let Some(a) = s.session_affinity.as_deref() {
+                    if a != "None" {
+                        return Err(format!("{o}: spec.sessionAffinity `{a}` is not modelled yet"));
+                    }
+                }
+                if !s.external_ips.is_empty() {
+                    return Err(format!("{o}: spec.externalIPs is not modelled yet"));
+                }
+                let selector = match s.selector {
+                    None => None,
+                    Some(Selector::Map(m)) => Some(m),
+                    Some(Selector::Labels { .. }) => return Err(format!("{o}: a Service selector is a plain label map, not matchLabels")),
+                };
+                let ports = s
+                    .ports
+                    .iter()
+                    .map(|p| {
+                        Ok(ServicePortSpec {
+                            name: p.name.clone(),
+                            port: p.port,
+                            target_port: p.target_port.as_ref().map(|t| match t {
+                                IntOrString::Int(n) => TargetPort::Number(*n),
+                                IntOrString::Str(s) => match s.parse() {
+                                    Ok(n) => TargetPort::Number(n),
+                                    Err(_) => TargetPort::Name(s.clone()),
+                                },
+                            }),
+                            node_port: p.node_port,
+                            protocol: protocol(&o, &p.protocol)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                out.services.push(ServiceSpec {
+                    origin,
+                    name,
+                    namespace,
+                    kind,
+                    selector,
+                    cluster_ip,
+                    ports,
+                    external_traffic_policy: TrafficPolicy::Cluster,
+                });
+            }
+            k if INERT_KINDS.contains(&k) => out.warnings.push(format!("{origin}: kind {k} carries no networking; skipped")),
+            other => {
+                return Err(format!(
+                    "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment and Namespace)"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pods_services_and_deployments() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: mypod\nspec:\n  containers:\n    - name: app\n      image: nginx\n      ports:\n        - containerPort: 80\n    - name: sidecar\n      image: busybox\n      command: ['sh', '-c', 'curl http://localhost:80']\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: myweb\nspec:\n  type: NodePort\n  selector:\n    app: web\n  ports:\n    - port: 80\n      targetPort: 8080\n      nodePort: 30007\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          ports: [{containerPort: 8080, name: http}]\n";
+        let l = load("m.yaml", text).unwrap();
+        assert_eq!(l.pods.len(), 2);
+        assert_eq!(l.pods[0].containers.len(), 2);
+        assert_eq!(l.pods[0].containers[0].ports[0].port, 80);
+        assert_eq!(l.pods[1].replicas, 3);
+        assert_eq!(l.services[0].ports[0].node_port, Some(30007));
+        assert_eq!(l.services[0].origin.line, 16);
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_model() {
+        let e = load("m.yaml", "kind: Ingress\nmetadata: {name: x}\n")
+            .err()
+            .unwrap();
+        assert!(e.starts_with("m.yaml:1: document 1 (Ingress x)"), "{e}");
+        let e = load(
+            "m.yaml",
+            "kind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n",
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("headless"), "{e}");
+        let e = load(
+            "m.yaml",
+            "kind: Pod\nmetadata: {name: x}\nspec:\n  hostNetwork: true\n  containers: []\n",
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("hostNetwork"), "{e}");
+        let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - name: a\n      ports:\n        - containerPort: [1]\n").err().unwrap();
+        assert!(e.starts_with("m.yaml:7:"), "{e}");
+    }
+}

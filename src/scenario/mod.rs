@@ -1,0 +1,641 @@
+//! Scenario files: TOML (plus Kubernetes YAML manifests) in, a validated
+//! cluster, model parameters, flows and servers out. Every error names the
+//! file, the line where the line is known, and the key.
+
+mod locate;
+pub mod manifests;
+pub mod schema;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+
+use emu_models::addr::{Cidr, Ipv4};
+use emu_models::cluster::{
+    self, BuildError, Cluster, ClusterSpec, ContainerSpec, Origin, Placement, PodSpec, PortSpec,
+    Protocol, ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+};
+use emu_models::dns::{self, DnsParams};
+use emu_models::proxy::iptables::{IptablesParams, RuleOrder};
+use emu_models::traffic::{Arrivals, Client, Flow, Server, Target};
+use emu_models::world::{Params, World};
+
+use schema::*;
+
+/// A scenario ready to run.
+pub struct Prepared {
+    /// The scenario as read, with every default filled in (for run.toml).
+    pub scenario: Scenario,
+    /// Manifest files: (path as written, path on disk, text).
+    pub manifests: Vec<(String, PathBuf, String)>,
+    pub cluster: Cluster,
+    pub params: Params,
+    pub flows: Vec<Flow>,
+    pub servers: Vec<Server>,
+    pub warnings: Vec<String>,
+}
+
+/// Loading context: the scenario file's name and text, for locating errors.
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn origin(&self, path: String) -> Origin {
+        let line = locate::locate(self.text, &path).map_or(0, |(l, _)| l as u32);
+        Origin {
+            file: self.file.to_string(),
+            line,
+            path,
+        }
+    }
+
+    /// An error at key `path` of the scenario file.
+    fn err(&self, path: &str, msg: impl std::fmt::Display) -> String {
+        match locate::locate(self.text, path) {
+            Some((l, c)) => format!("{}:{l}:{c}: {path}: {msg}", self.file),
+            None => format!("{}: {path}: {msg}", self.file),
+        }
+    }
+
+    /// A model build error, pointed at the line of the exact key.
+    fn build_err(&self, e: BuildError) -> String {
+        let full = if e.field.is_empty() {
+            e.origin.path.clone()
+        } else {
+            format!("{}.{}", e.origin.path, e.field)
+        };
+        if e.origin.file == self.file {
+            self.err(&full, e.message)
+        } else {
+            e.to_string()
+        }
+    }
+}
+
+fn cidr(ctx: &Ctx, key: &str, text: &str) -> Result<Cidr, String> {
+    text.parse().map_err(|e| ctx.err(key, e))
+}
+
+fn proto(p: ProtocolToml) -> Protocol {
+    match p {
+        ProtocolToml::TCP => Protocol::Tcp,
+        ProtocolToml::UDP => Protocol::Udp,
+    }
+}
+
+fn port_spec(p: &PortToml) -> PortSpec {
+    match p {
+        PortToml::Number(n) => PortSpec {
+            name: None,
+            port: *n,
+            protocol: Protocol::Tcp,
+        },
+        PortToml::Full(f) => PortSpec {
+            name: f.name.clone(),
+            port: f.port,
+            protocol: proto(f.protocol),
+        },
+    }
+}
+
+/// Replaces `{i}` with `i` in every string (and table key) of `v`.
+fn substitute(v: toml::Value, i: u32) -> toml::Value {
+    let sub = |s: &str| s.replace("{i}", &i.to_string());
+    match v {
+        toml::Value::String(s) => toml::Value::String(sub(&s)),
+        toml::Value::Array(a) => {
+            toml::Value::Array(a.into_iter().map(|x| substitute(x, i)).collect())
+        }
+        toml::Value::Table(t) => toml::Value::Table(
+            t.into_iter()
+                .map(|(k, x)| (sub(&k), substitute(x, i)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Expands entries with `count = n` into n copies with `{i}` substituted.
+/// Each copy keeps the index of the entry it came from, for errors.
+fn expand<T>(
+    ctx: &Ctx,
+    list: &str,
+    items: &[T],
+    count: impl Fn(&mut T) -> Option<u32>,
+) -> Result<Vec<(usize, T)>, String>
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for (k, item) in items.iter().enumerate() {
+        let mut item = item.clone();
+        match count(&mut item) {
+            None => out.push((k, item)),
+            Some(n) => {
+                let v = toml::Value::try_from(&item)
+                    .map_err(|e| ctx.err(&format!("{list}[{k}]"), e))?;
+                for i in 0..n {
+                    let t = substitute(v.clone(), i)
+                        .try_into()
+                        .map_err(|e: toml::de::Error| {
+                            ctx.err(&format!("{list}[{k}]"), e.message())
+                        })?;
+                    out.push((k, t));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and validates the scenario at `path`.
+pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let ctx = Ctx {
+        file: &file,
+        text: &text,
+    };
+    let mut sc: Scenario = toml::from_str(&text).map_err(|e| {
+        let msg = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
+        match e.span() {
+            Some(s) => {
+                let (l, c) = locate::line_col(&text, s.start);
+                format!("{file}:{l}:{c}: {msg}")
+            }
+            None => format!("{file}: {msg}"),
+        }
+    })?;
+    if let Some(s) = seed {
+        sc.seed = s;
+    }
+    let mut warnings = Vec::new();
+
+    // Manifests.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut manifests = Vec::new();
+    let mut extra = manifests::Loaded::default();
+    for (i, m) in sc.manifests.iter().enumerate() {
+        let p = dir.join(m);
+        let t = std::fs::read_to_string(&p).map_err(|e| {
+            ctx.err(
+                &format!("manifests[{i}]"),
+                format!("cannot read {}: {e}", p.display()),
+            )
+        })?;
+        let l = manifests::load(&p.display().to_string(), &t)?;
+        extra.namespaces.extend(l.namespaces);
+        extra.pods.extend(l.pods);
+        extra.services.extend(l.services);
+        warnings.extend(l.warnings);
+        manifests.push((m.clone(), p, t));
+    }
+
+    // Cluster.
+    let c = &sc.cluster;
+    let mut namespaces = c.namespaces.clone();
+    namespaces.extend(extra.namespaces);
+    let mut pods = Vec::new();
+    for (i, p) in expand(&ctx, "pods", &sc.pods, |p| p.count.take())? {
+        let key = format!("pods[{i}]");
+        if p.ip.is_some() && sc.pods[i].count.is_some() {
+            return Err(ctx.err(
+                &format!("{key}.ip"),
+                "an explicit ip cannot be repeated with count",
+            ));
+        }
+        let mut containers: Vec<ContainerSpec> = p
+            .containers
+            .iter()
+            .map(|c| ContainerSpec {
+                name: c.name.clone(),
+                ports: c.ports.iter().map(port_spec).collect(),
+            })
+            .collect();
+        if !p.ports.is_empty() || containers.is_empty() {
+            containers.insert(
+                0,
+                ContainerSpec {
+                    name: "main".into(),
+                    ports: p.ports.iter().map(port_spec).collect(),
+                },
+            );
+        }
+        let ip = match &p.ip {
+            Some(t) => Some(
+                t.parse::<Ipv4>()
+                    .map_err(|e| ctx.err(&format!("{key}.ip"), e))?,
+            ),
+            None => None,
+        };
+        pods.push(PodSpec {
+            origin: ctx.origin(key),
+            name: p.name.clone(),
+            namespace: p.namespace.clone(),
+            replicas: p.replicas,
+            node: p.node.clone(),
+            ip,
+            labels: p.labels.clone(),
+            containers,
+        });
+    }
+    pods.extend(extra.pods);
+    let mut services = Vec::new();
+    for (i, s) in expand(&ctx, "services", &sc.services, |s| s.count.take())? {
+        let key = format!("services[{i}]");
+        if sc.services[i].count.is_some()
+            && (s.cluster_ip.is_some() || s.ports.iter().any(|p| p.node_port.is_some()))
+        {
+            return Err(ctx.err(
+                &key,
+                "cluster_ip and node_port cannot be repeated with count",
+            ));
+        }
+        if s.external_traffic_policy == PolicyToml::Local {
+            return Err(ctx.err(
+                &format!("{key}.external_traffic_policy"),
+                "Local is not modelled yet (only Cluster)",
+            ));
+        }
+        let cluster_ip = match &s.cluster_ip {
+            Some(t) => Some(
+                t.parse::<Ipv4>()
+                    .map_err(|e| ctx.err(&format!("{key}.cluster_ip"), e))?,
+            ),
+            None => None,
+        };
+        services.push(ServiceSpec {
+            origin: ctx.origin(key),
+            name: s.name.clone(),
+            namespace: s.namespace.clone(),
+            kind: match s.kind {
+                ServiceTypeToml::ClusterIP => ServiceType::ClusterIp,
+                ServiceTypeToml::NodePort => ServiceType::NodePort,
+            },
+            selector: s.selector.clone(),
+            cluster_ip,
+            ports: s
+                .ports
+                .iter()
+                .map(|p| ServicePortSpec {
+                    name: p.name.clone(),
+                    port: p.port,
+                    target_port: p.target_port.as_ref().map(|t| match t {
+                        TargetPortToml::Number(n) => TargetPort::Number(*n),
+                        TargetPortToml::Name(n) => TargetPort::Name(n.clone()),
+                    }),
+                    node_port: p.node_port,
+                    protocol: proto(p.protocol),
+                })
+                .collect(),
+            external_traffic_policy: TrafficPolicy::Cluster,
+        });
+    }
+    services.extend(extra.services);
+    let templates: Vec<(String, String, u32)> = pods
+        .iter()
+        .map(|p| (p.namespace.clone(), p.name.clone(), p.replicas))
+        .collect();
+    let spec = ClusterSpec {
+        origin: ctx.origin("cluster".into()),
+        nodes: c.nodes,
+        node_ip_cidr: cidr(&ctx, "cluster.node_ip_cidr", &c.node_ip_cidr)?,
+        pod_cidr: cidr(&ctx, "cluster.pod_cidr", &c.pod_cidr)?,
+        node_cidr_mask_size: c.node_cidr_mask_size,
+        service_cidr: cidr(&ctx, "cluster.service_cidr", &c.service_cidr)?,
+        node_port_range: (c.node_port_range.0, c.node_port_range.1),
+        placement: match c.placement {
+            PlacementToml::RoundRobin => Placement::RoundRobin,
+            PlacementToml::Random => Placement::Random,
+        },
+        namespaces,
+        pods,
+        services,
+        dns_replicas: sc.dns.replicas,
+    };
+    let cluster = cluster::build(&spec, sc.seed).map_err(|e| ctx.build_err(e))?;
+    warnings.extend(cluster.warnings.iter().cloned());
+
+    // Parameters.
+    let d = &sc.dns;
+    if d.concurrency == 0 {
+        return Err(ctx.err("dns.concurrency", "must be at least 1"));
+    }
+    let params = Params {
+        seed: sc.seed,
+        datapath: sc.datapath.params(),
+        iptables: IptablesParams {
+            rule_ns: sc.proxy.iptables.rule_cost.ns(),
+            conntrack_new_ns: sc.proxy.iptables.conntrack_new.ns(),
+            rule_order: match sc.proxy.iptables.rule_order {
+                RuleOrderToml::Random => RuleOrder::Random,
+                RuleOrderToml::Declaration => RuleOrder::Declaration,
+            },
+        },
+        dns: DnsParams {
+            ndots: d.ndots,
+            cluster_domain: d.cluster_domain.clone(),
+            service_time: d.service_time.0,
+            concurrency: d.concurrency,
+            query_bytes: d.query_bytes,
+            response_bytes: d.response_bytes,
+        },
+    };
+    if params.datapath.underlay_bandwidth_bps == 0 || params.datapath.external_bandwidth_bps == 0 {
+        return Err(ctx.err("datapath", "bandwidths must be above zero"));
+    }
+
+    // Servers.
+    let mut servers = Vec::new();
+    for (i, s) in expand(&ctx, "servers", &sc.servers, |s| s.count.take())? {
+        let key = format!("servers[{i}]");
+        let ns = cluster.namespace(&s.namespace).ok_or_else(|| {
+            ctx.err(
+                &format!("{key}.namespace"),
+                format!("no namespace `{}`", s.namespace),
+            )
+        })?;
+        let pods = cluster.select(ns, &s.selector);
+        if pods.is_empty() {
+            return Err(ctx.err(&format!("{key}.selector"), "matches no pod"));
+        }
+        let port = u16::try_from(s.port)
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| {
+                ctx.err(
+                    &format!("{key}.port"),
+                    format!("port {} is out of range 1-65535", s.port),
+                )
+            })?;
+        if !pods.iter().any(|&p| {
+            cluster.pods[p as usize]
+                .listens_on(port, Protocol::Tcp)
+                .is_some()
+        }) {
+            return Err(ctx.err(
+                &format!("{key}.port"),
+                format!("none of the selected pods listens on {port}/TCP"),
+            ));
+        }
+        servers.push(Server {
+            pods,
+            port,
+            service_time: s.service_time.0,
+            concurrency: s.concurrency,
+            queue_limit: s.queue_limit.unwrap_or(u32::MAX),
+        });
+    }
+
+    // Flows.
+    if sc.flows.is_empty() {
+        return Err(format!(
+            "{file}: no [[flows]]: a scenario needs at least one flow to run"
+        ));
+    }
+    let mut flows = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, f) in expand(&ctx, "flows", &sc.flows, |f| f.count.take())? {
+        let f = &f;
+        let key = format!("flows[{i}]");
+        if !names.insert(f.name.clone()) {
+            return Err(ctx.err(
+                &format!("{key}.name"),
+                format!(
+                    "flow name `{}` is used twice (use {{i}} in the name of a flow with count)",
+                    f.name
+                ),
+            ));
+        }
+        if f.name.is_empty() || f.name.contains(',') || f.name.contains('"') {
+            return Err(ctx.err(
+                &format!("{key}.name"),
+                "flow names must be non-empty, without commas or quotes",
+            ));
+        }
+        let arrivals = match (f.rate, f.concurrency) {
+            (Some(r), None) => Arrivals::Open { rate_per_s: r },
+            (None, Some(c)) => Arrivals::Closed {
+                clients: c,
+                think: f.think_time.0,
+            },
+            (None, None) => Arrivals::Closed {
+                clients: 1,
+                think: f.think_time.0,
+            },
+            (Some(_), Some(_)) => {
+                return Err(ctx.err(
+                    &format!("{key}.rate"),
+                    "set `rate` (open loop) or `concurrency` (closed loop), not both",
+                ))
+            }
+        };
+        let client = resolve_from(&ctx, &key, &f.from, &cluster, &templates, f)?;
+        let target = resolve_to(&ctx, &key, &f.to, &cluster)?;
+        if let (Target::Name { name, .. }, Client::Pods(p)) = (&target, &client) {
+            let ns = &cluster.namespaces[cluster.pods[p[0] as usize].namespace as usize];
+            let plan = dns::plan(&cluster, &params.dns, ns, name);
+            if plan.answer.is_none() && !f.allow_nxdomain {
+                return Err(ctx.err(
+                    &format!("{key}.to"),
+                    format!("`{name}` resolves to no Service from namespace `{ns}` (tried {}); set allow_nxdomain = true to emulate the NXDOMAIN failures", plan.queries.join(", ")),
+                ));
+            }
+        }
+        if f.request_bytes == 0 {
+            return Err(ctx.err(&format!("{key}.request_bytes"), "must be at least 1"));
+        }
+        flows.push(Flow {
+            origin: ctx.origin(key),
+            name: f.name.clone(),
+            client,
+            target,
+            arrivals,
+            requests: f.requests,
+            duration_ns: f.duration.map(|d| d.ns()),
+            start_ns: f.start.ns(),
+            request_bytes: f.request_bytes,
+            response_bytes: f.response_bytes,
+            keep_alive: f.keep_alive,
+            timeout_ns: f.timeout.ns(),
+        });
+    }
+    // The world's own checks (flows against the cluster), run here so that
+    // `validate` catches everything `run` would.
+    World::new(&cluster, params.clone(), flows.clone(), servers.clone())
+        .map_err(|e| ctx.build_err(e))?;
+    Ok(Prepared {
+        scenario: sc,
+        manifests,
+        cluster,
+        params,
+        flows,
+        servers,
+        warnings,
+    })
+}
+
+/// Pods of pod or template `name` in namespace `ns`.
+fn pods_named(
+    cluster: &Cluster,
+    templates: &[(String, String, u32)],
+    ns: &str,
+    name: &str,
+) -> Vec<u32> {
+    let Some(nsi) = cluster.namespace(ns) else {
+        return vec![];
+    };
+    if let Some(p) = cluster.pod_by_name(nsi, name) {
+        return vec![p];
+    }
+    templates
+        .iter()
+        .filter(|(tns, tname, r)| tns == ns && tname == name && *r > 1)
+        .flat_map(|(_, _, r)| {
+            (0..*r).filter_map(|i| cluster.pod_by_name(nsi, &format!("{name}-{i}")))
+        })
+        .collect()
+}
+
+fn resolve_from(
+    ctx: &Ctx,
+    key: &str,
+    from: &FromToml,
+    cluster: &Cluster,
+    templates: &[(String, String, u32)],
+    f: &FlowToml,
+) -> Result<Client, String> {
+    let k = format!("{key}.from");
+    match from {
+        FromToml::Name(n) if n == "external" => {
+            Ok(Client::External(f.clients.or(f.concurrency).unwrap_or(1)))
+        }
+        FromToml::Name(n) => {
+            let pods = pods_named(cluster, templates, "default", n);
+            if pods.is_empty() {
+                return Err(ctx.err(&k, format!("no pod or pod template `{n}` in namespace `default` (write \"external\" for clients outside the cluster)")));
+            }
+            Ok(Client::Pods(pods))
+        }
+        FromToml::Table(t) => {
+            let nsi = cluster
+                .namespace(&t.namespace)
+                .ok_or_else(|| ctx.err(&k, format!("no namespace `{}`", t.namespace)))?;
+            let pods = match (&t.pod, &t.selector) {
+                (Some(p), None) => {
+                    let pods = pods_named(cluster, templates, &t.namespace, p);
+                    if pods.is_empty() {
+                        return Err(ctx.err(
+                            &format!("{k}.pod"),
+                            format!(
+                                "no pod or pod template `{p}` in namespace `{}`",
+                                t.namespace
+                            ),
+                        ));
+                    }
+                    if let Some(c) = &t.container {
+                        if !cluster.pods[pods[0] as usize].containers.contains(c) {
+                            return Err(ctx.err(
+                                &format!("{k}.container"),
+                                format!("pod `{p}` has no container `{c}`"),
+                            ));
+                        }
+                    }
+                    pods
+                }
+                (None, Some(sel)) => {
+                    let pods = cluster.select(nsi, sel);
+                    if pods.is_empty() {
+                        return Err(ctx.err(&format!("{k}.selector"), "matches no pod"));
+                    }
+                    pods
+                }
+                _ => return Err(ctx.err(&k, "give either `pod` or `selector`")),
+            };
+            Ok(Client::Pods(pods))
+        }
+    }
+}
+
+/// Parses a flow target: `http://name:port/path`, `name:port`,
+/// `10.244.0.15:8080`, `localhost:80`, `<NodeIP>:30007`, `node-3:30007`.
+fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Target, String> {
+    let k = format!("{key}.to");
+    let t = to.trim();
+    let t = t.strip_prefix("curl ").map(str::trim).unwrap_or(t);
+    let (scheme_port, rest) = if let Some(r) = t.strip_prefix("http://") {
+        (Some(80), r)
+    } else if let Some(r) = t.strip_prefix("https://") {
+        (Some(443), r)
+    } else {
+        (None, t)
+    };
+    let hostport = rest.split('/').next().unwrap_or("");
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => {
+            let port: u32 = p
+                .parse()
+                .map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
+            (h, port)
+        }
+        None => (
+            hostport,
+            scheme_port.ok_or_else(|| {
+                ctx.err(
+                    &k,
+                    format!("`{to}` has no port (write host:port or an http:// URL)"),
+                )
+            })?,
+        ),
+    };
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| ctx.err(&k, format!("port {port} is out of range 1-65535")))?;
+    if host.is_empty() {
+        return Err(ctx.err(&k, format!("`{to}` has no host")));
+    }
+    if host == "localhost" || host == "127.0.0.1" {
+        return Ok(Target::Localhost(port));
+    }
+    if host == "<NodeIP>" {
+        return Ok(Target::NodePort { node: None, port });
+    }
+    if let Some(n) = cluster.node_by_name(host) {
+        return Ok(Target::NodePort {
+            node: Some(n),
+            port,
+        });
+    }
+    if let Ok(ip) = host.parse::<Ipv4>() {
+        if let Some(pod) = cluster.pod_by_ip(ip) {
+            return Ok(Target::Pod { pod, port });
+        }
+        if let Some(service) = cluster.service_by_ip(ip) {
+            return Ok(Target::ServiceIp { service, port });
+        }
+        if let Some(n) = cluster.node_by_ip(ip) {
+            return Ok(Target::NodePort {
+                node: Some(n),
+                port,
+            });
+        }
+        return Err(ctx.err(&k, format!("no pod, Service or node has the address {ip}")));
+    }
+    if host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Ok(Target::Name {
+            name: host.to_string(),
+            port,
+        });
+    }
+    Err(ctx.err(&k, format!("`{host}` is neither an address nor a DNS name")))
+}

@@ -1,0 +1,419 @@
+//! The scenario file format (TOML). Every key is documented in
+//! docs/scenario.md with its unit and default; defaults come from the
+//! models' own `Default` impls so there is one source for each number.
+
+use std::collections::BTreeMap;
+
+use emu_models::datapath::DataPathParams;
+use emu_models::dns::DnsParams;
+use emu_models::proxy::iptables::IptablesParams;
+use serde::{Deserialize, Serialize};
+
+use super::units::{Bandwidth, DistText, Duration, PortRange};
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Master seed of every random stream.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Kubernetes YAML files to load, relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<String>,
+    #[serde(default)]
+    pub cluster: ClusterToml,
+    #[serde(default)]
+    pub datapath: DatapathToml,
+    #[serde(default)]
+    pub proxy: ProxyToml,
+    #[serde(default)]
+    pub dns: DnsToml,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodToml>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceToml>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerToml>,
+    #[serde(default)]
+    pub flows: Vec<FlowToml>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterToml {
+    pub nodes: u32,
+    pub node_ip_cidr: String,
+    pub pod_cidr: String,
+    pub node_cidr_mask_size: u8,
+    pub service_cidr: String,
+    pub node_port_range: PortRange,
+    pub placement: PlacementToml,
+    pub namespaces: Vec<String>,
+}
+
+impl Default for ClusterToml {
+    fn default() -> Self {
+        ClusterToml {
+            nodes: 1,
+            node_ip_cidr: "192.168.0.0/16".into(),
+            pod_cidr: "10.244.0.0/16".into(),
+            node_cidr_mask_size: 24,
+            service_cidr: "10.96.0.0/12".into(),
+            node_port_range: PortRange(30000, 32767),
+            placement: PlacementToml::RoundRobin,
+            namespaces: vec![],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementToml {
+    RoundRobin,
+    Random,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatapathToml {
+    pub socket: Duration,
+    pub loopback: Duration,
+    pub veth: Duration,
+    pub bridge: Duration,
+    pub nic: Duration,
+    pub underlay_latency: Duration,
+    pub underlay_bandwidth: Bandwidth,
+    pub external_latency: Duration,
+    pub external_bandwidth: Bandwidth,
+    pub header_bytes: u32,
+}
+
+impl Default for DatapathToml {
+    fn default() -> Self {
+        let d = DataPathParams::default();
+        DatapathToml {
+            socket: Duration(d.socket_ns),
+            loopback: Duration(d.loopback_ns),
+            veth: Duration(d.veth_ns),
+            bridge: Duration(d.bridge_ns),
+            nic: Duration(d.nic_ns),
+            underlay_latency: Duration(d.underlay_latency_ns),
+            underlay_bandwidth: Bandwidth(d.underlay_bandwidth_bps),
+            external_latency: Duration(d.external_latency_ns),
+            external_bandwidth: Bandwidth(d.external_bandwidth_bps),
+            header_bytes: d.header_bytes,
+        }
+    }
+}
+
+impl DatapathToml {
+    pub fn params(&self) -> DataPathParams {
+        DataPathParams {
+            socket_ns: self.socket.ns(),
+            loopback_ns: self.loopback.ns(),
+            veth_ns: self.veth.ns(),
+            bridge_ns: self.bridge.ns(),
+            nic_ns: self.nic.ns(),
+            underlay_latency_ns: self.underlay_latency.ns(),
+            underlay_bandwidth_bps: self.underlay_bandwidth.0,
+            external_latency_ns: self.external_latency.ns(),
+            external_bandwidth_bps: self.external_bandwidth.0,
+            header_bytes: self.header_bytes,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyToml {
+    pub mode: ProxyMode,
+    pub iptables: IptablesToml,
+}
+
+impl Default for ProxyToml {
+    fn default() -> Self {
+        ProxyToml {
+            mode: ProxyMode::Iptables,
+            iptables: IptablesToml::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    Iptables,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IptablesToml {
+    pub rule_cost: Duration,
+    pub conntrack_new: Duration,
+    pub rule_order: RuleOrderToml,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleOrderToml {
+    Random,
+    Declaration,
+}
+
+impl Default for IptablesToml {
+    fn default() -> Self {
+        let p = IptablesParams::default();
+        IptablesToml {
+            rule_cost: Duration(p.rule_ns),
+            conntrack_new: Duration(p.conntrack_new_ns),
+            rule_order: RuleOrderToml::Random,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsToml {
+    pub replicas: u32,
+    pub ndots: u8,
+    pub cluster_domain: String,
+    pub service_time: DistText,
+    pub concurrency: u32,
+    pub query_bytes: u32,
+    pub response_bytes: u32,
+}
+
+impl Default for DnsToml {
+    fn default() -> Self {
+        let p = DnsParams::default();
+        DnsToml {
+            replicas: 2,
+            ndots: p.ndots,
+            cluster_domain: p.cluster_domain,
+            service_time: DistText(p.service_time),
+            concurrency: p.concurrency,
+            query_bytes: p.query_bytes,
+            response_bytes: p.response_bytes,
+        }
+    }
+}
+
+/// A port in a container: `8080` or `{ name = "http", port = 8080 }`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortToml {
+    Number(u32),
+    Full(PortFull),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortFull {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u32,
+    #[serde(default)]
+    pub protocol: ProtocolToml,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum ProtocolToml {
+    #[default]
+    TCP,
+    UDP,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerToml {
+    pub name: String,
+    #[serde(default)]
+    pub ports: Vec<PortToml>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodToml {
+    /// Repeat this entry `count` times, with `{i}` in any string replaced by 0, 1, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    pub name: String,
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Shorthand for one container named `main` with these ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortToml>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerToml>,
+}
+
+pub fn default_ns() -> String {
+    "default".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetPortToml {
+    Number(u32),
+    Name(String),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePortToml {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<TargetPortToml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u32>,
+    #[serde(default)]
+    pub protocol: ProtocolToml,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum ServiceTypeToml {
+    #[default]
+    ClusterIP,
+    NodePort,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum PolicyToml {
+    #[default]
+    Cluster,
+    Local,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceToml {
+    /// Repeat this entry `count` times, with `{i}` in any string replaced by 0, 1, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    pub name: String,
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    #[serde(default, rename = "type")]
+    pub kind: ServiceTypeToml,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+    pub ports: Vec<ServicePortToml>,
+    #[serde(default)]
+    pub external_traffic_policy: PolicyToml,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerToml {
+    /// Repeat this entry `count` times, with `{i}` in any string replaced by 0, 1, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Label selector of the pods it runs in.
+    pub selector: BTreeMap<String, String>,
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    pub port: u32,
+    #[serde(default = "zero_dist")]
+    pub service_time: DistText,
+    #[serde(default)]
+    pub concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_limit: Option<u32>,
+}
+
+fn zero_dist() -> DistText {
+    DistText(emu_engine::Dist::Constant(0))
+}
+
+/// Who sends: `"external"`, a pod (or template) name in `default`, or a table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FromToml {
+    Name(String),
+    Table(FromTable),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromTable {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowToml {
+    /// Repeat this entry `count` times, with `{i}` in any string replaced by 0, 1, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    pub name: String,
+    pub from: FromToml,
+    pub to: String,
+    /// Open loop: requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Closed loop: concurrent clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(default = "zero_dist")]
+    pub think_time: DistText,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    #[serde(default = "zero_duration")]
+    pub start: Duration,
+    #[serde(default = "default_request_bytes")]
+    pub request_bytes: u32,
+    #[serde(default = "default_response_bytes")]
+    pub response_bytes: u32,
+    #[serde(default)]
+    pub keep_alive: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// External flows: distinct client addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u32>,
+    #[serde(default)]
+    pub allow_nxdomain: bool,
+}
+
+fn zero_duration() -> Duration {
+    Duration(0)
+}
+fn default_request_bytes() -> u32 {
+    100
+}
+fn default_response_bytes() -> u32 {
+    1024
+}
+fn default_timeout() -> Duration {
+    Duration(10_000_000_000)
+}
