@@ -1,1 +1,8 @@
+//! End-to-end tests of the `emu` binary: shipped scenarios, behaviour of
+//! the four paths, load balancing, determinism and bad input. One test
+//! binary, one module per topic.
 
+mod behaviour;
+mod errors;
+mod paths;
+mod util;

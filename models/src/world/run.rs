@@ -84,8 +84,10 @@ pub(crate) struct Req {
     conn: u32,
     dns_conn: u32,
     dns_query: u8,
-    /// Start of the current DNS query, or of the wait in a server queue.
+    /// Start of the current DNS query.
     mark: SimTime,
+    /// Arrival at the current server (start of the queue wait).
+    arrived: SimTime,
     abandoned: bool,
     failure: Failure,
 }
@@ -181,6 +183,7 @@ impl World<'_> {
             dns_conn: NONE,
             dns_query: 0,
             mark: now,
+            arrived: now,
             abandoned: false,
             failure: Failure::Timeout,
         });
@@ -433,7 +436,7 @@ impl World<'_> {
         let r = self.reqs.get(req);
         if !dns {
             let hops = &mut self.flows[r.flow as usize].stats.hops;
-            hops[HopKind::Queue as usize].add(s.now().since(r.mark).as_nanos());
+            hops[HopKind::Queue as usize].add(s.now().since(r.arrived).as_nanos());
             hops[HopKind::Server as usize].add(t);
         }
         self.at(s, t, Ev::ServiceDone { req });
@@ -464,7 +467,7 @@ impl World<'_> {
                 } else {
                     Phase::AtServer
                 };
-                r.mark = now;
+                r.arrived = now;
                 match self.servers[server as usize].fifo.acquire(req) {
                     Acquire::Granted => self.start_service(req, server, dns, s),
                     Acquire::Queued => {}
