@@ -1,1 +1,93 @@
-fn main() {}
+//! Criterion benchmarks of the hot paths: the event queue at several
+//! depths, random streams, kube-proxy's per-connection decision, and a
+//! small end-to-end run. Regression comparison:
+//! `cargo bench -- --save-baseline main`, then `cargo bench -- --baseline main`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use emu_engine::rng::{Domain, Stream};
+use emu_engine::{EventQueue, SimTime};
+use emu_models::cluster::testing;
+use emu_models::proxy::iptables::{Iptables, IptablesParams};
+use emu_models::traffic::{Arrivals, Client, Flow, Target};
+use emu_models::world::{simulate, Params};
+
+/// The "hold" model: pop the earliest event, push one a random delay later,
+/// with `depth` events pending.
+fn queue_hold(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue_hold");
+    for depth in [100usize, 10_000, 1_000_000] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::from_parameter(depth), &depth, |b, &depth| {
+            let mut rng = Stream::new(1, Domain(0), 0);
+            let mut q = EventQueue::with_capacity(depth);
+            for i in 0..depth {
+                q.push(SimTime(rng.below(1_000_000)), i as u32);
+            }
+            b.iter(|| {
+                let (t, e) = q.pop().unwrap();
+                q.push(SimTime(t.0 + 1 + rng.below(1_000_000)), black_box(e));
+            });
+        });
+    }
+    g.finish();
+}
+
+fn streams(c: &mut Criterion) {
+    let mut rng = Stream::new(1, Domain(0), 0);
+    c.bench_function("stream_next_u64", |b| b.iter(|| black_box(rng.next_u64())));
+    c.bench_function("stream_below_10", |b| b.iter(|| black_box(rng.below(10))));
+}
+
+fn iptables_decision(c: &mut Criterion) {
+    let mut g = c.benchmark_group("iptables_dnat");
+    for services in [1_000u32, 30_000] {
+        let cluster = testing::services_cluster(4, services, 10);
+        let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
+        let mut rng = Stream::new(1, Domain(0), 0);
+        let n = cluster.service_ports.len() as u64;
+        g.bench_with_input(BenchmarkId::from_parameter(services), &services, |b, _| {
+            b.iter(|| {
+                let sp = rng.below(n) as u32;
+                black_box(ipt.dnat(rng.below(4) as u32, sp, cluster.service_ports[sp as usize].endpoints.len().max(1) as u32, &mut rng))
+            });
+        });
+    }
+    g.finish();
+}
+
+/// 10,000 new connections to a Service with 10 endpoints across 4 nodes,
+/// DNS included.
+fn end_to_end(c: &mut Criterion) {
+    let mut spec = testing::spec(4);
+    spec.pods.push(testing::pods("web", 10, 8080));
+    spec.pods.push(testing::pods("client", 4, 9000));
+    spec.services.push(testing::service("web", "web", 8080));
+    let cluster = emu_models::cluster::build(&spec, 1).unwrap();
+    let clients: Vec<u32> = (0..cluster.pods.len() as u32).filter(|&p| cluster.pods[p as usize].name.starts_with("client")).collect();
+    let flow = Flow {
+        origin: Default::default(),
+        name: "bench".into(),
+        client: Client::Pods(clients),
+        target: Target::Name { name: "web".into(), port: 80 },
+        arrivals: Arrivals::Open { rate_per_s: 10_000.0 },
+        requests: Some(10_000),
+        duration_ns: None,
+        start_ns: 0,
+        request_bytes: 100,
+        response_bytes: 1024,
+        keep_alive: false,
+        timeout_ns: 10_000_000_000,
+    };
+    let mut g = c.benchmark_group("end_to_end");
+    g.throughput(Throughput::Elements(10_000));
+    g.sample_size(20);
+    g.bench_function("service_10k_requests", |b| {
+        b.iter(|| black_box(simulate(&cluster, Params::default(), vec![flow.clone()], vec![]).unwrap().events));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, queue_hold, streams, iptables_decision, end_to_end);
+criterion_main!(benches);

@@ -79,8 +79,8 @@ fn cidr(ctx: &Ctx, key: &str, text: &str) -> Result<Cidr, String> {
 
 fn proto(p: ProtocolToml) -> Protocol {
     match p {
-        ProtocolToml::TCP => Protocol::Tcp,
-        ProtocolToml::UDP => Protocol::Udp,
+        ProtocolToml::Tcp => Protocol::Tcp,
+        ProtocolToml::Udp => Protocol::Udp,
     }
 }
 

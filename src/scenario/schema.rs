@@ -224,8 +224,10 @@ pub struct PortFull {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum ProtocolToml {
     #[default]
-    TCP,
-    UDP,
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

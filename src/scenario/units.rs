@@ -114,7 +114,7 @@ pub fn parse_bandwidth(t: &str) -> Result<u64, String> {
         }
     };
     let bps = v * scale;
-    if !(bps >= 1.0 && bps < 1e15) {
+    if !(1.0..1e15).contains(&bps) {
         return Err(format!("bandwidth `{t}` is out of range"));
     }
     Ok(bps.round() as u64)

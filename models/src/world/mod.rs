@@ -226,10 +226,8 @@ impl<'c> World<'c> {
                 Target::Pod { .. } | Target::ServiceIp { .. } | Target::Name { .. } if matches!(f.client, Client::External(_)) => {
                     return Err(err(&f, "to", "pod and ClusterIP addresses are not reachable from outside the cluster: use a node IP and node port".into()))
                 }
-                Target::ServiceIp { service, port } => {
-                    if cluster.service_port(*service, *port, Protocol::Tcp).is_none() {
-                        return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(*service))));
-                    }
+                Target::ServiceIp { service, port } if cluster.service_port(*service, *port, Protocol::Tcp).is_none() => {
+                    return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(*service))));
                 }
                 Target::Name { name, port } => {
                     let Client::Pods(pods) = &f.client else { unreachable!() };
