@@ -306,3 +306,6 @@ pub mod testing {
         build(&s, 1).expect("test cluster builds")
     }
 }
+
+#[cfg(test)]
+mod tests;

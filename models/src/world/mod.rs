@@ -401,3 +401,6 @@ pub fn simulate(
     sched.run(&mut world);
     Ok(world.finish(&sched))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Unit tests of the world: exact latencies on an idle cluster, where the
+//! answer can be computed by hand from the parameters.
+
+use super::*;
+use crate::cluster::{build, testing};
+use crate::datapath::{route, serialization_ns, Place};
+use crate::traffic::{Arrivals, Client, Flow, Target};
+use emu_engine::Dist;
+
+fn flow(client: Client, target: Target, keep_alive: bool) -> Flow {
+    Flow {
+        origin: Default::default(),
+        name: "f".into(),
+        client,
+        target,
+        arrivals: Arrivals::Closed {
+            clients: 1,
+            think: Dist::Constant(0),
+        },
+        requests: Some(10),
+        duration_ns: None,
+        start_ns: 0,
+        request_bytes: 100,
+        response_bytes: 1000,
+        keep_alive,
+        timeout_ns: 1_000_000_000,
+    }
+}
+
+#[test]
+fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
+    let mut s = testing::spec(2);
+    s.dns_replicas = 0;
+    s.pods.push(testing::pods("a", 1, 9000));
+    s.pods.push(testing::pods("b", 1, 8080));
+    s.pods[1].node = Some("node-1".into());
+    let c = build(&s, 1).unwrap();
+    let p = Params::default();
+    let dp = &p.datapath;
+    let leg = route(dp, Place::Pod { pod: 0, node: 0 }, 1, 1);
+    let walk = |bytes| leg.walk(dp, bytes, |_, _| {});
+    // SYN and SYN-ACK carry no payload; both nodes walk all of
+    // KUBE-SERVICES (no user Services: only the NODEPORTS jump) and create
+    // a conntrack entry for the new flow.
+    let first = 2 * (p.iptables.conntrack_new_ns + p.iptables.rule_ns);
+    let expected = 2 * walk(0) + first + walk(100) + walk(1000);
+    let r = simulate(
+        &c,
+        p.clone(),
+        vec![flow(
+            Client::Pods(vec![0]),
+            Target::Pod { pod: 1, port: 8080 },
+            false,
+        )],
+        vec![],
+    )
+    .unwrap();
+    let l = &r.flows[0].latency;
+    assert_eq!(l.count(), 10);
+    assert_eq!(l.mean_ns(), expected as f64);
+    // Serialization is part of it: 1000 B more cost 800 ns more at 10 Gbit/s.
+    assert_eq!(
+        walk(1000) - walk(0),
+        serialization_ns(1066, 10_000_000_000) - serialization_ns(66, 10_000_000_000)
+    );
+    // Kept alive, only the first request pays the handshake.
+    let r = simulate(
+        &c,
+        p.clone(),
+        vec![flow(
+            Client::Pods(vec![0]),
+            Target::Pod { pod: 1, port: 8080 },
+            true,
+        )],
+        vec![],
+    )
+    .unwrap();
+    let reuse = walk(100) + walk(1000);
+    assert_eq!(
+        r.flows[0].latency.mean_ns(),
+        (expected + 9 * reuse) as f64 / 10.0
+    );
+    assert_eq!(r.flows[0].connections, 1);
+}
+
+#[test]
+fn a_server_with_one_worker_queues_in_fifo_order() {
+    let mut s = testing::spec(1);
+    s.dns_replicas = 0;
+    s.pods.push(testing::pods("a", 1, 9000));
+    s.pods.push(testing::pods("b", 1, 8080));
+    let c = build(&s, 1).unwrap();
+    let server = Server {
+        pods: vec![1],
+        port: 8080,
+        service_time: Dist::Constant(1_000_000),
+        concurrency: 1,
+        queue_limit: u32::MAX,
+    };
+    let mut f = flow(
+        Client::Pods(vec![0]),
+        Target::Pod { pod: 1, port: 8080 },
+        true,
+    );
+    f.arrivals = Arrivals::Closed {
+        clients: 4,
+        think: Dist::Constant(0),
+    };
+    f.requests = Some(400);
+    let r = simulate(&c, Params::default(), vec![f], vec![server]).unwrap();
+    let st = &r.flows[0];
+    assert_eq!(st.completed, 400);
+    // Four clients on one 1 ms worker: the worker is the bottleneck, so
+    // throughput is 1,000 requests/s, and a request arriving one round trip
+    // after its previous answer waits for the three ahead of it: 3 ms less
+    // that round trip.
+    assert!(
+        (st.throughput_rps() / 1000.0 - 1.0).abs() < 0.01,
+        "{}",
+        st.throughput_rps()
+    );
+    let dp = DataPathParams::default();
+    let leg = route(&dp, Place::Pod { pod: 0, node: 0 }, 1, 0);
+    let rtt = (leg.walk(&dp, 100, |_, _| {}) + leg.walk(&dp, 1000, |_, _| {})) as f64;
+    let q = st.hops[crate::datapath::HopKind::Queue as usize];
+    assert!(
+        (q.mean() - (3e6 - rtt)).abs() / 3e6 < 0.01,
+        "queue {} vs {}",
+        q.mean(),
+        3e6 - rtt
+    );
+}
