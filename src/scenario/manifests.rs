@@ -65,6 +65,7 @@ struct Spec {
     node_name: Option<String>,
     host_network: Option<bool>,
     dns_policy: Option<String>,
+    dns_config: Option<serde_ignored_value::Any>,
     // Service
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -78,6 +79,9 @@ struct Spec {
     session_affinity: Option<String>,
     #[serde(default, rename = "externalIPs")]
     external_ips: Vec<String>,
+    #[serde(default)]
+    ip_families: Vec<String>,
+    traffic_distribution: Option<String>,
     // Deployment
     replicas: Option<u32>,
     template: Option<Box<Template>>,
@@ -126,6 +130,8 @@ struct ContainerPort {
     name: Option<String>,
     protocol: Option<String>,
     host_port: Option<u32>,
+    #[serde(rename = "hostIP")]
+    host_ip: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +170,11 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
     if spec.host_network == Some(true) {
         return Err(format!("{o}: spec.hostNetwork: true is not modelled yet (pods get their own network namespace)"));
     }
+    if spec.dns_config.is_some() {
+        return Err(format!(
+            "{o}: spec.dnsConfig is not modelled yet (pods use ClusterFirst with ndots from [dns])"
+        ));
+    }
     if let Some(p) = spec.dns_policy.as_deref() {
         if p != "ClusterFirst" {
             return Err(format!(
@@ -178,7 +189,7 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
                 .ports
                 .iter()
                 .map(|p| {
-                    if p.host_port.is_some() {
+                    if p.host_port.is_some() || p.host_ip.is_some() {
                         return Err(format!(
                             "{o}: container `{}`: hostPort is not modelled yet",
                             c.name
@@ -302,6 +313,12 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     if a != "None" {
                         return Err(format!("{o}: spec.sessionAffinity `{a}` is not modelled yet"));
                     }
+                }
+                if s.ip_families.iter().any(|f| f != "IPv4") {
+                    return Err(format!("{o}: spec.ipFamilies: only IPv4 is modelled"));
+                }
+                if s.traffic_distribution.is_some() {
+                    return Err(format!("{o}: spec.trafficDistribution is not modelled yet"));
                 }
                 if !s.external_ips.is_empty() {
                     return Err(format!("{o}: spec.externalIPs is not modelled yet"));
