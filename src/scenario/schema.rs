@@ -204,7 +204,7 @@ impl Default for DnsToml {
 }
 
 /// A port in a container: `8080` or `{ name = "http", port = 8080 }`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum PortToml {
     Number(u32),
@@ -351,7 +351,7 @@ fn zero_dist() -> DistText {
 }
 
 /// Who sends: `"external"`, a pod (or template) name in `default`, or a table.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum FromToml {
     Name(String),
@@ -426,3 +426,38 @@ fn default_response_bytes() -> u32 {
 fn default_timeout() -> Duration {
     Duration(10_000_000_000)
 }
+
+/// Deserializes an enum that is either a scalar or a table, keeping the
+/// table's own error messages (an untagged enum would only say "data did
+/// not match any variant").
+macro_rules! scalar_or_table {
+    ($ty:ident, $expect:literal, $scalar:ident($sty:ty) via $visit:ident, $table:ident($tty:ty)) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($expect)
+                    }
+                    fn $visit<E: serde::de::Error>(self, v: $sty) -> Result<$ty, E> {
+                        scalar_or_table!(@convert $ty, $scalar, v)
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<$ty, A::Error> {
+                        <$tty>::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map($ty::$table)
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+    (@convert PortToml, $scalar:ident, $v:ident) => {
+        u32::try_from($v).map(PortToml::$scalar).map_err(|_| E::custom(format!("port {} is out of range 1-65535", $v)))
+    };
+    (@convert FromToml, $scalar:ident, $v:ident) => {
+        Ok(FromToml::$scalar($v.to_string()))
+    };
+}
+
+scalar_or_table!(PortToml, "a port number or a table { name, port, protocol }", Number(i64) via visit_i64, Full(PortFull));
+scalar_or_table!(FromToml, "\"external\", a pod name, or a table { pod, container, selector, namespace }", Name(&str) via visit_str, Table(FromTable));
