@@ -70,20 +70,14 @@ fn end_to_end(c: &mut Criterion) {
     spec.pods.push(testing::pods("client", 4, 9000));
     spec.services.push(testing::service("web", "web", 8080));
     let cluster = emu_models::cluster::build(&spec, 1).unwrap();
-    let clients: Vec<u32> = (0..cluster.pods.len() as u32)
-        .filter(|&p| cluster.pods[p as usize].name.starts_with("client"))
-        .collect();
+    let clients: Vec<u32> =
+        (0..cluster.pods.len() as u32).filter(|&p| cluster.pods[p as usize].name.starts_with("client")).collect();
     let flow = Flow {
         origin: Default::default(),
         name: "bench".into(),
         client: Client::Pods(clients),
-        target: Target::Name {
-            name: "web".into(),
-            port: 80,
-        },
-        arrivals: Arrivals::Open {
-            rate_per_s: 10_000.0,
-        },
+        target: Target::Name { name: "web".into(), port: 80 },
+        arrivals: Arrivals::Open { rate_per_s: 10_000.0 },
         requests: Some(10_000),
         duration_ns: None,
         start_ns: 0,
@@ -96,13 +90,7 @@ fn end_to_end(c: &mut Criterion) {
     g.throughput(Throughput::Elements(10_000));
     g.sample_size(20);
     g.bench_function("service_10k_requests", |b| {
-        b.iter(|| {
-            black_box(
-                simulate(&cluster, Params::default(), vec![flow.clone()], vec![])
-                    .unwrap()
-                    .events,
-            )
-        });
+        b.iter(|| black_box(simulate(&cluster, Params::default(), vec![flow.clone()], vec![]).unwrap().events));
     });
     g.finish();
 }

@@ -96,9 +96,7 @@ fn main() -> ExitCode {
                 eprintln!("warning: {w}");
             }
             let out = out.unwrap_or_else(|| {
-                let stem = file
-                    .file_stem()
-                    .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+                let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
                 PathBuf::from("results").join(stem)
             });
             match report::run_and_write(&prepared, &out) {

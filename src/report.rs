@@ -1,5 +1,5 @@
 //! Runs a prepared scenario and writes its results: `summary.csv`,
-//! `hops.csv`, `endpoints.csv`, `failures.csv`, `sources.csv` and
+//! `hops.csv`, `endpoints.csv`, `failures.csv`, `sources.csv`, `cluster.csv` and
 //! `run.toml` (docs/output.md is the contract). Files are written into a
 //! temporary directory beside the target and renamed into place at the
 //! end, so a failed run never leaves half-written results.
@@ -21,8 +21,7 @@ fn us(ns: f64) -> String {
 }
 
 fn csv_writer(dir: &Path, name: &str) -> Result<csv::Writer<fs::File>, String> {
-    csv::Writer::from_path(dir.join(name))
-        .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+    csv::Writer::from_path(dir.join(name)).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
 }
 
 fn io<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, String> {
@@ -68,25 +67,14 @@ pub fn write_all(p: &Prepared, res: &Results, dir: &Path) -> Result<(), String> 
     io(w.flush())?;
 
     let mut w = csv_writer(dir, "hops.csv")?;
-    io(w.write_record([
-        "flow",
-        "hop",
-        "traversals",
-        "total_us",
-        "mean_us",
-        "per_request_us",
-    ]))?;
+    io(w.write_record(["flow", "hop", "traversals", "total_us", "mean_us", "per_request_us"]))?;
     for f in &res.flows {
         for k in HopKind::ALL {
             let t = f.hops[k as usize];
             if t.count == 0 {
                 continue;
             }
-            let per_req = if f.requests == 0 {
-                0.0
-            } else {
-                t.sum as f64 / f.requests as f64
-            };
+            let per_req = if f.requests == 0 { 0.0 } else { t.sum as f64 / f.requests as f64 };
             io(w.write_record([
                 f.name.clone(),
                 k.name().into(),
@@ -100,27 +88,14 @@ pub fn write_all(p: &Prepared, res: &Results, dir: &Path) -> Result<(), String> 
     io(w.flush())?;
 
     let mut w = csv_writer(dir, "endpoints.csv")?;
-    io(w.write_record([
-        "namespace",
-        "service",
-        "port",
-        "endpoint_pod",
-        "endpoint_ip",
-        "node",
-        "requests",
-        "share",
-    ]))?;
+    io(w.write_record(["namespace", "service", "port", "endpoint_pod", "endpoint_ip", "node", "requests", "share"]))?;
     for (spi, sp) in cl.service_ports.iter().enumerate() {
         let hits = &res.endpoint_hits[spi];
         let total: u64 = hits.iter().sum();
         let svc = &cl.services[sp.service as usize];
         for (e, &n) in sp.endpoints.iter().zip(hits) {
             let pod = &cl.pods[e.pod as usize];
-            let share = if total == 0 {
-                0.0
-            } else {
-                n as f64 / total as f64
-            };
+            let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
             io(w.write_record([
                 cl.namespaces[svc.namespace as usize].clone(),
                 svc.name.clone(),
@@ -139,31 +114,19 @@ pub fn write_all(p: &Prepared, res: &Results, dir: &Path) -> Result<(), String> 
     io(w.write_record(["flow", "reason", "count"]))?;
     for f in &res.flows {
         for r in Failure::ALL {
-            io(w.write_record([
-                f.name.clone(),
-                r.name().into(),
-                f.failures[r as usize].to_string(),
-            ]))?;
+            io(w.write_record([f.name.clone(), r.name().into(), f.failures[r as usize].to_string()]))?;
         }
     }
     io(w.flush())?;
 
     let mut w = csv_writer(dir, "sources.csv")?;
-    io(w.write_record([
-        "flow",
-        "server_pod",
-        "server_node",
-        "source_ip",
-        "source_kind",
-        "source_name",
-        "requests",
-    ]))?;
+    io(w.write_record(["flow", "server_pod", "server_node", "source_ip", "source_kind", "source_name", "requests"]))?;
     for (&(flow, pod, ip), &n) in &res.sources {
         let (kind, name) = describe(p, ip);
         let sp = &cl.pods[pod as usize];
         io(w.write_record([
             res.flows[flow as usize].name.clone(),
-            sp.name.clone(),
+            cl.pod_ref(pod),
             cl.nodes[sp.node as usize].name.clone(),
             ip.to_string(),
             kind.into(),
@@ -173,6 +136,30 @@ pub fn write_all(p: &Prepared, res: &Results, dir: &Path) -> Result<(), String> 
     }
     io(w.flush())?;
 
+    let mut w = csv_writer(dir, "cluster.csv")?;
+    io(w.write_record(["metric", "value"]))?;
+    let r = res.rules;
+    let endpoints: usize = cl.service_ports.iter().map(|sp| sp.endpoints.len()).sum();
+    let rows: [(&str, u64); 12] = [
+        ("nodes", cl.nodes.len() as u64),
+        ("namespaces", cl.namespaces.len() as u64),
+        ("pods", cl.pods.len() as u64),
+        ("services", cl.services.len() as u64),
+        ("service_ports", cl.service_ports.len() as u64),
+        ("endpoints", endpoints as u64),
+        ("iptables_kube_services_rules_per_node", r.kube_services),
+        ("iptables_kube_nodeports_rules_per_node", r.kube_nodeports),
+        ("iptables_kube_svc_rules_per_node", r.kube_svc),
+        ("iptables_kube_sep_rules_per_node", r.kube_sep),
+        ("iptables_nat_rules_per_node", r.total()),
+        ("events", res.events),
+    ];
+    for (k, v) in rows {
+        io(w.write_record([k.to_string(), v.to_string()]))?;
+    }
+    io(w.write_record(["simulated_ns".to_string(), res.end_ns.to_string()]))?;
+    io(w.flush())?;
+
     // run.toml: the scenario with every default filled in, the seed used,
     // and the manifests copied beside it, so the directory re-runs alone.
     let mut sc = p.scenario.clone();
@@ -180,9 +167,7 @@ pub fn write_all(p: &Prepared, res: &Results, dir: &Path) -> Result<(), String> 
         fs::create_dir_all(dir.join("manifests")).map_err(|e| e.to_string())?;
         sc.manifests.clear();
         for (i, (_, src, text)) in p.manifests.iter().enumerate() {
-            let base = src
-                .file_name()
-                .map_or("manifest.yaml".into(), |s| s.to_string_lossy().into_owned());
+            let base = src.file_name().map_or("manifest.yaml".into(), |s| s.to_string_lossy().into_owned());
             let name = format!("{i:02}-{base}");
             fs::write(dir.join("manifests").join(&name), text).map_err(|e| e.to_string())?;
             sc.manifests.push(format!("manifests/{name}"));
@@ -217,9 +202,7 @@ fn describe(p: &Prepared, ip: Ipv4) -> (&'static str, String) {
 }
 
 fn temp_beside(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+    let name = out.file_name().map_or("results".into(), |s| s.to_string_lossy().into_owned());
     out.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -227,17 +210,10 @@ fn temp_beside(out: &Path) -> PathBuf {
 /// account of the run.
 pub fn run_and_write(p: &Prepared, out: &Path) -> Result<String, String> {
     let wall = Instant::now();
-    let res = simulate(
-        &p.cluster,
-        p.params.clone(),
-        p.flows.clone(),
-        p.servers.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    let res = simulate(&p.cluster, p.params.clone(), p.flows.clone(), p.servers.clone()).map_err(|e| e.to_string())?;
     let secs = wall.elapsed().as_secs_f64();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let tmp = temp_beside(out);
     let _ = fs::remove_dir_all(&tmp);
@@ -247,18 +223,13 @@ pub fn run_and_write(p: &Prepared, out: &Path) -> Result<String, String> {
         return Err(e);
     }
     if out.exists() {
-        let old = out.with_file_name(format!(
-            ".{}.old-{}",
-            out.file_name().unwrap().to_string_lossy(),
-            std::process::id()
-        ));
+        let old =
+            out.with_file_name(format!(".{}.old-{}", out.file_name().unwrap().to_string_lossy(), std::process::id()));
         fs::rename(out, &old).map_err(|e| format!("cannot replace {}: {e}", out.display()))?;
-        fs::rename(&tmp, out)
-            .map_err(|e| format!("cannot move results into {}: {e}", out.display()))?;
+        fs::rename(&tmp, out).map_err(|e| format!("cannot move results into {}: {e}", out.display()))?;
         let _ = fs::remove_dir_all(&old);
     } else {
-        fs::rename(&tmp, out)
-            .map_err(|e| format!("cannot move results into {}: {e}", out.display()))?;
+        fs::rename(&tmp, out).map_err(|e| format!("cannot move results into {}: {e}", out.display()))?;
     }
     let requests: u64 = res.flows.iter().map(|f| f.requests).sum();
     Ok(format!(

@@ -68,20 +68,14 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, DistError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
         .ok_or_else(|| DistError(format!("`{t}` has no unit (expected ns, us, ms or s)")))?;
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .replace('_', "")
-        .parse()
-        .map_err(|_| DistError(format!("`{t}` is not a number followed by a unit")))?;
+    let value: f64 =
+        num.replace('_', "").parse().map_err(|_| DistError(format!("`{t}` is not a number followed by a unit")))?;
     let scale = match unit.trim() {
         "ns" => 1.0,
         "us" | "µs" => 1e3,
         "ms" => 1e6,
         "s" => 1e9,
-        u => {
-            return Err(DistError(format!(
-                "unknown time unit `{u}` in `{t}` (expected ns, us, ms or s)"
-            )))
-        }
+        u => return Err(DistError(format!("unknown time unit `{u}` in `{t}` (expected ns, us, ms or s)"))),
     };
     let ns = value * scale;
     if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 / 2.0 {
@@ -116,12 +110,7 @@ impl Dist {
     /// A lognormal with the given mean and standard deviation [ns].
     pub fn lognormal(mean: f64, sd: f64) -> Dist {
         let sigma2 = (1.0 + (sd * sd) / (mean * mean)).ln();
-        Dist::LogNormal {
-            mean,
-            sd,
-            mu: mean.ln() - sigma2 / 2.0,
-            sigma: sigma2.sqrt(),
-        }
+        Dist::LogNormal { mean, sd, mu: mean.ln() - sigma2 / 2.0, sigma: sigma2.sqrt() }
     }
 
     /// Parses the text form described in the module docs.
@@ -142,14 +131,9 @@ impl Dist {
         let args: Vec<&str> = t[open + 1..t.len() - 1].split(',').map(str::trim).collect();
         let want = |n: usize| -> Result<Vec<f64>, DistError> {
             if args.len() != n {
-                return Err(DistError(format!(
-                    "`{t}`: {name} takes {n} argument(s), got {}",
-                    args.len()
-                )));
+                return Err(DistError(format!("`{t}`: {name} takes {n} argument(s), got {}", args.len())));
             }
-            args.iter()
-                .map(|a| parse_duration(a).map(|d| d.0 as f64))
-                .collect()
+            args.iter().map(|a| parse_duration(a).map(|d| d.0 as f64)).collect()
         };
         match name {
             "const" | "constant" => Ok(Dist::Constant(want(1)?[0] as u64)),
@@ -158,25 +142,17 @@ impl Dist {
                 if v[0] > v[1] {
                     return Err(DistError(format!("`{t}`: lower bound above upper bound")));
                 }
-                Ok(Dist::Uniform {
-                    lo: v[0] as u64,
-                    hi: v[1] as u64,
-                })
+                Ok(Dist::Uniform { lo: v[0] as u64, hi: v[1] as u64 })
             }
             "exp" | "exponential" => Ok(Dist::Exponential { mean: want(1)?[0] }),
             "normal" => {
                 let v = want(2)?;
-                Ok(Dist::Normal {
-                    mean: v[0],
-                    sd: v[1],
-                })
+                Ok(Dist::Normal { mean: v[0], sd: v[1] })
             }
             "lognormal" => {
                 let v = want(2)?;
                 if v[0] <= 0.0 {
-                    return Err(DistError(format!(
-                        "`{t}`: lognormal mean must be above zero"
-                    )));
+                    return Err(DistError(format!("`{t}`: lognormal mean must be above zero")));
                 }
                 Ok(Dist::lognormal(v[0], v[1]))
             }
@@ -191,9 +167,7 @@ impl Dist {
         match *self {
             Dist::Constant(c) => c as f64,
             Dist::Uniform { lo, hi } => (lo as f64 + hi as f64) / 2.0,
-            Dist::Exponential { mean }
-            | Dist::Normal { mean, .. }
-            | Dist::LogNormal { mean, .. } => mean,
+            Dist::Exponential { mean } | Dist::Normal { mean, .. } | Dist::LogNormal { mean, .. } => mean,
         }
     }
 
@@ -205,9 +179,7 @@ impl Dist {
             Dist::Uniform { lo, hi } => lo + rng.below(hi - lo + 1),
             Dist::Exponential { mean } => (-mean * rng.next_f64_nonzero().ln()).round() as u64,
             Dist::Normal { mean, sd } => (mean + sd * std_normal(rng)).max(0.0).round() as u64,
-            Dist::LogNormal { mu, sigma, .. } => {
-                (mu + sigma * std_normal(rng)).exp().round() as u64
-            }
+            Dist::LogNormal { mu, sigma, .. } => (mu + sigma * std_normal(rng)).exp().round() as u64,
         }
     }
 }
@@ -225,12 +197,7 @@ impl fmt::Display for Dist {
         let d = |x: f64| format_duration(x.round() as u64);
         match *self {
             Dist::Constant(c) => write!(f, "const({})", format_duration(c)),
-            Dist::Uniform { lo, hi } => write!(
-                f,
-                "uniform({}, {})",
-                format_duration(lo),
-                format_duration(hi)
-            ),
+            Dist::Uniform { lo, hi } => write!(f, "uniform({}, {})", format_duration(lo), format_duration(hi)),
             Dist::Exponential { mean } => write!(f, "exp({})", d(mean)),
             Dist::Normal { mean, sd } => write!(f, "normal({}, {})", d(mean), d(sd)),
             Dist::LogNormal { mean, sd, .. } => write!(f, "lognormal({}, {})", d(mean), d(sd)),
@@ -250,10 +217,7 @@ mod tests {
         assert_eq!(parse_duration("3ms").unwrap().0, 3_000_000);
         assert_eq!(parse_duration("2s").unwrap().0, 2_000_000_000);
         assert!(parse_duration("12").unwrap_err().0.contains("no unit"));
-        assert!(parse_duration("12min")
-            .unwrap_err()
-            .0
-            .contains("unknown time unit"));
+        assert!(parse_duration("12min").unwrap_err().0.contains("unknown time unit"));
     }
 
     #[test]
@@ -272,13 +236,8 @@ mod tests {
 
     #[test]
     fn parses_and_prints_distributions() {
-        for text in [
-            "const(50us)",
-            "uniform(10us, 20us)",
-            "exp(100us)",
-            "normal(1ms, 100us)",
-            "lognormal(100us, 50us)",
-        ] {
+        for text in ["const(50us)", "uniform(10us, 20us)", "exp(100us)", "normal(1ms, 100us)", "lognormal(100us, 50us)"]
+        {
             let d = Dist::parse(text).unwrap();
             assert_eq!(d.to_string(), text);
         }

@@ -185,10 +185,7 @@ mod tests {
             counts[s.below(10) as usize] += 1;
         }
         // Chi-square with 9 degrees of freedom; 27.88 is the 0.001 critical value.
-        let chi2: f64 = counts
-            .iter()
-            .map(|&c| (c as f64 - 10_000.0).powi(2) / 10_000.0)
-            .sum();
+        let chi2: f64 = counts.iter().map(|&c| (c as f64 - 10_000.0).powi(2) / 10_000.0).sum();
         assert!(chi2 < 27.88, "chi2 = {chi2}, counts = {counts:?}");
     }
 

@@ -28,12 +28,7 @@ impl<E: Copy> Default for Scheduler<E> {
 impl<E: Copy> Scheduler<E> {
     /// A scheduler at time zero with no events.
     pub fn new() -> Self {
-        Scheduler {
-            now: SimTime::ZERO,
-            queue: EventQueue::with_capacity(1024),
-            handled: 0,
-            stopped: false,
-        }
+        Scheduler { now: SimTime::ZERO, queue: EventQueue::with_capacity(1024), handled: 0, stopped: false }
     }
 
     /// The current simulated time.
@@ -70,11 +65,7 @@ impl<E: Copy> Scheduler<E> {
     /// the past.
     #[inline]
     pub fn schedule_at(&mut self, at: SimTime, event: E) {
-        assert!(
-            at >= self.now,
-            "event scheduled in the past: {at:?} < {:?}",
-            self.now
-        );
+        assert!(at >= self.now, "event scheduled in the past: {at:?} < {:?}", self.now);
         self.queue.push(at, event);
     }
 
@@ -138,10 +129,7 @@ mod tests {
     #[test]
     fn runs_in_time_order_and_stops() {
         let mut s = Scheduler::new();
-        let mut m = PingPong {
-            seen: vec![],
-            left: 3,
-        };
+        let mut m = PingPong { seen: vec![], left: 3 };
         s.schedule(SimDuration(5), 0);
         assert_eq!(s.run(&mut m), 4);
         assert_eq!(m.seen, vec![(5, 0), (15, 1), (25, 0), (35, 1)]);
@@ -151,10 +139,7 @@ mod tests {
     #[test]
     fn run_until_leaves_later_events() {
         let mut s = Scheduler::new();
-        let mut m = PingPong {
-            seen: vec![],
-            left: 10,
-        };
+        let mut m = PingPong { seen: vec![], left: 10 };
         s.schedule(SimDuration(0), 0);
         s.run_until(&mut m, SimTime(20));
         assert_eq!(m.seen.len(), 3);
@@ -188,10 +173,7 @@ mod tests {
     #[should_panic(expected = "in the past")]
     fn scheduling_in_the_past_panics() {
         let mut s: Scheduler<u8> = Scheduler::new();
-        let mut m = PingPong {
-            seen: vec![],
-            left: 0,
-        };
+        let mut m = PingPong { seen: vec![], left: 0 };
         s.schedule(SimDuration(10), 0);
         s.run(&mut m);
         s.schedule_at(SimTime(3), 0);

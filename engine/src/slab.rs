@@ -18,11 +18,7 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     /// An empty slab.
     pub fn new() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-        }
+        Slab { slots: Vec::new(), free: Vec::new(), live: 0 }
     }
 
     /// Stores `value` and returns its key.
@@ -42,9 +38,7 @@ impl<T> Slab<T> {
     /// Removes and returns the record at `key`, which must be live.
     #[inline]
     pub fn remove(&mut self, key: u32) -> T {
-        let v = self.slots[key as usize]
-            .take()
-            .expect("slab: remove of a free slot");
+        let v = self.slots[key as usize].take().expect("slab: remove of a free slot");
         self.free.push(key);
         self.live -= 1;
         v
@@ -53,9 +47,7 @@ impl<T> Slab<T> {
     /// The record at `key`, which must be live.
     #[inline]
     pub fn get(&self, key: u32) -> &T {
-        self.slots[key as usize]
-            .as_ref()
-            .expect("slab: read of a free slot")
+        self.slots[key as usize].as_ref().expect("slab: read of a free slot")
     }
 
     /// The record at `key`, or `None` if that slot is free.
@@ -67,9 +59,7 @@ impl<T> Slab<T> {
     /// The record at `key`, mutably.
     #[inline]
     pub fn get_mut(&mut self, key: u32) -> &mut T {
-        self.slots[key as usize]
-            .as_mut()
-            .expect("slab: write to a free slot")
+        self.slots[key as usize].as_mut().expect("slab: write to a free slot")
     }
 
     /// Live records.

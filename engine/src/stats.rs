@@ -29,9 +29,7 @@ impl Latency {
     /// Records one latency [ns].
     #[inline]
     pub fn record(&mut self, ns: u64) {
-        self.h
-            .record(ns)
-            .expect("auto-resizing histogram accepts any u64");
+        self.h.record(ns).expect("auto-resizing histogram accepts any u64");
         self.sum_ns += ns as u128;
     }
 
@@ -78,9 +76,7 @@ impl Latency {
 
     /// Adds every value of `other` into this histogram.
     pub fn merge(&mut self, other: &Latency) {
-        self.h
-            .add(&other.h)
-            .expect("auto-resizing histograms always merge");
+        self.h.add(&other.h).expect("auto-resizing histograms always merge");
         self.sum_ns += other.sum_ns;
     }
 }

@@ -90,10 +90,7 @@ impl Sub for SimTime {
     type Output = SimDuration;
     #[inline]
     fn sub(self, earlier: SimTime) -> SimDuration {
-        assert!(
-            earlier <= self,
-            "time went backwards: {earlier:?} > {self:?}"
-        );
+        assert!(earlier <= self, "time went backwards: {earlier:?} > {self:?}");
         SimDuration(self.0 - earlier.0)
     }
 }

@@ -23,9 +23,7 @@ impl FromStr for Ipv4 {
         }
         let mut v = 0u32;
         for p in parts {
-            let o: u8 = p
-                .parse()
-                .map_err(|_| format!("`{s}` is not an IPv4 address"))?;
+            let o: u8 = p.parse().map_err(|_| format!("`{s}` is not an IPv4 address"))?;
             v = (v << 8) | o as u32;
         }
         Ok(Ipv4(v))
@@ -66,10 +64,7 @@ impl Cidr {
     /// The `i`-th sub-block of prefix `sub` (`sub >= self.prefix`).
     pub fn subnet(&self, sub: u8, i: u64) -> Cidr {
         let size = 1u64 << (32 - sub as u32);
-        Cidr {
-            base: Ipv4((self.base.0 as u64 + i * size) as u32),
-            prefix: sub,
-        }
+        Cidr { base: Ipv4((self.base.0 as u64 + i * size) as u32), prefix: sub }
     }
 
     /// How many blocks of prefix `sub` fit in this one.
@@ -91,26 +86,15 @@ impl fmt::Display for Cidr {
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (ip, len) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not a CIDR block (expected a.b.c.d/len)"))?;
+        let (ip, len) = s.split_once('/').ok_or_else(|| format!("`{s}` is not a CIDR block (expected a.b.c.d/len)"))?;
         let base: Ipv4 = ip.parse()?;
-        let prefix: u8 = len
-            .parse()
-            .map_err(|_| format!("`{s}`: bad prefix length"))?;
+        let prefix: u8 = len.parse().map_err(|_| format!("`{s}`: bad prefix length"))?;
         if prefix > 32 {
             return Err(format!("`{s}`: prefix length above 32"));
         }
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        };
+        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
         if base.0 & !mask != 0 {
-            return Err(format!(
-                "`{s}`: host bits set (did you mean {}/{prefix}?)",
-                Ipv4(base.0 & mask)
-            ));
+            return Err(format!("`{s}`: host bits set (did you mean {}/{prefix}?)", Ipv4(base.0 & mask)));
         }
         Ok(Cidr { base, prefix })
     }
@@ -129,10 +113,7 @@ mod tests {
         assert!(c.contains("10.244.255.255".parse().unwrap()));
         assert!(!c.contains("10.245.0.0".parse().unwrap()));
         assert_eq!(c.nth(10).to_string(), "10.244.0.10");
-        assert!("10.244.0.1/16"
-            .parse::<Cidr>()
-            .unwrap_err()
-            .contains("host bits"));
+        assert!("10.244.0.1/16".parse::<Cidr>().unwrap_err().contains("host bits"));
         assert!("10.244.0.300".parse::<Ipv4>().is_err());
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
     }

@@ -26,6 +26,9 @@ use emu_engine::Dist;
 
 use crate::cluster::Cluster;
 
+/// CoreDNS replicas: kubeadm's CoreDNS Deployment runs 2.
+pub const DEFAULT_REPLICAS: u32 = 2;
+
 /// DNS parameters; see the module docs for sources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DnsParams {
@@ -75,22 +78,16 @@ pub fn candidates(params: &DnsParams, ns: &str, name: &str) -> Vec<String> {
     let with_suffix = search.iter().map(|s| format!("{name}.{s}"));
     let dots = name.matches('.').count();
     if dots >= params.ndots as usize {
-        std::iter::once(name.to_string())
-            .chain(with_suffix)
-            .collect()
+        std::iter::once(name.to_string()).chain(with_suffix).collect()
     } else {
-        with_suffix
-            .chain(std::iter::once(name.to_string()))
-            .collect()
+        with_suffix.chain(std::iter::once(name.to_string())).collect()
     }
 }
 
 /// What CoreDNS answers for the fully qualified `fqdn`: a Service index, or
 /// `None` for NXDOMAIN.
 pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
-    let rest = fqdn
-        .strip_suffix(params.cluster_domain.as_str())?
-        .strip_suffix('.')?;
+    let rest = fqdn.strip_suffix(params.cluster_domain.as_str())?.strip_suffix('.')?;
     let rest = rest.strip_suffix(".svc")?;
     let (svc, ns) = rest.split_once('.')?;
     if ns.contains('.') {
@@ -109,10 +106,7 @@ pub fn plan(cluster: &Cluster, params: &DnsParams, ns: &str, name: &str) -> DnsP
             return DnsPlan { queries, answer: a };
         }
     }
-    DnsPlan {
-        queries,
-        answer: None,
-    }
+    DnsPlan { queries, answer: None }
 }
 
 #[cfg(test)]
@@ -160,12 +154,7 @@ mod tests {
     fn fqdn_of_another_namespace_pays_the_search_path() {
         let c = cluster();
         // 4 dots < ndots 5: the three suffixed forms fail first.
-        let p = plan(
-            &c,
-            &DnsParams::default(),
-            "default",
-            "remote.otherns.svc.cluster.local",
-        );
+        let p = plan(&c, &DnsParams::default(), "default", "remote.otherns.svc.cluster.local");
         assert_eq!(p.queries.len(), 4);
         assert_eq!(c.services[p.answer.unwrap() as usize].name, "remote");
         let p = plan(&c, &DnsParams::default(), "default", "remote.otherns");
@@ -179,9 +168,6 @@ mod tests {
         let p = plan(&c, &DnsParams::default(), "default", "nosuch");
         assert_eq!((p.queries.len(), p.answer), (4, None));
         // A Service of another namespace is not found by its short name.
-        assert_eq!(
-            plan(&c, &DnsParams::default(), "default", "remote").answer,
-            None
-        );
+        assert_eq!(plan(&c, &DnsParams::default(), "default", "remote").answer, None);
     }
 }

@@ -144,13 +144,8 @@ pub const FAILURES: usize = 5;
 
 impl Failure {
     /// Every reason, in output order.
-    pub const ALL: [Failure; FAILURES] = [
-        Failure::NoEndpoints,
-        Failure::Nxdomain,
-        Failure::ConnectionRefused,
-        Failure::Timeout,
-        Failure::QueueFull,
-    ];
+    pub const ALL: [Failure; FAILURES] =
+        [Failure::NoEndpoints, Failure::Nxdomain, Failure::ConnectionRefused, Failure::Timeout, Failure::QueueFull];
 
     /// The name used in output files.
     pub fn name(self) -> &'static str {

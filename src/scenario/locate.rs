@@ -91,14 +91,8 @@ mod tests {
         let text = "seed = 1\n\n[[services]]\nname = \"a\"\nports = [{ port = 80 }]\n\n[[services]]\nname = \"b\"\nports = [{ port = 80, node_port = 99 }]\n";
         assert_eq!(locate(text, "seed"), Some((1, 1)));
         assert_eq!(locate(text, "services[1].name"), Some((8, 1)));
-        assert_eq!(
-            locate(text, "services[1].ports[0].node_port"),
-            Some((9, 23))
-        );
+        assert_eq!(locate(text, "services[1].ports[0].node_port"), Some((9, 23)));
         // A missing key falls back to the deepest part that exists.
-        assert_eq!(
-            locate(text, "services[1].ports[0].nope").map(|l| l.0),
-            Some(9)
-        );
+        assert_eq!(locate(text, "services[1].ports[0].nope").map(|l| l.0), Some(9));
     }
 }

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use emu_models::cluster::{
-    ContainerSpec, Labels, Origin, PodSpec, PortSpec, Protocol, ServicePortSpec, ServiceSpec,
-    ServiceType, TargetPort, TrafficPolicy,
+    ContainerSpec, Labels, Origin, PodSpec, PortSpec, Protocol, ServicePortSpec, ServiceSpec, ServiceType, TargetPort,
+    TrafficPolicy,
 };
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -160,9 +160,7 @@ fn protocol(o: &Origin, p: &Option<String>) -> Result<Protocol, String> {
     match p.as_deref() {
         None | Some("TCP") => Ok(Protocol::Tcp),
         Some("UDP") => Ok(Protocol::Udp),
-        Some(other) => Err(format!(
-            "{o}: protocol `{other}` is not modelled (TCP or UDP)"
-        )),
+        Some(other) => Err(format!("{o}: protocol `{other}` is not modelled (TCP or UDP)")),
     }
 }
 
@@ -171,15 +169,11 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
         return Err(format!("{o}: spec.hostNetwork: true is not modelled yet (pods get their own network namespace)"));
     }
     if spec.dns_config.is_some() {
-        return Err(format!(
-            "{o}: spec.dnsConfig is not modelled yet (pods use ClusterFirst with ndots from [dns])"
-        ));
+        return Err(format!("{o}: spec.dnsConfig is not modelled yet (pods use ClusterFirst with ndots from [dns])"));
     }
     if let Some(p) = spec.dns_policy.as_deref() {
         if p != "ClusterFirst" {
-            return Err(format!(
-                "{o}: spec.dnsPolicy `{p}` is not modelled (only ClusterFirst)"
-            ));
+            return Err(format!("{o}: spec.dnsPolicy `{p}` is not modelled (only ClusterFirst)"));
         }
     }
     spec.containers
@@ -190,22 +184,12 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
                 .iter()
                 .map(|p| {
                     if p.host_port.is_some() || p.host_ip.is_some() {
-                        return Err(format!(
-                            "{o}: container `{}`: hostPort is not modelled yet",
-                            c.name
-                        ));
+                        return Err(format!("{o}: container `{}`: hostPort is not modelled yet", c.name));
                     }
-                    Ok(PortSpec {
-                        name: p.name.clone(),
-                        port: p.container_port,
-                        protocol: protocol(o, &p.protocol)?,
-                    })
+                    Ok(PortSpec { name: p.name.clone(), port: p.container_port, protocol: protocol(o, &p.protocol)? })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            Ok(ContainerSpec {
-                name: c.name.clone(),
-                ports,
-            })
+            Ok(ContainerSpec { name: c.name.clone(), ports })
         })
         .collect()
 }
@@ -213,10 +197,7 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
 /// Reads every object of the manifest file `file` (text `text`).
 pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
     let docs: Vec<Option<Object>> = serde_saphyr::from_multiple(text).map_err(|e| {
-        let loc = e
-            .location()
-            .map(|l| format!("{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
+        let loc = e.location().map(|l| format!("{}:{}", l.line(), l.column())).unwrap_or_default();
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("").to_string();
         format!("{file}:{loc}: {first}")
@@ -235,11 +216,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             return Err(format!("{origin}: metadata.name is required"));
         }
         let _ = &obj.api_version;
-        let namespace = obj
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let namespace = obj.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let spec_line = |s: &Spanned<Spec>| s.referenced.line() as u32;
         match kind {
             "Namespace" => out.namespaces.push(name),
@@ -265,7 +242,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let sel: Labels = match s.selector {
                     Some(Selector::Labels { match_labels, match_expressions }) => {
                         if !match_expressions.is_empty() {
-                            return Err(format!("{o}: spec.selector.matchExpressions is not modelled (use matchLabels)"));
+                            return Err(format!(
+                                "{o}: spec.selector.matchExpressions is not modelled (use matchLabels)"
+                            ));
                         }
                         match_labels
                     }
@@ -292,21 +271,29 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let kind = match s.kind.as_deref() {
                     None | Some("ClusterIP") => ServiceType::ClusterIp,
                     Some("NodePort") => ServiceType::NodePort,
-                    Some(other) => return Err(format!("{o}: spec.type `{other}` is not modelled yet (ClusterIP or NodePort)")),
+                    Some(other) => {
+                        return Err(format!("{o}: spec.type `{other}` is not modelled yet (ClusterIP or NodePort)"))
+                    }
                 };
                 let cluster_ip = match s.cluster_ip.as_deref() {
                     None | Some("") => None,
-                    Some("None") => return Err(format!("{o}: headless Services (clusterIP: None) are not modelled yet")),
+                    Some("None") => {
+                        return Err(format!("{o}: headless Services (clusterIP: None) are not modelled yet"))
+                    }
                     Some(ip) => Some(ip.parse().map_err(|e| format!("{o}: spec.clusterIP: {e}"))?),
                 };
                 if let Some(p) = s.external_traffic_policy.as_deref() {
                     if p != "Cluster" {
-                        return Err(format!("{o}: spec.externalTrafficPolicy `{p}` is not modelled yet (only Cluster)"));
+                        return Err(format!(
+                            "{o}: spec.externalTrafficPolicy `{p}` is not modelled yet (only Cluster)"
+                        ));
                     }
                 }
                 if let Some(p) = s.internal_traffic_policy.as_deref() {
                     if p != "Cluster" {
-                        return Err(format!("{o}: spec.internalTrafficPolicy `{p}` is not modelled yet (only Cluster)"));
+                        return Err(format!(
+                            "{o}: spec.internalTrafficPolicy `{p}` is not modelled yet (only Cluster)"
+                        ));
                     }
                 }
                 if let Some(a) = s.session_affinity.as_deref() {
@@ -326,7 +313,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let selector = match s.selector {
                     None => None,
                     Some(Selector::Map(m)) => Some(m),
-                    Some(Selector::Labels { .. }) => return Err(format!("{o}: a Service selector is a plain label map, not matchLabels")),
+                    Some(Selector::Labels { .. }) => {
+                        return Err(format!("{o}: a Service selector is a plain label map, not matchLabels"))
+                    }
                 };
                 let ports = s
                     .ports
@@ -358,7 +347,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     external_traffic_policy: TrafficPolicy::Cluster,
                 });
             }
-            k if INERT_KINDS.contains(&k) => out.warnings.push(format!("{origin}: kind {k} carries no networking; skipped")),
+            k if INERT_KINDS.contains(&k) => {
+                out.warnings.push(format!("{origin}: kind {k} carries no networking; skipped"))
+            }
             other => {
                 return Err(format!(
                     "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment and Namespace)"
@@ -387,23 +378,15 @@ mod tests {
 
     #[test]
     fn rejects_what_it_does_not_model() {
-        let e = load("m.yaml", "kind: Ingress\nmetadata: {name: x}\n")
+        let e = load("m.yaml", "kind: Ingress\nmetadata: {name: x}\n").err().unwrap();
+        assert!(e.starts_with("m.yaml:1: document 1 (Ingress x)"), "{e}");
+        let e = load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n")
             .err()
             .unwrap();
-        assert!(e.starts_with("m.yaml:1: document 1 (Ingress x)"), "{e}");
-        let e = load(
-            "m.yaml",
-            "kind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n",
-        )
-        .err()
-        .unwrap();
         assert!(e.contains("headless"), "{e}");
-        let e = load(
-            "m.yaml",
-            "kind: Pod\nmetadata: {name: x}\nspec:\n  hostNetwork: true\n  containers: []\n",
-        )
-        .err()
-        .unwrap();
+        let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  hostNetwork: true\n  containers: []\n")
+            .err()
+            .unwrap();
         assert!(e.contains("hostNetwork"), "{e}");
         let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - name: a\n      ports:\n        - containerPort: [1]\n").err().unwrap();
         assert!(e.starts_with("m.yaml:7:"), "{e}");

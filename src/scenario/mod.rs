@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use emu_models::addr::{Cidr, Ipv4};
 use emu_models::cluster::{
-    self, BuildError, Cluster, ClusterSpec, ContainerSpec, Origin, Placement, PodSpec, PortSpec,
-    Protocol, ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+    self, BuildError, Cluster, ClusterSpec, ContainerSpec, Origin, Placement, PodSpec, PortSpec, Protocol,
+    ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
 };
 use emu_models::dns::{self, DnsParams};
 use emu_models::proxy::iptables::{IptablesParams, RuleOrder};
@@ -43,11 +43,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn origin(&self, path: String) -> Origin {
         let line = locate::locate(self.text, &path).map_or(0, |(l, _)| l as u32);
-        Origin {
-            file: self.file.to_string(),
-            line,
-            path,
-        }
+        Origin { file: self.file.to_string(), line, path }
     }
 
     /// An error at key `path` of the scenario file.
@@ -60,11 +56,7 @@ impl Ctx<'_> {
 
     /// A model build error, pointed at the line of the exact key.
     fn build_err(&self, e: BuildError) -> String {
-        let full = if e.field.is_empty() {
-            e.origin.path.clone()
-        } else {
-            format!("{}.{}", e.origin.path, e.field)
-        };
+        let full = if e.field.is_empty() { e.origin.path.clone() } else { format!("{}.{}", e.origin.path, e.field) };
         if e.origin.file == self.file {
             self.err(&full, e.message)
         } else {
@@ -86,16 +78,8 @@ fn proto(p: ProtocolToml) -> Protocol {
 
 fn port_spec(p: &PortToml) -> PortSpec {
     match p {
-        PortToml::Number(n) => PortSpec {
-            name: None,
-            port: *n,
-            protocol: Protocol::Tcp,
-        },
-        PortToml::Full(f) => PortSpec {
-            name: f.name.clone(),
-            port: f.port,
-            protocol: proto(f.protocol),
-        },
+        PortToml::Number(n) => PortSpec { name: None, port: *n, protocol: Protocol::Tcp },
+        PortToml::Full(f) => PortSpec { name: f.name.clone(), port: f.port, protocol: proto(f.protocol) },
     }
 }
 
@@ -104,14 +88,8 @@ fn substitute(v: toml::Value, i: u32) -> toml::Value {
     let sub = |s: &str| s.replace("{i}", &i.to_string());
     match v {
         toml::Value::String(s) => toml::Value::String(sub(&s)),
-        toml::Value::Array(a) => {
-            toml::Value::Array(a.into_iter().map(|x| substitute(x, i)).collect())
-        }
-        toml::Value::Table(t) => toml::Value::Table(
-            t.into_iter()
-                .map(|(k, x)| (sub(&k), substitute(x, i)))
-                .collect(),
-        ),
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(|x| substitute(x, i)).collect()),
+        toml::Value::Table(t) => toml::Value::Table(t.into_iter().map(|(k, x)| (sub(&k), substitute(x, i))).collect()),
         other => other,
     }
 }
@@ -133,14 +111,11 @@ where
         match count(&mut item) {
             None => out.push((k, item)),
             Some(n) => {
-                let v = toml::Value::try_from(&item)
-                    .map_err(|e| ctx.err(&format!("{list}[{k}]"), e))?;
+                let v = toml::Value::try_from(&item).map_err(|e| ctx.err(&format!("{list}[{k}]"), e))?;
                 for i in 0..n {
                     let t = substitute(v.clone(), i)
                         .try_into()
-                        .map_err(|e: toml::de::Error| {
-                            ctx.err(&format!("{list}[{k}]"), e.message())
-                        })?;
+                        .map_err(|e: toml::de::Error| ctx.err(&format!("{list}[{k}]"), e.message()))?;
                     out.push((k, t));
                 }
             }
@@ -153,17 +128,9 @@ where
 pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let ctx = Ctx {
-        file: &file,
-        text: &text,
-    };
+    let ctx = Ctx { file: &file, text: &text };
     let mut sc: Scenario = toml::from_str(&text).map_err(|e| {
-        let msg = e
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid TOML")
-            .to_string();
+        let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match e.span() {
             Some(s) => {
                 let (l, c) = locate::line_col(&text, s.start);
@@ -183,12 +150,8 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     let mut extra = manifests::Loaded::default();
     for (i, m) in sc.manifests.iter().enumerate() {
         let p = dir.join(m);
-        let t = std::fs::read_to_string(&p).map_err(|e| {
-            ctx.err(
-                &format!("manifests[{i}]"),
-                format!("cannot read {}: {e}", p.display()),
-            )
-        })?;
+        let t = std::fs::read_to_string(&p)
+            .map_err(|e| ctx.err(&format!("manifests[{i}]"), format!("cannot read {}: {e}", p.display())))?;
         let l = manifests::load(&p.display().to_string(), &t)?;
         extra.namespaces.extend(l.namespaces);
         extra.pods.extend(l.pods);
@@ -205,33 +168,18 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     for (i, p) in expand(&ctx, "pods", &sc.pods, |p| p.count.take())? {
         let key = format!("pods[{i}]");
         if p.ip.is_some() && sc.pods[i].count.is_some() {
-            return Err(ctx.err(
-                &format!("{key}.ip"),
-                "an explicit ip cannot be repeated with count",
-            ));
+            return Err(ctx.err(&format!("{key}.ip"), "an explicit ip cannot be repeated with count"));
         }
         let mut containers: Vec<ContainerSpec> = p
             .containers
             .iter()
-            .map(|c| ContainerSpec {
-                name: c.name.clone(),
-                ports: c.ports.iter().map(port_spec).collect(),
-            })
+            .map(|c| ContainerSpec { name: c.name.clone(), ports: c.ports.iter().map(port_spec).collect() })
             .collect();
         if !p.ports.is_empty() || containers.is_empty() {
-            containers.insert(
-                0,
-                ContainerSpec {
-                    name: "main".into(),
-                    ports: p.ports.iter().map(port_spec).collect(),
-                },
-            );
+            containers.insert(0, ContainerSpec { name: "main".into(), ports: p.ports.iter().map(port_spec).collect() });
         }
         let ip = match &p.ip {
-            Some(t) => Some(
-                t.parse::<Ipv4>()
-                    .map_err(|e| ctx.err(&format!("{key}.ip"), e))?,
-            ),
+            Some(t) => Some(t.parse::<Ipv4>().map_err(|e| ctx.err(&format!("{key}.ip"), e))?),
             None => None,
         };
         pods.push(PodSpec {
@@ -249,25 +197,14 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     let mut services = Vec::new();
     for (i, s) in expand(&ctx, "services", &sc.services, |s| s.count.take())? {
         let key = format!("services[{i}]");
-        if sc.services[i].count.is_some()
-            && (s.cluster_ip.is_some() || s.ports.iter().any(|p| p.node_port.is_some()))
-        {
-            return Err(ctx.err(
-                &key,
-                "cluster_ip and node_port cannot be repeated with count",
-            ));
+        if sc.services[i].count.is_some() && (s.cluster_ip.is_some() || s.ports.iter().any(|p| p.node_port.is_some())) {
+            return Err(ctx.err(&key, "cluster_ip and node_port cannot be repeated with count"));
         }
         if s.external_traffic_policy == PolicyToml::Local {
-            return Err(ctx.err(
-                &format!("{key}.external_traffic_policy"),
-                "Local is not modelled yet (only Cluster)",
-            ));
+            return Err(ctx.err(&format!("{key}.external_traffic_policy"), "Local is not modelled yet (only Cluster)"));
         }
         let cluster_ip = match &s.cluster_ip {
-            Some(t) => Some(
-                t.parse::<Ipv4>()
-                    .map_err(|e| ctx.err(&format!("{key}.cluster_ip"), e))?,
-            ),
+            Some(t) => Some(t.parse::<Ipv4>().map_err(|e| ctx.err(&format!("{key}.cluster_ip"), e))?),
             None => None,
         };
         services.push(ServiceSpec {
@@ -298,10 +235,8 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
         });
     }
     services.extend(extra.services);
-    let templates: Vec<(String, String, u32)> = pods
-        .iter()
-        .map(|p| (p.namespace.clone(), p.name.clone(), p.replicas))
-        .collect();
+    let templates: Vec<(String, String, u32)> =
+        pods.iter().map(|p| (p.namespace.clone(), p.name.clone(), p.replicas)).collect();
     let spec = ClusterSpec {
         origin: ctx.origin("cluster".into()),
         nodes: c.nodes,
@@ -355,12 +290,9 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     let mut servers = Vec::new();
     for (i, s) in expand(&ctx, "servers", &sc.servers, |s| s.count.take())? {
         let key = format!("servers[{i}]");
-        let ns = cluster.namespace(&s.namespace).ok_or_else(|| {
-            ctx.err(
-                &format!("{key}.namespace"),
-                format!("no namespace `{}`", s.namespace),
-            )
-        })?;
+        let ns = cluster
+            .namespace(&s.namespace)
+            .ok_or_else(|| ctx.err(&format!("{key}.namespace"), format!("no namespace `{}`", s.namespace)))?;
         let pods = cluster.select(ns, &s.selector);
         if pods.is_empty() {
             return Err(ctx.err(&format!("{key}.selector"), "matches no pod"));
@@ -368,21 +300,9 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
         let port = u16::try_from(s.port)
             .ok()
             .filter(|&p| p > 0)
-            .ok_or_else(|| {
-                ctx.err(
-                    &format!("{key}.port"),
-                    format!("port {} is out of range 1-65535", s.port),
-                )
-            })?;
-        if !pods.iter().any(|&p| {
-            cluster.pods[p as usize]
-                .listens_on(port, Protocol::Tcp)
-                .is_some()
-        }) {
-            return Err(ctx.err(
-                &format!("{key}.port"),
-                format!("none of the selected pods listens on {port}/TCP"),
-            ));
+            .ok_or_else(|| ctx.err(&format!("{key}.port"), format!("port {} is out of range 1-65535", s.port)))?;
+        if !pods.iter().any(|&p| cluster.pods[p as usize].listens_on(port, Protocol::Tcp).is_some()) {
+            return Err(ctx.err(&format!("{key}.port"), format!("none of the selected pods listens on {port}/TCP")));
         }
         servers.push(Server {
             pods,
@@ -395,9 +315,7 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
 
     // Flows.
     if sc.flows.is_empty() {
-        return Err(format!(
-            "{file}: no [[flows]]: a scenario needs at least one flow to run"
-        ));
+        return Err(format!("{file}: no [[flows]]: a scenario needs at least one flow to run"));
     }
     let mut flows = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -407,33 +325,20 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
         if !names.insert(f.name.clone()) {
             return Err(ctx.err(
                 &format!("{key}.name"),
-                format!(
-                    "flow name `{}` is used twice (use {{i}} in the name of a flow with count)",
-                    f.name
-                ),
+                format!("flow name `{}` is used twice (use {{i}} in the name of a flow with count)", f.name),
             ));
         }
         if f.name.is_empty() || f.name.contains(',') || f.name.contains('"') {
-            return Err(ctx.err(
-                &format!("{key}.name"),
-                "flow names must be non-empty, without commas or quotes",
-            ));
+            return Err(ctx.err(&format!("{key}.name"), "flow names must be non-empty, without commas or quotes"));
         }
         let arrivals = match (f.rate, f.concurrency) {
             (Some(r), None) => Arrivals::Open { rate_per_s: r },
-            (None, Some(c)) => Arrivals::Closed {
-                clients: c,
-                think: f.think_time.0,
-            },
-            (None, None) => Arrivals::Closed {
-                clients: 1,
-                think: f.think_time.0,
-            },
+            (None, Some(c)) => Arrivals::Closed { clients: c, think: f.think_time.0 },
+            (None, None) => Arrivals::Closed { clients: 1, think: f.think_time.0 },
             (Some(_), Some(_)) => {
-                return Err(ctx.err(
-                    &format!("{key}.rate"),
-                    "set `rate` (open loop) or `concurrency` (closed loop), not both",
-                ))
+                return Err(
+                    ctx.err(&format!("{key}.rate"), "set `rate` (open loop) or `concurrency` (closed loop), not both")
+                )
             }
         };
         let client = resolve_from(&ctx, &key, &f.from, &cluster, &templates, f)?;
@@ -466,28 +371,17 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
             timeout_ns: f.timeout.ns(),
         });
     }
+    if flows.is_empty() {
+        return Err(ctx.err("flows", "every flow has count = 0: nothing to run"));
+    }
     // The world's own checks (flows against the cluster), run here so that
     // `validate` catches everything `run` would.
-    World::new(&cluster, params.clone(), flows.clone(), servers.clone())
-        .map_err(|e| ctx.build_err(e))?;
-    Ok(Prepared {
-        scenario: sc,
-        manifests,
-        cluster,
-        params,
-        flows,
-        servers,
-        warnings,
-    })
+    World::new(&cluster, params.clone(), flows.clone(), servers.clone()).map_err(|e| ctx.build_err(e))?;
+    Ok(Prepared { scenario: sc, manifests, cluster, params, flows, servers, warnings })
 }
 
 /// Pods of pod or template `name` in namespace `ns`.
-fn pods_named(
-    cluster: &Cluster,
-    templates: &[(String, String, u32)],
-    ns: &str,
-    name: &str,
-) -> Vec<u32> {
+fn pods_named(cluster: &Cluster, templates: &[(String, String, u32)], ns: &str, name: &str) -> Vec<u32> {
     let Some(nsi) = cluster.namespace(ns) else {
         return vec![];
     };
@@ -497,9 +391,7 @@ fn pods_named(
     templates
         .iter()
         .filter(|(tns, tname, r)| tns == ns && tname == name && *r > 1)
-        .flat_map(|(_, _, r)| {
-            (0..*r).filter_map(|i| cluster.pod_by_name(nsi, &format!("{name}-{i}")))
-        })
+        .flat_map(|(_, _, r)| (0..*r).filter_map(|i| cluster.pod_by_name(nsi, &format!("{name}-{i}"))))
         .collect()
 }
 
@@ -514,8 +406,23 @@ fn resolve_from(
     let k = format!("{key}.from");
     match from {
         FromToml::Name(n) if n == "external" => {
-            Ok(Client::External(f.clients.or(f.concurrency).unwrap_or(1)))
+            let clients = f.clients.or(f.concurrency).unwrap_or(1);
+            if let Some(c) = f.concurrency {
+                if clients > c {
+                    return Err(ctx.err(
+                        &format!("{key}.clients"),
+                        format!(
+                            "{clients} client addresses but only {c} closed-loop clients: each client is one address"
+                        ),
+                    ));
+                }
+            }
+            Ok(Client::External(clients))
         }
+        _ if f.clients.is_some() => Err(ctx.err(
+            &format!("{key}.clients"),
+            "`clients` sets the number of external client addresses: it needs from = \"external\"",
+        )),
         FromToml::Name(n) => {
             let pods = pods_named(cluster, templates, "default", n);
             if pods.is_empty() {
@@ -533,18 +440,13 @@ fn resolve_from(
                     if pods.is_empty() {
                         return Err(ctx.err(
                             &format!("{k}.pod"),
-                            format!(
-                                "no pod or pod template `{p}` in namespace `{}`",
-                                t.namespace
-                            ),
+                            format!("no pod or pod template `{p}` in namespace `{}`", t.namespace),
                         ));
                     }
                     if let Some(c) = &t.container {
-                        if !cluster.pods[pods[0] as usize].containers.contains(c) {
-                            return Err(ctx.err(
-                                &format!("{k}.container"),
-                                format!("pod `{p}` has no container `{c}`"),
-                            ));
+                        if let Some(&bad) = pods.iter().find(|&&q| !cluster.pods[q as usize].containers.contains(c)) {
+                            let p = &cluster.pods[bad as usize].name;
+                            return Err(ctx.err(&format!("{k}.container"), format!("pod `{p}` has no container `{c}`")));
                         }
                     }
                     pods
@@ -579,19 +481,13 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
     let hostport = rest.split('/').next().unwrap_or("");
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => {
-            let port: u32 = p
-                .parse()
-                .map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
+            let port: u32 = p.parse().map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
             (h, port)
         }
         None => (
             hostport,
-            scheme_port.ok_or_else(|| {
-                ctx.err(
-                    &k,
-                    format!("`{to}` has no port (write host:port or an http:// URL)"),
-                )
-            })?,
+            scheme_port
+                .ok_or_else(|| ctx.err(&k, format!("`{to}` has no port (write host:port or an http:// URL)")))?,
         ),
     };
     let port = u16::try_from(port)
@@ -608,10 +504,7 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
         return Ok(Target::NodePort { node: None, port });
     }
     if let Some(n) = cluster.node_by_name(host) {
-        return Ok(Target::NodePort {
-            node: Some(n),
-            port,
-        });
+        return Ok(Target::NodePort { node: Some(n), port });
     }
     if let Ok(ip) = host.parse::<Ipv4>() {
         if let Some(pod) = cluster.pod_by_ip(ip) {
@@ -621,21 +514,12 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
             return Ok(Target::ServiceIp { service, port });
         }
         if let Some(n) = cluster.node_by_ip(ip) {
-            return Ok(Target::NodePort {
-                node: Some(n),
-                port,
-            });
+            return Ok(Target::NodePort { node: Some(n), port });
         }
         return Err(ctx.err(&k, format!("no pod, Service or node has the address {ip}")));
     }
-    if host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return Ok(Target::Name {
-            name: host.to_string(),
-            port,
-        });
+    if host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        return Ok(Target::Name { name: host.to_string(), port });
     }
     Err(ctx.err(&k, format!("`{host}` is neither an address nor a DNS name")))
 }

@@ -1,6 +1,8 @@
 //! The scenario file format (TOML). Every key is documented in
-//! docs/scenario.md with its unit and default; defaults come from the
-//! models' own `Default` impls so there is one source for each number.
+//! docs/scenario.md with its unit, default and source. Model parameters
+//! (data path, iptables, DNS) take their defaults from the models' own
+//! `Default` impls, which cite their sources; cluster, flow and server
+//! defaults are set here, each with its source beside it.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +59,12 @@ pub struct ClusterToml {
 }
 
 impl Default for ClusterToml {
+    /// Kubernetes' own defaults: pod CIDR 10.244.0.0/16 (flannel's default
+    /// `Network`, the kubeadm docs' example), /24 per node
+    /// (kube-controller-manager `--node-cidr-mask-size`), service CIDR
+    /// 10.96.0.0/12 (kubeadm `--service-cidr`), node ports 30000-32767
+    /// (kube-apiserver `--service-node-port-range`). Node IPs from
+    /// 192.168.0.0/16 are a choice (an RFC 1918 block apart from both).
     fn default() -> Self {
         ClusterToml {
             nodes: 1,
@@ -91,6 +99,7 @@ pub struct DatapathToml {
     pub external_latency: Duration,
     pub external_bandwidth: Bandwidth,
     pub header_bytes: u32,
+    pub udp_header_bytes: u32,
 }
 
 impl Default for DatapathToml {
@@ -107,6 +116,7 @@ impl Default for DatapathToml {
             external_latency: Duration(d.external_latency_ns),
             external_bandwidth: Bandwidth(d.external_bandwidth_bps),
             header_bytes: d.header_bytes,
+            udp_header_bytes: d.udp_header_bytes,
         }
     }
 }
@@ -124,6 +134,7 @@ impl DatapathToml {
             external_latency_ns: self.external_latency.ns(),
             external_bandwidth_bps: self.external_bandwidth.0,
             header_bytes: self.header_bytes,
+            udp_header_bytes: self.udp_header_bytes,
         }
     }
 }
@@ -137,10 +148,7 @@ pub struct ProxyToml {
 
 impl Default for ProxyToml {
     fn default() -> Self {
-        ProxyToml {
-            mode: ProxyMode::Iptables,
-            iptables: IptablesToml::default(),
-        }
+        ProxyToml { mode: ProxyMode::Iptables, iptables: IptablesToml::default() }
     }
 }
 
@@ -192,7 +200,7 @@ impl Default for DnsToml {
     fn default() -> Self {
         let p = DnsParams::default();
         DnsToml {
-            replicas: 2,
+            replicas: emu_models::dns::DEFAULT_REPLICAS,
             ndots: p.ndots,
             cluster_domain: p.cluster_domain,
             service_time: DistText(p.service_time),

@@ -38,19 +38,13 @@ impl<'de> Deserialize<'de> for Duration {
                 f.write_str("a duration with a unit, such as \"10us\", \"1.5ms\" or \"2s\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                emu_engine::parse_duration(v)
-                    .map(|d: SimDuration| Duration(d.0))
-                    .map_err(E::custom)
+                emu_engine::parse_duration(v).map(|d: SimDuration| Duration(d.0)).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                Err(E::custom(format!(
-                    "{v} has no unit: write it as a string such as \"{v}us\""
-                )))
+                Err(E::custom(format!("{v} has no unit: write it as a string such as \"{v}us\"")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-                Err(E::custom(format!(
-                    "{v} has no unit: write it as a string such as \"{v}us\""
-                )))
+                Err(E::custom(format!("{v} has no unit: write it as a string such as \"{v}us\"")))
             }
         }
         d.deserialize_any(V)
@@ -74,7 +68,7 @@ impl<'de> Deserialize<'de> for DistText {
     }
 }
 
-/// A bandwidth: `10Gbps`, `25Gbit/s`, `100Mbps`, `1e9bps`.
+/// A bandwidth: `10Gbps`, `25Gbit/s`, `100Mbps`, `1.5Tbps`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bandwidth(pub u64);
 
@@ -95,23 +89,16 @@ pub fn parse_bandwidth(t: &str) -> Result<u64, String> {
     let t = t.trim();
     let split = t
         .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| format!("`{t}` has no unit (expected bps, Kbps, Mbps or Gbps)"))?;
+        .ok_or_else(|| format!("`{t}` has no unit (expected bps, Kbps, Mbps, Gbps or Tbps)"))?;
     let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{t}` is not a number followed by a unit"))?;
+    let v: f64 = num.trim().parse().map_err(|_| format!("`{t}` is not a number followed by a unit"))?;
     let scale = match unit.trim_end_matches("/s").to_ascii_lowercase().as_str() {
         "bps" | "bit" => 1.0,
         "kbps" | "kbit" => 1e3,
         "mbps" | "mbit" => 1e6,
         "gbps" | "gbit" => 1e9,
         "tbps" | "tbit" => 1e12,
-        _ => {
-            return Err(format!(
-                "unknown bandwidth unit `{unit}` in `{t}` (expected bps, Kbps, Mbps, Gbps)"
-            ))
-        }
+        _ => return Err(format!("unknown bandwidth unit `{unit}` in `{t}` (expected bps, Kbps, Mbps, Gbps or Tbps)")),
     };
     let bps = v * scale;
     if !(1.0..1e15).contains(&bps) {
@@ -129,9 +116,7 @@ impl Serialize for Bandwidth {
 impl<'de> Deserialize<'de> for Bandwidth {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_bandwidth(&s)
-            .map(Bandwidth)
-            .map_err(de::Error::custom)
+        parse_bandwidth(&s).map(Bandwidth).map_err(de::Error::custom)
     }
 }
 
@@ -148,15 +133,12 @@ impl Serialize for PortRange {
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let bad =
-            || de::Error::custom(format!("`{s}` is not a port range such as \"30000-32767\""));
+        let bad = || de::Error::custom(format!("`{s}` is not a port range such as \"30000-32767\""));
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let a: u32 = a.trim().parse().map_err(|_| bad())?;
         let b: u32 = b.trim().parse().map_err(|_| bad())?;
         if a == 0 || b > 65535 || a > b {
-            return Err(de::Error::custom(format!(
-                "`{s}`: ports must satisfy 1 <= low <= high <= 65535"
-            )));
+            return Err(de::Error::custom(format!("`{s}`: ports must satisfy 1 <= low <= high <= 65535")));
         }
         Ok(PortRange(a, b))
     }

@@ -41,11 +41,8 @@ requests = 20000
 "#,
     );
     let ep = csv(&out.join("endpoints.csv"));
-    let counts: Vec<u64> = ep
-        .iter()
-        .filter(|r| r["service"] == "web")
-        .map(|r| r["requests"].parse().unwrap())
-        .collect();
+    let counts: Vec<u64> =
+        ep.iter().filter(|r| r["service"] == "web").map(|r| r["requests"].parse().unwrap()).collect();
     assert_eq!(counts.len(), 10);
     assert_eq!(counts.iter().sum::<u64>(), 20_000);
     // Chi-square against uniform, 9 degrees of freedom: 27.877 is the
@@ -72,19 +69,13 @@ requests = 50
 "#,
     );
     let fails = csv(&out.join("failures.csv"));
-    let nx = fails
-        .iter()
-        .find(|r| r["flow"] == "typo" && r["reason"] == "nxdomain")
-        .unwrap();
+    let nx = fails.iter().find(|r| r["flow"] == "typo" && r["reason"] == "nxdomain").unwrap();
     assert_eq!(nx["count"], "50");
     let s = csv(&out.join("summary.csv"));
     assert_eq!(row(&s, "flow", "typo")["completed"], "0");
     // ndots:5: three search suffixes and the bare name, four queries each.
     let h = csv(&out.join("hops.csv"));
-    let dns = h
-        .iter()
-        .find(|r| r["flow"] == "typo" && r["hop"] == "dns")
-        .unwrap();
+    let dns = h.iter().find(|r| r["flow"] == "typo" && r["hop"] == "dns").unwrap();
     assert_eq!(dns["traversals"], "200");
 }
 
@@ -110,19 +101,11 @@ requests = 30
     );
     let fails = csv(&out.join("failures.csv"));
     let count = |flow: &str, reason: &str| {
-        fails
-            .iter()
-            .find(|r| r["flow"] == flow && r["reason"] == reason)
-            .unwrap()["count"]
-            .parse::<u64>()
-            .unwrap()
+        fails.iter().find(|r| r["flow"] == flow && r["reason"] == reason).unwrap()["count"].parse::<u64>().unwrap()
     };
     assert_eq!(count("refused", "connection_refused"), 20);
     assert_eq!(count("rejected", "no_endpoints"), 30);
-    assert_eq!(
-        count("refused", "no_endpoints") + count("rejected", "connection_refused"),
-        0
-    );
+    assert_eq!(count("refused", "no_endpoints") + count("rejected", "connection_refused"), 0);
 }
 
 #[test]
@@ -148,25 +131,15 @@ timeout = "120ms"
     let s = csv(&out.join("summary.csv"));
     let r = row(&s, "flow", "slow");
     let fails = csv(&out.join("failures.csv"));
-    let timeouts: u64 = fails
-        .iter()
-        .find(|x| x["flow"] == "slow" && x["reason"] == "timeout")
-        .unwrap()["count"]
-        .parse()
-        .unwrap();
+    let timeouts: u64 =
+        fails.iter().find(|x| x["flow"] == "slow" && x["reason"] == "timeout").unwrap()["count"].parse().unwrap();
     assert!(timeouts > 0, "no timeouts");
     assert_eq!(f(r, "completed") as u64 + timeouts, 400);
     assert!(f(r, "latency_max_us") <= 120_000.0);
     let h = csv(&out.join("hops.csv"));
-    let q = h
-        .iter()
-        .find(|x| x["flow"] == "slow" && x["hop"] == "queue")
-        .unwrap();
+    let q = h.iter().find(|x| x["flow"] == "slow" && x["hop"] == "queue").unwrap();
     assert!(f(q, "mean_us") > 10_000.0, "queueing {q:?}");
-    let sv = h
-        .iter()
-        .find(|x| x["flow"] == "slow" && x["hop"] == "server")
-        .unwrap();
+    let sv = h.iter().find(|x| x["flow"] == "slow" && x["hop"] == "server").unwrap();
     assert!((f(sv, "mean_us") - 50_000.0).abs() < 1.0);
 }
 
@@ -194,10 +167,7 @@ keep_alive = true
     // Two closed-loop clients over four client pods: slots 0 and 1 keep one
     // connection each.
     assert_eq!(row(&s, "flow", "kept")["connections"], "2");
-    assert!(
-        f(row(&s, "flow", "kept"), "latency_p50_us")
-            < f(row(&s, "flow", "fresh"), "latency_p50_us") / 2.0
-    );
+    assert!(f(row(&s, "flow", "kept"), "latency_p50_us") < f(row(&s, "flow", "fresh"), "latency_p50_us") / 2.0);
 }
 
 #[test]
@@ -242,10 +212,7 @@ requests = 100
         let ipt = h.iter().find(|r| r["hop"] == "iptables").unwrap();
         // Two nodes x (services + kube-dns's 2 ports + the NODEPORTS jump) x 20 ns.
         let expected = 2.0 * (services as f64 + 3.0) * 0.020;
-        assert!(
-            (f(ipt, "per_request_us") - expected).abs() < 1e-6,
-            "{services}: {ipt:?}"
-        );
+        assert!((f(ipt, "per_request_us") - expected).abs() < 1e-6, "{services}: {ipt:?}");
         p50.push(f(&csv(&out.join("summary.csv"))[0], "latency_p50_us"));
     }
     assert!(p50[1] - p50[0] > 79.0 && p50[1] - p50[0] < 81.0, "{p50:?}");

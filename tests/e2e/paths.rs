@@ -41,11 +41,7 @@ fn paths_order_by_p50_latency() {
 fn servers_see_pod_ips_for_pod_traffic_and_node_ips_for_nodeport() {
     let (_t, out) = run_paths();
     let src = csv(&out.join("sources.csv"));
-    for flow in [
-        "pod-to-pod-same-node",
-        "pod-to-pod-cross-node",
-        "pod-to-service",
-    ] {
+    for flow in ["pod-to-pod-same-node", "pod-to-pod-cross-node", "pod-to-service"] {
         let rows: Vec<_> = src.iter().filter(|r| r["flow"] == flow).collect();
         assert!(!rows.is_empty());
         for r in rows {
@@ -57,14 +53,8 @@ fn servers_see_pod_ips_for_pod_traffic_and_node_ips_for_nodeport() {
     }
     let c2c = row(&src, "flow", "container-to-container");
     assert_eq!(c2c["source_ip"], "127.0.0.1");
-    let np: Vec<_> = src
-        .iter()
-        .filter(|r| r["flow"] == "internet-to-nodeport")
-        .collect();
-    let total: u64 = np
-        .iter()
-        .map(|r| r["requests"].parse::<u64>().unwrap())
-        .sum();
+    let np: Vec<_> = src.iter().filter(|r| r["flow"] == "internet-to-nodeport").collect();
+    let total: u64 = np.iter().map(|r| r["requests"].parse::<u64>().unwrap()).sum();
     assert_eq!(total, 10000);
     let mut forwarded = 0;
     for r in np {
@@ -129,9 +119,7 @@ requests = 2000
     let h = csv(&out.join("hops.csv"));
     let mean = |flow: &str| f(row(&s, "flow", flow), "latency_mean_us");
     let per_req = |flow: &str, hop: &str| {
-        h.iter()
-            .find(|r| r["flow"] == flow && r["hop"] == hop)
-            .map_or(0.0, |r| f(r, "per_request_us"))
+        h.iter().find(|r| r["flow"] == flow && r["hop"] == hop).map_or(0.0, |r| f(r, "per_request_us"))
     };
     let extra = mean("service") - mean("direct");
     assert!(extra > 0.0);
@@ -139,90 +127,54 @@ requests = 2000
     assert!(dns > 50.0, "dns {dns}");
     let dnat = per_req("service", "iptables") - per_req("direct", "iptables");
     assert!(dnat >= 0.0);
-    assert!(
-        (extra - dns - dnat).abs() < 0.01 * extra,
-        "extra {extra} vs dns {dns} + dnat {dnat}"
-    );
+    assert!((extra - dns - dnat).abs() < 0.01 * extra, "extra {extra} vs dns {dns} + dnat {dnat}");
 }
 
 #[test]
 fn every_seed_scenario_runs_its_example() {
     let tmp = tempfile::tempdir().unwrap();
     for (file, flow, server) in [
-        ("container-to-container", "container-to-container", "mypod"),
-        ("pod-to-pod", "pod-to-pod-same-node", "pod-b"),
-        ("pod-to-service", "pod-to-service", "myapp-0"),
-        ("internet-to-service", "internet-to-nodeport", "web-0"),
+        ("container-to-container", "container-to-container", "default/mypod"),
+        ("pod-to-pod", "pod-to-pod-same-node", "default/pod-b"),
+        ("pod-to-service", "pod-to-service", "default/myapp-0"),
+        ("internet-to-service", "internet-to-nodeport", "default/web-0"),
     ] {
         let out = tmp.path().join(file);
-        run_ok(
-            &root().join(format!("workloads/seed/{file}.toml")),
-            &out,
-            &[],
-        );
+        run_ok(&root().join(format!("workloads/seed/{file}.toml")), &out, &[]);
         let s = csv(&out.join("summary.csv"));
         let r = row(&s, "flow", flow);
         assert_eq!(r["completed"], r["requests"], "{file}");
         assert!(f(r, "latency_p50_us") > 0.0);
         let src = csv(&out.join("sources.csv"));
-        assert!(
-            src.iter().any(|r| r["server_pod"] == server),
-            "{file}: {server} served nothing"
-        );
+        assert!(src.iter().any(|r| r["server_pod"] == server), "{file}: {server} served nothing");
     }
 }
 
 #[test]
 fn same_scenario_and_seed_give_byte_identical_results() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("c"),
-    );
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     let sc = root().join("workloads/seed/paths.toml");
     run_ok(&sc, &a, &[]);
     run_ok(&sc, &b, &[]);
     run_ok(&sc, &c, &["--seed", "2"]);
-    let files = [
-        "summary.csv",
-        "hops.csv",
-        "endpoints.csv",
-        "failures.csv",
-        "sources.csv",
-        "run.toml",
-    ];
+    let files = ["summary.csv", "hops.csv", "endpoints.csv", "failures.csv", "sources.csv", "cluster.csv", "run.toml"];
     for name in files {
         let x = std::fs::read(a.join(name)).unwrap();
-        assert_eq!(
-            x,
-            std::fs::read(b.join(name)).unwrap(),
-            "{name} differs between two runs"
-        );
+        assert_eq!(x, std::fs::read(b.join(name)).unwrap(), "{name} differs between two runs");
     }
     // The seed matters: another seed picks other endpoints.
-    assert_ne!(
-        std::fs::read(a.join("endpoints.csv")).unwrap(),
-        std::fs::read(c.join("endpoints.csv")).unwrap()
-    );
+    assert_ne!(std::fs::read(a.join("endpoints.csv")).unwrap(), std::fs::read(c.join("endpoints.csv")).unwrap());
 }
 
 #[test]
 fn run_toml_reproduces_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    run_ok(
-        &root().join("workloads/seed/pod-to-service.toml"),
-        &a,
-        &["--seed", "7"],
-    );
+    run_ok(&root().join("workloads/seed/pod-to-service.toml"), &a, &["--seed", "7"]);
     run_ok(&a.join("run.toml"), &b, &[]);
     for name in ["summary.csv", "hops.csv", "endpoints.csv", "sources.csv"] {
-        assert_eq!(
-            std::fs::read(a.join(name)).unwrap(),
-            std::fs::read(b.join(name)).unwrap(),
-            "{name}"
-        );
+        assert_eq!(std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap(), "{name}");
     }
 }
 
@@ -240,4 +192,10 @@ fn scale_scenario_finishes_with_every_request_answered() {
     let ep = csv(&out.join("endpoints.csv"));
     // 1,000 Services x 9 endpoints, plus kube-dns's 63 CoreDNS pods on two ports.
     assert_eq!(ep.len(), 1000 * 9 + 63 * 2);
+    let cluster = csv(&out.join("cluster.csv"));
+    let metric = |k: &str| row(&cluster, "metric", k)["value"].parse::<u64>().unwrap();
+    assert_eq!(metric("pods"), 10_063);
+    // One KUBE-SERVICES rule per Service port with endpoints (1,000 + kube-dns's 2), plus the NODEPORTS jump.
+    assert_eq!(metric("iptables_kube_services_rules_per_node"), 1_003);
+    assert_eq!(metric("iptables_kube_sep_rules_per_node"), 2 * (9_000 + 126));
 }

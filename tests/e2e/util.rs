@@ -5,11 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn emu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("emu runs")
+    Command::new(env!("CARGO_BIN_EXE_emu")).args(args).current_dir(root()).output().expect("emu runs")
 }
 
 pub fn root() -> PathBuf {
@@ -22,20 +18,10 @@ pub fn stderr(o: &Output) -> String {
 
 /// Runs `emu run scenario --out dir` and panics with stderr on failure.
 pub fn run_ok(scenario: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     let o = emu(&args);
-    assert!(
-        o.status.success(),
-        "emu run {} failed: {}",
-        scenario.display(),
-        stderr(&o)
-    );
+    assert!(o.status.success(), "emu run {} failed: {}", scenario.display(), stderr(&o));
 }
 
 pub type Row = HashMap<String, String>;
@@ -44,28 +30,17 @@ pub fn csv(path: &Path) -> Vec<Row> {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let headers = r.headers().unwrap().clone();
     r.records()
-        .map(|rec| {
-            headers
-                .iter()
-                .zip(rec.unwrap().iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
+        .map(|rec| headers.iter().zip(rec.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
         .collect()
 }
 
 pub fn f(row: &Row, col: &str) -> f64 {
-    row.get(col)
-        .unwrap_or_else(|| panic!("no column {col}"))
-        .parse()
-        .unwrap()
+    row.get(col).unwrap_or_else(|| panic!("no column {col}")).parse().unwrap()
 }
 
 /// The row of `rows` whose `key` column is `value`.
 pub fn row<'a>(rows: &'a [Row], key: &str, value: &str) -> &'a Row {
-    rows.iter()
-        .find(|r| r[key] == value)
-        .unwrap_or_else(|| panic!("no row with {key} = {value}"))
+    rows.iter().find(|r| r[key] == value).unwrap_or_else(|| panic!("no row with {key} = {value}"))
 }
 
 /// Writes `text` to `dir/name` and returns the path.
@@ -79,8 +54,5 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn chi_square_uniform(counts: &[u64]) -> f64 {
     let total: u64 = counts.iter().sum();
     let expected = total as f64 / counts.len() as f64;
-    counts
-        .iter()
-        .map(|&c| (c as f64 - expected).powi(2) / expected)
-        .sum()
+    counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum()
 }

@@ -15,11 +15,7 @@ use crate::addr::Ipv4;
 const PLACEMENT: Domain = Domain(0x504c_4143); // "PLAC"
 
 fn err(origin: &Origin, field: impl Into<String>, message: impl Into<String>) -> BuildError {
-    BuildError {
-        origin: origin.clone(),
-        field: field.into(),
-        message: message.into(),
-    }
+    BuildError { origin: origin.clone(), field: field.into(), message: message.into() }
 }
 
 /// Whether `labels` satisfy every pair of `selector`.
@@ -30,9 +26,7 @@ pub(crate) fn matches(selector: &Labels, labels: &Labels) -> bool {
 fn check_name(origin: &Origin, field: &str, name: &str) -> Result<(), BuildError> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
@@ -41,9 +35,7 @@ fn check_name(origin: &Origin, field: &str, name: &str) -> Result<(), BuildError
         Err(err(
             origin,
             field,
-            format!(
-                "`{name}` is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"
-            ),
+            format!("`{name}` is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"),
         ))
     }
 }
@@ -52,11 +44,7 @@ fn port16(origin: &Origin, field: &str, port: u32) -> Result<u16, BuildError> {
     if (1..=65535).contains(&port) {
         Ok(port as u16)
     } else {
-        Err(err(
-            origin,
-            field,
-            format!("port {port} is out of range 1-65535"),
-        ))
+        Err(err(origin, field, format!("port {port} is out of range 1-65535")))
     }
 }
 
@@ -103,50 +91,26 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         ));
     }
     if spec.nodes as u64 + 2 > spec.node_ip_cidr.size() {
-        return Err(err(
-            co,
-            "node_ip_cidr",
-            format!(
-                "{} has no room for {} node IPs",
-                spec.node_ip_cidr, spec.nodes
-            ),
-        ));
+        return Err(err(co, "node_ip_cidr", format!("{} has no room for {} node IPs", spec.node_ip_cidr, spec.nodes)));
     }
-    if spec.pod_cidr.contains(spec.service_cidr.base)
-        || spec.service_cidr.contains(spec.pod_cidr.base)
-    {
+    if spec.pod_cidr.contains(spec.service_cidr.base) || spec.service_cidr.contains(spec.pod_cidr.base) {
         return Err(err(
             co,
             "service_cidr",
-            format!(
-                "service CIDR {} overlaps pod CIDR {}",
-                spec.service_cidr, spec.pod_cidr
-            ),
+            format!("service CIDR {} overlaps pod CIDR {}", spec.service_cidr, spec.pod_cidr),
         ));
     }
     let nodes: Vec<Node> = (0..spec.nodes as u64)
         .map(|i| {
             let pod_cidr = spec.pod_cidr.subnet(spec.node_cidr_mask_size, i);
-            Node {
-                name: format!("node-{i}"),
-                ip: spec.node_ip_cidr.nth(i + 1),
-                pod_cidr,
-                bridge_ip: pod_cidr.nth(1),
-            }
+            Node { name: format!("node-{i}"), ip: spec.node_ip_cidr.nth(i + 1), pod_cidr, bridge_ip: pod_cidr.nth(1) }
         })
         .collect();
-    let node_by_name: HashMap<String, u32> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.clone(), i as u32))
-        .collect();
+    let node_by_name: HashMap<String, u32> =
+        nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
     let (lo, hi) = spec.node_port_range;
     if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi {
-        return Err(err(
-            co,
-            "node_port_range",
-            format!("{lo}-{hi} is not a valid port range"),
-        ));
+        return Err(err(co, "node_port_range", format!("{lo}-{hi} is not a valid port range")));
     }
 
     // Pods: expand templates (user pods first, then CoreDNS), pin or place.
@@ -165,10 +129,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             err(
                 o,
                 "namespace",
-                format!(
-                    "namespace `{}` does not exist; declare it in cluster.namespaces",
-                    ps.namespace
-                ),
+                format!("namespace `{}` does not exist; declare it in cluster.namespaces", ps.namespace),
             )
         })?;
         if ps.replicas == 0 {
@@ -182,31 +143,18 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         }
         let mut node = match &ps.node {
             Some(n) => Some(*node_by_name.get(n).ok_or_else(|| {
-                err(
-                    o,
-                    "node",
-                    format!(
-                        "no node `{n}` (nodes are node-0 .. node-{})",
-                        spec.nodes - 1
-                    ),
-                )
+                err(o, "node", format!("no node `{n}` (nodes are node-0 .. node-{})", spec.nodes - 1))
             })?),
             None => None,
         };
         if let Some(ip) = ps.ip {
-            let owner = nodes
-                .iter()
-                .position(|n| n.pod_cidr.contains(ip))
-                .map(|i| i as u32);
+            let owner = nodes.iter().position(|n| n.pod_cidr.contains(ip)).map(|i| i as u32);
             match (owner, node) {
                 (None, _) => {
                     return Err(err(
                         o,
                         "ip",
-                        format!(
-                            "{ip} is in no node's pod CIDR (cluster pod CIDR {})",
-                            spec.pod_cidr
-                        ),
+                        format!("{ip} is in no node's pod CIDR (cluster pod CIDR {})", spec.pod_cidr),
                     ))
                 }
                 (Some(a), Some(b)) if a != b => {
@@ -215,9 +163,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                         "ip",
                         format!(
                             "{ip} belongs to {} ({}), not to {}",
-                            nodes[a as usize].name,
-                            nodes[a as usize].pod_cidr,
-                            nodes[b as usize].name
+                            nodes[a as usize].name, nodes[a as usize].pod_cidr, nodes[b as usize].name
                         ),
                     ))
                 }
@@ -225,17 +171,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             }
         }
         for r in 0..ps.replicas {
-            let name = if ps.replicas == 1 {
-                ps.name.clone()
-            } else {
-                format!("{}-{r}", ps.name)
-            };
-            pending.push(Pending {
-                spec: ps,
-                name,
-                ns,
-                node,
-            });
+            let name = if ps.replicas == 1 { ps.name.clone() } else { format!("{}-{r}", ps.name) };
+            pending.push(Pending { spec: ps, name, ns, node });
         }
     }
     let mut rng = Stream::new(seed, PLACEMENT, 0);
@@ -264,20 +201,14 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 return Err(err(
                     &p.spec.origin,
                     "ip",
-                    format!(
-                        "{ip} is reserved in {} (network, bridge cbr0 or broadcast address)",
-                        node.pod_cidr
-                    ),
+                    format!("{ip} is reserved in {} (network, bridge cbr0 or broadcast address)", node.pod_cidr),
                 ));
             }
             if let Some(&other) = pod_by_ip.get(&ip) {
                 return Err(err(
                     &p.spec.origin,
                     "ip",
-                    format!(
-                        "{ip} is already the IP of pod {}",
-                        pending[other as usize].name
-                    ),
+                    format!("{ip} is already the IP of pod {}", pending[other as usize].name),
                 ));
             }
             pod_by_ip.insert(ip, i as u32);
@@ -316,17 +247,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 ip
             }
         };
-        if pod_by_name
-            .insert((p.ns, p.name.clone()), i as u32)
-            .is_some()
-        {
+        if pod_by_name.insert((p.ns, p.name.clone()), i as u32).is_some() {
             return Err(err(
                 &p.spec.origin,
                 "name",
-                format!(
-                    "pod `{}` is declared twice in namespace `{}`",
-                    p.name, namespaces[p.ns as usize]
-                ),
+                format!("pod `{}` is declared twice in namespace `{}`", p.name, namespaces[p.ns as usize]),
             ));
         }
         let mut listens: Vec<Listen> = Vec::new();
@@ -341,10 +266,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             for (pi, port) in c.ports.iter().enumerate() {
                 let field = format!("containers[{ci}].ports[{pi}]");
                 let num = port16(&p.spec.origin, &field, port.port)?;
-                if let Some(l) = listens
-                    .iter()
-                    .find(|l| l.port == num && l.protocol == port.protocol)
-                {
+                if let Some(l) = listens.iter().find(|l| l.port == num && l.protocol == port.protocol) {
                     return Err(err(
                         &p.spec.origin,
                         field,
@@ -356,11 +278,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 }
                 if let Some(name) = &port.name {
                     if listens.iter().any(|l| l.name.as_deref() == Some(name)) {
-                        return Err(err(
-                            &p.spec.origin,
-                            field,
-                            format!("port name `{name}` is used twice in the pod"),
-                        ));
+                        return Err(err(&p.spec.origin, field, format!("port name `{name}` is used twice in the pod")));
                     }
                 }
                 listens.push(Listen {
@@ -386,10 +304,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let mut label_index: HashMap<(u32, &str, &str), Vec<u32>> = HashMap::new();
     for (i, p) in pods.iter().enumerate() {
         for (k, v) in &p.labels {
-            label_index
-                .entry((p.namespace, k.as_str(), v.as_str()))
-                .or_default()
-                .push(i as u32);
+            label_index.entry((p.namespace, k.as_str(), v.as_str())).or_default().push(i as u32);
         }
     }
 
@@ -405,20 +320,21 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     for (si, s) in all_services.iter().enumerate() {
         if let Some(ip) = s.cluster_ip {
             if !scidr.contains(ip) {
+                return Err(err(&s.origin, "cluster_ip", format!("{ip} is outside the service CIDR {scidr}")));
+            }
+            let off = scidr.offset(ip);
+            if off == 0 || off == 1 || off + 1 == scidr.size() {
                 return Err(err(
                     &s.origin,
                     "cluster_ip",
-                    format!("{ip} is outside the service CIDR {scidr}"),
+                    format!("{ip} is reserved in {scidr} (network, the `kubernetes` Service, or broadcast address)"),
                 ));
             }
             if let Some(&o) = service_by_ip.get(&ip) {
                 return Err(err(
                     &s.origin,
                     "cluster_ip",
-                    format!(
-                        "{ip} is already the ClusterIP of Service `{}`",
-                        all_services[o as usize].name
-                    ),
+                    format!("{ip} is already the ClusterIP of Service `{}`", all_services[o as usize].name),
                 ));
             }
             service_by_ip.insert(ip, si as u32);
@@ -427,27 +343,16 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             if let Some(np) = p.node_port {
                 let field = format!("ports[{pi}].node_port");
                 if s.kind != ServiceType::NodePort {
-                    return Err(err(
-                        &s.origin,
-                        field,
-                        "node_port is only allowed on a Service of type NodePort",
-                    ));
+                    return Err(err(&s.origin, field, "node_port is only allowed on a Service of type NodePort"));
                 }
                 if np < lo || np > hi {
-                    return Err(err(
-                        &s.origin,
-                        field,
-                        format!("node port {np} is outside the range {lo}-{hi}"),
-                    ));
+                    return Err(err(&s.origin, field, format!("node port {np} is outside the range {lo}-{hi}")));
                 }
                 if let Some(&o) = used_node_ports.get(&(np as u16)) {
                     return Err(err(
                         &s.origin,
                         field,
-                        format!(
-                            "node port {np} is already used by Service `{}`",
-                            all_services[o as usize].name
-                        ),
+                        format!("node port {np} is already used by Service `{}`", all_services[o as usize].name),
                     ));
                 }
                 used_node_ports.insert(np as u16, si as u32);
@@ -463,26 +368,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let o = &s.origin;
         check_name(o, "name", &s.name)?;
         let ns = ns_index(&s.namespace).ok_or_else(|| {
-            err(
-                o,
-                "namespace",
-                format!(
-                    "namespace `{}` does not exist; declare it in cluster.namespaces",
-                    s.namespace
-                ),
-            )
+            err(o, "namespace", format!("namespace `{}` does not exist; declare it in cluster.namespaces", s.namespace))
         })?;
-        if service_by_name
-            .insert((ns, s.name.clone()), si as u32)
-            .is_some()
-        {
+        if service_by_name.insert((ns, s.name.clone()), si as u32).is_some() {
             return Err(err(
                 o,
                 "name",
-                format!(
-                    "Service `{}` is declared twice in namespace `{}`",
-                    s.name, s.namespace
-                ),
+                format!("Service `{}` is declared twice in namespace `{}`", s.name, s.namespace),
             ));
         }
         if s.ports.is_empty() {
@@ -491,18 +383,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let cluster_ip = match s.cluster_ip {
             Some(ip) => ip,
             None => {
-                while reserved_ips.contains(&next_ip)
-                    || service_by_ip.contains_key(&scidr.nth(next_ip))
-                {
+                while reserved_ips.contains(&next_ip) || service_by_ip.contains_key(&scidr.nth(next_ip)) {
                     next_ip += 1;
                     if next_ip >= scidr.size() {
                         return Err(err(
                             o,
                             "",
-                            format!(
-                                "service CIDR {scidr} is full: no ClusterIP left for Service `{}`",
-                                s.name
-                            ),
+                            format!("service CIDR {scidr} is full: no ClusterIP left for Service `{}`", s.name),
                         ));
                     }
                 }
@@ -531,18 +418,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 if empty {
                     Vec::new()
                 } else {
-                    best.unwrap()
-                        .iter()
-                        .copied()
-                        .filter(|&p| matches(sel, &pods[p as usize].labels))
-                        .collect()
+                    best.unwrap().iter().copied().filter(|&p| matches(sel, &pods[p as usize].labels)).collect()
                 }
             }
             _ => {
-                warnings.push(format!(
-                    "{o}: Service `{}` has no selector, so it has no endpoints",
-                    s.name
-                ));
+                warnings.push(format!("{o}: Service `{}` has no selector, so it has no endpoints", s.name));
                 Vec::new()
             }
         };
@@ -557,10 +437,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let mut port_ids = Vec::with_capacity(s.ports.len());
         for (pi, p) in s.ports.iter().enumerate() {
             let port = port16(o, &format!("ports[{pi}].port"), p.port)?;
-            if s.ports[..pi]
-                .iter()
-                .any(|q| q.port == p.port && q.protocol == p.protocol)
-            {
+            if s.ports[..pi].iter().any(|q| q.port == p.port && q.protocol == p.protocol) {
                 return Err(err(
                     o,
                     format!("ports[{pi}].port"),
@@ -568,13 +445,12 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 ));
             }
             if s.ports.len() > 1 && p.name.is_none() {
-                return Err(err(
-                    o,
-                    format!("ports[{pi}].name"),
-                    "every port of a multi-port Service needs a name",
-                ));
+                return Err(err(o, format!("ports[{pi}].name"), "every port of a multi-port Service needs a name"));
             }
             let target = p.target_port.clone().unwrap_or(TargetPort::Number(p.port));
+            if let TargetPort::Number(n) = target {
+                port16(o, &format!("ports[{pi}].target_port"), n)?;
+            }
             let mut endpoints = Vec::with_capacity(selected.len());
             for &pod in &selected {
                 let pd = &pods[pod as usize];
@@ -584,10 +460,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                         endpoints.push(Endpoint { pod, port: n });
                     }
                     TargetPort::Name(name) => {
-                        if let Some(l) = pd
-                            .listens
-                            .iter()
-                            .find(|l| l.name.as_deref() == Some(name) && l.protocol == p.protocol)
+                        if let Some(l) =
+                            pd.listens.iter().find(|l| l.name.as_deref() == Some(name) && l.protocol == p.protocol)
                         {
                             endpoints.push(Endpoint { pod, port: l.port });
                         }
@@ -595,11 +469,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 }
             }
             if !selected.is_empty() {
-                let listening = endpoints.iter().any(|e| {
-                    pods[e.pod as usize]
-                        .listens_on(e.port, p.protocol)
-                        .is_some()
-                });
+                let listening = endpoints.iter().any(|e| pods[e.pod as usize].listens_on(e.port, p.protocol).is_some());
                 if !listening {
                     return Err(err(
                         o,
@@ -659,11 +529,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         });
     }
 
-    let node_by_ip = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.ip, i as u32))
-        .collect();
+    let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, i as u32)).collect();
     Ok(Cluster {
         nodes,
         namespaces,
@@ -688,11 +554,7 @@ fn fmt_labels(l: &Labels) -> String {
 }
 
 fn coredns_origin() -> Origin {
-    Origin {
-        file: "<cluster DNS>".into(),
-        line: 0,
-        path: "dns".into(),
-    }
+    Origin { file: "<cluster DNS>".into(), line: 0, path: "dns".into() }
 }
 
 /// The CoreDNS Deployment kubeadm installs: `k8s-app=kube-dns` pods in
@@ -705,27 +567,13 @@ fn coredns_spec(replicas: u32) -> Option<PodSpec> {
         replicas,
         node: None,
         ip: None,
-        labels: [("k8s-app".to_string(), "kube-dns".to_string())]
-            .into_iter()
-            .collect(),
+        labels: [("k8s-app".to_string(), "kube-dns".to_string())].into_iter().collect(),
         containers: vec![ContainerSpec {
             name: "coredns".into(),
             ports: vec![
-                PortSpec {
-                    name: Some("dns".into()),
-                    port: 53,
-                    protocol: Protocol::Udp,
-                },
-                PortSpec {
-                    name: Some("dns-tcp".into()),
-                    port: 53,
-                    protocol: Protocol::Tcp,
-                },
-                PortSpec {
-                    name: Some("metrics".into()),
-                    port: 9153,
-                    protocol: Protocol::Tcp,
-                },
+                PortSpec { name: Some("dns".into()), port: 53, protocol: Protocol::Udp },
+                PortSpec { name: Some("dns-tcp".into()), port: 53, protocol: Protocol::Tcp },
+                PortSpec { name: Some("metrics".into()), port: 9153, protocol: Protocol::Tcp },
             ],
         }],
     })
@@ -739,11 +587,7 @@ fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
         name: "kube-dns".into(),
         namespace: "kube-system".into(),
         kind: ServiceType::ClusterIp,
-        selector: Some(
-            [("k8s-app".to_string(), "kube-dns".to_string())]
-                .into_iter()
-                .collect(),
-        ),
+        selector: Some([("k8s-app".to_string(), "kube-dns".to_string())].into_iter().collect()),
         cluster_ip: Some(spec.service_cidr.nth(10)),
         ports: vec![
             ServicePortSpec {

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 pub use build::build;
 pub use spec::{
-    BuildError, ClusterSpec, ContainerSpec, Labels, Origin, Placement, PodSpec, PortSpec, Protocol,
-    ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+    BuildError, ClusterSpec, ContainerSpec, Labels, Origin, Placement, PodSpec, PortSpec, Protocol, ServicePortSpec,
+    ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
 };
 
 use crate::addr::{Cidr, Ipv4};
@@ -70,9 +70,7 @@ impl Pod {
     /// The listening socket on `port`/`protocol`, if any.
     #[inline]
     pub fn listens_on(&self, port: u16, protocol: Protocol) -> Option<&Listen> {
-        self.listens
-            .iter()
-            .find(|l| l.port == port && l.protocol == protocol)
+        self.listens.iter().find(|l| l.port == port && l.protocol == protocol)
     }
 }
 
@@ -164,10 +162,7 @@ impl Cluster {
     }
     /// Namespace index of `name`.
     pub fn namespace(&self, name: &str) -> Option<u32> {
-        self.namespaces
-            .iter()
-            .position(|n| n == name)
-            .map(|i| i as u32)
+        self.namespaces.iter().position(|n| n == name).map(|i| i as u32)
     }
     /// Pod `name` in namespace `ns`.
     pub fn pod_by_name(&self, ns: u32, name: &str) -> Option<u32> {
@@ -183,14 +178,9 @@ impl Cluster {
     }
     /// The Service port of Service `svc` with number `port` and `protocol`.
     pub fn service_port(&self, svc: u32, port: u16, protocol: Protocol) -> Option<u32> {
-        self.services[svc as usize]
-            .ports
-            .iter()
-            .copied()
-            .find(|&p| {
-                self.service_ports[p as usize].port == port
-                    && self.service_ports[p as usize].protocol == protocol
-            })
+        self.services[svc as usize].ports.iter().copied().find(|&p| {
+            self.service_ports[p as usize].port == port && self.service_ports[p as usize].protocol == protocol
+        })
     }
     /// The Service port that owns node port `port`.
     pub fn port_by_node_port(&self, port: u16) -> Option<u32> {
@@ -225,11 +215,7 @@ pub mod testing {
     /// replica, no pods and no Services.
     pub fn spec(nodes: u32) -> ClusterSpec {
         ClusterSpec {
-            origin: Origin {
-                file: "test".into(),
-                line: 0,
-                path: "cluster".into(),
-            },
+            origin: Origin { file: "test".into(), line: 0, path: "cluster".into() },
             nodes,
             node_ip_cidr: "192.168.0.0/16".parse().unwrap(),
             pod_cidr: "10.244.0.0/16".parse().unwrap(),
@@ -248,26 +234,16 @@ pub mod testing {
     /// one container listening on TCP `port`.
     pub fn pods(name: &str, replicas: u32, port: u32) -> PodSpec {
         PodSpec {
-            origin: Origin {
-                file: "test".into(),
-                line: 0,
-                path: format!("pods.{name}"),
-            },
+            origin: Origin { file: "test".into(), line: 0, path: format!("pods.{name}") },
             name: name.into(),
             namespace: "default".into(),
             replicas,
             node: None,
             ip: None,
-            labels: [("app".to_string(), name.to_string())]
-                .into_iter()
-                .collect(),
+            labels: [("app".to_string(), name.to_string())].into_iter().collect(),
             containers: vec![ContainerSpec {
                 name: "main".into(),
-                ports: vec![PortSpec {
-                    name: Some("http".into()),
-                    port,
-                    protocol: Protocol::Tcp,
-                }],
+                ports: vec![PortSpec { name: Some("http".into()), port, protocol: Protocol::Tcp }],
             }],
         }
     }
@@ -275,11 +251,7 @@ pub mod testing {
     /// A ClusterIP Service `name` selecting `app=<app>`, port 80 -> `target`.
     pub fn service(name: &str, app: &str, target: u32) -> ServiceSpec {
         ServiceSpec {
-            origin: Origin {
-                file: "test".into(),
-                line: 0,
-                path: format!("services.{name}"),
-            },
+            origin: Origin { file: "test".into(), line: 0, path: format!("services.{name}") },
             name: name.into(),
             namespace: "default".into(),
             kind: ServiceType::ClusterIp,
@@ -300,9 +272,7 @@ pub mod testing {
     pub fn services_cluster(nodes: u32, services: u32, endpoints: u32) -> Cluster {
         let mut s = spec(nodes);
         s.pods.push(pods("backend", endpoints, 8080));
-        s.services = (0..services)
-            .map(|i| service(&format!("svc-{i}"), "backend", 8080))
-            .collect();
+        s.services = (0..services).map(|i| service(&format!("svc-{i}"), "backend", 8080)).collect();
         build(&s, 1).expect("test cluster builds")
     }
 }

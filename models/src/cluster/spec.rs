@@ -248,6 +248,6 @@ pub struct ClusterSpec {
     /// Services.
     pub services: Vec<ServiceSpec>,
     /// CoreDNS replicas behind the `kube-dns` Service in `kube-system`
-    /// (0: no cluster DNS; names then fail with NXDOMAIN).
+    /// (0: no cluster DNS, and flows to names are rejected).
     pub dns_replicas: u32,
 }

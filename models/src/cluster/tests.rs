@@ -21,12 +21,7 @@ fn nodes_get_their_block_and_pods_start_at_dot_two() {
     let placed: Vec<(u32, String)> = c.pods.iter().map(|p| (p.node, p.ip.to_string())).collect();
     assert_eq!(
         placed,
-        [
-            (0, "10.244.0.2".into()),
-            (1, "10.244.1.2".into()),
-            (2, "10.244.2.2".into()),
-            (0, "10.244.0.3".into())
-        ]
+        [(0, "10.244.0.2".into()), (1, "10.244.1.2".into()), (2, "10.244.2.2".into()), (0, "10.244.0.3".into())]
     );
     assert_eq!(c.pod_by_ip(ip("10.244.0.3")), Some(3));
 }
@@ -50,14 +45,7 @@ fn random_placement_is_seeded() {
     let mut s = spec(50);
     s.placement = Placement::Random;
     s.pods.push(pods("web", 100, 80));
-    let nodes = |seed| {
-        build(&s, seed)
-            .unwrap()
-            .pods
-            .iter()
-            .map(|p| p.node)
-            .collect::<Vec<_>>()
-    };
+    let nodes = |seed| build(&s, seed).unwrap().pods.iter().map(|p| p.node).collect::<Vec<_>>();
     assert_eq!(nodes(3), nodes(3));
     assert_ne!(nodes(3), nodes(4));
 }
@@ -71,11 +59,7 @@ fn pod_cidr_exhaustion_is_an_error_not_a_wrap() {
     assert!(build(&s, 1).is_ok());
     s.pods[0].replicas = 14;
     let e = build(&s, 1).unwrap_err();
-    assert!(
-        e.message
-            .contains("10.244.0.0/28 of node-0 is full (13 pod IPs)"),
-        "{e}"
-    );
+    assert!(e.message.contains("10.244.0.0/28 of node-0 is full (13 pod IPs)"), "{e}");
     assert!(e.message.contains("web-13"), "{e}");
 }
 
@@ -90,19 +74,12 @@ fn cluster_ips_skip_reserved_addresses_and_honour_explicit_ones() {
     let c = build(&s, 1).unwrap();
     assert_eq!(c.services[0].name, "kube-dns");
     assert_eq!(c.services[0].cluster_ip, ip("10.96.0.10"));
-    assert_eq!(
-        c.services[1].cluster_ip,
-        ip("10.96.0.3"),
-        ".2 is taken by `fixed`"
-    );
+    assert_eq!(c.services[1].cluster_ip, ip("10.96.0.3"), ".2 is taken by `fixed`");
     assert_eq!(c.services[2].cluster_ip, ip("10.96.0.2"));
     let mut dup = service("dup", "web", 80);
     dup.cluster_ip = Some(ip("10.96.0.2"));
     s.services.push(dup);
-    assert!(build(&s, 1)
-        .unwrap_err()
-        .message
-        .contains("already the ClusterIP of Service `fixed`"));
+    assert!(build(&s, 1).unwrap_err().message.contains("already the ClusterIP of Service `fixed`"));
 }
 
 #[test]
@@ -132,9 +109,7 @@ fn endpoints_follow_selector_namespace_and_named_ports() {
     s.pods.push(pods("web", 3, 8080));
     let mut foreign = pods("web-x", 1, 8080);
     foreign.namespace = "other".into();
-    foreign.labels = [("app".to_string(), "web".to_string())]
-        .into_iter()
-        .collect();
+    foreign.labels = [("app".to_string(), "web".to_string())].into_iter().collect();
     s.pods.push(foreign);
     let mut named = service("named", "web", 0);
     named.ports[0].target_port = Some(TargetPort::Name("http".into()));
@@ -142,10 +117,7 @@ fn endpoints_follow_selector_namespace_and_named_ports() {
     let c = build(&s, 1).unwrap();
     let sp = &c.service_ports[c.services[1].ports[0] as usize];
     // Same-namespace pods only; the named port resolves to 8080 on each.
-    assert_eq!(
-        sp.endpoints.iter().map(|e| e.pod).collect::<Vec<_>>(),
-        [0, 1, 2]
-    );
+    assert_eq!(sp.endpoints.iter().map(|e| e.pod).collect::<Vec<_>>(), [0, 1, 2]);
     assert!(sp.endpoints.iter().all(|e| e.port == 8080));
 }
 
@@ -156,16 +128,10 @@ fn a_selector_matching_nothing_warns_and_a_dead_target_port_errors() {
     s.services.push(service("nobody", "ghost", 8080));
     let c = build(&s, 1).unwrap();
     assert!(c.warnings.iter().any(|w| w.contains("matches no pod")));
-    assert!(c.service_ports[c.services[1].ports[0] as usize]
-        .endpoints
-        .is_empty());
+    assert!(c.service_ports[c.services[1].ports[0] as usize].endpoints.is_empty());
     s.services.push(service("wrong", "web", 9090));
     let e = build(&s, 1).unwrap_err();
-    assert!(
-        e.message
-            .contains("target port `9090` matches no TCP container port"),
-        "{e}"
-    );
+    assert!(e.message.contains("target port `9090` matches no TCP container port"), "{e}");
 }
 
 #[test]
@@ -174,11 +140,7 @@ fn containers_of_a_pod_cannot_share_a_port() {
     let mut p = pods("web", 1, 80);
     p.containers.push(ContainerSpec {
         name: "side".into(),
-        ports: vec![PortSpec {
-            name: None,
-            port: 80,
-            protocol: Protocol::Tcp,
-        }],
+        ports: vec![PortSpec { name: None, port: 80, protocol: Protocol::Tcp }],
     });
     s.pods.push(p.clone());
     let e = build(&s, 1).unwrap_err();

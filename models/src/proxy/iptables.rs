@@ -62,11 +62,7 @@ pub struct IptablesParams {
 
 impl Default for IptablesParams {
     fn default() -> Self {
-        IptablesParams {
-            rule_ns: 20,
-            conntrack_new_ns: 8_000,
-            rule_order: RuleOrder::Random,
-        }
+        IptablesParams { rule_ns: 20, conntrack_new_ns: 8_000, rule_order: RuleOrder::Random }
     }
 }
 
@@ -177,11 +173,7 @@ impl Iptables {
     fn position(&self, node: u32, index: u32, n: u32, table: u64) -> u32 {
         match self.params.rule_order {
             RuleOrder::Declaration => index,
-            RuleOrder::Random => permute(
-                index as u64,
-                n as u64,
-                mix64(self.key ^ table ^ node as u64),
-            ) as u32,
+            RuleOrder::Random => permute(index as u64, n as u64, mix64(mix64(self.key ^ table) ^ node as u64)) as u32,
         }
     }
 
@@ -192,11 +184,7 @@ impl Iptables {
     }
 
     fn cost(&self, rules: u32) -> FirstPacket {
-        FirstPacket {
-            rules,
-            rules_ns: rules as u64 * self.params.rule_ns,
-            conntrack_ns: self.params.conntrack_new_ns,
-        }
+        FirstPacket { rules, rules_ns: rules as u64 * self.params.rule_ns, conntrack_ns: self.params.conntrack_new_ns }
     }
 
     /// A new connection's first packet to a destination that is no Service
@@ -212,10 +200,7 @@ impl Iptables {
         let endpoint = rng.below(endpoints as u64) as u32;
         // KUBE-SERVICES up to the match, KUBE-SVC up to the chosen rule,
         // KUBE-SEP's two rules.
-        Some(Dnat {
-            endpoint,
-            cost: self.cost(pos + 1 + endpoint + 1 + 2),
-        })
+        Some(Dnat { endpoint, cost: self.cost(pos + 1 + endpoint + 1 + 2) })
     }
 
     /// A new connection arriving at `node` for node port of Service port
@@ -225,10 +210,7 @@ impl Iptables {
         let idx = self.nodeport_rule[sp as usize]?;
         let pos = self.position(node, idx, self.nodeport_rules, 2);
         let endpoint = rng.below(endpoints as u64) as u32;
-        Some(Dnat {
-            endpoint,
-            cost: self.cost(self.service_rules + 1 + pos + 1 + 1 + endpoint + 1 + 2),
-        })
+        Some(Dnat { endpoint, cost: self.cost(self.service_rules + 1 + pos + 1 + 1 + endpoint + 1 + 2) })
     }
 }
 
@@ -265,15 +247,9 @@ mod tests {
         let at5k = first_packet_p50_ns(5_000) as f64;
         let at30k = first_packet_p50_ns(30_000) as f64;
         // Published p50: 47 us at 5k, 272 us at 30k (ratio 5.8).
-        assert!(
-            at5k / 47_000.0 < 2.0 && at5k / 47_000.0 > 0.5,
-            "5k p50 {at5k}"
-        );
+        assert!(at5k / 47_000.0 < 2.0 && at5k / 47_000.0 > 0.5, "5k p50 {at5k}");
         let ratio = at30k / at5k;
-        assert!(
-            (ratio / (272.0 / 47.0) - 1.0).abs() < 0.3,
-            "30k/5k ratio {ratio}"
-        );
+        assert!((ratio / (272.0 / 47.0) - 1.0).abs() < 0.3, "30k/5k ratio {ratio}");
     }
 
     #[test]
@@ -291,20 +267,10 @@ mod tests {
             }
             assert!(seen.iter().all(|&s| s));
         }
-        let order = |node| {
-            (0..50)
-                .map(|sp| ipt.service_position(node, sp))
-                .collect::<Vec<_>>()
-        };
+        let order = |node| (0..50).map(|sp| ipt.service_position(node, sp)).collect::<Vec<_>>();
         assert_ne!(order(0), order(1));
-        let decl = Iptables::new(
-            &cluster,
-            IptablesParams {
-                rule_order: RuleOrder::Declaration,
-                ..Default::default()
-            },
-            7,
-        );
+        let decl =
+            Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 7);
         assert_eq!(decl.service_position(2, 5), decl.service_position(0, 5));
     }
 

@@ -36,7 +36,7 @@ pub use run::Ev;
 /// Random-stream domains. Part of the reproducibility contract: never
 /// renumber.
 const FLOW_STREAM: Domain = Domain(1);
-const NODE_STREAM: Domain = Domain(2);
+// Domain(2) is retired (it was a per-node stream); never reuse it.
 const SERVER_STREAM: Domain = Domain(3);
 
 /// A null index.
@@ -147,7 +147,6 @@ pub struct World<'c> {
     pub(crate) params: Params,
     pub(crate) ipt: Iptables,
     pub(crate) flows: Vec<FlowRt>,
-    pub(crate) node_rng: Vec<Stream>,
     pub(crate) servers: Vec<ServerRt>,
     pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
     server_specs: HashMap<(u32, u16), usize>,
@@ -162,11 +161,7 @@ pub struct World<'c> {
 }
 
 fn err(flow: &Flow, field: &str, message: String) -> BuildError {
-    BuildError {
-        origin: flow.origin.clone(),
-        field: field.into(),
-        message,
-    }
+    BuildError { origin: flow.origin.clone(), field: field.into(), message }
 }
 
 impl<'c> World<'c> {
@@ -181,33 +176,21 @@ impl<'c> World<'c> {
         let mut rts = Vec::with_capacity(flows.len());
         for (i, f) in flows.into_iter().enumerate() {
             if f.requests.is_none() && f.duration_ns.is_none() {
-                return Err(err(
-                    &f,
-                    "",
-                    "a flow needs `requests` or `duration` (or both) to end".into(),
-                ));
+                return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
             }
             match (&f.arrivals, &f.client) {
-                (Arrivals::Open { rate_per_s }, _)
-                    if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) =>
-                {
+                (Arrivals::Open { rate_per_s }, _) if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) => {
                     return Err(err(
                         &f,
                         "rate",
-                        format!(
-                            "rate {rate_per_s} must be a positive number of requests per second"
-                        ),
+                        format!("rate {rate_per_s} must be a positive number of requests per second"),
                     ))
                 }
                 (Arrivals::Closed { clients: 0, .. }, _) => {
                     return Err(err(&f, "concurrency", "needs at least one client".into()))
                 }
-                (_, Client::Pods(p)) if p.is_empty() => {
-                    return Err(err(&f, "from", "selects no pod".into()))
-                }
-                (_, Client::External(0)) => {
-                    return Err(err(&f, "from", "needs at least one external client".into()))
-                }
+                (_, Client::Pods(p)) if p.is_empty() => return Err(err(&f, "from", "selects no pod".into())),
+                (_, Client::External(0)) => return Err(err(&f, "from", "needs at least one external client".into())),
                 _ => {}
             }
             let mut dns = None;
@@ -268,9 +251,7 @@ impl<'c> World<'c> {
                 rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
                 issued: 0,
                 limit: f.requests.unwrap_or(u64::MAX),
-                end_ns: f
-                    .duration_ns
-                    .map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
+                end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
                 dns,
                 idle: vec![Vec::new(); if f.keep_alive { clients } else { 0 }],
                 flow: f,
@@ -283,20 +264,12 @@ impl<'c> World<'c> {
                 server_specs.insert((pod, s.port), i);
             }
         }
-        let node_rng = (0..cluster.nodes.len() as u64)
-            .map(|n| Stream::new(params.seed, NODE_STREAM, n))
-            .collect();
-        let endpoint_hits = cluster
-            .service_ports
-            .iter()
-            .map(|sp| vec![0; sp.endpoints.len()])
-            .collect();
+        let endpoint_hits = cluster.service_ports.iter().map(|sp| vec![0; sp.endpoints.len()]).collect();
         Ok(World {
             cluster,
             params,
             ipt,
             flows: rts,
-            node_rng,
             servers: Vec::new(),
             server_index: HashMap::new(),
             server_specs,
@@ -321,21 +294,11 @@ impl<'c> World<'c> {
         if let Some(&s) = self.server_index.get(&(pod, port, proto)) {
             return s;
         }
-        let is_dns = self.cluster.pods[pod as usize].namespace == 1
-            && self.cluster.pods[pod as usize]
-                .labels
-                .get("k8s-app")
-                .map(String::as_str)
-                == Some("kube-dns");
-        let (dist, servers, queue) = if is_dns {
-            (
-                self.params.dns.service_time,
-                self.params.dns.concurrency,
-                u32::MAX,
-            )
-        } else if let Some(&i) = self.server_specs.get(&(pod, port)) {
+        let (dist, servers, queue) = if let Some(&i) = self.server_specs.get(&(pod, port)) {
             let d = &self.server_defs[i];
             (d.service_time, d.concurrency, d.queue_limit)
+        } else if self.is_coredns(pod, port, proto) {
+            (self.params.dns.service_time, self.params.dns.concurrency, u32::MAX)
         } else {
             (Dist::Constant(0), 0, u32::MAX)
         };
@@ -350,6 +313,16 @@ impl<'c> World<'c> {
         s
     }
 
+    /// Whether `pod`'s `port` is an endpoint of kube-dns's port of the same
+    /// protocol (a CoreDNS server, answering with the `[dns]` parameters).
+    fn is_coredns(&self, pod: u32, port: u16, proto: Protocol) -> bool {
+        let Some(svc) = self.cluster.dns_service else { return false };
+        self.cluster.services[svc as usize].ports.iter().any(|&sp| {
+            let sp = &self.cluster.service_ports[sp as usize];
+            sp.protocol == proto && sp.endpoints.iter().any(|e| e.pod == pod && e.port == port)
+        })
+    }
+
     /// Schedules every flow's first request into `sched`.
     pub fn start(&mut self, sched: &mut emu_engine::Scheduler<Ev>) {
         for (i, f) in self.flows.iter_mut().enumerate() {
@@ -362,13 +335,7 @@ impl<'c> World<'c> {
                 Arrivals::Closed { clients, .. } => {
                     for slot in 0..*clients {
                         self.live += 1;
-                        sched.schedule_at(
-                            start,
-                            Ev::ClientReady {
-                                flow: i as u32,
-                                slot,
-                            },
-                        );
+                        sched.schedule_at(start, Ev::ClientReady { flow: i as u32, slot });
                     }
                 }
             }

@@ -140,9 +140,7 @@ impl World<'_> {
             self.issue(flow, NONE, s);
         }
         let f = &mut self.flows[flow as usize];
-        let Arrivals::Open { rate_per_s } = f.flow.arrivals else {
-            unreachable!("arrival of a closed-loop flow")
-        };
+        let Arrivals::Open { rate_per_s } = f.flow.arrivals else { unreachable!("arrival of a closed-loop flow") };
         let gap = (-f.rng.next_f64_nonzero().ln() * 1e9 / rate_per_s).round() as u64;
         if f.issued < f.limit && now.saturating_add(gap) < f.end_ns {
             self.at(s, gap, Ev::Arrival { flow });
@@ -158,19 +156,11 @@ impl World<'_> {
             f.stats.first_ns = now.as_nanos();
         }
         let clients = f.clients();
-        let client = if slot == NONE {
-            f.rng.below(clients as u64) as u32
-        } else {
-            slot % clients
-        };
+        let client = if slot == NONE { f.rng.below(clients as u64) as u32 } else { slot % clients };
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let timeout = f.flow.timeout_ns;
-        let reused = if f.flow.keep_alive {
-            f.idle[client as usize].pop()
-        } else {
-            None
-        };
+        let reused = if f.flow.keep_alive { f.idle[client as usize].pop() } else { None };
         let wants_dns = f.dns.is_some();
         let req = self.reqs.insert(Req {
             flow,
@@ -200,9 +190,7 @@ impl World<'_> {
 
     fn client_pod(&self, req: u32) -> (u32, u32) {
         let r = self.reqs.get(req);
-        let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else {
-            unreachable!("pod client expected")
-        };
+        let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else { unreachable!("pod client expected") };
         let pod = pods[r.client as usize];
         (pod, self.cluster.pods[pod as usize].node)
     }
@@ -211,28 +199,13 @@ impl World<'_> {
     fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
         let svc = self.cluster.dns_service.expect("validated: DNS enabled");
-        let sp = self
-            .cluster
-            .service_port(svc, 53, Protocol::Udp)
-            .expect("kube-dns has 53/UDP");
+        let sp = self.cluster.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
         let eps = &self.cluster.service_ports[sp as usize].endpoints;
-        let d = self
-            .ipt
-            .dnat(
-                node,
-                sp,
-                eps.len() as u32,
-                &mut self.node_rng[node as usize],
-            )
-            .expect("CoreDNS pods exist");
+        let flow = self.reqs.get(req).flow as usize;
+        let d = self.ipt.dnat(node, sp, eps.len() as u32, &mut self.flows[flow].rng).expect("CoreDNS pods exist");
         let ep = eps[d.endpoint as usize];
         let ep_node = self.cluster.pods[ep.pod as usize].node;
-        let fwd = datapath::route(
-            &self.params.datapath,
-            Place::Pod { pod, node },
-            ep.pod,
-            ep_node,
-        );
+        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
         let mut extra = d.cost.rules_ns + d.cost.conntrack_ns;
         if ep_node != node {
             let m = self.ipt.miss();
@@ -255,11 +228,9 @@ impl World<'_> {
         r.dns_conn = c;
         r.phase = Phase::DnsQuery;
         r.mark = s.now();
-        let delay = fwd.walk(
-            &self.params.datapath,
-            self.params.dns.query_bytes,
-            |_, _| {},
-        ) + extra;
+        let dp = &self.params.datapath;
+        let wire = self.params.dns.query_bytes + dp.udp_header_bytes;
+        let delay = fwd.walk_wire(dp, wire, |_, _| {}) + extra;
         self.at(s, delay, Ev::Deliver { req });
     }
 
@@ -279,20 +250,33 @@ impl World<'_> {
         };
         let cl = self.cluster;
         let dp = &self.params.datapath;
-        let target = self.flows[flow].flow.target.clone();
+        let f = &mut self.flows[flow];
+        // Where the connection goes: a pod socket directly (`sp == NONE`;
+        // `direct_pod == NONE` means localhost) or a Service port.
+        let (sp, direct_pod, direct_port, entry_node) = match &f.flow.target {
+            Target::Localhost(port) => (NONE, NONE, *port, None),
+            Target::Pod { pod, port } => (NONE, *pod, *port, None),
+            Target::Name { port, .. } => {
+                let svc = f.dns.as_ref().and_then(|p| p.answer).expect("resolved before connect");
+                (cl.service_port(svc, *port, Protocol::Tcp).expect("validated"), NONE, 0, None)
+            }
+            Target::ServiceIp { service, port } => {
+                (cl.service_port(*service, *port, Protocol::Tcp).expect("validated"), NONE, 0, None)
+            }
+            Target::NodePort { node, port } => {
+                let entry = node.unwrap_or_else(|| f.rng.below(cl.nodes.len() as u64) as u32);
+                (cl.port_by_node_port(*port).expect("validated"), NONE, 0, Some(entry))
+            }
+        };
         // (place of the client, client node, client address)
-        let (place, cnode, cip) = match &self.flows[flow].flow.client {
+        let (place, cnode, cip) = match &f.flow.client {
             Client::Pods(pods) => {
                 let pod = pods[client as usize];
                 let node = cl.pods[pod as usize].node;
                 (Place::Pod { pod, node }, node, cl.pods[pod as usize].ip)
             }
             Client::External(_) => {
-                let Target::NodePort { node, .. } = target else {
-                    unreachable!("validated")
-                };
-                let entry = node
-                    .unwrap_or_else(|| self.flows[flow].rng.below(cl.nodes.len() as u64) as u32);
+                let entry = entry_node.expect("validated: external clients target node ports");
                 (Place::External { node: entry }, entry, external_ip(client))
             }
         };
@@ -300,33 +284,10 @@ impl World<'_> {
             Place::Pod { pod, .. } => pod,
             Place::External { .. } => NONE,
         };
-        // Resolve the Service port, if the target is one.
-        let sp = match &target {
-            Target::Localhost(_) | Target::Pod { .. } => NONE,
-            Target::Name { port, .. } => {
-                let svc = self.flows[flow]
-                    .dns
-                    .as_ref()
-                    .and_then(|p| p.answer)
-                    .expect("resolved before connect");
-                cl.service_port(svc, *port, Protocol::Tcp)
-                    .expect("validated")
-            }
-            Target::ServiceIp { service, port } => cl
-                .service_port(*service, *port, Protocol::Tcp)
-                .expect("validated"),
-            Target::NodePort { port, .. } => cl.port_by_node_port(*port).expect("validated"),
-        };
-        let f = &mut self.flows[flow];
-        f.stats.connections += 1;
         let mut extra = 0;
         let (server_pod, server_port, ep, src, fwd);
         if sp == NONE {
-            let (pod, p) = match target {
-                Target::Localhost(p) => (client_pod, p),
-                Target::Pod { pod, port } => (pod, port),
-                _ => unreachable!(),
-            };
+            let pod = if direct_pod == NONE { client_pod } else { direct_pod };
             let node = cl.pods[pod as usize].node;
             fwd = datapath::route(dp, place, pod, node);
             if pod != client_pod {
@@ -336,16 +297,17 @@ impl World<'_> {
                 }
             }
             src = if pod == client_pod { LOCALHOST } else { cip };
-            (server_pod, server_port, ep) = (pod, p, NONE);
+            (server_pod, server_port, ep) = (pod, direct_port, NONE);
         } else {
             let eps = &cl.service_ports[sp as usize].endpoints;
-            let rng = &mut self.node_rng[cnode as usize];
+            // The endpoint draw uses the flow's own stream, so adding or
+            // removing another flow never changes this flow's choices.
             let d = if eps.is_empty() {
                 None
-            } else if matches!(target, Target::NodePort { .. }) {
-                self.ipt.nodeport(cnode, sp, eps.len() as u32, rng)
+            } else if entry_node.is_some() {
+                self.ipt.nodeport(cnode, sp, eps.len() as u32, &mut f.rng)
             } else {
-                self.ipt.dnat(cnode, sp, eps.len() as u32, rng)
+                self.ipt.dnat(cnode, sp, eps.len() as u32, &mut f.rng)
             };
             let Some(d) = d else {
                 // No endpoints: the first packet passes the nat table and
@@ -364,7 +326,7 @@ impl World<'_> {
             extra += Self::charge(f, d.cost);
             let e = eps[d.endpoint as usize];
             let node = cl.pods[e.pod as usize].node;
-            let entry = cl.nodes[cnode as usize].clone();
+            let entry = &cl.nodes[cnode as usize];
             if e.pod == client_pod {
                 // Hairpin: kube-proxy masquerades a pod reaching itself.
                 fwd = datapath::hairpin(dp);
@@ -372,6 +334,8 @@ impl World<'_> {
             } else {
                 fwd = datapath::route(dp, place, e.pod, node);
                 src = match place {
+                    // externalTrafficPolicy Cluster: MASQUERADE takes the
+                    // address of the interface the packet leaves by.
                     Place::External { .. } if node != cnode => entry.ip,
                     Place::External { .. } => entry.bridge_ip,
                     Place::Pod { .. } => cip,
@@ -382,24 +346,13 @@ impl World<'_> {
             }
             (server_pod, server_port, ep) = (e.pod, e.port, d.endpoint);
         }
-        let server = if cl.pods[server_pod as usize]
-            .listens_on(server_port, Protocol::Tcp)
-            .is_some()
-        {
+        f.stats.connections += 1;
+        let server = if cl.pods[server_pod as usize].listens_on(server_port, Protocol::Tcp).is_some() {
             self.server(server_pod, server_port, Protocol::Tcp)
         } else {
             NONE
         };
-        let c = self.conns.insert(Conn {
-            fwd,
-            rev: fwd.reversed(),
-            server,
-            server_pod,
-            sp,
-            ep,
-            src,
-            client,
-        });
+        let c = self.conns.insert(Conn { fwd, rev: fwd.reversed(), server, server_pod, sp, ep, src, client });
         let r = self.reqs.get_mut(req);
         r.conn = c;
         r.phase = Phase::Syn;
@@ -416,16 +369,12 @@ impl World<'_> {
         let c = self.conns.get(r.conn);
         let leg = if back { &c.rev } else { &c.fwd };
         let hops = &mut self.flows[flow].stats.hops;
-        let delay = leg.walk(&self.params.datapath, bytes, |k, ns| {
-            hops[k as usize].add(ns)
-        });
+        let delay = leg.walk(&self.params.datapath, bytes, |k, ns| hops[k as usize].add(ns));
         self.at(s, delay, Ev::Deliver { req });
     }
 
     fn send_request(&mut self, req: u32, s: &mut Scheduler<Ev>) {
-        let bytes = self.flows[self.reqs.get(req).flow as usize]
-            .flow
-            .request_bytes;
+        let bytes = self.flows[self.reqs.get(req).flow as usize].flow.request_bytes;
         self.send(req, Phase::Request, false, bytes, s);
     }
 
@@ -462,11 +411,7 @@ impl World<'_> {
                     *self.sources.entry((flow, pod, src)).or_insert(0) += 1;
                 }
                 let r = self.reqs.get_mut(req);
-                r.phase = if dns {
-                    Phase::DnsAtServer
-                } else {
-                    Phase::AtServer
-                };
+                r.phase = if dns { Phase::DnsAtServer } else { Phase::AtServer };
                 r.arrived = now;
                 match self.servers[server as usize].fifo.acquire(req) {
                     Acquire::Granted => self.start_service(req, server, dns, s),
@@ -529,7 +474,8 @@ impl World<'_> {
         if dns {
             let (dc, bytes) = (r.dns_conn, self.params.dns.response_bytes);
             let c = self.conns.get(dc);
-            let delay = c.rev.walk(&self.params.datapath, bytes, |_, _| {});
+            let dp = &self.params.datapath;
+            let delay = c.rev.walk_wire(dp, bytes + dp.udp_header_bytes, |_, _| {});
             self.reqs.get_mut(req).phase = Phase::DnsReply;
             self.at(s, delay, Ev::Deliver { req });
         } else {

@@ -13,10 +13,7 @@ fn flow(client: Client, target: Target, keep_alive: bool) -> Flow {
         name: "f".into(),
         client,
         target,
-        arrivals: Arrivals::Closed {
-            clients: 1,
-            think: Dist::Constant(0),
-        },
+        arrivals: Arrivals::Closed { clients: 1, think: Dist::Constant(0) },
         requests: Some(10),
         duration_ns: None,
         start_ns: 0,
@@ -44,42 +41,20 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     // a conntrack entry for the new flow.
     let first = 2 * (p.iptables.conntrack_new_ns + p.iptables.rule_ns);
     let expected = 2 * walk(0) + first + walk(100) + walk(1000);
-    let r = simulate(
-        &c,
-        p.clone(),
-        vec![flow(
-            Client::Pods(vec![0]),
-            Target::Pod { pod: 1, port: 8080 },
-            false,
-        )],
-        vec![],
-    )
-    .unwrap();
+    let r =
+        simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, false)], vec![])
+            .unwrap();
     let l = &r.flows[0].latency;
     assert_eq!(l.count(), 10);
     assert_eq!(l.mean_ns(), expected as f64);
     // Serialization is part of it: 1000 B more cost 800 ns more at 10 Gbit/s.
-    assert_eq!(
-        walk(1000) - walk(0),
-        serialization_ns(1066, 10_000_000_000) - serialization_ns(66, 10_000_000_000)
-    );
+    assert_eq!(walk(1000) - walk(0), serialization_ns(1066, 10_000_000_000) - serialization_ns(66, 10_000_000_000));
     // Kept alive, only the first request pays the handshake.
-    let r = simulate(
-        &c,
-        p.clone(),
-        vec![flow(
-            Client::Pods(vec![0]),
-            Target::Pod { pod: 1, port: 8080 },
-            true,
-        )],
-        vec![],
-    )
-    .unwrap();
+    let r =
+        simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, true)], vec![])
+            .unwrap();
     let reuse = walk(100) + walk(1000);
-    assert_eq!(
-        r.flows[0].latency.mean_ns(),
-        (expected + 9 * reuse) as f64 / 10.0
-    );
+    assert_eq!(r.flows[0].latency.mean_ns(), (expected + 9 * reuse) as f64 / 10.0);
     assert_eq!(r.flows[0].connections, 1);
 }
 
@@ -97,15 +72,8 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
         concurrency: 1,
         queue_limit: u32::MAX,
     };
-    let mut f = flow(
-        Client::Pods(vec![0]),
-        Target::Pod { pod: 1, port: 8080 },
-        true,
-    );
-    f.arrivals = Arrivals::Closed {
-        clients: 4,
-        think: Dist::Constant(0),
-    };
+    let mut f = flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, true);
+    f.arrivals = Arrivals::Closed { clients: 4, think: Dist::Constant(0) };
     f.requests = Some(400);
     let r = simulate(&c, Params::default(), vec![f], vec![server]).unwrap();
     let st = &r.flows[0];
@@ -114,19 +82,10 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
     // throughput is 1,000 requests/s, and a request arriving one round trip
     // after its previous answer waits for the three ahead of it: 3 ms less
     // that round trip.
-    assert!(
-        (st.throughput_rps() / 1000.0 - 1.0).abs() < 0.01,
-        "{}",
-        st.throughput_rps()
-    );
+    assert!((st.throughput_rps() / 1000.0 - 1.0).abs() < 0.01, "{}", st.throughput_rps());
     let dp = DataPathParams::default();
     let leg = route(&dp, Place::Pod { pod: 0, node: 0 }, 1, 0);
     let rtt = (leg.walk(&dp, 100, |_, _| {}) + leg.walk(&dp, 1000, |_, _| {})) as f64;
     let q = st.hops[crate::datapath::HopKind::Queue as usize];
-    assert!(
-        (q.mean() - (3e6 - rtt)).abs() / 3e6 < 0.01,
-        "queue {} vs {}",
-        q.mean(),
-        3e6 - rtt
-    );
+    assert!((q.mean() - (3e6 - rtt)).abs() / 3e6 < 0.01, "queue {} vs {}", q.mean(), 3e6 - rtt);
 }
