@@ -26,6 +26,7 @@
 //! | `underlay_bandwidth_bps` | 10 Gbit/s | the 2020 InfraBuilder CNI benchmark's link speed |
 //! | `external_latency_ns` | 5,000 ns | assumption: the client sits in the same data centre |
 //! | `external_bandwidth_bps` | 10 Gbit/s | assumption: the client's link matches the underlay |
+//! | `load_balancer_ns` | 10,000 ns | estimate, not validated: one forwarding hop in a cloud load balancer |
 //! | `header_bytes` | 66 B | per TCP message: Ethernet 14 + IPv4 20 + TCP with timestamps 32 |
 //! | `udp_header_bytes` | 42 B | per UDP message (DNS): Ethernet 14 + IPv4 20 + UDP 8 |
 //!
@@ -62,8 +63,20 @@ pub enum HopKind {
     External,
     /// iptables rule evaluation on a connection's first packet.
     Iptables,
+    /// IPVS virtual-server lookup (or ipset check) on a first packet.
+    Ipvs,
+    /// nftables verdict-map lookup on a first packet.
+    Nftables,
+    /// eBPF service translation (at connect, or on the node-port device).
+    Ebpf,
     /// Creating a conntrack entry (and NAT binding) for a new flow.
     Conntrack,
+    /// The external load balancer in front of the nodes.
+    LoadBalancer,
+    /// Waiting for a free worker at the ingress controller.
+    IngressQueue,
+    /// The ingress controller's own work (L7 parsing, routing, proxying).
+    Ingress,
     /// Waiting for a free worker at the server.
     Queue,
     /// The server's own work.
@@ -71,7 +84,7 @@ pub enum HopKind {
 }
 
 /// Number of hop kinds.
-pub const HOP_KINDS: usize = 12;
+pub const HOP_KINDS: usize = 18;
 
 impl HopKind {
     /// Every kind, in `hops.csv` order.
@@ -85,7 +98,13 @@ impl HopKind {
         HopKind::Underlay,
         HopKind::External,
         HopKind::Iptables,
+        HopKind::Ipvs,
+        HopKind::Nftables,
+        HopKind::Ebpf,
         HopKind::Conntrack,
+        HopKind::LoadBalancer,
+        HopKind::IngressQueue,
+        HopKind::Ingress,
         HopKind::Queue,
         HopKind::Server,
     ];
@@ -102,7 +121,13 @@ impl HopKind {
             HopKind::Underlay => "underlay",
             HopKind::External => "external",
             HopKind::Iptables => "iptables",
+            HopKind::Ipvs => "ipvs",
+            HopKind::Nftables => "nftables",
+            HopKind::Ebpf => "ebpf",
             HopKind::Conntrack => "conntrack",
+            HopKind::LoadBalancer => "loadbalancer",
+            HopKind::IngressQueue => "ingress_queue",
+            HopKind::Ingress => "ingress",
             HopKind::Queue => "queue",
             HopKind::Server => "server",
         }
@@ -140,6 +165,8 @@ pub struct DataPathParams {
     pub external_latency_ns: u64,
     /// Bandwidth of the external client's link [bit/s].
     pub external_bandwidth_bps: u64,
+    /// Forwarding through an external load balancer [ns].
+    pub load_balancer_ns: u64,
     /// Protocol headers added to every TCP message on a link [bytes].
     pub header_bytes: u32,
     /// Protocol headers added to every UDP message on a link [bytes].
@@ -158,6 +185,7 @@ impl Default for DataPathParams {
             underlay_bandwidth_bps: 10_000_000_000,
             external_latency_ns: 5_000,
             external_bandwidth_bps: 10_000_000_000,
+            load_balancer_ns: 10_000,
             header_bytes: 66,
             udp_header_bytes: 42,
         }
@@ -260,6 +288,12 @@ pub enum Place {
         /// Entry node index.
         node: u32,
     },
+    /// A client outside the cluster whose load balancer forwards it to node
+    /// `node` over the underlay.
+    ViaLoadBalancer {
+        /// Entry node index.
+        node: u32,
+    },
 }
 
 /// Builds the leg from socket `from` to a pod socket `to`.
@@ -277,8 +311,12 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg 
             leg.push(HopKind::Bridge, p.bridge_ns);
             node
         }
-        Place::External { node } => {
+        Place::External { node } | Place::ViaLoadBalancer { node } => {
             leg.push(HopKind::External, p.external_latency_ns);
+            if matches!(from, Place::ViaLoadBalancer { .. }) {
+                leg.push(HopKind::LoadBalancer, p.load_balancer_ns);
+                leg.push(HopKind::Underlay, p.underlay_latency_ns);
+            }
             leg.push(HopKind::Nic, p.nic_ns);
             if node == to_node {
                 leg.push(HopKind::Bridge, p.bridge_ns);
@@ -321,6 +359,12 @@ pub fn to_node(p: &DataPathParams, from: Place) -> Leg {
         }
         Place::External { .. } => {
             leg.push(HopKind::External, p.external_latency_ns);
+            leg.push(HopKind::Nic, p.nic_ns);
+        }
+        Place::ViaLoadBalancer { .. } => {
+            leg.push(HopKind::External, p.external_latency_ns);
+            leg.push(HopKind::LoadBalancer, p.load_balancer_ns);
+            leg.push(HopKind::Underlay, p.underlay_latency_ns);
             leg.push(HopKind::Nic, p.nic_ns);
         }
     }

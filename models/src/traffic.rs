@@ -57,6 +57,13 @@ pub enum Target {
         /// The node port.
         port: u16,
     },
+    /// A LoadBalancer Service's load-balancer IP and Service port.
+    LoadBalancer {
+        /// Service index.
+        service: u32,
+        /// The Service port.
+        port: u16,
+    },
 }
 
 /// How requests arrive.
@@ -137,15 +144,25 @@ pub enum Failure {
     Timeout,
     /// The server's queue was full.
     QueueFull,
+    /// A Local traffic policy found no endpoint on the node: the packets
+    /// were dropped and the client gave up at its timeout.
+    NoLocalEndpoint,
 }
 
 /// Number of failure reasons.
-pub const FAILURES: usize = 5;
+pub const FAILURES: usize = 6;
 
 impl Failure {
     /// Every reason, in output order.
     pub const ALL: [Failure; FAILURES] =
-        [Failure::NoEndpoints, Failure::Nxdomain, Failure::ConnectionRefused, Failure::Timeout, Failure::QueueFull];
+        [
+            Failure::NoEndpoints,
+            Failure::Nxdomain,
+            Failure::ConnectionRefused,
+            Failure::Timeout,
+            Failure::QueueFull,
+            Failure::NoLocalEndpoint,
+        ];
 
     /// The name used in output files.
     pub fn name(self) -> &'static str {
@@ -155,6 +172,7 @@ impl Failure {
             Failure::ConnectionRefused => "connection_refused",
             Failure::Timeout => "timeout",
             Failure::QueueFull => "queue_full",
+            Failure::NoLocalEndpoint => "no_local_endpoint",
         }
     }
 }

@@ -295,6 +295,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             node: n as u32,
             ip,
             labels: p.spec.labels.clone(),
+            weight: p.spec.weight,
             containers: p.spec.containers.iter().map(|c| c.name.clone()).collect(),
             listens,
         });
@@ -342,8 +343,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         for (pi, p) in s.ports.iter().enumerate() {
             if let Some(np) = p.node_port {
                 let field = format!("ports[{pi}].node_port");
-                if s.kind != ServiceType::NodePort {
-                    return Err(err(&s.origin, field, "node_port is only allowed on a Service of type NodePort"));
+                if s.kind == ServiceType::ClusterIp {
+                    return Err(err(&s.origin, field, "node_port is only allowed on NodePort and LoadBalancer Services"));
                 }
                 if np < lo || np > hi {
                     return Err(err(&s.origin, field, format!("node port {np} is outside the range {lo}-{hi}")));
@@ -360,6 +361,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         }
     }
     let mut next_ip: u64 = 2;
+    let mut next_lb: u64 = 0;
+    let mut service_by_lb_ip: HashMap<Ipv4, u32> = HashMap::new();
     let mut next_node_port: u32 = lo;
     let mut services: Vec<Service> = Vec::with_capacity(all_services.len());
     let mut service_ports: Vec<ServicePort> = Vec::new();
@@ -380,9 +383,25 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         if s.ports.is_empty() {
             return Err(err(o, "ports", "a Service needs at least one port"));
         }
+        if s.headless && (s.cluster_ip.is_some() || s.kind != ServiceType::ClusterIp) {
+            return Err(err(o, "cluster_ip", "a headless Service (clusterIP None) must be of type ClusterIP"));
+        }
+        if s.kind == ServiceType::ClusterIp && s.external_traffic_policy == TrafficPolicy::Local {
+            return Err(err(
+                o,
+                "external_traffic_policy",
+                "externalTrafficPolicy applies to NodePort and LoadBalancer Services only",
+            ));
+        }
+        if let Some(t) = s.affinity_timeout_s {
+            if !(1..=86_400).contains(&t) {
+                return Err(err(o, "session_affinity_timeout", format!("{t} s is outside 1-86400 s")));
+            }
+        }
         let cluster_ip = match s.cluster_ip {
-            Some(ip) => ip,
-            None => {
+            _ if s.headless => None,
+            Some(ip) => Some(ip),
+            None => Some({
                 while reserved_ips.contains(&next_ip) || service_by_ip.contains_key(&scidr.nth(next_ip)) {
                     next_ip += 1;
                     if next_ip >= scidr.size() {
@@ -396,7 +415,28 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 let ip = scidr.nth(next_ip);
                 service_by_ip.insert(ip, si as u32);
                 ip
+            }),
+        };
+        let load_balancer_ip = if s.kind == ServiceType::LoadBalancer {
+            next_lb += 1;
+            if next_lb + 1 >= spec.load_balancer_cidr.size() {
+                return Err(err(o, "", format!("load balancer pool {} is exhausted", spec.load_balancer_cidr)));
             }
+            let ip = spec.load_balancer_cidr.nth(next_lb);
+            service_by_lb_ip.insert(ip, si as u32);
+            Some(ip)
+        } else {
+            None
+        };
+        let mut alloc_node_port = |used: &mut HashMap<u16, u32>, field: String| -> Result<u16, BuildError> {
+            while used.contains_key(&(next_node_port as u16)) && next_node_port <= hi {
+                next_node_port += 1;
+            }
+            if next_node_port > hi {
+                return Err(err(o, field, format!("node port range {lo}-{hi} is exhausted")));
+            }
+            used.insert(next_node_port as u16, si as u32);
+            Ok(next_node_port as u16)
         };
         let selected: Vec<u32> = match &s.selector {
             Some(sel) if !sel.is_empty() => {
@@ -483,26 +523,17 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     ));
                 }
             }
-            let node_port = match s.kind {
-                ServiceType::NodePort => Some(match p.node_port {
-                    Some(np) => np as u16,
-                    None => {
-                        while used_node_ports.contains_key(&(next_node_port as u16)) {
-                            next_node_port += 1;
-                        }
-                        if next_node_port > hi {
-                            return Err(err(
-                                o,
-                                format!("ports[{pi}]"),
-                                format!("node port range {lo}-{hi} is exhausted"),
-                            ));
-                        }
-                        used_node_ports.insert(next_node_port as u16, si as u32);
-                        next_node_port as u16
-                    }
-                }),
-                ServiceType::ClusterIp => None,
+            let node_port = match (s.kind, p.node_port) {
+                (ServiceType::ClusterIp, _) => None,
+                (_, Some(np)) => Some(np as u16),
+                (_, None) => Some(alloc_node_port(&mut used_node_ports, format!("ports[{pi}]"))?),
             };
+            let mut local: HashMap<u32, Vec<u32>> = HashMap::new();
+            if s.external_traffic_policy == TrafficPolicy::Local || s.internal_traffic_policy == TrafficPolicy::Local {
+                for (i, e) in endpoints.iter().enumerate() {
+                    local.entry(pods[e.pod as usize].node).or_default().push(i as u32);
+                }
+            }
             let id = service_ports.len() as u32;
             if let Some(np) = node_port {
                 port_by_node_port.insert(np, id);
@@ -515,16 +546,27 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 target_port: target,
                 node_port,
                 endpoints,
+                local,
             });
             port_ids.push(id);
         }
+        let health_check_node_port =
+            if s.kind == ServiceType::LoadBalancer && s.external_traffic_policy == TrafficPolicy::Local {
+                Some(alloc_node_port(&mut used_node_ports, "health_check_node_port".into())?)
+            } else {
+                None
+            };
         services.push(Service {
             origin: o.clone(),
             name: s.name.clone(),
             namespace: ns,
             kind: s.kind,
             cluster_ip,
+            load_balancer_ip,
+            health_check_node_port,
             external_traffic_policy: s.external_traffic_policy,
+            internal_traffic_policy: s.internal_traffic_policy,
+            affinity_timeout_ns: s.affinity_timeout_s.map(|t| t as u64 * 1_000_000_000),
             ports: port_ids,
         });
     }
@@ -545,6 +587,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         service_by_name,
         service_by_ip,
         port_by_node_port,
+        service_by_lb_ip,
     })
 }
 
@@ -567,6 +610,7 @@ fn coredns_spec(replicas: u32) -> Option<PodSpec> {
         replicas,
         node: None,
         ip: None,
+        weight: 1,
         labels: [("k8s-app".to_string(), "kube-dns".to_string())].into_iter().collect(),
         containers: vec![ContainerSpec {
             name: "coredns".into(),
@@ -589,6 +633,9 @@ fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
         kind: ServiceType::ClusterIp,
         selector: Some([("k8s-app".to_string(), "kube-dns".to_string())].into_iter().collect()),
         cluster_ip: Some(spec.service_cidr.nth(10)),
+        headless: false,
+        affinity_timeout_s: None,
+        internal_traffic_policy: TrafficPolicy::Cluster,
         ports: vec![
             ServicePortSpec {
                 name: Some("dns".into()),

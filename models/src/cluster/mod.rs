@@ -60,6 +60,8 @@ pub struct Pod {
     pub ip: Ipv4,
     /// Labels.
     pub labels: Labels,
+    /// IPVS weight of its endpoints.
+    pub weight: u32,
     /// Container names.
     pub containers: Vec<String>,
     /// Ports listened on by its containers.
@@ -100,6 +102,16 @@ pub struct ServicePort {
     pub node_port: Option<u16>,
     /// Endpoints in pod order.
     pub endpoints: Vec<Endpoint>,
+    /// For Services with a Local traffic policy: node -> indices of its
+    /// endpoints on that node (empty map otherwise).
+    pub local: HashMap<u32, Vec<u32>>,
+}
+
+impl ServicePort {
+    /// Indices of the endpoints on `node` (Local traffic policies only).
+    pub fn local_endpoints(&self, node: u32) -> &[u32] {
+        self.local.get(&node).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// A Service.
@@ -113,10 +125,18 @@ pub struct Service {
     pub namespace: u32,
     /// Type.
     pub kind: ServiceType,
-    /// The virtual IP.
-    pub cluster_ip: Ipv4,
+    /// The virtual IP; `None` for a headless Service.
+    pub cluster_ip: Option<Ipv4>,
+    /// The load balancer's IP (`status.loadBalancer.ingress[0].ip`).
+    pub load_balancer_ip: Option<Ipv4>,
+    /// healthCheckNodePort (LoadBalancer with externalTrafficPolicy Local).
+    pub health_check_node_port: Option<u16>,
     /// externalTrafficPolicy.
     pub external_traffic_policy: TrafficPolicy,
+    /// internalTrafficPolicy.
+    pub internal_traffic_policy: TrafficPolicy,
+    /// `sessionAffinity: ClientIP` timeout [ns].
+    pub affinity_timeout_ns: Option<u64>,
     /// Indices into [`Cluster::service_ports`].
     pub ports: Vec<u32>,
 }
@@ -145,6 +165,14 @@ pub struct Cluster {
     pub(crate) service_by_name: HashMap<(u32, String), u32>,
     pub(crate) service_by_ip: HashMap<Ipv4, u32>,
     pub(crate) port_by_node_port: HashMap<u16, u32>,
+    pub(crate) service_by_lb_ip: HashMap<Ipv4, u32>,
+}
+
+impl Service {
+    /// Whether it has a virtual IP (is not headless).
+    pub fn has_cluster_ip(&self) -> bool {
+        self.cluster_ip.is_some()
+    }
 }
 
 impl Cluster {
@@ -181,6 +209,10 @@ impl Cluster {
         self.services[svc as usize].ports.iter().copied().find(|&p| {
             self.service_ports[p as usize].port == port && self.service_ports[p as usize].protocol == protocol
         })
+    }
+    /// The LoadBalancer Service whose load balancer IP is `ip`.
+    pub fn service_by_lb_ip(&self, ip: Ipv4) -> Option<u32> {
+        self.service_by_lb_ip.get(&ip).copied()
     }
     /// The Service port that owns node port `port`.
     pub fn port_by_node_port(&self, port: u16) -> Option<u32> {
@@ -222,6 +254,7 @@ pub mod testing {
             node_cidr_mask_size: 24,
             service_cidr: "10.96.0.0/12".parse().unwrap(),
             node_port_range: (30000, 32767),
+            load_balancer_cidr: "203.0.113.0/24".parse().unwrap(),
             placement: Placement::RoundRobin,
             namespaces: vec![],
             pods: vec![],
@@ -240,6 +273,7 @@ pub mod testing {
             replicas,
             node: None,
             ip: None,
+            weight: 1,
             labels: [("app".to_string(), name.to_string())].into_iter().collect(),
             containers: vec![ContainerSpec {
                 name: "main".into(),
@@ -257,6 +291,9 @@ pub mod testing {
             kind: ServiceType::ClusterIp,
             selector: Some([("app".to_string(), app.to_string())].into_iter().collect()),
             cluster_ip: None,
+            headless: false,
+            affinity_timeout_s: None,
+            internal_traffic_policy: TrafficPolicy::Cluster,
             ports: vec![ServicePortSpec {
                 name: None,
                 port: 80,

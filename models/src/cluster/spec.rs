@@ -124,6 +124,9 @@ pub struct PodSpec {
     pub node: Option<String>,
     /// Explicit pod IP (only with `replicas == 1`).
     pub ip: Option<Ipv4>,
+    /// IPVS real-server weight of its endpoints (kube-proxy always writes
+    /// 1; other values exist to study the weighted schedulers).
+    pub weight: u32,
     /// Labels.
     pub labels: Labels,
     /// Containers; they share one network namespace.
@@ -171,6 +174,8 @@ pub enum ServiceType {
     ClusterIp,
     /// A ClusterIP plus a port opened on every node.
     NodePort,
+    /// A NodePort Service behind an external load balancer with its own IP.
+    LoadBalancer,
 }
 
 impl fmt::Display for ServiceType {
@@ -178,17 +183,20 @@ impl fmt::Display for ServiceType {
         f.write_str(match self {
             ServiceType::ClusterIp => "ClusterIP",
             ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
         })
     }
 }
 
-/// externalTrafficPolicy of a NodePort Service.
+/// externalTrafficPolicy (NodePort and LoadBalancer Services) or
+/// internalTrafficPolicy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TrafficPolicy {
-    /// Any endpoint, SNAT to the node (client IP lost).
+    /// Any endpoint (external traffic: SNAT to the node, client IP lost).
     #[default]
     Cluster,
-    /// Node-local endpoints only, client IP kept.
+    /// Node-local endpoints only (external traffic: client IP kept); no
+    /// local endpoint means the traffic is dropped.
     Local,
 }
 
@@ -216,6 +224,12 @@ pub struct ServiceSpec {
     pub selector: Option<Labels>,
     /// Explicit ClusterIP, allocated from the service CIDR when absent.
     pub cluster_ip: Option<Ipv4>,
+    /// `clusterIP: None`: no virtual IP; DNS answers with the pod IPs.
+    pub headless: bool,
+    /// `sessionAffinity: ClientIP` with this timeout [s] (1..=86400).
+    pub affinity_timeout_s: Option<u32>,
+    /// internalTrafficPolicy.
+    pub internal_traffic_policy: TrafficPolicy,
     /// Ports.
     pub ports: Vec<ServicePortSpec>,
     /// externalTrafficPolicy.
@@ -239,6 +253,8 @@ pub struct ClusterSpec {
     pub service_cidr: Cidr,
     /// NodePort range, inclusive (`--service-node-port-range`).
     pub node_port_range: (u32, u32),
+    /// Pool of load-balancer IPs handed to LoadBalancer Services in order.
+    pub load_balancer_cidr: Cidr,
     /// Placement of unpinned pods.
     pub placement: Placement,
     /// Namespaces besides `default` and `kube-system`.

@@ -73,9 +73,9 @@ fn cluster_ips_skip_reserved_addresses_and_honour_explicit_ones() {
     s.services.push(fixed);
     let c = build(&s, 1).unwrap();
     assert_eq!(c.services[0].name, "kube-dns");
-    assert_eq!(c.services[0].cluster_ip, ip("10.96.0.10"));
-    assert_eq!(c.services[1].cluster_ip, ip("10.96.0.3"), ".2 is taken by `fixed`");
-    assert_eq!(c.services[2].cluster_ip, ip("10.96.0.2"));
+    assert_eq!(c.services[0].cluster_ip, Some(ip("10.96.0.10")));
+    assert_eq!(c.services[1].cluster_ip, Some(ip("10.96.0.3")), ".2 is taken by `fixed`");
+    assert_eq!(c.services[2].cluster_ip, Some(ip("10.96.0.2")));
     let mut dup = service("dup", "web", 80);
     dup.cluster_ip = Some(ip("10.96.0.2"));
     s.services.push(dup);

@@ -28,7 +28,7 @@ use crate::addr::Ipv4;
 use crate::cluster::{BuildError, Cluster, Protocol};
 use crate::datapath::{DataPathParams, HOP_KINDS};
 use crate::dns::{self, DnsParams, DnsPlan};
-use crate::proxy::iptables::{Iptables, IptablesParams, RuleCounts};
+use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
 
 pub use run::Ev;
@@ -49,10 +49,54 @@ pub struct Params {
     pub seed: u64,
     /// Data path.
     pub datapath: DataPathParams,
-    /// kube-proxy iptables mode.
-    pub iptables: IptablesParams,
+    /// kube-proxy.
+    pub proxy: ProxyParams,
+    /// The external load balancer of LoadBalancer Services.
+    pub load_balancer: LbParams,
     /// Cluster DNS.
     pub dns: DnsParams,
+}
+
+/// How the external load balancer of LoadBalancer Services spreads
+/// connections over nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LbPolicy {
+    /// A node drawn uniformly per connection (flow hashing spreads
+    /// connections this way; the default).
+    #[default]
+    Random,
+    /// Nodes in turn, per Service.
+    RoundRobin,
+}
+
+/// The external load balancer's choice of node and its health checking
+/// (its forwarding latency is the data path's `load_balancer_ns`).
+///
+/// | parameter | default | source |
+/// |---|---|---|
+/// | `policy` | random | flow-hash spreading, as passthrough cloud load balancers do |
+/// | `check_interval_ns` | 5 s | Google Cloud health check default `checkIntervalSec` |
+/// | `unhealthy_threshold` | 2 | Google Cloud health check default `unhealthyThreshold` |
+///
+/// With externalTrafficPolicy Local, a node without a local endpoint fails
+/// the load balancer's check of healthCheckNodePort (kube-proxy answers
+/// 503); the load balancer stops sending to it `check_interval_ns x
+/// unhealthy_threshold` after the run starts (time 0 is when the endpoints
+/// took their places). With Cluster, every node is healthy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LbParams {
+    /// Node choice.
+    pub policy: LbPolicy,
+    /// Health check interval [ns].
+    pub check_interval_ns: u64,
+    /// Failed checks before a node is taken out.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for LbParams {
+    fn default() -> Self {
+        LbParams { policy: LbPolicy::Random, check_interval_ns: 5_000_000_000, unhealthy_threshold: 2 }
+    }
 }
 
 /// Per-flow results.
@@ -106,8 +150,8 @@ pub struct Results {
     pub endpoint_hits: Vec<Vec<u64>>,
     /// Requests by (flow, server pod, source address the server saw).
     pub sources: BTreeMap<(u32, u32, Ipv4), u64>,
-    /// kube-proxy rules per node.
-    pub rules: RuleCounts,
+    /// What the proxy mode programs on every node: (name, count) rows.
+    pub proxy_counts: Vec<(&'static str, u64)>,
     /// Events handled.
     pub events: u64,
     /// Simulated time at the end [ns].
@@ -145,7 +189,14 @@ impl FlowRt {
 pub struct World<'c> {
     pub(crate) cluster: &'c Cluster,
     pub(crate) params: Params,
-    pub(crate) ipt: Iptables,
+    pub(crate) proxy: Proxy,
+    /// Session affinity: (node, Service port, client address) -> (endpoint,
+    /// last use [ns]). Probed only.
+    pub(crate) affinity: HashMap<(u32, u32, Ipv4), (u32, u64)>,
+    /// Round-robin cursor of each LoadBalancer Service's load balancer.
+    pub(crate) lb_cursor: HashMap<u32, u32>,
+    /// Nodes with a local endpoint, per Service port (load balancer health).
+    pub(crate) healthy: HashMap<u32, Vec<u32>>,
     pub(crate) flows: Vec<FlowRt>,
     pub(crate) servers: Vec<ServerRt>,
     pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
@@ -172,7 +223,7 @@ impl<'c> World<'c> {
         flows: Vec<Flow>,
         servers: Vec<Server>,
     ) -> Result<World<'c>, BuildError> {
-        let ipt = Iptables::new(cluster, params.iptables.clone(), params.seed);
+        let proxy = Proxy::new(cluster, &params.proxy, params.seed);
         let mut rts = Vec::with_capacity(flows.len());
         for (i, f) in flows.into_iter().enumerate() {
             if f.requests.is_none() && f.duration_ns.is_none() {
@@ -204,6 +255,14 @@ impl<'c> World<'c> {
                     }
                     if cluster.port_by_node_port(*port).is_none() {
                         return Err(err(&f, "to", format!("no Service owns node port {port}")));
+                    }
+                }
+                Target::LoadBalancer { service, port } => {
+                    if !matches!(f.client, Client::External(_)) {
+                        return Err(err(&f, "to", "load balancer targets are modelled for external clients only (from = \"external\")".into()));
+                    }
+                    if cluster.service_port(*service, *port, Protocol::Tcp).is_none() {
+                        return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(*service))));
                     }
                 }
                 Target::Pod { .. } | Target::ServiceIp { .. } | Target::Name { .. } if matches!(f.client, Client::External(_)) => {
@@ -268,7 +327,10 @@ impl<'c> World<'c> {
         Ok(World {
             cluster,
             params,
-            ipt,
+            proxy,
+            affinity: HashMap::new(),
+            lb_cursor: HashMap::new(),
+            healthy: HashMap::new(),
             flows: rts,
             servers: Vec::new(),
             server_index: HashMap::new(),
@@ -348,7 +410,7 @@ impl<'c> World<'c> {
             flows: self.flows.into_iter().map(|f| f.stats).collect(),
             endpoint_hits: self.endpoint_hits,
             sources: self.sources,
-            rules: self.ipt.rule_counts(),
+            proxy_counts: self.proxy.counts(),
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),
         }

@@ -6,7 +6,9 @@ use super::{FlowRt, World, NONE};
 use crate::addr::Ipv4;
 use crate::cluster::Protocol;
 use crate::datapath::{self, HopKind, Leg, Place};
-use crate::proxy::iptables::FirstPacket;
+use crate::cluster::TrafficPolicy;
+use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
+use super::LbPolicy;
 use crate::traffic::{Arrivals, Client, Failure, Target};
 
 /// An event: a small `Copy` record; payloads live in the world's slabs.
@@ -57,6 +59,8 @@ pub(crate) enum Phase {
     AtServer,
     Response,
     ErrorReply,
+    /// Dropped by a Local traffic policy: nothing comes back.
+    Dropped,
 }
 
 /// A connection: its route both ways and who serves it.
@@ -72,6 +76,20 @@ pub(crate) struct Conn {
     /// The source address the server sees.
     src: Ipv4,
     client: u32,
+    /// The node whose proxy decided, and how the connection arrived there.
+    pnode: u32,
+    entry: Entry,
+}
+
+/// What a node's proxy did with a new connection to a Service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    /// Forward to this endpoint at this cost.
+    Endpoint(Dnat),
+    /// The Service has no endpoints: REJECT.
+    NoEndpoints,
+    /// A Local traffic policy and no endpoint on this node: DROP.
+    Dropped,
 }
 
 pub(crate) struct Req {
@@ -195,25 +213,76 @@ impl World<'_> {
         (pod, self.cluster.pods[pod as usize].node)
     }
 
+    /// Asks node `node`'s proxy for an endpoint of Service port `sp` for a
+    /// new connection, applying the traffic policy and session affinity.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        flow: usize,
+        node: u32,
+        sp: u32,
+        entry: Entry,
+        client_ip: Ipv4,
+        dest_ip: Ipv4,
+        now: u64,
+    ) -> Decision {
+        let cl = self.cluster;
+        let port = &cl.service_ports[sp as usize];
+        if port.endpoints.is_empty() {
+            return Decision::NoEndpoints;
+        }
+        let svc = &cl.services[port.service as usize];
+        let policy = match entry {
+            Entry::ClusterIp => svc.internal_traffic_policy,
+            Entry::NodePort => svc.external_traffic_policy,
+        };
+        let candidates = match policy {
+            TrafficPolicy::Cluster => Candidates::All(port.endpoints.len() as u32),
+            TrafficPolicy::Local => Candidates::Subset(port.local_endpoints(node)),
+        };
+        if candidates.is_empty() {
+            return Decision::Dropped;
+        }
+        let q = Query { node, sp, entry, candidates, client_ip, dest_ip, affinity: svc.affinity_timeout_ns.is_some() };
+        if let Some(timeout) = svc.affinity_timeout_ns {
+            if let Some(&(ep, last)) = self.affinity.get(&(node, sp, client_ip)) {
+                let position = (0..candidates.len()).find(|&i| candidates.get(i) == ep);
+                if let (Some(position), true) = (position, now - last <= timeout) {
+                    self.affinity.insert((node, sp, client_ip), (ep, now));
+                    return Decision::Endpoint(Dnat { endpoint: ep, cost: self.proxy.affinity_hit(&q, position) });
+                }
+            }
+            let d = self.proxy.pick(cl, &q, &mut self.flows[flow].rng);
+            self.affinity.insert((node, sp, client_ip), (d.endpoint, now));
+            return Decision::Endpoint(d);
+        }
+        Decision::Endpoint(self.proxy.pick(cl, &q, &mut self.flows[flow].rng))
+    }
+
     /// Sends one DNS query of request `req` to CoreDNS via kube-dns.
     fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
-        let svc = self.cluster.dns_service.expect("validated: DNS enabled");
-        let sp = self.cluster.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
-        let eps = &self.cluster.service_ports[sp as usize].endpoints;
-        let flow = self.reqs.get(req).flow as usize;
-        let d = self.ipt.dnat(node, sp, eps.len() as u32, &mut self.flows[flow].rng).expect("CoreDNS pods exist");
-        let ep = eps[d.endpoint as usize];
-        let ep_node = self.cluster.pods[ep.pod as usize].node;
+        let (flow, client) = {
+            let r = self.reqs.get(req);
+            (r.flow as usize, r.client)
+        };
+        let cl = self.cluster;
+        let svc = cl.dns_service.expect("validated: DNS enabled");
+        let sp = cl.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
+        let src = cl.pods[pod as usize].ip;
+        let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
+        let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, s.now().as_nanos()) {
+            Decision::Endpoint(d) => d,
+            _ => unreachable!("kube-dns has endpoints and a Cluster policy"),
+        };
+        let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
+        let ep_node = cl.pods[ep.pod as usize].node;
         let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
-        let mut extra = d.cost.rules_ns + d.cost.conntrack_ns;
+        let mut extra = d.cost.total_ns();
         if ep_node != node {
-            let m = self.ipt.miss();
-            extra += m.rules_ns + m.conntrack_ns;
+            extra += self.proxy.miss().total_ns();
         }
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
-        let client = self.reqs.get(req).client;
-        let src = self.cluster.pods[pod as usize].ip;
         let c = self.conns.insert(Conn {
             fwd,
             rev: fwd.reversed(),
@@ -223,6 +292,8 @@ impl World<'_> {
             ep: d.endpoint,
             src,
             client,
+            pnode: node,
+            entry: Entry::ClusterIp,
         });
         let r = self.reqs.get_mut(req);
         r.dns_conn = c;
@@ -234,11 +305,13 @@ impl World<'_> {
         self.at(s, delay, Ev::Deliver { req });
     }
 
-    /// Charges a first-packet cost to the flow's iptables and conntrack tallies.
-    fn charge(f: &mut FlowRt, c: FirstPacket) -> u64 {
-        f.stats.hops[HopKind::Iptables as usize].add(c.rules_ns);
-        f.stats.hops[HopKind::Conntrack as usize].add(c.conntrack_ns);
-        c.rules_ns + c.conntrack_ns
+    /// Charges a first-packet cost to the flow's proxy and conntrack tallies.
+    fn charge(hop: HopKind, f: &mut FlowRt, c: FirstPacket) -> u64 {
+        f.stats.hops[hop as usize].add(c.lookup_ns);
+        if c.conntrack_ns > 0 {
+            f.stats.hops[HopKind::Conntrack as usize].add(c.conntrack_ns);
+        }
+        c.total_ns()
     }
 
     /// Opens a new connection for `req`: picks the server, builds the
@@ -248,117 +321,208 @@ impl World<'_> {
             let r = self.reqs.get(req);
             (r.flow as usize, r.client)
         };
+        let now = s.now().as_nanos();
         let cl = self.cluster;
-        let dp = &self.params.datapath;
-        let f = &mut self.flows[flow];
+        let hop = self.proxy.hop();
         // Where the connection goes: a pod socket directly (`sp == NONE`;
-        // `direct_pod == NONE` means localhost) or a Service port.
-        let (sp, direct_pod, direct_port, entry_node) = match &f.flow.target {
-            Target::Localhost(port) => (NONE, NONE, *port, None),
-            Target::Pod { pod, port } => (NONE, *pod, *port, None),
-            Target::Name { port, .. } => {
-                let svc = f.dns.as_ref().and_then(|p| p.answer).expect("resolved before connect");
-                (cl.service_port(svc, *port, Protocol::Tcp).expect("validated"), NONE, 0, None)
-            }
-            Target::ServiceIp { service, port } => {
-                (cl.service_port(*service, *port, Protocol::Tcp).expect("validated"), NONE, 0, None)
-            }
-            Target::NodePort { node, port } => {
-                let entry = node.unwrap_or_else(|| f.rng.below(cl.nodes.len() as u64) as u32);
-                (cl.port_by_node_port(*port).expect("validated"), NONE, 0, Some(entry))
+        // `direct_pod == NONE` means localhost) or a Service port; and, for
+        // external clients, which node it enters by and whether a load
+        // balancer sits in front.
+        let (sp, mut direct_pod, mut direct_port, entry_node, via_lb) = {
+            let f = &mut self.flows[flow];
+            match &f.flow.target {
+                Target::Localhost(port) => (NONE, NONE, *port, None, false),
+                Target::Pod { pod, port } => (NONE, *pod, *port, None, false),
+                Target::Name { port, .. } => {
+                    let svc = f.dns.as_ref().and_then(|p| p.answer).expect("resolved before connect");
+                    (cl.service_port(svc, *port, Protocol::Tcp).expect("validated"), NONE, 0, None, false)
+                }
+                Target::ServiceIp { service, port } => {
+                    (cl.service_port(*service, *port, Protocol::Tcp).expect("validated"), NONE, 0, None, false)
+                }
+                Target::NodePort { node, port } => {
+                    let entry = node.unwrap_or_else(|| f.rng.below(cl.nodes.len() as u64) as u32);
+                    (cl.port_by_node_port(*port).expect("validated"), NONE, 0, Some(entry), false)
+                }
+                Target::LoadBalancer { service, port } => {
+                    let sp = cl.service_port(*service, *port, Protocol::Tcp).expect("validated");
+                    (sp, NONE, 0, None, true)
+                }
             }
         };
+        let entry_node = if via_lb { Some(self.lb_pick(flow, sp, now)) } else { entry_node };
+        // A headless Service: DNS answered with the pod IPs (CoreDNS's
+        // `loadbalance` shuffles them) and the client takes the first.
+        if sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip() {
+            let eps = &cl.service_ports[sp as usize].endpoints;
+            if !eps.is_empty() {
+                let i = self.flows[flow].rng.below(eps.len() as u64) as usize;
+                self.endpoint_hits[sp as usize][i] += 1;
+                (direct_pod, direct_port) = (eps[i].pod, eps[i].port);
+            }
+        }
+        let headless = sp != NONE && direct_pod != NONE;
+        let sp = if headless { NONE } else { sp };
         // (place of the client, client node, client address)
-        let (place, cnode, cip) = match &f.flow.client {
+        let (place, cnode, cip) = match &self.flows[flow].flow.client {
             Client::Pods(pods) => {
                 let pod = pods[client as usize];
                 let node = cl.pods[pod as usize].node;
                 (Place::Pod { pod, node }, node, cl.pods[pod as usize].ip)
             }
             Client::External(_) => {
-                let entry = entry_node.expect("validated: external clients target node ports");
-                (Place::External { node: entry }, entry, external_ip(client))
+                let entry = entry_node.expect("validated: external clients target node ports or load balancers");
+                let place = if via_lb { Place::ViaLoadBalancer { node: entry } } else { Place::External { node: entry } };
+                (place, entry, external_ip(client))
             }
         };
         let client_pod = match place {
             Place::Pod { pod, .. } => pod,
-            Place::External { .. } => NONE,
+            _ => NONE,
         };
+        let dp = &self.params.datapath.clone();
         let mut extra = 0;
-        let (server_pod, server_port, ep, src, fwd);
+        let (server_pod, server_port, ep, src, fwd, entry);
         if sp == NONE {
             let pod = if direct_pod == NONE { client_pod } else { direct_pod };
             let node = cl.pods[pod as usize].node;
             fwd = datapath::route(dp, place, pod, node);
+            let f = &mut self.flows[flow];
             if pod != client_pod {
-                extra += Self::charge(f, self.ipt.miss());
+                extra += Self::charge(hop, f, self.proxy.miss());
                 if node != cnode {
-                    extra += Self::charge(f, self.ipt.miss());
+                    extra += Self::charge(hop, f, self.proxy.miss());
                 }
             }
             src = if pod == client_pod { LOCALHOST } else { cip };
-            (server_pod, server_port, ep) = (pod, direct_port, NONE);
+            (server_pod, server_port, ep, entry) = (pod, direct_port, NONE, Entry::ClusterIp);
         } else {
-            let eps = &cl.service_ports[sp as usize].endpoints;
-            // The endpoint draw uses the flow's own stream, so adding or
-            // removing another flow never changes this flow's choices.
-            let d = if eps.is_empty() {
-                None
-            } else if entry_node.is_some() {
-                self.ipt.nodeport(cnode, sp, eps.len() as u32, &mut f.rng)
-            } else {
-                self.ipt.dnat(cnode, sp, eps.len() as u32, &mut f.rng)
+            entry = if matches!(place, Place::Pod { .. }) { Entry::ClusterIp } else { Entry::NodePort };
+            let svc = &cl.services[cl.service_ports[sp as usize].service as usize];
+            let dest = match entry {
+                Entry::ClusterIp => svc.cluster_ip.expect("not headless"),
+                Entry::NodePort => cl.nodes[cnode as usize].ip,
             };
-            let Some(d) = d else {
-                // No endpoints: the first packet passes the nat table and
-                // kube-proxy's filter rule REJECTs it at the client's node.
-                let leg = datapath::to_node(dp, place);
-                let hops = &mut f.stats.hops;
-                let there = leg.walk(dp, 0, |k, ns| hops[k as usize].add(ns));
-                let back = leg.reversed().walk(dp, 0, |k, ns| hops[k as usize].add(ns));
-                let delay = there + back + Self::charge(f, self.ipt.miss());
-                let r = self.reqs.get_mut(req);
-                r.phase = Phase::Reject;
-                r.failure = Failure::NoEndpoints;
-                self.at(s, delay, Ev::Deliver { req });
-                return;
+            let d = match self.decide(flow, cnode, sp, entry, cip, dest, now) {
+                Decision::Endpoint(d) => d,
+                refused => {
+                    // No endpoints: kube-proxy's filter rule REJECTs the
+                    // first packet at the client's node. No local endpoint:
+                    // the packet is dropped and the client waits out its
+                    // timeout (SYN retransmissions are not modelled).
+                    let f = &mut self.flows[flow];
+                    let leg = datapath::to_node(dp, place);
+                    let hops = &mut f.stats.hops;
+                    let there = leg.walk(dp, 0, |k, ns| hops[k as usize].add(ns));
+                    let miss = Self::charge(hop, f, self.proxy.miss());
+                    let r = self.reqs.get_mut(req);
+                    if refused == Decision::Dropped {
+                        r.phase = Phase::Dropped;
+                        r.failure = Failure::NoLocalEndpoint;
+                        let _ = (there, miss);
+                        return;
+                    }
+                    let hops = &mut self.flows[flow].stats.hops;
+                    let back = leg.reversed().walk(dp, 0, |k, ns| hops[k as usize].add(ns));
+                    r.phase = Phase::Reject;
+                    r.failure = Failure::NoEndpoints;
+                    self.at(s, there + back + miss, Ev::Deliver { req });
+                    return;
+                }
             };
-            extra += Self::charge(f, d.cost);
-            let e = eps[d.endpoint as usize];
+            let f = &mut self.flows[flow];
+            extra += Self::charge(hop, f, d.cost);
+            let e = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
             let node = cl.pods[e.pod as usize].node;
-            let entry = &cl.nodes[cnode as usize];
+            let at = &cl.nodes[cnode as usize];
+            let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
             if e.pod == client_pod {
                 // Hairpin: kube-proxy masquerades a pod reaching itself.
                 fwd = datapath::hairpin(dp);
-                src = entry.bridge_ip;
+                src = at.bridge_ip;
             } else {
                 fwd = datapath::route(dp, place, e.pod, node);
                 src = match place {
-                    // externalTrafficPolicy Cluster: MASQUERADE takes the
-                    // address of the interface the packet leaves by.
-                    Place::External { .. } if node != cnode => entry.ip,
-                    Place::External { .. } => entry.bridge_ip,
                     Place::Pod { .. } => cip,
+                    // externalTrafficPolicy Local: no SNAT, the client's
+                    // address reaches the pod.
+                    _ if local_policy => cip,
+                    // Cluster: MASQUERADE takes the address of the
+                    // interface the packet leaves by.
+                    _ if node != cnode => at.ip,
+                    _ => at.bridge_ip,
                 };
             }
             if node != cnode {
-                extra += Self::charge(f, self.ipt.miss());
+                extra += Self::charge(hop, f, self.proxy.miss());
             }
             (server_pod, server_port, ep) = (e.pod, e.port, d.endpoint);
         }
-        f.stats.connections += 1;
+        self.flows[flow].stats.connections += 1;
         let server = if cl.pods[server_pod as usize].listens_on(server_port, Protocol::Tcp).is_some() {
             self.server(server_pod, server_port, Protocol::Tcp)
         } else {
             NONE
         };
-        let c = self.conns.insert(Conn { fwd, rev: fwd.reversed(), server, server_pod, sp, ep, src, client });
+        let c = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod,
+            sp,
+            ep,
+            src,
+            client,
+            pnode: cnode,
+            entry,
+        });
         let r = self.reqs.get_mut(req);
         r.conn = c;
         r.phase = Phase::Syn;
         let hops = &mut self.flows[flow].stats.hops;
         let delay = fwd.walk(&self.params.datapath, 0, |k, ns| hops[k as usize].add(ns)) + extra;
         self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// The node the load balancer of Service port `sp` sends a new
+    /// connection to at time `now`.
+    fn lb_pick(&mut self, flow: usize, sp: u32, now: u64) -> u32 {
+        let cl = self.cluster;
+        let port = &cl.service_ports[sp as usize];
+        let svc = &cl.services[port.service as usize];
+        let lb = &self.params.load_balancer;
+        let _ = svc;
+        let detected = now >= lb.check_interval_ns.saturating_mul(lb.unhealthy_threshold as u64);
+        let n = cl.nodes.len() as u32;
+        // Healthy nodes: all of them, unless the policy is Local and the
+        // health checks have had time to fail the nodes without endpoints
+        // (if no node has one, the load balancer fails open to all).
+        let local_only = svc.external_traffic_policy == TrafficPolicy::Local && detected && !port.local.is_empty();
+        let count = if local_only { port.local.len() as u32 } else { n };
+        let k = match lb.policy {
+            LbPolicy::Random => self.flows[flow].rng.below(count as u64) as u32,
+            LbPolicy::RoundRobin => {
+                let c = self.lb_cursor.entry(port.service).or_insert(0);
+                let k = *c % count;
+                *c = c.wrapping_add(1);
+                k
+            }
+        };
+        if local_only {
+            self.healthy_nodes(sp)[k as usize]
+        } else {
+            k
+        }
+    }
+
+    /// The nodes with a local endpoint of `sp`, in node order.
+    fn healthy_nodes(&mut self, sp: u32) -> &[u32] {
+        let cl = self.cluster;
+        self.healthy.entry(sp).or_insert_with(|| {
+            let mut v: Vec<u32> = cl.service_ports[sp as usize].local.keys().copied().collect();
+            v.sort_unstable();
+            v
+        })
     }
 
     /// Sends `req`'s message along its connection, forward or back.
@@ -428,7 +592,7 @@ impl World<'_> {
                 let took = now.since(r.mark).as_nanos();
                 let dc = r.dns_conn;
                 self.flows[flow].stats.hops[HopKind::Dns as usize].add(took);
-                self.conns.remove(dc);
+                self.close_conn(dc);
                 let r = self.reqs.get_mut(req);
                 r.dns_conn = NONE;
                 r.dns_query += 1;
@@ -455,7 +619,7 @@ impl World<'_> {
                 let why = r.failure;
                 self.fail(req, why, s);
             }
-            Phase::DnsAtServer | Phase::AtServer => unreachable!("delivery while at a server"),
+            Phase::DnsAtServer | Phase::AtServer | Phase::Dropped => unreachable!("delivery in phase {phase:?}"),
         }
     }
 
@@ -491,10 +655,16 @@ impl World<'_> {
         if r.gen != gen || r.abandoned {
             return;
         }
-        let (flow, slot) = (r.flow, r.slot);
-        self.reqs.get_mut(req).abandoned = true;
+        let (flow, slot, dropped) = (r.flow, r.slot, r.phase == Phase::Dropped);
         let st = &mut self.flows[flow as usize].stats;
-        st.failures[Failure::Timeout as usize] += 1;
+        st.failures[if dropped { Failure::NoLocalEndpoint } else { Failure::Timeout } as usize] += 1;
+        st.last_ns = s.now().as_nanos();
+        if dropped {
+            // Nothing is in flight for a dropped connection: end it now.
+            self.drop_req(req);
+            return self.next_for_slot(flow, slot, s);
+        }
+        self.reqs.get_mut(req).abandoned = true;
         st.last_ns = s.now().as_nanos();
         self.next_for_slot(flow, slot, s);
         // A request waiting in a server queue stays there until served, as
@@ -525,7 +695,7 @@ impl World<'_> {
             let client = self.conns.get(r.conn).client;
             f.idle[client as usize].push(r.conn);
         } else {
-            self.conns.remove(r.conn);
+            self.close_conn(r.conn);
         }
         self.next_for_slot(r.flow, r.slot, s);
     }
@@ -544,10 +714,18 @@ impl World<'_> {
     fn drop_req(&mut self, req: u32) {
         let r = self.reqs.remove(req);
         if r.conn != NONE {
-            self.conns.remove(r.conn);
+            self.close_conn(r.conn);
         }
         if r.dns_conn != NONE {
-            self.conns.remove(r.dns_conn);
+            self.close_conn(r.dns_conn);
+        }
+    }
+
+    /// Frees a connection; the proxy that chose its endpoint hears of it.
+    fn close_conn(&mut self, conn: u32) {
+        let c = self.conns.remove(conn);
+        if c.sp != NONE {
+            self.proxy.closed(c.pnode, c.sp, c.entry, c.ep);
         }
     }
 }

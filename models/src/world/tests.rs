@@ -39,7 +39,7 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     // SYN and SYN-ACK carry no payload; both nodes walk all of
     // KUBE-SERVICES (no user Services: only the NODEPORTS jump) and create
     // a conntrack entry for the new flow.
-    let first = 2 * (p.iptables.conntrack_new_ns + p.iptables.rule_ns);
+    let first = 2 * (p.proxy.iptables.conntrack_new_ns + p.proxy.iptables.rule_ns);
     let expected = 2 * walk(0) + first + walk(100) + walk(1000);
     let r =
         simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, false)], vec![])

@@ -1,0 +1,393 @@
+//! kube-proxy in IPVS mode.
+//!
+//! Scope: every node's IPVS table holds one virtual server per Service
+//! address and port (ClusterIP, and each node IP for node ports), each with
+//! the Service's endpoints as real servers (NAT forwarding, weight 1 as
+//! kube-proxy writes it, or the pod's `ipvs_weight`). The first packet of a
+//! connection costs one hash lookup, whatever the number of Services;
+//! non-Service traffic costs one ipset lookup in iptables' KUBE-SERVICES
+//! (`-m set --match-set KUBE-CLUSTER-IP dst,dst`). The scheduler picks a
+//! real server with the semantics of the kernel's `ip_vs_*.c`, with its
+//! state (round-robin cursor, active connection counts) kept per node and
+//! per virtual server, as each node's IPVS balances on its own:
+//!
+//! | scheduler | rule |
+//! |---|---|
+//! | `rr` | next server after the last one chosen (kube-proxy's default) |
+//! | `wrr` | interleaved weighted round robin (current weight stepped by the gcd of the weights) |
+//! | `lc` | fewest active connections (`activeconns << 8 + inactconns`; inactive ones are not modelled) |
+//! | `wlc` | fewest active connections per unit of weight |
+//! | `sed` | shortest expected delay: fewest `(active + 1) / weight` |
+//! | `nq` | never queue: the first idle server, else as `sed` |
+//! | `sh` | source hashing: a 256-bucket table filled in weighted turn, indexed by `hash_32(client IP, 8)` |
+//! | `dh` | destination hashing: the same table indexed by the destination address |
+//!
+//! Ties go to the first server in endpoint order, as the kernel walks its
+//! list. A connection counts as active from its first packet until the
+//! client closes it.
+//!
+//! | parameter | default | source |
+//! |---|---|---|
+//! | `scheduler` | `rr` | kube-proxy `--ipvs-scheduler` default |
+//! | `lookup_ns` | 4,500 ns | published-figures.md: nftables "matches IPVS (slightly better)": the nftables lookup (4 us) plus 0.5 us |
+//! | `conntrack_new_ns` | 8,000 ns | as iptables mode (kube-proxy runs IPVS with `net.ipv4.vs.conntrack=1`) |
+//!
+//! Validation: flat first-packet cost in the number of Services
+//! (docs/validation.md); scheduler semantics by the tests below.
+
+use std::collections::HashMap;
+
+use emu_engine::rng::Stream;
+
+use super::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
+use crate::cluster::Cluster;
+use crate::datapath::HopKind;
+
+/// An IPVS scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Scheduler {
+    /// Round robin.
+    #[default]
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections.
+    Wlc,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+}
+
+impl Scheduler {
+    /// Every scheduler, by name.
+    pub const ALL: [(&'static str, Scheduler); 8] = [
+        ("rr", Scheduler::Rr),
+        ("wrr", Scheduler::Wrr),
+        ("lc", Scheduler::Lc),
+        ("wlc", Scheduler::Wlc),
+        ("sh", Scheduler::Sh),
+        ("dh", Scheduler::Dh),
+        ("sed", Scheduler::Sed),
+        ("nq", Scheduler::Nq),
+    ];
+}
+
+/// IPVS-mode parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpvsParams {
+    /// The scheduler of every virtual server.
+    pub scheduler: Scheduler,
+    /// Virtual-server (or ipset) hash lookup [ns].
+    pub lookup_ns: u64,
+    /// Conntrack entry creation [ns].
+    pub conntrack_new_ns: u64,
+}
+
+impl Default for IpvsParams {
+    fn default() -> Self {
+        IpvsParams { scheduler: Scheduler::Rr, lookup_ns: 4_500, conntrack_new_ns: 8_000 }
+    }
+}
+
+/// One virtual server's scheduler state on one node.
+#[derive(Clone, Debug, Default)]
+struct VsState {
+    /// Index (into the candidates) of the last server chosen; `None` before the first.
+    last: Option<u32>,
+    /// wrr: current weight.
+    cw: i64,
+    /// Active connections per endpoint of the Service port.
+    active: Vec<u32>,
+    /// sh/dh: the 256-bucket table of candidate indices.
+    table: Vec<u32>,
+}
+
+/// The IPVS proxy: tables on every node, scheduler state per node.
+#[derive(Clone, Debug)]
+pub struct Ipvs {
+    params: IpvsParams,
+    /// (node, service port, entry) -> state; created on first use.
+    state: HashMap<(u32, u32, Entry), VsState>,
+    virtual_servers: u64,
+    real_servers: u64,
+}
+
+/// `hash_32(val, bits)` of include/linux/hash.h.
+fn hash_32(val: u32, bits: u32) -> u32 {
+    val.wrapping_mul(0x61C8_8647) >> (32 - bits)
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl Ipvs {
+    /// Builds the tables for `cluster`.
+    pub fn new(cluster: &Cluster, params: IpvsParams) -> Ipvs {
+        let nodes = cluster.nodes.len() as u64;
+        let (mut vs, mut rs) = (0u64, 0u64);
+        for sp in &cluster.service_ports {
+            if !cluster.services[sp.service as usize].has_cluster_ip() {
+                continue;
+            }
+            // The ClusterIP, plus one virtual server per node IP for a node port.
+            let per = 1 + if sp.node_port.is_some() { nodes } else { 0 };
+            vs += per;
+            rs += per * sp.endpoints.len() as u64;
+        }
+        Ipvs { params, state: HashMap::new(), virtual_servers: vs, real_servers: rs }
+    }
+
+    fn cost(&self) -> FirstPacket {
+        FirstPacket { entries: 1, lookup_ns: self.params.lookup_ns, conntrack_ns: self.params.conntrack_new_ns }
+    }
+
+    /// Active connections per endpoint of a virtual server on a node.
+    pub fn active(&self, node: u32, sp: u32, entry: Entry) -> Vec<u32> {
+        self.state.get(&(node, sp, entry)).map(|s| s.active.clone()).unwrap_or_default()
+    }
+}
+
+fn weight(cluster: &Cluster, sp: u32, c: &Candidates, i: u32) -> u32 {
+    let e = cluster.service_ports[sp as usize].endpoints[c.get(i) as usize];
+    cluster.pods[e.pod as usize].weight
+}
+
+/// The candidate minimising `overhead / weight` (cross-multiplied, as the
+/// kernel does); weight-0 servers are skipped; ties keep the first.
+fn least(cluster: &Cluster, q: &Query, st: &VsState, overhead: impl Fn(u32) -> u64) -> u32 {
+    let mut best: Option<(u32, u64, u64)> = None;
+    for i in 0..q.candidates.len() {
+        let w = weight(cluster, q.sp, &q.candidates, i) as u64;
+        if w == 0 {
+            continue;
+        }
+        let oh = overhead(st.active[q.candidates.get(i) as usize]);
+        match best {
+            Some((_, boh, bw)) if oh * bw >= boh * w => {}
+            _ => best = Some((i, oh, w)),
+        }
+    }
+    best.map_or(0, |b| b.0)
+}
+
+fn hash_table(cluster: &Cluster, q: &Query) -> Vec<u32> {
+    // ip_vs_sh_reassign: walk the servers in turn, each filling `weight`
+    // consecutive buckets.
+    let n = q.candidates.len();
+    let mut table = Vec::with_capacity(256);
+    let (mut i, mut used) = (0u32, 0u32);
+    while table.len() < 256 {
+        let w = weight(cluster, q.sp, &q.candidates, i).max(1);
+        table.push(i);
+        used += 1;
+        if used >= w {
+            used = 0;
+            i = (i + 1) % n;
+        }
+    }
+    table
+}
+
+impl ProxyModel for Ipvs {
+    fn hop(&self) -> HopKind {
+        HopKind::Ipvs
+    }
+
+    fn miss(&self) -> FirstPacket {
+        self.cost()
+    }
+
+    fn pick(&mut self, cluster: &Cluster, q: &Query, _rng: &mut Stream) -> Dnat {
+        let n = q.candidates.len();
+        let cost = self.cost();
+        let st = self.state.entry((q.node, q.sp, q.entry)).or_default();
+        if st.active.is_empty() {
+            st.active = vec![0; cluster.service_ports[q.sp as usize].endpoints.len()];
+        }
+        let active = |st: &VsState, i: u32| st.active[q.candidates.get(i) as usize];
+        let w = |i: u32| weight(cluster, q.sp, &q.candidates, i);
+        let i = match self.params.scheduler {
+            Scheduler::Rr => {
+                let start = st.last.map_or(0, |l| (l + 1) % n);
+                (0..n).map(|k| (start + k) % n).find(|&i| w(i) > 0).unwrap_or(start)
+            }
+            Scheduler::Wrr => {
+                let weights: Vec<u32> = (0..n).map(w).collect();
+                let mw = *weights.iter().max().unwrap() as i64;
+                let di = weights.iter().fold(0, |g, &x| gcd(g, x)).max(1) as i64;
+                let mut i = st.last.map_or(n - 1, |l| l);
+                let mut chosen = 0;
+                for _ in 0..(n as usize * (mw as usize / di as usize + 1)) {
+                    i = (i + 1) % n;
+                    if i == 0 {
+                        st.cw -= di;
+                        if st.cw <= 0 {
+                            st.cw = mw;
+                        }
+                    }
+                    if weights[i as usize] as i64 >= st.cw {
+                        chosen = i;
+                        break;
+                    }
+                }
+                chosen
+            }
+            Scheduler::Lc | Scheduler::Wlc => {
+                let unweighted = self.params.scheduler == Scheduler::Lc;
+                if unweighted {
+                    // lc ignores weights except to skip weight-0 servers.
+                    let mut best: Option<(u32, u32)> = None;
+                    for i in 0..n {
+                        if w(i) == 0 {
+                            continue;
+                        }
+                        let a = active(st, i);
+                        if best.is_none_or(|(_, b)| a < b) {
+                            best = Some((i, a));
+                        }
+                    }
+                    best.map_or(0, |b| b.0)
+                } else {
+                    least(cluster, q, st, |a| (a as u64) << 8)
+                }
+            }
+            Scheduler::Sed => least(cluster, q, st, |a| a as u64 + 1),
+            Scheduler::Nq => match (0..n).find(|&i| active(st, i) == 0 && w(i) > 0) {
+                Some(i) => i,
+                None => least(cluster, q, st, |a| a as u64 + 1),
+            },
+            Scheduler::Sh | Scheduler::Dh => {
+                if st.table.is_empty() {
+                    st.table = hash_table(cluster, q);
+                }
+                let addr = if self.params.scheduler == Scheduler::Sh { q.client_ip } else { q.dest_ip };
+                st.table[hash_32(addr.0, 8) as usize]
+            }
+        };
+        st.last = Some(i);
+        st.active[q.candidates.get(i) as usize] += 1;
+        Dnat { endpoint: q.candidates.get(i), cost }
+    }
+
+    fn affinity_hit(&self, _q: &Query, _position: u32) -> FirstPacket {
+        // IPVS persistence: the persistent template is found by the same lookup.
+        self.cost()
+    }
+
+    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32) {
+        let st = self.state.get_mut(&(node, sp, entry)).expect("closed a connection IPVS never scheduled");
+        st.active[endpoint as usize] -= 1;
+    }
+
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        vec![("ipvs_virtual_servers", self.virtual_servers), ("ipvs_real_servers", self.real_servers)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Ipv4;
+    use crate::cluster::{build, testing};
+    use emu_engine::rng::Domain;
+
+    fn ipvs(scheduler: Scheduler, cluster: &Cluster) -> Ipvs {
+        Ipvs::new(cluster, IpvsParams { scheduler, ..Default::default() })
+    }
+
+    fn q(node: u32, client: u32) -> Query<'static> {
+        Query {
+            node,
+            sp: 2,
+            entry: Entry::ClusterIp,
+            candidates: Candidates::All(4),
+            client_ip: Ipv4(0xC612_0000 + client),
+            dest_ip: Ipv4(0x0A60_0002),
+            affinity: false,
+        }
+    }
+
+    fn rng() -> Stream {
+        Stream::new(1, Domain(0), 0)
+    }
+
+    #[test]
+    fn rr_is_exactly_even_per_node_and_nodes_are_independent() {
+        let c = testing::services_cluster(2, 1, 4);
+        let mut p = ipvs(Scheduler::Rr, &c);
+        let picks: Vec<u32> = (0..8).map(|i| p.pick(&c, &q(0, i), &mut rng()).endpoint).collect();
+        assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3]);
+        // Node 1 has its own cursor: it starts from the first server too.
+        assert_eq!(p.pick(&c, &q(1, 0), &mut rng()).endpoint, 0);
+    }
+
+    fn weighted_cluster(weights: &[u32]) -> Cluster {
+        let mut s = testing::spec(1);
+        for (i, w) in weights.iter().enumerate() {
+            let mut p = testing::pods(&format!("w{i}"), 1, 80);
+            p.labels.insert("tier".into(), "web".into());
+            p.weight = *w;
+            s.pods.push(p);
+        }
+        let mut svc = testing::service("web", "x", 80);
+        svc.selector = Some([("tier".to_string(), "web".to_string())].into_iter().collect());
+        s.services.push(svc);
+        build(&s, 1).unwrap()
+    }
+
+    #[test]
+    fn wrr_follows_the_weights_interleaved() {
+        let c = weighted_cluster(&[4, 3, 2, 1]);
+        let mut p = ipvs(Scheduler::Wrr, &c);
+        let picks: Vec<u32> = (0..10).map(|i| p.pick(&c, &q(0, i), &mut rng()).endpoint).collect();
+        // The kernel's interleaved sequence for weights 4,3,2,1 (gcd 1).
+        assert_eq!(picks, [0, 0, 1, 0, 1, 2, 0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn lc_and_nq_prefer_the_idle_server() {
+        let c = testing::services_cluster(1, 1, 4);
+        for s in [Scheduler::Lc, Scheduler::Wlc, Scheduler::Sed, Scheduler::Nq] {
+            let mut p = ipvs(s, &c);
+            // Four connections, one per server; then server 2's ends.
+            for i in 0..4 {
+                p.pick(&c, &q(0, i), &mut rng());
+            }
+            p.closed(0, 2, Entry::ClusterIp, 2);
+            assert_eq!(p.active(0, 2, Entry::ClusterIp), [1, 1, 0, 1]);
+            assert_eq!(p.pick(&c, &q(0, 9), &mut rng()).endpoint, 2, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn sh_pins_a_client_and_dh_pins_a_service() {
+        let c = testing::services_cluster(1, 1, 4);
+        let mut p = ipvs(Scheduler::Sh, &c);
+        for client in 0..20 {
+            let first = p.pick(&c, &q(0, client), &mut rng()).endpoint;
+            for _ in 0..5 {
+                assert_eq!(p.pick(&c, &q(0, client), &mut rng()).endpoint, first);
+            }
+        }
+        let mut seen = [false; 4];
+        for client in 0..200 {
+            seen[p.pick(&c, &q(0, client * 65_537), &mut rng()).endpoint as usize] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "sh spreads clients: {seen:?}");
+        let mut p = ipvs(Scheduler::Dh, &c);
+        let first = p.pick(&c, &q(0, 0), &mut rng()).endpoint;
+        assert!((0..50).all(|i| p.pick(&c, &q(0, i), &mut rng()).endpoint == first));
+    }
+}
