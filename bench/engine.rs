@@ -8,8 +8,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use emu_engine::rng::{Domain, Stream};
 use emu_engine::{EventQueue, SimTime};
+use emu_models::addr::Ipv4;
 use emu_models::cluster::testing;
-use emu_models::proxy::iptables::{Iptables, IptablesParams};
+use emu_models::proxy::{Candidates, Entry, Mode, Proxy, ProxyModel, ProxyParams, Query};
 use emu_models::traffic::{Arrivals, Client, Flow, Target};
 use emu_models::world::{simulate, Params};
 
@@ -40,24 +41,34 @@ fn streams(c: &mut Criterion) {
     c.bench_function("stream_below_10", |b| b.iter(|| black_box(rng.below(10))));
 }
 
-fn iptables_decision(c: &mut Criterion) {
-    let mut g = c.benchmark_group("iptables_dnat");
+/// Each proxy mode's per-connection decision at 1,000 and 30,000 Services.
+fn proxy_decision(c: &mut Criterion) {
+    let mut g = c.benchmark_group("proxy_pick");
     for services in [1_000u32, 30_000] {
         let cluster = testing::services_cluster(4, services, 10);
-        let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
-        let mut rng = Stream::new(1, Domain(0), 0);
-        let n = cluster.service_ports.len() as u64;
-        g.bench_with_input(BenchmarkId::from_parameter(services), &services, |b, _| {
-            b.iter(|| {
-                let sp = rng.below(n) as u32;
-                black_box(ipt.dnat(
-                    rng.below(4) as u32,
-                    sp,
-                    cluster.service_ports[sp as usize].endpoints.len().max(1) as u32,
-                    &mut rng,
-                ))
+        for mode in [Mode::Iptables, Mode::Ipvs, Mode::Nftables, Mode::Ebpf] {
+            let mut proxy = Proxy::new(&cluster, &ProxyParams { mode, ..Default::default() }, 1);
+            let mut rng = Stream::new(1, Domain(0), 0);
+            let n = cluster.service_ports.len() as u64;
+            g.bench_function(BenchmarkId::new(mode.name(), services), |b| {
+                b.iter(|| {
+                    let sp = rng.below(n) as u32;
+                    let eps = cluster.service_ports[sp as usize].endpoints.len() as u32;
+                    let q = Query {
+                        node: rng.below(4) as u32,
+                        sp,
+                        entry: Entry::ClusterIp,
+                        candidates: Candidates::All(eps),
+                        client_ip: Ipv4(rng.next_u64() as u32),
+                        dest_ip: Ipv4(0x0A60_0002),
+                        affinity: false,
+                    };
+                    let d = proxy.pick(&cluster, &q, &mut rng);
+                    proxy.closed(q.node, sp, Entry::ClusterIp, d.endpoint);
+                    black_box(d)
+                });
             });
-        });
+        }
     }
     g.finish();
 }
@@ -95,5 +106,5 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queue_hold, streams, iptables_decision, end_to_end);
+criterion_group!(benches, queue_hold, streams, proxy_decision, end_to_end);
 criterion_main!(benches);

@@ -53,6 +53,10 @@ enum Command {
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Run at most this many sweep points at once [default: one per core].
+        /// Results are byte-identical whatever the number.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Check a scenario without running it.
     Validate {
@@ -65,13 +69,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { file } => match scenario::load(&file, None) {
-            Ok(p) => {
-                for w in &p.warnings {
-                    eprintln!("warning: {w}");
-                }
+            Ok(loaded) => {
+                warn(&loaded);
+                let p = &loaded.points[0].prepared;
                 println!(
-                    "{}: ok: {} nodes, {} pods, {} services, {} flows",
+                    "{}: ok: {} point(s); {} nodes, {} pods, {} services, {} flows",
                     file.display(),
+                    loaded.points.len(),
                     p.cluster.nodes.len(),
                     p.cluster.pods.len(),
                     p.cluster.services.len(),
@@ -84,22 +88,20 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { file, out, seed } => {
-            let prepared = match scenario::load(&file, seed) {
+        Command::Run { file, out, seed, threads } => {
+            let loaded = match scenario::load(&file, seed) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
-            for w in &prepared.warnings {
-                eprintln!("warning: {w}");
-            }
+            warn(&loaded);
             let out = out.unwrap_or_else(|| {
                 let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
                 PathBuf::from("results").join(stem)
             });
-            match report::run_and_write(&prepared, &out) {
+            match report::run_and_write(&loaded, &out, threads) {
                 Ok(summary) => {
                     eprintln!("{summary}");
                     ExitCode::SUCCESS
@@ -109,6 +111,16 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// Prints each distinct warning once (sweep points often repeat them).
+fn warn(loaded: &scenario::Loaded) {
+    let mut seen = std::collections::BTreeSet::new();
+    for w in loaded.points.iter().flat_map(|p| &p.prepared.warnings) {
+        if seen.insert(w) {
+            eprintln!("warning: {w}");
         }
     }
 }

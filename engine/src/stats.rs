@@ -108,6 +108,99 @@ impl Tally {
     }
 }
 
+/// `ln Γ(x)` for `x > 0` (Lanczos approximation, g = 7, n = 9; relative
+/// error below 1e-13).
+pub fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x) Γ(1-x) = π / sin(πx).
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let sum = G.iter().enumerate().skip(1).fold(G[0], |acc, (i, &g)| acc + g / (x + i as f64));
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// The regularized upper incomplete gamma function `Q(a, x)`: a series
+/// below `x = a + 1`, a continued fraction (Lentz) above.
+pub fn gamma_q(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let gln = ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut sum, mut del, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..10_000 {
+            ap += 1.0;
+            del *= x / ap;
+            sum += del;
+            if del.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        1.0 - sum * (-x + a * x.ln() - gln).exp()
+    } else {
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..10_000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let del = d * c;
+            h *= del;
+            if (del - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        (-x + a * x.ln() - gln).exp() * h
+    }
+}
+
+/// Pearson's chi-square test of `observed` counts against `expected`
+/// proportions (any positive scale): returns (statistic, p-value) with
+/// `len - 1` degrees of freedom. Categories expected at zero are skipped.
+pub fn chi_square(observed: &[u64], expected: &[f64]) -> (f64, f64) {
+    assert_eq!(observed.len(), expected.len());
+    let total: u64 = observed.iter().sum();
+    let scale: f64 = expected.iter().sum();
+    let mut stat = 0.0;
+    let mut k = 0;
+    for (&o, &e) in observed.iter().zip(expected) {
+        if e <= 0.0 {
+            continue;
+        }
+        let e = e / scale * total as f64;
+        stat += (o as f64 - e).powi(2) / e;
+        k += 1;
+    }
+    if k < 2 || total == 0 {
+        return (0.0, 1.0);
+    }
+    (stat, gamma_q((k - 1) as f64 / 2.0, stat / 2.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +218,25 @@ mod tests {
         assert!((p99 / 990_000.0 - 1.0).abs() < 0.001, "p99 {p99}");
         assert!((l.mean_ns() - 500_005.0).abs() < 1e-6);
         assert!((l.max_ns() as f64 / 1_000_000.0 - 1.0).abs() < 0.001);
+    }
+
+    #[test]
+    fn chi_square_p_values_match_tables() {
+        // ln Γ(5) = ln 24; Γ(0.5) = √π.
+        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+        // Critical values of the chi-square distribution (any table):
+        // 9 dof, 16.919 at 0.05 and 27.877 at 0.001; 1 dof, 3.841 at 0.05.
+        for (x, dof, p) in [(16.919, 9.0, 0.05), (27.877, 9.0, 0.001), (3.841, 1.0, 0.05), (0.0, 4.0, 1.0)] {
+            let q = gamma_q(dof / 2.0, x / 2.0);
+            assert!((q - p).abs() < 1e-4, "x {x} dof {dof}: {q} vs {p}");
+        }
+        let (stat, p) = chi_square(&[100, 100, 100, 100], &[1.0; 4]);
+        assert_eq!((stat, p), (0.0, 1.0));
+        let (stat, p) = chi_square(&[130, 70], &[1.0, 1.0]);
+        assert!((stat - 18.0).abs() < 1e-12 && p < 0.001);
+        // Against weights 3:1, a 75/25 split fits perfectly.
+        assert_eq!(chi_square(&[75, 25], &[3.0, 1.0]).0, 0.0);
     }
 
     #[test]

@@ -154,15 +154,14 @@ pub const FAILURES: usize = 6;
 
 impl Failure {
     /// Every reason, in output order.
-    pub const ALL: [Failure; FAILURES] =
-        [
-            Failure::NoEndpoints,
-            Failure::Nxdomain,
-            Failure::ConnectionRefused,
-            Failure::Timeout,
-            Failure::QueueFull,
-            Failure::NoLocalEndpoint,
-        ];
+    pub const ALL: [Failure; FAILURES] = [
+        Failure::NoEndpoints,
+        Failure::Nxdomain,
+        Failure::ConnectionRefused,
+        Failure::Timeout,
+        Failure::QueueFull,
+        Failure::NoLocalEndpoint,
+    ];
 
     /// The name used in output files.
     pub fn name(self) -> &'static str {

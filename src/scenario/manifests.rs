@@ -77,6 +77,7 @@ struct Spec {
     external_traffic_policy: Option<String>,
     internal_traffic_policy: Option<String>,
     session_affinity: Option<String>,
+    session_affinity_config: Option<AffinityConfig>,
     #[serde(default, rename = "externalIPs")]
     external_ips: Vec<String>,
     #[serde(default)]
@@ -85,6 +86,18 @@ struct Spec {
     // Deployment
     replicas: Option<u32>,
     template: Option<Box<Template>>,
+}
+
+#[derive(Deserialize)]
+struct AffinityConfig {
+    #[serde(rename = "clientIP")]
+    client_ip: Option<ClientIpConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientIpConfig {
+    timeout_seconds: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +244,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     replicas: 1,
                     node,
                     ip: None,
+                    weight: 1,
                     labels: obj.metadata.labels,
                 });
             }
@@ -261,6 +275,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     replicas: s.replicas.unwrap_or(1),
                     node: t.spec.node_name.clone(),
                     ip: None,
+                    weight: 1,
                     labels: t.metadata.labels,
                 });
             }
@@ -271,36 +286,37 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let kind = match s.kind.as_deref() {
                     None | Some("ClusterIP") => ServiceType::ClusterIp,
                     Some("NodePort") => ServiceType::NodePort,
+                    Some("LoadBalancer") => ServiceType::LoadBalancer,
                     Some(other) => {
-                        return Err(format!("{o}: spec.type `{other}` is not modelled yet (ClusterIP or NodePort)"))
+                        return Err(format!(
+                            "{o}: spec.type `{other}` is not modelled (ClusterIP, NodePort or LoadBalancer)"
+                        ))
                     }
                 };
                 let cluster_ip = match s.cluster_ip.as_deref() {
                     None | Some("") => None,
-                    Some("None") => {
-                        return Err(format!("{o}: headless Services (clusterIP: None) are not modelled yet"))
-                    }
+                    Some("None") => None,
                     Some(ip) => Some(ip.parse().map_err(|e| format!("{o}: spec.clusterIP: {e}"))?),
                 };
-                if let Some(p) = s.external_traffic_policy.as_deref() {
-                    if p != "Cluster" {
-                        return Err(format!(
-                            "{o}: spec.externalTrafficPolicy `{p}` is not modelled yet (only Cluster)"
-                        ));
-                    }
-                }
-                if let Some(p) = s.internal_traffic_policy.as_deref() {
-                    if p != "Cluster" {
-                        return Err(format!(
-                            "{o}: spec.internalTrafficPolicy `{p}` is not modelled yet (only Cluster)"
-                        ));
-                    }
-                }
-                if let Some(a) = s.session_affinity.as_deref() {
-                    if a != "None" {
-                        return Err(format!("{o}: spec.sessionAffinity `{a}` is not modelled yet"));
-                    }
-                }
+                let headless = s.cluster_ip.as_deref() == Some("None");
+                let policy = |field: &str, p: &Option<String>| match p.as_deref() {
+                    None | Some("Cluster") => Ok(TrafficPolicy::Cluster),
+                    Some("Local") => Ok(TrafficPolicy::Local),
+                    Some(other) => Err(format!("{o}: spec.{field} `{other}` is not Cluster or Local")),
+                };
+                let external_traffic_policy = policy("externalTrafficPolicy", &s.external_traffic_policy)?;
+                let internal_traffic_policy = policy("internalTrafficPolicy", &s.internal_traffic_policy)?;
+                let affinity_timeout_s = match s.session_affinity.as_deref() {
+                    None | Some("None") => None,
+                    Some("ClientIP") => Some(
+                        s.session_affinity_config
+                            .as_ref()
+                            .and_then(|c| c.client_ip.as_ref())
+                            .and_then(|c| c.timeout_seconds)
+                            .unwrap_or(10_800),
+                    ),
+                    Some(other) => return Err(format!("{o}: spec.sessionAffinity `{other}` is not None or ClientIP")),
+                };
                 if s.ip_families.iter().any(|f| f != "IPv4") {
                     return Err(format!("{o}: spec.ipFamilies: only IPv4 is modelled"));
                 }
@@ -343,8 +359,11 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     kind,
                     selector,
                     cluster_ip,
+                    headless,
+                    affinity_timeout_s,
+                    internal_traffic_policy,
                     ports,
-                    external_traffic_policy: TrafficPolicy::Cluster,
+                    external_traffic_policy,
                 });
             }
             k if INERT_KINDS.contains(&k) => {
@@ -380,10 +399,19 @@ mod tests {
     fn rejects_what_it_does_not_model() {
         let e = load("m.yaml", "kind: Ingress\nmetadata: {name: x}\n").err().unwrap();
         assert!(e.starts_with("m.yaml:1: document 1 (Ingress x)"), "{e}");
-        let e = load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n")
-            .err()
-            .unwrap();
-        assert!(e.contains("headless"), "{e}");
+        let e =
+            load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  type: ExternalName\n  ports: [{port: 80}]\n")
+                .err()
+                .unwrap();
+        assert!(e.contains("ExternalName"), "{e}");
+        let ok = load(
+            "m.yaml",
+            "kind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: None\n  type: ClusterIP\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]\n",
+        )
+        .unwrap();
+        let s = &ok.services[0];
+        assert!(s.headless);
+        assert_eq!(s.affinity_timeout_s, Some(60));
         let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  hostNetwork: true\n  containers: []\n")
             .err()
             .unwrap();

@@ -16,15 +16,14 @@ use emu_models::cluster::{
 };
 use emu_models::dns::{self, DnsParams};
 use emu_models::proxy::iptables::{IptablesParams, RuleOrder};
+use emu_models::proxy::ProxyParams;
 use emu_models::traffic::{Arrivals, Client, Flow, Server, Target};
-use emu_models::world::{Params, World};
+use emu_models::world::{LbParams, LbPolicy, Params, World};
 
 use schema::*;
 
 /// A scenario ready to run.
 pub struct Prepared {
-    /// The scenario as read, with every default filled in (for run.toml).
-    pub scenario: Scenario,
     /// Manifest files: (path as written, path on disk, text).
     pub manifests: Vec<(String, PathBuf, String)>,
     pub cluster: Cluster,
@@ -35,6 +34,7 @@ pub struct Prepared {
 }
 
 /// Loading context: the scenario file's name and text, for locating errors.
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
@@ -124,12 +124,80 @@ where
     Ok(out)
 }
 
-/// Reads and validates the scenario at `path`.
-pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
+/// One point of a run: the swept keys' values and the scenario there.
+pub struct Point {
+    /// (key path, value) of every swept key, in declaration order.
+    pub values: Vec<(String, String)>,
+    /// The scenario at this point, ready to run.
+    pub prepared: Prepared,
+}
+
+/// A scenario file, loaded and validated at every point of its sweep.
+pub struct Loaded {
+    /// The file as read (its `[sweep]` included), defaults filled in.
+    pub base: Scenario,
+    /// The swept key paths, in declaration order (empty without a sweep).
+    pub keys: Vec<String>,
+    /// Every point, first key slowest.
+    pub points: Vec<Point>,
+}
+
+/// Most points a sweep may have.
+const MAX_POINTS: usize = 10_000;
+
+fn display_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Sets `path` (`proxy.mode`, `services[0].count`) in `root` to `value`,
+/// creating missing tables on the way.
+fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<(), String> {
+    let mut segs: Vec<(&str, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        let (key, idx) = match part.split_once('[') {
+            Some((k, rest)) => {
+                let i = rest.trim_end_matches(']').parse().map_err(|_| format!("bad index in `{part}`"))?;
+                (k, Some(i))
+            }
+            None => (part, None),
+        };
+        segs.push((key, idx));
+    }
+    let mut cur = root;
+    for (n, (key, idx)) in segs.iter().enumerate() {
+        let last = n + 1 == segs.len();
+        let table = cur.as_table_mut().ok_or_else(|| format!("`{key}` is not inside a table"))?;
+        if last && idx.is_none() {
+            table.insert(key.to_string(), value);
+            return Ok(());
+        }
+        let next = table.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match idx {
+            None => next,
+            Some(i) => {
+                let arr = next.as_array_mut().ok_or_else(|| format!("`{key}` is not a list"))?;
+                let len = arr.len();
+                let slot = arr.get_mut(*i).ok_or_else(|| format!("`{key}` has {len} entries, no [{i}]"))?;
+                if last {
+                    *slot = value;
+                    return Ok(());
+                }
+                slot
+            }
+        };
+    }
+    unreachable!("the loop returns at the last segment")
+}
+
+/// Reads and validates the scenario at `path` at every point of its sweep.
+pub fn load(path: &Path, seed: Option<u64>) -> Result<Loaded, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
     let ctx = Ctx { file: &file, text: &text };
-    let mut sc: Scenario = toml::from_str(&text).map_err(|e| {
+    let toml_err = |e: toml::de::Error| {
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match e.span() {
             Some(s) => {
@@ -138,10 +206,63 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
             }
             None => format!("{file}: {msg}"),
         }
-    })?;
+    };
+    let mut base: Scenario = toml::from_str(&text).map_err(toml_err)?;
     if let Some(s) = seed {
-        sc.seed = s;
+        base.seed = s;
     }
+    if base.sweep.is_empty() {
+        let prepared = prepare(&ctx, path, base.clone())?;
+        return Ok(Loaded { base, keys: vec![], points: vec![Point { values: vec![], prepared }] });
+    }
+    let mut raw: toml::Value = toml::from_str(&text).map_err(toml_err)?;
+    raw.as_table_mut().expect("a TOML document is a table").remove("sweep");
+    if let Some(s) = seed {
+        set_path(&mut raw, "seed", toml::Value::Integer(s as i64)).expect("seed is a top-level key");
+    }
+    let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
+    for (key, values) in &base.sweep {
+        let list = values.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+            ctx.err(&format!("sweep.{key}"), "a sweep key takes a non-empty list of values, e.g. [1, 2, 3]")
+        })?;
+        if key == "sweep" || key.starts_with("sweep.") {
+            return Err(ctx.err(&format!("sweep.{key}"), "a sweep cannot sweep itself"));
+        }
+        axes.push((key.clone(), list.clone()));
+    }
+    let total = axes.iter().map(|a| a.1.len()).try_fold(1usize, |acc, n| acc.checked_mul(n)).unwrap_or(usize::MAX);
+    if total > MAX_POINTS {
+        return Err(ctx.err("sweep", format!("{total} points is more than {MAX_POINTS}")));
+    }
+    let mut points = Vec::with_capacity(total);
+    for index in 0..total {
+        let mut v = raw.clone();
+        let mut values = Vec::with_capacity(axes.len());
+        let mut rest = index;
+        let mut digits = vec![0; axes.len()];
+        for (d, (_, list)) in axes.iter().enumerate().rev() {
+            digits[d] = rest % list.len();
+            rest /= list.len();
+        }
+        for ((key, list), &d) in axes.iter().zip(&digits) {
+            set_path(&mut v, key, list[d].clone()).map_err(|e| ctx.err(&format!("sweep.{key}"), e))?;
+            values.push((key.clone(), display_value(&list[d])));
+        }
+        let at = values.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
+        let sc: Scenario = v.try_into().map_err(|e: toml::de::Error| {
+            ctx.err("sweep", format!("at {at}: {}", e.message().lines().next().unwrap_or("invalid")))
+        })?;
+        let prepared = prepare(&ctx, path, sc).map_err(|e| format!("{e} (sweep point {at})"))?;
+        points.push(Point { values, prepared });
+    }
+    Ok(Loaded { base, keys: axes.into_iter().map(|a| a.0).collect(), points })
+}
+
+/// Validates one scenario (one sweep point) and builds everything a run needs.
+fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String> {
+    sc.sweep.clear();
+    let ctx = *ctx;
+    let file = ctx.file.to_string();
     let mut warnings = Vec::new();
 
     // Manifests.
@@ -189,6 +310,7 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
             replicas: p.replicas,
             node: p.node.clone(),
             ip,
+            weight: p.ipvs_weight,
             labels: p.labels.clone(),
             containers,
         });
@@ -200,13 +322,24 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
         if sc.services[i].count.is_some() && (s.cluster_ip.is_some() || s.ports.iter().any(|p| p.node_port.is_some())) {
             return Err(ctx.err(&key, "cluster_ip and node_port cannot be repeated with count"));
         }
-        if s.external_traffic_policy == PolicyToml::Local {
-            return Err(ctx.err(&format!("{key}.external_traffic_policy"), "Local is not modelled yet (only Cluster)"));
-        }
+        let headless = s.cluster_ip.as_deref() == Some("None");
         let cluster_ip = match &s.cluster_ip {
-            Some(t) => Some(t.parse::<Ipv4>().map_err(|e| ctx.err(&format!("{key}.cluster_ip"), e))?),
-            None => None,
+            Some(t) if t != "None" => Some(t.parse::<Ipv4>().map_err(|e| ctx.err(&format!("{key}.cluster_ip"), e))?),
+            _ => None,
         };
+        let policy = |p: PolicyToml| match p {
+            PolicyToml::Cluster => TrafficPolicy::Cluster,
+            PolicyToml::Local => TrafficPolicy::Local,
+        };
+        let timeout_s = s.session_affinity_timeout.ns() / 1_000_000_000;
+        if s.session_affinity == AffinityToml::ClientIP
+            && (s.session_affinity_timeout.ns() % 1_000_000_000 != 0 || !(1..=86_400).contains(&timeout_s))
+        {
+            return Err(ctx.err(
+                &format!("{key}.session_affinity_timeout"),
+                "must be whole seconds from 1s to 86400s (Kubernetes' limits)",
+            ));
+        }
         services.push(ServiceSpec {
             origin: ctx.origin(key),
             name: s.name.clone(),
@@ -214,9 +347,13 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
             kind: match s.kind {
                 ServiceTypeToml::ClusterIP => ServiceType::ClusterIp,
                 ServiceTypeToml::NodePort => ServiceType::NodePort,
+                ServiceTypeToml::LoadBalancer => ServiceType::LoadBalancer,
             },
             selector: s.selector.clone(),
             cluster_ip,
+            headless,
+            affinity_timeout_s: (s.session_affinity == AffinityToml::ClientIP).then_some(timeout_s as u32),
+            internal_traffic_policy: policy(s.internal_traffic_policy),
             ports: s
                 .ports
                 .iter()
@@ -231,7 +368,7 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
                     protocol: proto(p.protocol),
                 })
                 .collect(),
-            external_traffic_policy: TrafficPolicy::Cluster,
+            external_traffic_policy: policy(s.external_traffic_policy),
         });
     }
     services.extend(extra.services);
@@ -245,6 +382,7 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
         node_cidr_mask_size: c.node_cidr_mask_size,
         service_cidr: cidr(&ctx, "cluster.service_cidr", &c.service_cidr)?,
         node_port_range: (c.node_port_range.0, c.node_port_range.1),
+        load_balancer_cidr: cidr(&ctx, "cluster.load_balancer_cidr", &c.load_balancer_cidr)?,
         placement: match c.placement {
             PlacementToml::RoundRobin => Placement::RoundRobin,
             PlacementToml::Random => Placement::Random,
@@ -265,13 +403,14 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     let params = Params {
         seed: sc.seed,
         datapath: sc.datapath.params(),
-        iptables: IptablesParams {
-            rule_ns: sc.proxy.iptables.rule_cost.ns(),
-            conntrack_new_ns: sc.proxy.iptables.conntrack_new.ns(),
-            rule_order: match sc.proxy.iptables.rule_order {
-                RuleOrderToml::Random => RuleOrder::Random,
-                RuleOrderToml::Declaration => RuleOrder::Declaration,
+        proxy: proxy_params(&sc.proxy),
+        load_balancer: LbParams {
+            policy: match sc.load_balancer.policy {
+                LbPolicyToml::Random => LbPolicy::Random,
+                LbPolicyToml::RoundRobin => LbPolicy::RoundRobin,
             },
+            check_interval_ns: sc.load_balancer.check_interval.ns(),
+            unhealthy_threshold: sc.load_balancer.unhealthy_threshold,
         },
         dns: DnsParams {
             ndots: d.ndots,
@@ -377,7 +516,43 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Prepared, String> {
     // The world's own checks (flows against the cluster), run here so that
     // `validate` catches everything `run` would.
     World::new(&cluster, params.clone(), flows.clone(), servers.clone()).map_err(|e| ctx.build_err(e))?;
-    Ok(Prepared { scenario: sc, manifests, cluster, params, flows, servers, warnings })
+    Ok(Prepared { manifests, cluster, params, flows, servers, warnings })
+}
+
+fn proxy_params(p: &ProxyToml) -> ProxyParams {
+    use emu_models::proxy::{ebpf::EbpfParams, ipvs, nftables::NftablesParams, Mode};
+    ProxyParams {
+        mode: match p.mode {
+            ProxyMode::Iptables => Mode::Iptables,
+            ProxyMode::Ipvs => Mode::Ipvs,
+            ProxyMode::Nftables => Mode::Nftables,
+            ProxyMode::Ebpf => Mode::Ebpf,
+        },
+        iptables: IptablesParams {
+            rule_ns: p.iptables.rule_cost.ns(),
+            conntrack_new_ns: p.iptables.conntrack_new.ns(),
+            rule_order: match p.iptables.rule_order {
+                RuleOrderToml::Random => RuleOrder::Random,
+                RuleOrderToml::Declaration => RuleOrder::Declaration,
+            },
+        },
+        ipvs: ipvs::IpvsParams {
+            scheduler: match p.ipvs.scheduler {
+                SchedulerToml::Rr => ipvs::Scheduler::Rr,
+                SchedulerToml::Wrr => ipvs::Scheduler::Wrr,
+                SchedulerToml::Lc => ipvs::Scheduler::Lc,
+                SchedulerToml::Wlc => ipvs::Scheduler::Wlc,
+                SchedulerToml::Sh => ipvs::Scheduler::Sh,
+                SchedulerToml::Dh => ipvs::Scheduler::Dh,
+                SchedulerToml::Sed => ipvs::Scheduler::Sed,
+                SchedulerToml::Nq => ipvs::Scheduler::Nq,
+            },
+            lookup_ns: p.ipvs.lookup.ns(),
+            conntrack_new_ns: p.ipvs.conntrack_new.ns(),
+        },
+        nftables: NftablesParams { lookup_ns: p.nftables.lookup.ns(), conntrack_new_ns: p.nftables.conntrack_new.ns() },
+        ebpf: EbpfParams { connect_ns: p.ebpf.connect.ns(), nodeport_ns: p.ebpf.nodeport.ns() },
+    }
 }
 
 /// Pods of pod or template `name` in namespace `ns`.
@@ -503,6 +678,17 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
     if host == "<NodeIP>" {
         return Ok(Target::NodePort { node: None, port });
     }
+    if let Some(name) = host.strip_prefix("<LB:").and_then(|h| h.strip_suffix('>')) {
+        let (ns, name) = name.split_once('/').unwrap_or(("default", name));
+        let svc = cluster
+            .namespace(ns)
+            .and_then(|n| cluster.service_by_name(n, name))
+            .ok_or_else(|| ctx.err(&k, format!("no Service `{ns}/{name}`")))?;
+        if cluster.services[svc as usize].load_balancer_ip.is_none() {
+            return Err(ctx.err(&k, format!("Service `{ns}/{name}` is not of type LoadBalancer")));
+        }
+        return Ok(Target::LoadBalancer { service: svc, port });
+    }
     if let Some(n) = cluster.node_by_name(host) {
         return Ok(Target::NodePort { node: Some(n), port });
     }
@@ -515,6 +701,9 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
         }
         if let Some(n) = cluster.node_by_ip(ip) {
             return Ok(Target::NodePort { node: Some(n), port });
+        }
+        if let Some(service) = cluster.service_by_lb_ip(ip) {
+            return Ok(Target::LoadBalancer { service, port });
         }
         return Err(ctx.err(&k, format!("no pod, Service or node has the address {ip}")));
     }

@@ -31,6 +31,8 @@ pub struct Scenario {
     pub proxy: ProxyToml,
     #[serde(default)]
     pub dns: DnsToml,
+    #[serde(default)]
+    pub load_balancer: LoadBalancerToml,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodToml>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -39,6 +41,9 @@ pub struct Scenario {
     pub servers: Vec<ServerToml>,
     #[serde(default)]
     pub flows: Vec<FlowToml>,
+    /// Key path -> values: run the cartesian product of every list.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub sweep: toml::Table,
 }
 
 fn default_seed() -> u64 {
@@ -54,6 +59,7 @@ pub struct ClusterToml {
     pub node_cidr_mask_size: u8,
     pub service_cidr: String,
     pub node_port_range: PortRange,
+    pub load_balancer_cidr: String,
     pub placement: PlacementToml,
     pub namespaces: Vec<String>,
 }
@@ -64,7 +70,8 @@ impl Default for ClusterToml {
     /// (kube-controller-manager `--node-cidr-mask-size`), service CIDR
     /// 10.96.0.0/12 (kubeadm `--service-cidr`), node ports 30000-32767
     /// (kube-apiserver `--service-node-port-range`). Node IPs from
-    /// 192.168.0.0/16 are a choice (an RFC 1918 block apart from both).
+    /// 192.168.0.0/16 are a choice (an RFC 1918 block apart from both);
+    /// load-balancer IPs from 203.0.113.0/24 (TEST-NET-3, RFC 5737) too.
     fn default() -> Self {
         ClusterToml {
             nodes: 1,
@@ -73,6 +80,7 @@ impl Default for ClusterToml {
             node_cidr_mask_size: 24,
             service_cidr: "10.96.0.0/12".into(),
             node_port_range: PortRange(30000, 32767),
+            load_balancer_cidr: "203.0.113.0/24".into(),
             placement: PlacementToml::RoundRobin,
             namespaces: vec![],
         }
@@ -100,6 +108,7 @@ pub struct DatapathToml {
     pub external_bandwidth: Bandwidth,
     pub header_bytes: u32,
     pub udp_header_bytes: u32,
+    pub load_balancer: Duration,
 }
 
 impl Default for DatapathToml {
@@ -117,6 +126,7 @@ impl Default for DatapathToml {
             external_bandwidth: Bandwidth(d.external_bandwidth_bps),
             header_bytes: d.header_bytes,
             udp_header_bytes: d.udp_header_bytes,
+            load_balancer: Duration(d.load_balancer_ns),
         }
     }
 }
@@ -135,6 +145,7 @@ impl DatapathToml {
             external_bandwidth_bps: self.external_bandwidth.0,
             header_bytes: self.header_bytes,
             udp_header_bytes: self.udp_header_bytes,
+            load_balancer_ns: self.load_balancer.ns(),
         }
     }
 }
@@ -144,11 +155,20 @@ impl DatapathToml {
 pub struct ProxyToml {
     pub mode: ProxyMode,
     pub iptables: IptablesToml,
+    pub ipvs: IpvsToml,
+    pub nftables: NftablesToml,
+    pub ebpf: EbpfToml,
 }
 
 impl Default for ProxyToml {
     fn default() -> Self {
-        ProxyToml { mode: ProxyMode::Iptables, iptables: IptablesToml::default() }
+        ProxyToml {
+            mode: ProxyMode::Iptables,
+            iptables: IptablesToml::default(),
+            ipvs: IpvsToml::default(),
+            nftables: NftablesToml::default(),
+            ebpf: EbpfToml::default(),
+        }
     }
 }
 
@@ -156,6 +176,96 @@ impl Default for ProxyToml {
 #[serde(rename_all = "lowercase")]
 pub enum ProxyMode {
     Iptables,
+    Ipvs,
+    Nftables,
+    Ebpf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpvsToml {
+    pub scheduler: SchedulerToml,
+    pub lookup: Duration,
+    pub conntrack_new: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerToml {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    Sh,
+    Dh,
+    Sed,
+    Nq,
+}
+
+impl Default for IpvsToml {
+    fn default() -> Self {
+        let p = emu_models::proxy::ipvs::IpvsParams::default();
+        IpvsToml {
+            scheduler: SchedulerToml::Rr,
+            lookup: Duration(p.lookup_ns),
+            conntrack_new: Duration(p.conntrack_new_ns),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NftablesToml {
+    pub lookup: Duration,
+    pub conntrack_new: Duration,
+}
+
+impl Default for NftablesToml {
+    fn default() -> Self {
+        let p = emu_models::proxy::nftables::NftablesParams::default();
+        NftablesToml { lookup: Duration(p.lookup_ns), conntrack_new: Duration(p.conntrack_new_ns) }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EbpfToml {
+    pub connect: Duration,
+    pub nodeport: Duration,
+}
+
+impl Default for EbpfToml {
+    fn default() -> Self {
+        let p = emu_models::proxy::ebpf::EbpfParams::default();
+        EbpfToml { connect: Duration(p.connect_ns), nodeport: Duration(p.nodeport_ns) }
+    }
+}
+
+/// The external load balancer of LoadBalancer Services.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadBalancerToml {
+    pub policy: LbPolicyToml,
+    pub check_interval: Duration,
+    pub unhealthy_threshold: u32,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbPolicyToml {
+    Random,
+    RoundRobin,
+}
+
+impl Default for LoadBalancerToml {
+    fn default() -> Self {
+        let p = emu_models::world::LbParams::default();
+        LoadBalancerToml {
+            policy: LbPolicyToml::Random,
+            check_interval: Duration(p.check_interval_ns),
+            unhealthy_threshold: p.unhealthy_threshold,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -261,6 +371,9 @@ pub struct PodToml {
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// IPVS real-server weight of its endpoints.
+    #[serde(default = "one")]
+    pub ipvs_weight: u32,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Shorthand for one container named `main` with these ports.
@@ -304,6 +417,19 @@ pub enum ServiceTypeToml {
     #[default]
     ClusterIP,
     NodePort,
+    LoadBalancer,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum AffinityToml {
+    #[default]
+    None,
+    ClientIP,
+}
+
+/// 10800 s: kube-apiserver's default `sessionAffinityConfig.clientIP.timeoutSeconds`.
+fn default_affinity_timeout() -> Duration {
+    Duration(10_800_000_000_000)
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -331,6 +457,12 @@ pub struct ServiceToml {
     pub ports: Vec<ServicePortToml>,
     #[serde(default)]
     pub external_traffic_policy: PolicyToml,
+    #[serde(default)]
+    pub internal_traffic_policy: PolicyToml,
+    #[serde(default)]
+    pub session_affinity: AffinityToml,
+    #[serde(default = "default_affinity_timeout")]
+    pub session_affinity_timeout: Duration,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

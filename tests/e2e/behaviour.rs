@@ -224,6 +224,6 @@ fn validate_checks_without_writing() {
     let o = emu(&["validate", "workloads/seed/paths.toml"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("ok: 3 nodes"), "{text}");
+    assert!(text.contains("ok: 1 point(s); 3 nodes"), "{text}");
     assert!(!tmp.path().join("paths").exists());
 }

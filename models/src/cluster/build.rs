@@ -344,7 +344,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             if let Some(np) = p.node_port {
                 let field = format!("ports[{pi}].node_port");
                 if s.kind == ServiceType::ClusterIp {
-                    return Err(err(&s.origin, field, "node_port is only allowed on NodePort and LoadBalancer Services"));
+                    return Err(err(
+                        &s.origin,
+                        field,
+                        "node_port is only allowed on NodePort and LoadBalancer Services",
+                    ));
                 }
                 if np < lo || np > hi {
                     return Err(err(&s.origin, field, format!("node port {np} is outside the range {lo}-{hi}")));

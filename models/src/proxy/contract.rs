@@ -14,7 +14,11 @@ fn every_proxy(cluster: &Cluster) -> Vec<(String, Proxy)> {
         v.push((mode.name().to_string(), Proxy::new(cluster, &p, 1)));
     }
     for (name, scheduler) in Scheduler::ALL {
-        let p = ProxyParams { mode: Mode::Ipvs, ipvs: IpvsParams { scheduler, ..Default::default() }, ..Default::default() };
+        let p = ProxyParams {
+            mode: Mode::Ipvs,
+            ipvs: IpvsParams { scheduler, ..Default::default() },
+            ..Default::default()
+        };
         v.push((format!("ipvs-{name}"), Proxy::new(cluster, &p, 1)));
     }
     v

@@ -134,13 +134,19 @@ impl Iptables {
     }
 
     fn cost(&self, rules: u32) -> FirstPacket {
-        FirstPacket { entries: rules, lookup_ns: rules as u64 * self.params.rule_ns, conntrack_ns: self.params.conntrack_new_ns }
+        FirstPacket {
+            entries: rules,
+            lookup_ns: rules as u64 * self.params.rule_ns,
+            conntrack_ns: self.params.conntrack_new_ns,
+        }
     }
 
     /// Rules passed before the KUBE-SVC/KUBE-SVL chain of `q`.
     fn rules_before_chain(&self, q: &Query) -> u32 {
         match q.entry {
-            Entry::ClusterIp => self.service_position(q.node, q.sp).expect("a Service port with endpoints has a rule") + 1,
+            Entry::ClusterIp => {
+                self.service_position(q.node, q.sp).expect("a Service port with endpoints has a rule") + 1
+            }
             Entry::NodePort => {
                 let idx = self.nodeport_rule[q.sp as usize].expect("a node port with endpoints has a rule");
                 // Every KUBE-SERVICES rule, the KUBE-NODEPORTS jump, the
@@ -179,7 +185,10 @@ impl ProxyModel for Iptables {
             ("iptables_kube_nodeports_rules", self.nodeport_rules as u64),
             ("iptables_kube_svc_rules", self.kube_svc),
             ("iptables_kube_sep_rules", self.kube_sep),
-            ("iptables_nat_rules", self.service_rules as u64 + 1 + self.nodeport_rules as u64 + self.kube_svc + self.kube_sep),
+            (
+                "iptables_nat_rules",
+                self.service_rules as u64 + 1 + self.nodeport_rules as u64 + self.kube_svc + self.kube_sep,
+            ),
         ]
     }
 }
@@ -243,7 +252,8 @@ mod tests {
         }
         let order = |node| (0..50).map(|sp| ipt.service_position(node, sp)).collect::<Vec<_>>();
         assert_ne!(order(0), order(1));
-        let decl = Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 7);
+        let decl =
+            Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 7);
         assert_eq!(decl.service_position(2, 5), decl.service_position(0, 5));
     }
 
@@ -262,7 +272,8 @@ mod tests {
     #[test]
     fn affinity_adds_a_recent_check_per_endpoint() {
         let cluster = testing::services_cluster(1, 1, 10);
-        let mut ipt = Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 1);
+        let mut ipt =
+            Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 1);
         let mut rng = Stream::new(1, Domain(9), 0);
         let plain = ipt.pick(&cluster, &q(0, 2, 10), &mut rng);
         let mut with = q(0, 2, 10);

@@ -116,6 +116,10 @@ pub struct FlowStats {
     pub hops: [Tally; HOP_KINDS],
     /// Connections opened (TCP handshakes started).
     pub connections: u64,
+    /// First-packet cost on the first node a new connection meets (the
+    /// client's node, or the node port's node): the proxy's lookup plus
+    /// conntrack entry creation [ns], one value per connection.
+    pub first_packet: Latency,
     /// When the flow's first request was issued [ns].
     pub first_ns: u64,
     /// When the flow's last request ended (answered or failed) [ns].
@@ -303,6 +307,7 @@ impl<'c> World<'c> {
                 latency: Latency::new(),
                 hops: [Tally::default(); HOP_KINDS],
                 connections: 0,
+                first_packet: Latency::new(),
                 first_ns: 0,
                 last_ns: 0,
             };

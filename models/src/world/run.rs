@@ -2,13 +2,13 @@
 
 use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
 
+use super::LbPolicy;
 use super::{FlowRt, World, NONE};
 use crate::addr::Ipv4;
 use crate::cluster::Protocol;
-use crate::datapath::{self, HopKind, Leg, Place};
 use crate::cluster::TrafficPolicy;
+use crate::datapath::{self, HopKind, Leg, Place};
 use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
-use super::LbPolicy;
 use crate::traffic::{Arrivals, Client, Failure, Target};
 
 /// An event: a small `Copy` record; payloads live in the world's slabs.
@@ -372,7 +372,8 @@ impl World<'_> {
             }
             Client::External(_) => {
                 let entry = entry_node.expect("validated: external clients target node ports or load balancers");
-                let place = if via_lb { Place::ViaLoadBalancer { node: entry } } else { Place::External { node: entry } };
+                let place =
+                    if via_lb { Place::ViaLoadBalancer { node: entry } } else { Place::External { node: entry } };
                 (place, entry, external_ip(client))
             }
         };
@@ -389,6 +390,7 @@ impl World<'_> {
             fwd = datapath::route(dp, place, pod, node);
             let f = &mut self.flows[flow];
             if pod != client_pod {
+                f.stats.first_packet.record(self.proxy.miss().total_ns());
                 extra += Self::charge(hop, f, self.proxy.miss());
                 if node != cnode {
                     extra += Self::charge(hop, f, self.proxy.miss());
@@ -431,6 +433,7 @@ impl World<'_> {
                 }
             };
             let f = &mut self.flows[flow];
+            f.stats.first_packet.record(d.cost.total_ns());
             extra += Self::charge(hop, f, d.cost);
             let e = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
             let node = cl.pods[e.pod as usize].node;
