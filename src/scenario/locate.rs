@@ -39,10 +39,39 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A TOML text parsed once, for many lookups.
+pub struct Locator {
+    text: String,
+    doc: Option<Document<String>>,
+    cache: std::cell::RefCell<std::collections::HashMap<String, Option<(usize, usize)>>>,
+}
+
+impl Locator {
+    /// Parses `text` (a text that does not parse locates nothing).
+    pub fn new(text: &str) -> Locator {
+        Locator { text: text.to_string(), doc: Document::parse(text.to_string()).ok(), cache: Default::default() }
+    }
+
+    /// The (line, column) where `path` is written, or of the deepest part
+    /// of it that exists.
+    pub fn locate(&self, path: &str) -> Option<(usize, usize)> {
+        if let Some(hit) = self.cache.borrow().get(path) {
+            return *hit;
+        }
+        let found = self.doc.as_ref().and_then(|d| locate_in(&self.text, d, path));
+        self.cache.borrow_mut().insert(path.to_string(), found);
+        found
+    }
+}
+
 /// The (line, column) where `path` is written in `text`, or of the deepest
 /// part of it that exists.
+#[cfg(test)]
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
-    let doc = Document::parse(text).ok()?;
+    locate_in(text, &Document::parse(text.to_string()).ok()?, path)
+}
+
+fn locate_in(text: &str, doc: &Document<String>, path: &str) -> Option<(usize, usize)> {
     let mut node = Node::Table(doc.as_table());
     let mut best = None;
     for seg in segments(path) {

@@ -34,21 +34,20 @@ pub struct Prepared {
 }
 
 /// Loading context: the scenario file's name and text, for locating errors.
-#[derive(Clone, Copy)]
 struct Ctx<'a> {
+    loc: locate::Locator,
     file: &'a str,
-    text: &'a str,
 }
 
 impl Ctx<'_> {
     fn origin(&self, path: String) -> Origin {
-        let line = locate::locate(self.text, &path).map_or(0, |(l, _)| l as u32);
+        let line = self.loc.locate(&path).map_or(0, |(l, _)| l as u32);
         Origin { file: self.file.to_string(), line, path }
     }
 
     /// An error at key `path` of the scenario file.
     fn err(&self, path: &str, msg: impl std::fmt::Display) -> String {
-        match locate::locate(self.text, path) {
+        match self.loc.locate(path) {
             Some((l, c)) => format!("{}:{l}:{c}: {path}: {msg}", self.file),
             None => format!("{}: {path}: {msg}", self.file),
         }
@@ -196,7 +195,7 @@ fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<()
 pub fn load(path: &Path, seed: Option<u64>) -> Result<Loaded, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let ctx = Ctx { file: &file, text: &text };
+    let ctx = Ctx { file: &file, loc: locate::Locator::new(&text) };
     let toml_err = |e: toml::de::Error| {
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match e.span() {
@@ -261,7 +260,6 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Loaded, String> {
 /// Validates one scenario (one sweep point) and builds everything a run needs.
 fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String> {
     sc.sweep.clear();
-    let ctx = *ctx;
     let file = ctx.file.to_string();
     let mut warnings = Vec::new();
 

@@ -5,4 +5,6 @@
 mod behaviour;
 mod errors;
 mod paths;
+mod services;
 mod util;
+mod validation;

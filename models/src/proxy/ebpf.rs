@@ -84,7 +84,7 @@ impl ProxyModel for Ebpf {
         Dnat { endpoint: q.candidates.get(i), cost: self.cost(q.entry) }
     }
 
-    fn affinity_hit(&self, q: &Query, _position: u32) -> FirstPacket {
+    fn affinity_hit(&mut self, _: &Cluster, q: &Query, _position: u32) -> FirstPacket {
         self.cost(q.entry)
     }
 

@@ -175,7 +175,7 @@ impl ProxyModel for Iptables {
         Dnat { endpoint: q.candidates.get(i), cost: self.cost(self.rules_before_chain(q) + recent + i + 1 + 2) }
     }
 
-    fn affinity_hit(&self, q: &Query, position: u32) -> FirstPacket {
+    fn affinity_hit(&mut self, _: &Cluster, q: &Query, position: u32) -> FirstPacket {
         self.cost(self.rules_before_chain(q) + position + 1 + 2)
     }
 
@@ -283,6 +283,6 @@ mod tests {
         assert_eq!(plain.endpoint, sticky.endpoint);
         assert_eq!(sticky.cost.entries, plain.cost.entries + 10);
         // A hit skips the statistic rules: it jumps from its `recent` rule.
-        assert_eq!(ipt.affinity_hit(&with, 4).entries, 3 + 5 + 2);
+        assert_eq!(ipt.affinity_hit(&cluster, &with, 4).entries, 3 + 5 + 2);
     }
 }

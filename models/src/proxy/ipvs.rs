@@ -281,8 +281,14 @@ impl ProxyModel for Ipvs {
         Dnat { endpoint: q.candidates.get(i), cost }
     }
 
-    fn affinity_hit(&self, _q: &Query, _position: u32) -> FirstPacket {
-        // IPVS persistence: the persistent template is found by the same lookup.
+    fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket {
+        // IPVS persistence: the persistent template is found by the same
+        // lookup, and the connection counts against its server.
+        let st = self.state.entry((q.node, q.sp, q.entry)).or_default();
+        if st.active.is_empty() {
+            st.active = vec![0; cluster.service_ports[q.sp as usize].endpoints.len()];
+        }
+        st.active[q.candidates.get(position) as usize] += 1;
         self.cost()
     }
 

@@ -126,8 +126,8 @@ pub trait ProxyModel {
     /// connection, and prices the decision.
     fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Dnat;
     /// The cost when session affinity already names the endpoint, the
-    /// `position`-th candidate.
-    fn affinity_hit(&self, q: &Query, position: u32) -> FirstPacket;
+    /// `position`-th candidate; the connection counts as opened to it.
+    fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket;
     /// A connection decided on `node` to endpoint `endpoint` of `sp` ended
     /// (schedulers that count connections need it).
     fn closed(&mut self, _node: u32, _sp: u32, _entry: Entry, _endpoint: u32) {}
@@ -227,8 +227,8 @@ impl ProxyModel for Proxy {
         each_mode!(self, m => m.pick(cluster, q, rng))
     }
     #[inline]
-    fn affinity_hit(&self, q: &Query, position: u32) -> FirstPacket {
-        each_mode!(self, m => m.affinity_hit(q, position))
+    fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket {
+        each_mode!(self, m => m.affinity_hit(cluster, q, position))
     }
     #[inline]
     fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32) {

@@ -86,7 +86,7 @@ impl ProxyModel for Nftables {
         Dnat { endpoint: q.candidates.get(i), cost: self.cost(1) }
     }
 
-    fn affinity_hit(&self, _q: &Query, _position: u32) -> FirstPacket {
+    fn affinity_hit(&mut self, _: &Cluster, _q: &Query, _position: u32) -> FirstPacket {
         self.cost(2)
     }
 

@@ -249,7 +249,7 @@ impl World<'_> {
                 let position = (0..candidates.len()).find(|&i| candidates.get(i) == ep);
                 if let (Some(position), true) = (position, now - last <= timeout) {
                     self.affinity.insert((node, sp, client_ip), (ep, now));
-                    return Decision::Endpoint(Dnat { endpoint: ep, cost: self.proxy.affinity_hit(&q, position) });
+                    return Decision::Endpoint(Dnat { endpoint: ep, cost: self.proxy.affinity_hit(cl, &q, position) });
                 }
             }
             let d = self.proxy.pick(cl, &q, &mut self.flows[flow].rng);
@@ -419,9 +419,13 @@ impl World<'_> {
                     let miss = Self::charge(hop, f, self.proxy.miss());
                     let r = self.reqs.get_mut(req);
                     if refused == Decision::Dropped {
+                        // Nothing comes back; the client gives up at its
+                        // timeout, when this Deliver ends the request.
                         r.phase = Phase::Dropped;
                         r.failure = Failure::NoLocalEndpoint;
+                        let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
                         let _ = (there, miss);
+                        self.at(s, left, Ev::Deliver { req });
                         return;
                     }
                     let hops = &mut self.flows[flow].stats.hops;
@@ -618,11 +622,11 @@ impl World<'_> {
             }
             Phase::SynAck => self.send_request(req, s),
             Phase::Response => self.complete(req, s),
-            Phase::Rst | Phase::Reject | Phase::ErrorReply => {
+            Phase::Rst | Phase::Reject | Phase::ErrorReply | Phase::Dropped => {
                 let why = r.failure;
                 self.fail(req, why, s);
             }
-            Phase::DnsAtServer | Phase::AtServer | Phase::Dropped => unreachable!("delivery in phase {phase:?}"),
+            Phase::DnsAtServer | Phase::AtServer => unreachable!("delivery in phase {phase:?}"),
         }
     }
 
@@ -658,15 +662,13 @@ impl World<'_> {
         if r.gen != gen || r.abandoned {
             return;
         }
-        let (flow, slot, dropped) = (r.flow, r.slot, r.phase == Phase::Dropped);
-        let st = &mut self.flows[flow as usize].stats;
-        st.failures[if dropped { Failure::NoLocalEndpoint } else { Failure::Timeout } as usize] += 1;
-        st.last_ns = s.now().as_nanos();
-        if dropped {
-            // Nothing is in flight for a dropped connection: end it now.
-            self.drop_req(req);
-            return self.next_for_slot(flow, slot, s);
+        if r.phase == Phase::Dropped {
+            return; // its Deliver at this same instant ends it as no_local_endpoint
         }
+        let (flow, slot) = (r.flow, r.slot);
+        let st = &mut self.flows[flow as usize].stats;
+        st.failures[Failure::Timeout as usize] += 1;
+        st.last_ns = s.now().as_nanos();
         self.reqs.get_mut(req).abandoned = true;
         st.last_ns = s.now().as_nanos();
         self.next_for_slot(flow, slot, s);

@@ -1,0 +1,383 @@
+//! Service features across proxy modes: schedulers, affinity, headless
+//! Services, traffic policies, load balancers, sweeps.
+
+use super::util::*;
+
+fn run_text(text: &str, extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(tmp.path(), "s.toml", text);
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, extra);
+    (tmp, out)
+}
+
+fn hits(out: &std::path::Path, service: &str) -> Vec<u64> {
+    csv(&out.join("endpoints.csv"))
+        .iter()
+        .filter(|r| r["service"] == service)
+        .map(|r| r["requests"].parse().unwrap())
+        .collect()
+}
+
+const TWO_NODES: &str = r#"
+[cluster]
+nodes = 2
+[[pods]]
+name = "a"
+node = "node-0"
+[[pods]]
+name = "b"
+node = "node-1"
+[[pods]]
+name = "web"
+replicas = 4
+labels = { app = "web" }
+ports = [8080]
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+"#;
+
+#[test]
+fn ipvs_rr_is_exactly_even_per_node() {
+    let text = format!(
+        r#"{TWO_NODES}
+[proxy]
+mode = "ipvs"
+[[flows]]
+name = "from-a"
+from = "a"
+to = "http://web:80"
+requests = 40
+[[flows]]
+name = "from-b"
+from = "b"
+to = "http://web:80"
+requests = 20
+"#
+    );
+    let (_t, out) = run_text(&text, &[]);
+    // Each node's IPVS has its own cursor; 40 and 20 are multiples of 4.
+    assert_eq!(hits(&out, "web"), [15, 15, 15, 15]);
+    let b = csv(&out.join("balance.csv"));
+    let web = row(&b, "service", "web");
+    assert_eq!(web["max_min_ratio"], "1.0000");
+    assert_eq!(web["p_value"], "1.000000");
+}
+
+#[test]
+fn ipvs_lc_favours_the_idle_endpoint() {
+    let servers = r#"
+[[pods]]
+name = "fast"
+labels = { app = "mixed" }
+ports = [8080]
+[[pods]]
+name = "slow"
+labels = { app = "mixed" }
+ports = [8080]
+[[services]]
+name = "mixed"
+selector = { app = "mixed" }
+ports = [{ port = 80, target_port = 8080 }]
+[[servers]]
+selector = { app = "mixed" }
+port = 8080
+service_time = "const(1ms)"
+[[servers]]
+selector = { app = "mixed" }
+port = 8080
+service_time = "const(1ms)"
+"#;
+    let mut shares = Vec::new();
+    for scheduler in ["rr", "lc"] {
+        let text = format!(
+            "{TWO_NODES}{servers}\n[proxy]\nmode = \"ipvs\"\n[proxy.ipvs]\nscheduler = \"{scheduler}\"\n[[flows]]\nname = \"f\"\nfrom = \"a\"\nto = \"http://mixed:80\"\nconcurrency = 8\nrequests = 2000\n"
+        )
+        .replace("[[servers]]\nselector = { app = \"mixed\" }\nport = 8080\nservice_time = \"const(1ms)\"\n[[servers]]", "[[servers]]\nselector = { app = \"mixed\" }\nport = 8080\nservice_time = \"const(1ms)\"\n[[servers]]\ncount = 1");
+        let text = text.replacen("service_time = \"const(1ms)\"\n[[servers]]\ncount = 1\nselector = { app = \"mixed\" }\nport = 8080\nservice_time = \"const(1ms)\"", "service_time = \"const(1ms)\"\n", 1);
+        let text = text.replace(
+            "[[servers]]\nselector = { app = \"mixed\" }\nport = 8080\nservice_time = \"const(1ms)\"\n",
+            "[[pods]]\nname = \"unused\"\n[[servers]]\nselector = { app = \"mixed\" }\nport = 8080\nservice_time = \"const(1ms)\"\n",
+        );
+        let _ = text;
+        // Simpler and explicit: the fast pod answers in 1 ms, the slow one in 10 ms.
+        let text = format!(
+            r#"{TWO_NODES}
+[[pods]]
+name = "fast"
+labels = {{ app = "mixed", speed = "fast" }}
+ports = [8080]
+[[pods]]
+name = "slow"
+labels = {{ app = "mixed", speed = "slow" }}
+ports = [8080]
+[[services]]
+name = "mixed"
+selector = {{ app = "mixed" }}
+ports = [{{ port = 80, target_port = 8080 }}]
+[[servers]]
+selector = {{ speed = "fast" }}
+port = 8080
+service_time = "const(1ms)"
+[[servers]]
+selector = {{ speed = "slow" }}
+port = 8080
+service_time = "const(10ms)"
+[proxy]
+mode = "ipvs"
+[proxy.ipvs]
+scheduler = "{scheduler}"
+[[flows]]
+name = "f"
+from = "a"
+to = "http://mixed:80"
+concurrency = 8
+requests = 2000
+"#
+        );
+        let (_t, out) = run_text(&text, &[]);
+        let h = hits(&out, "mixed");
+        shares.push(h[0] as f64 / (h[0] + h[1]) as f64);
+    }
+    assert!((shares[0] - 0.5).abs() < 0.01, "rr share of the fast pod {}", shares[0]);
+    assert!(shares[1] > 0.75, "lc share of the fast pod {}", shares[1]);
+}
+
+/// Every client address is served by exactly one pod.
+fn pinned(out: &std::path::Path, flow: &str) -> bool {
+    let src = csv(&out.join("sources.csv"));
+    let mut by_source = std::collections::BTreeMap::new();
+    for r in src.iter().filter(|r| r["flow"] == flow) {
+        by_source.entry(r["source_ip"].clone()).or_insert_with(Vec::new).push(r["server_pod"].clone());
+    }
+    assert!(by_source.len() > 1, "need several clients");
+    by_source.values().all(|pods| pods.len() == 1)
+}
+
+#[test]
+fn source_hashing_and_client_ip_affinity_pin_each_client() {
+    let clients = r#"
+[[pods]]
+name = "client"
+replicas = 6
+labels = { role = "client" }
+[[flows]]
+name = "f"
+from = { selector = { role = "client" } }
+to = "http://web:80"
+rate = 2000
+requests = 600
+"#;
+    let (_t, out) =
+        run_text(&format!("{TWO_NODES}{clients}\n[proxy]\nmode = \"ipvs\"\n[proxy.ipvs]\nscheduler = \"sh\"\n"), &[]);
+    assert!(pinned(&out, "f"), "ipvs sh");
+    for mode in ["iptables", "nftables", "ipvs", "ebpf"] {
+        let text = format!("{TWO_NODES}{clients}\n[proxy]\nmode = \"{mode}\"\n").replace(
+            "ports = [{ port = 80, target_port = 8080 }]",
+            "ports = [{ port = 80, target_port = 8080 }]\nsession_affinity = \"ClientIP\"",
+        );
+        let (_t, out) = run_text(&text, &[]);
+        assert!(pinned(&out, "f"), "{mode} with ClientIP affinity");
+        // Without affinity the same clients spread (the test can fail).
+        let (_t, out) = run_text(&format!("{TWO_NODES}{clients}\n[proxy]\nmode = \"{mode}\"\n"), &[]);
+        if mode != "ipvs" {
+            assert!(!pinned(&out, "f"), "{mode} without affinity");
+        }
+    }
+}
+
+#[test]
+fn affinity_expires_after_its_timeout() {
+    let text = format!(
+        r#"{TWO_NODES}
+[[flows]]
+name = "f"
+from = "a"
+to = "http://web:80"
+rate = 1
+requests = 50
+"#
+    )
+    .replace(
+        "ports = [{ port = 80, target_port = 8080 }]",
+        "ports = [{ port = 80, target_port = 8080 }]\nsession_affinity = \"ClientIP\"\nsession_affinity_timeout = \"1s\"",
+    );
+    // One request a second on average: about a third of the gaps exceed
+    // the 1 s timeout, and the client is balanced afresh after each.
+    let (_t, out) = run_text(&text, &[]);
+    let h = hits(&out, "web");
+    assert!(h.iter().filter(|&&n| n > 0).count() >= 2, "{h:?}");
+    let text = text.replace("session_affinity_timeout = \"1s\"", "session_affinity_timeout = \"3600s\"");
+    let (_t, out) = run_text(&text, &[]);
+    assert_eq!(hits(&out, "web").iter().filter(|&&n| n > 0).count(), 1);
+}
+
+#[test]
+fn headless_services_answer_with_pod_ips_and_skip_the_proxy() {
+    let text = format!(
+        r#"{TWO_NODES}
+[[services]]
+name = "direct"
+cluster_ip = "None"
+selector = {{ app = "web" }}
+ports = [{{ port = 8080 }}]
+[[flows]]
+name = "h"
+from = "a"
+to = "http://direct:8080"
+requests = 400
+"#
+    );
+    let (_t, out) = run_text(&text, &[]);
+    let h = hits(&out, "direct");
+    assert_eq!(h.iter().sum::<u64>(), 400);
+    assert!(h.iter().all(|&n| n > 50), "{h:?}");
+    let svc = csv(&out.join("services.csv"));
+    assert_eq!(row(&svc, "service", "direct")["cluster_ip"], "None");
+    // A headless connection is pod to pod: the first packet misses KUBE-SERVICES.
+    let s = csv(&out.join("summary.csv"));
+    let fp = f(row(&s, "flow", "h"), "first_packet_p50_us");
+    let miss = 8.0 + 0.020 * 4.0; // conntrack + (web, kube-dns x2, NODEPORTS jump) rules
+    assert!((fp - miss).abs() < 0.02, "{fp}");
+}
+
+const NODEPORT_LOCAL: &str = r#"
+[cluster]
+nodes = 3
+[[pods]]
+name = "web"
+replicas = 2
+labels = { app = "web" }
+ports = [8080]
+[[services]]
+name = "web"
+type = "NodePort"
+external_traffic_policy = "Local"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080, node_port = 30080 }]
+[[flows]]
+name = "ext"
+from = "external"
+clients = 50
+to = "http://<NodeIP>:30080"
+rate = 1000
+requests = 3000
+timeout = "1s"
+"#;
+
+#[test]
+fn external_traffic_policy_local_keeps_the_client_ip_and_drops_without_endpoints() {
+    let (_t, out) = run_text(NODEPORT_LOCAL, &[]);
+    let fails = csv(&out.join("failures.csv"));
+    let dropped: f64 = fails.iter().find(|r| r["reason"] == "no_local_endpoint").unwrap()["count"].parse().unwrap();
+    // web-0 on node-0, web-1 on node-1: node-2 has none, a third of entries.
+    assert!((dropped / 3000.0 - 1.0 / 3.0).abs() < 0.04, "dropped {dropped}");
+    for r in csv(&out.join("sources.csv")) {
+        assert!(r["source_ip"].starts_with("198.18."), "client IP kept: {r:?}");
+        assert_eq!(r["source_kind"], "external");
+    }
+    let h = csv(&out.join("hops.csv"));
+    assert!(!h.iter().any(|r| r["hop"] == "underlay"), "Local never forwards to another node");
+    // Cluster: nothing dropped, the pods see nodes.
+    let (_t, out) = run_text(&NODEPORT_LOCAL.replace("external_traffic_policy = \"Local\"\n", ""), &[]);
+    let fails = csv(&out.join("failures.csv"));
+    assert!(fails.iter().all(|r| r["count"] == "0"), "{fails:?}");
+    assert!(csv(&out.join("sources.csv")).iter().all(|r| r["source_kind"] == "node"));
+}
+
+#[test]
+fn load_balancer_health_checks_stop_drops_after_the_detection_delay() {
+    let text = NODEPORT_LOCAL
+        .replace("type = \"NodePort\"", "type = \"LoadBalancer\"")
+        .replace(", node_port = 30080", "")
+        .replace("to = \"http://<NodeIP>:30080\"", "to = \"http://<LB:web>:80\"")
+        .replace("rate = 1000\nrequests = 3000", "rate = 100\nduration = \"40s\"");
+    let (_t, out) = run_text(&text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    let requests = f(row(&s, "flow", "ext"), "requests");
+    let fails = csv(&out.join("failures.csv"));
+    let dropped: f64 = fails.iter().find(|r| r["reason"] == "no_local_endpoint").unwrap()["count"].parse().unwrap();
+    // Default checks: every 5 s, 2 failures: node-2 is out after 10 s, so
+    // a third of the first 10 s of traffic (about 333 of 4,000) is lost.
+    assert!((3_700.0..4_300.0).contains(&requests), "{requests}");
+    assert!((260.0..410.0).contains(&dropped), "dropped {dropped}");
+    let svc = csv(&out.join("services.csv"));
+    let web = row(&svc, "service", "web");
+    assert_eq!(web["load_balancer_ip"], "203.0.113.1");
+    assert!(!web["health_check_node_port"].is_empty());
+    let h = csv(&out.join("hops.csv"));
+    assert!(h.iter().any(|r| r["hop"] == "loadbalancer"));
+}
+
+#[test]
+fn internal_traffic_policy_local_keeps_traffic_on_the_node() {
+    let text = format!(
+        r#"{TWO_NODES}
+[[flows]]
+name = "f"
+from = "a"
+to = "http://web:80"
+requests = 200
+"#
+    )
+    .replace(
+        "ports = [{ port = 80, target_port = 8080 }]",
+        "ports = [{ port = 80, target_port = 8080 }]\ninternal_traffic_policy = \"Local\"",
+    );
+    let (_t, out) = run_text(&text, &[]);
+    // web-0 and web-2 are on node-0 with `a`: only they serve it.
+    let ep = csv(&out.join("endpoints.csv"));
+    for r in ep.iter().filter(|r| r["service"] == "web") {
+        let n: u64 = r["requests"].parse().unwrap();
+        assert_eq!(n > 0, r["node"] == "node-0", "{r:?}");
+    }
+}
+
+#[test]
+fn sweeps_run_every_point_and_are_identical_on_any_thread_count() {
+    let text = format!(
+        r#"{TWO_NODES}
+[[pods]]
+name = "client"
+replicas = 4
+labels = {{ role = "client" }}
+[sweep]
+"proxy.mode" = ["iptables", "ipvs", "nftables", "ebpf"]
+"flows[0].rate" = [1000, 4000]
+[[flows]]
+name = "f"
+from = {{ selector = {{ role = "client" }} }}
+to = "http://web:80"
+rate = 1000
+requests = 500
+"#
+    );
+    let (_t1, one) = run_text(&text, &["--threads", "1"]);
+    let (_t2, two) = run_text(&text, &["--threads", "2"]);
+    for name in [
+        "summary.csv",
+        "hops.csv",
+        "endpoints.csv",
+        "balance.csv",
+        "failures.csv",
+        "sources.csv",
+        "cluster.csv",
+        "services.csv",
+    ] {
+        assert_eq!(std::fs::read(one.join(name)).unwrap(), std::fs::read(two.join(name)).unwrap(), "{name}");
+    }
+    let s = csv(&one.join("summary.csv"));
+    let points: Vec<(String, String)> =
+        s.iter().map(|r| (r["proxy.mode"].clone(), r["flows[0].rate"].clone())).collect();
+    assert_eq!(points.len(), 8);
+    assert_eq!(points[0], ("iptables".into(), "1000".into()));
+    assert_eq!(points[1], ("iptables".into(), "4000".into()));
+    assert_eq!(points[7], ("ebpf".into(), "4000".into()));
+    // Each mode reports its own lookup as a hop.
+    let h = csv(&one.join("hops.csv"));
+    for mode in ["iptables", "ipvs", "nftables", "ebpf"] {
+        assert!(h.iter().any(|r| r["proxy.mode"] == mode && r["hop"] == mode), "{mode}");
+    }
+}
