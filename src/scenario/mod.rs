@@ -284,7 +284,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let mut namespaces = c.namespaces.clone();
     namespaces.extend(extra.namespaces);
     let mut pods = Vec::new();
-    for (i, p) in expand(&ctx, "pods", &sc.pods, |p| p.count.take())? {
+    for (i, p) in expand(ctx, "pods", &sc.pods, |p| p.count.take())? {
         let key = format!("pods[{i}]");
         if p.ip.is_some() && sc.pods[i].count.is_some() {
             return Err(ctx.err(&format!("{key}.ip"), "an explicit ip cannot be repeated with count"));
@@ -315,7 +315,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     }
     pods.extend(extra.pods);
     let mut services = Vec::new();
-    for (i, s) in expand(&ctx, "services", &sc.services, |s| s.count.take())? {
+    for (i, s) in expand(ctx, "services", &sc.services, |s| s.count.take())? {
         let key = format!("services[{i}]");
         if sc.services[i].count.is_some() && (s.cluster_ip.is_some() || s.ports.iter().any(|p| p.node_port.is_some())) {
             return Err(ctx.err(&key, "cluster_ip and node_port cannot be repeated with count"));
@@ -375,12 +375,12 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let spec = ClusterSpec {
         origin: ctx.origin("cluster".into()),
         nodes: c.nodes,
-        node_ip_cidr: cidr(&ctx, "cluster.node_ip_cidr", &c.node_ip_cidr)?,
-        pod_cidr: cidr(&ctx, "cluster.pod_cidr", &c.pod_cidr)?,
+        node_ip_cidr: cidr(ctx, "cluster.node_ip_cidr", &c.node_ip_cidr)?,
+        pod_cidr: cidr(ctx, "cluster.pod_cidr", &c.pod_cidr)?,
         node_cidr_mask_size: c.node_cidr_mask_size,
-        service_cidr: cidr(&ctx, "cluster.service_cidr", &c.service_cidr)?,
+        service_cidr: cidr(ctx, "cluster.service_cidr", &c.service_cidr)?,
         node_port_range: (c.node_port_range.0, c.node_port_range.1),
-        load_balancer_cidr: cidr(&ctx, "cluster.load_balancer_cidr", &c.load_balancer_cidr)?,
+        load_balancer_cidr: cidr(ctx, "cluster.load_balancer_cidr", &c.load_balancer_cidr)?,
         placement: match c.placement {
             PlacementToml::RoundRobin => Placement::RoundRobin,
             PlacementToml::Random => Placement::Random,
@@ -425,7 +425,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
 
     // Servers.
     let mut servers = Vec::new();
-    for (i, s) in expand(&ctx, "servers", &sc.servers, |s| s.count.take())? {
+    for (i, s) in expand(ctx, "servers", &sc.servers, |s| s.count.take())? {
         let key = format!("servers[{i}]");
         let ns = cluster
             .namespace(&s.namespace)
@@ -456,7 +456,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     }
     let mut flows = Vec::new();
     let mut names = std::collections::HashSet::new();
-    for (i, f) in expand(&ctx, "flows", &sc.flows, |f| f.count.take())? {
+    for (i, f) in expand(ctx, "flows", &sc.flows, |f| f.count.take())? {
         let f = &f;
         let key = format!("flows[{i}]");
         if !names.insert(f.name.clone()) {
@@ -478,8 +478,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
                 )
             }
         };
-        let client = resolve_from(&ctx, &key, &f.from, &cluster, &templates, f)?;
-        let target = resolve_to(&ctx, &key, &f.to, &cluster)?;
+        let client = resolve_from(ctx, &key, &f.from, &cluster, &templates, f)?;
+        let target = resolve_to(ctx, &key, &f.to, &cluster)?;
         if let (Target::Name { name, .. }, Client::Pods(p)) = (&target, &client) {
             let ns = &cluster.namespaces[cluster.pods[p[0] as usize].namespace as usize];
             let plan = dns::plan(&cluster, &params.dns, ns, name);
