@@ -57,6 +57,17 @@ pub enum Target {
         /// The node port.
         port: u16,
     },
+    /// An HTTP host and path served through the ingress controller: the
+    /// connection goes to the controller's Service (its load balancer, or a
+    /// random node's node port) and the controller proxies to `backend`.
+    Ingress {
+        /// The controller's Service index.
+        service: u32,
+        /// The controller's Service port (80).
+        port: u16,
+        /// The backend Service port the Ingress rules route to; `None`: 404.
+        backend: Option<u32>,
+    },
     /// A LoadBalancer Service's load-balancer IP and Service port.
     LoadBalancer {
         /// Service index.
@@ -147,10 +158,12 @@ pub enum Failure {
     /// A Local traffic policy found no endpoint on the node: the packets
     /// were dropped and the client gave up at its timeout.
     NoLocalEndpoint,
+    /// No Ingress rule matched the host and path: the controller's 404.
+    NoRoute,
 }
 
 /// Number of failure reasons.
-pub const FAILURES: usize = 6;
+pub const FAILURES: usize = 7;
 
 impl Failure {
     /// Every reason, in output order.
@@ -161,6 +174,7 @@ impl Failure {
         Failure::Timeout,
         Failure::QueueFull,
         Failure::NoLocalEndpoint,
+        Failure::NoRoute,
     ];
 
     /// The name used in output files.
@@ -172,6 +186,7 @@ impl Failure {
             Failure::Timeout => "timeout",
             Failure::QueueFull => "queue_full",
             Failure::NoLocalEndpoint => "no_local_endpoint",
+            Failure::NoRoute => "no_route",
         }
     }
 }

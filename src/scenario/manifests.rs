@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use emu_models::cluster::ingress::{IngressPathSpec, IngressRuleSpec, IngressSpec, PathType};
 use emu_models::cluster::{
     ContainerSpec, Labels, Origin, PodSpec, PortSpec, Protocol, ServicePortSpec, ServiceSpec, ServiceType, TargetPort,
     TrafficPolicy,
@@ -23,6 +24,7 @@ pub struct Loaded {
     pub namespaces: Vec<String>,
     pub pods: Vec<PodSpec>,
     pub services: Vec<ServiceSpec>,
+    pub ingresses: Vec<IngressSpec>,
     pub warnings: Vec<String>,
 }
 
@@ -83,9 +85,62 @@ struct Spec {
     #[serde(default)]
     ip_families: Vec<String>,
     traffic_distribution: Option<String>,
+    // Ingress
+    #[serde(default)]
+    rules: Vec<IngressRuleY>,
+    default_backend: Option<BackendY>,
     // Deployment
     replicas: Option<u32>,
     template: Option<Box<Template>>,
+}
+
+#[derive(Deserialize)]
+struct IngressRuleY {
+    host: Option<String>,
+    http: Option<HttpY>,
+}
+
+#[derive(Deserialize)]
+struct HttpY {
+    paths: Vec<PathY>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PathY {
+    path: Option<String>,
+    path_type: Option<String>,
+    backend: BackendY,
+}
+
+#[derive(Deserialize)]
+struct BackendY {
+    service: Option<ServiceBackendY>,
+    resource: Option<serde_ignored_value::Any>,
+}
+
+#[derive(Deserialize)]
+struct ServiceBackendY {
+    name: String,
+    port: PortY,
+}
+
+#[derive(Deserialize)]
+struct PortY {
+    number: Option<u32>,
+    name: Option<String>,
+}
+
+fn backend(o: &Origin, b: &BackendY) -> Result<(String, u32), String> {
+    if b.resource.is_some() {
+        return Err(format!("{o}: resource backends are not modelled (use a Service backend)"));
+    }
+    let s = b.service.as_ref().ok_or_else(|| format!("{o}: a backend needs service"))?;
+    match (s.port.number, &s.port.name) {
+        (Some(n), _) => Ok((s.name.clone(), n)),
+        (None, Some(n)) => Err(format!("{o}: backend port name `{n}`: write the port number")),
+        _ => Err(format!("{o}: backend service port is required")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,6 +214,7 @@ struct ServicePort {
 
 /// Kinds that carry nothing emu models; skipped with a warning.
 const INERT_KINDS: &[&str] = &[
+    "IngressClass",
     "ConfigMap",
     "Secret",
     "ServiceAccount",
@@ -366,14 +422,45 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     external_traffic_policy,
                 });
             }
+            "Ingress" => {
+                let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
+                let o = Origin { line: spec_line(&spec), ..origin.clone() };
+                let s = spec.value;
+                let mut rules = Vec::new();
+                for r in &s.rules {
+                    let mut paths = Vec::new();
+                    for p in r.http.iter().flat_map(|h| &h.paths) {
+                        let (service, port) = backend(&o, &p.backend)?;
+                        let path_type = match p.path_type.as_deref() {
+                            Some("Exact") => PathType::Exact,
+                            None | Some("Prefix") | Some("ImplementationSpecific") => PathType::Prefix,
+                            Some(other) => {
+                                return Err(format!(
+                                    "{o}: pathType `{other}` is not Exact, Prefix or ImplementationSpecific"
+                                ))
+                            }
+                        };
+                        paths.push(IngressPathSpec {
+                            path: p.path.clone().unwrap_or_else(|| "/".into()),
+                            path_type,
+                            service,
+                            port,
+                        });
+                    }
+                    rules.push(IngressRuleSpec { host: r.host.clone(), paths });
+                }
+                let default_backend = match &s.default_backend {
+                    Some(b) => Some(backend(&o, b)?),
+                    None => None,
+                };
+                out.ingresses.push(IngressSpec { origin, name, namespace, rules, default_backend });
+            }
             k if INERT_KINDS.contains(&k) => {
                 out.warnings.push(format!("{origin}: kind {k} carries no networking; skipped"))
             }
-            other => {
-                return Err(format!(
-                    "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment and Namespace)"
-                ))
-            }
+            other => return Err(format!(
+                "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment, Namespace and Ingress)"
+            )),
         }
     }
     Ok(out)
@@ -397,8 +484,8 @@ mod tests {
 
     #[test]
     fn rejects_what_it_does_not_model() {
-        let e = load("m.yaml", "kind: Ingress\nmetadata: {name: x}\n").err().unwrap();
-        assert!(e.starts_with("m.yaml:1: document 1 (Ingress x)"), "{e}");
+        let e = load("m.yaml", "kind: CronJob\nmetadata: {name: x}\n").err().unwrap();
+        assert!(e.starts_with("m.yaml:1: document 1 (CronJob x)"), "{e}");
         let e =
             load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  type: ExternalName\n  ports: [{port: 80}]\n")
                 .err()

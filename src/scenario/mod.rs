@@ -10,6 +10,7 @@ pub mod units;
 use std::path::{Path, PathBuf};
 
 use emu_models::addr::{Cidr, Ipv4};
+use emu_models::cluster::ingress::{IngressPathSpec, IngressRuleSpec, IngressSpec, PathType};
 use emu_models::cluster::{
     self, BuildError, Cluster, ClusterSpec, ContainerSpec, Origin, Placement, PodSpec, PortSpec, Protocol,
     ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
@@ -370,6 +371,38 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         });
     }
     services.extend(extra.services);
+    let mut ingresses: Vec<IngressSpec> = sc
+        .ingresses
+        .iter()
+        .enumerate()
+        .map(|(i, ing)| IngressSpec {
+            origin: ctx.origin(format!("ingresses[{i}]")),
+            name: ing.name.clone(),
+            namespace: ing.namespace.clone(),
+            rules: ing
+                .rules
+                .iter()
+                .map(|r| IngressRuleSpec {
+                    host: r.host.clone(),
+                    paths: r
+                        .paths
+                        .iter()
+                        .map(|p| IngressPathSpec {
+                            path: p.path.clone(),
+                            path_type: match p.path_type {
+                                PathTypeToml::Exact => PathType::Exact,
+                                _ => PathType::Prefix,
+                            },
+                            service: p.service.clone(),
+                            port: p.port,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            default_backend: ing.default_backend.as_ref().map(|b| (b.service.clone(), b.port)),
+        })
+        .collect();
+    ingresses.extend(extra.ingresses);
     let templates: Vec<(String, String, u32)> =
         pods.iter().map(|p| (p.namespace.clone(), p.name.clone(), p.replicas)).collect();
     let spec = ClusterSpec {
@@ -389,6 +422,18 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         pods,
         services,
         dns_replicas: sc.dns.replicas,
+        ingress_controller: emu_models::cluster::ingress::IngressControllerSpec {
+            replicas: sc.ingress_controller.replicas,
+            namespace: sc.ingress_controller.namespace.clone(),
+            service_type: match sc.ingress_controller.service_type {
+                ServiceTypeToml::LoadBalancer => ServiceType::LoadBalancer,
+                ServiceTypeToml::NodePort => ServiceType::NodePort,
+                ServiceTypeToml::ClusterIP => {
+                    return Err(ctx.err("ingress_controller.service_type", "must be LoadBalancer or NodePort"))
+                }
+            },
+        },
+        ingresses,
     };
     let cluster = cluster::build(&spec, sc.seed).map_err(|e| ctx.build_err(e))?;
     warnings.extend(cluster.warnings.iter().cloned());
@@ -402,6 +447,10 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         seed: sc.seed,
         datapath: sc.datapath.params(),
         proxy: proxy_params(&sc.proxy),
+        ingress: emu_models::world::IngressParams {
+            service_time: sc.ingress_controller.service_time.0,
+            concurrency: sc.ingress_controller.concurrency.max(1),
+        },
         load_balancer: LbParams {
             policy: match sc.load_balancer.policy {
                 LbPolicyToml::Random => LbPolicy::Random,
@@ -479,7 +528,13 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             }
         };
         let client = resolve_from(ctx, &key, &f.from, &cluster, &templates, f)?;
-        let target = resolve_to(ctx, &key, &f.to, &cluster)?;
+        let target = resolve_to(ctx, &key, &f.to, &cluster, matches!(client, Client::External(_)))?;
+        if let Target::Ingress { backend: None, .. } = target {
+            warnings.push(ctx.err(
+                &format!("{key}.to"),
+                format!("no Ingress rule routes `{}`: every request gets the controller's 404 (no_route)", f.to),
+            ));
+        }
         if let (Target::Name { name, .. }, Client::Pods(p)) = (&target, &client) {
             let ns = &cluster.namespaces[cluster.pods[p[0] as usize].namespace as usize];
             let plan = dns::plan(&cluster, &params.dns, ns, name);
@@ -640,7 +695,7 @@ fn resolve_from(
 
 /// Parses a flow target: `http://name:port/path`, `name:port`,
 /// `10.244.0.15:8080`, `localhost:80`, `<NodeIP>:30007`, `node-3:30007`.
-fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Target, String> {
+fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, external: bool) -> Result<Target, String> {
     let k = format!("{key}.to");
     let t = to.trim();
     let t = t.strip_prefix("curl ").map(str::trim).unwrap_or(t);
@@ -651,7 +706,10 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
     } else {
         (None, t)
     };
-    let hostport = rest.split('/').next().unwrap_or("");
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => {
             let port: u32 = p.parse().map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
@@ -706,7 +764,20 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster) -> Result<Targe
         return Err(ctx.err(&k, format!("no pod, Service or node has the address {ip}")));
     }
     if host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-        return Ok(Target::Name { name: host.to_string(), port });
+        if !external {
+            return Ok(Target::Name { name: host.to_string(), port });
+        }
+        // From outside, a name reaches the cluster through its Ingress
+        // controller (external DNS points the host at it).
+        let service = cluster.ingress_service.ok_or_else(|| {
+            ctx.err(&k, format!("an external client reaches `{host}` only through an Ingress: declare [[ingresses]]"))
+        })?;
+        if port != 80 && port != 443 {
+            return Err(ctx.err(&k, format!("the ingress controller serves ports 80 and 443, not {port}")));
+        }
+        let path = path.split(['?', '#']).next().unwrap_or("/");
+        let backend = emu_models::cluster::ingress::route(&cluster.ingresses, host, path);
+        return Ok(Target::Ingress { service, port, backend });
     }
     Err(ctx.err(&k, format!("`{host}` is neither an address nor a DNS name")))
 }

@@ -33,6 +33,10 @@ pub struct Scenario {
     pub dns: DnsToml,
     #[serde(default)]
     pub load_balancer: LoadBalancerToml,
+    #[serde(default)]
+    pub ingress_controller: IngressControllerToml,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingresses: Vec<IngressToml>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodToml>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -239,6 +243,81 @@ impl Default for EbpfToml {
         let p = emu_models::proxy::ebpf::EbpfParams::default();
         EbpfToml { connect: Duration(p.connect_ns), nodeport: Duration(p.nodeport_ns) }
     }
+}
+
+/// The ingress controller emu deploys when there are Ingresses.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressControllerToml {
+    pub replicas: u32,
+    pub namespace: String,
+    pub service_type: ServiceTypeToml,
+    pub service_time: DistText,
+    pub concurrency: u32,
+}
+
+impl Default for IngressControllerToml {
+    fn default() -> Self {
+        let c = emu_models::cluster::ingress::IngressControllerSpec::default();
+        let p = emu_models::world::IngressParams::default();
+        IngressControllerToml {
+            replicas: c.replicas,
+            namespace: c.namespace,
+            service_type: ServiceTypeToml::LoadBalancer,
+            service_time: DistText(p.service_time),
+            concurrency: p.concurrency,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressToml {
+    pub name: String,
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    #[serde(default)]
+    pub rules: Vec<IngressRuleToml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_backend: Option<BackendToml>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressRuleToml {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub paths: Vec<IngressPathToml>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressPathToml {
+    #[serde(default = "root_path")]
+    pub path: String,
+    #[serde(default)]
+    pub path_type: PathTypeToml,
+    pub service: String,
+    pub port: u32,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum PathTypeToml {
+    #[default]
+    Prefix,
+    Exact,
+    ImplementationSpecific,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendToml {
+    pub service: String,
+    pub port: u32,
 }
 
 /// The external load balancer of LoadBalancer Services.

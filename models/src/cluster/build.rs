@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use emu_engine::rng::{Domain, Stream};
 
+use super::ingress::{Ingress, IngressControllerSpec, IngressPath, IngressRule};
 use super::spec::*;
 use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort};
 use crate::addr::Ipv4;
@@ -62,7 +63,6 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             namespaces.push(ns.clone());
         }
     }
-    let ns_index = |name: &str| namespaces.iter().position(|n| n == name).map(|i| i as u32);
 
     // Nodes and their pod CIDRs.
     if spec.nodes == 0 {
@@ -121,8 +121,14 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         node: Option<u32>,
     }
     let dns_spec = coredns_spec(spec.dns_replicas);
+    let ingress_on = !spec.ingresses.is_empty() && spec.ingress_controller.replicas > 0;
+    let ingress_pods = ingress_on.then(|| controller_pods(&spec.ingress_controller));
+    if ingress_on && !namespaces.contains(&spec.ingress_controller.namespace) {
+        namespaces.push(spec.ingress_controller.namespace.clone());
+    }
+    let ns_index = |name: &str| namespaces.iter().position(|n| n == name).map(|i| i as u32);
     let mut pending: Vec<Pending> = Vec::new();
-    for ps in spec.pods.iter().chain(dns_spec.iter()) {
+    for ps in spec.pods.iter().chain(dns_spec.iter()).chain(ingress_pods.iter()) {
         let o = &ps.origin;
         check_name(o, "name", &ps.name)?;
         let ns = ns_index(&ps.namespace).ok_or_else(|| {
@@ -311,7 +317,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
 
     // Services: ClusterIPs, node ports, endpoints.
     let dns_svc = dns_service_spec(spec);
-    let all_services: Vec<&ServiceSpec> = dns_svc.iter().chain(spec.services.iter()).collect();
+    let ingress_svc = ingress_on.then(|| controller_service(&spec.ingress_controller));
+    let all_services: Vec<&ServiceSpec> =
+        dns_svc.iter().chain(spec.services.iter()).chain(ingress_svc.iter()).collect();
     let scidr = spec.service_cidr;
     let mut service_by_ip: HashMap<Ipv4, u32> = HashMap::new();
     let mut service_by_name: HashMap<(u32, String), u32> = HashMap::new();
@@ -575,8 +583,58 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         });
     }
 
+    let ingress_service = ingress_svc.as_ref().map(|_| services.len() as u32 - 1);
+    let mut ingresses = Vec::with_capacity(spec.ingresses.len());
+    for ing in &spec.ingresses {
+        let o = &ing.origin;
+        check_name(o, "name", &ing.name)?;
+        let ns = ns_index(&ing.namespace).ok_or_else(|| {
+            err(
+                o,
+                "namespace",
+                format!("namespace `{}` does not exist; declare it in cluster.namespaces", ing.namespace),
+            )
+        })?;
+        let backend = |field: String, svc: &str, port: u32| -> Result<u32, BuildError> {
+            let s = service_by_name
+                .get(&(ns, svc.to_string()))
+                .ok_or_else(|| err(o, field.clone(), format!("no Service `{svc}` in namespace `{}`", ing.namespace)))?;
+            services[*s as usize]
+                .ports
+                .iter()
+                .copied()
+                .find(|&p| {
+                    service_ports[p as usize].port as u32 == port && service_ports[p as usize].protocol == Protocol::Tcp
+                })
+                .ok_or_else(|| err(o, field, format!("Service `{svc}` has no TCP port {port}")))
+        };
+        let mut rules = Vec::with_capacity(ing.rules.len());
+        for (ri, r) in ing.rules.iter().enumerate() {
+            let mut paths = Vec::with_capacity(r.paths.len());
+            for (pi, p) in r.paths.iter().enumerate() {
+                if !p.path.starts_with('/') {
+                    return Err(err(
+                        o,
+                        format!("rules[{ri}].paths[{pi}].path"),
+                        format!("`{}` must start with /", p.path),
+                    ));
+                }
+                let sp = backend(format!("rules[{ri}].paths[{pi}].service"), &p.service, p.port)?;
+                paths.push(IngressPath { path: p.path.clone(), path_type: p.path_type, sp });
+            }
+            rules.push(IngressRule { host: r.host.clone(), paths });
+        }
+        let default_backend = match &ing.default_backend {
+            Some((svc, port)) => Some(backend("default_backend".into(), svc, *port)?),
+            None => None,
+        };
+        ingresses.push(Ingress { name: ing.name.clone(), namespace: ns, rules, default_backend });
+    }
+
     let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, i as u32)).collect();
     Ok(Cluster {
+        ingresses,
+        ingress_service,
         nodes,
         namespaces,
         pods,
@@ -593,6 +651,53 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         port_by_node_port,
         service_by_lb_ip,
     })
+}
+
+/// ingress-nginx's controller pods: `app.kubernetes.io/name=ingress-nginx`,
+/// serving `http` 80 and `https` 443.
+fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
+    PodSpec {
+        origin: Origin { file: "<ingress controller>".into(), line: 0, path: "ingress_controller".into() },
+        name: "ingress-nginx-controller".into(),
+        namespace: c.namespace.clone(),
+        replicas: c.replicas,
+        node: None,
+        ip: None,
+        weight: 1,
+        labels: [("app.kubernetes.io/name".to_string(), "ingress-nginx".to_string())].into_iter().collect(),
+        containers: vec![ContainerSpec {
+            name: "controller".into(),
+            ports: vec![
+                PortSpec { name: Some("http".into()), port: 80, protocol: Protocol::Tcp },
+                PortSpec { name: Some("https".into()), port: 443, protocol: Protocol::Tcp },
+            ],
+        }],
+    }
+}
+
+/// The controller's Service, `ingress-nginx-controller`, as the
+/// ingress-nginx manifests create it.
+fn controller_service(c: &IngressControllerSpec) -> ServiceSpec {
+    let port = |name: &str, n: u32| ServicePortSpec {
+        name: Some(name.into()),
+        port: n,
+        target_port: Some(TargetPort::Name(name.into())),
+        node_port: None,
+        protocol: Protocol::Tcp,
+    };
+    ServiceSpec {
+        origin: Origin { file: "<ingress controller>".into(), line: 0, path: "ingress_controller".into() },
+        name: "ingress-nginx-controller".into(),
+        namespace: c.namespace.clone(),
+        kind: c.service_type,
+        selector: Some([("app.kubernetes.io/name".to_string(), "ingress-nginx".to_string())].into_iter().collect()),
+        cluster_ip: None,
+        headless: false,
+        affinity_timeout_s: None,
+        internal_traffic_policy: TrafficPolicy::Cluster,
+        ports: vec![port("http", 80), port("https", 443)],
+        external_traffic_policy: TrafficPolicy::Cluster,
+    }
 }
 
 fn fmt_labels(l: &Labels) -> String {

@@ -7,6 +7,7 @@
 //! reach any output.
 
 mod build;
+pub mod ingress;
 mod spec;
 
 use std::collections::HashMap;
@@ -156,6 +157,10 @@ pub struct Cluster {
     pub service_ports: Vec<ServicePort>,
     /// The `kube-dns` Service, when cluster DNS is enabled.
     pub dns_service: Option<u32>,
+    /// Ingress objects, backends resolved.
+    pub ingresses: Vec<ingress::Ingress>,
+    /// The ingress controller's Service, when there are Ingresses.
+    pub ingress_service: Option<u32>,
     /// Non-fatal findings (a selector that matches nothing, ...).
     pub warnings: Vec<String>,
     pub(crate) pod_by_ip: HashMap<Ipv4, u32>,
@@ -260,6 +265,8 @@ pub mod testing {
             pods: vec![],
             services: vec![],
             dns_replicas: 1,
+            ingress_controller: Default::default(),
+            ingresses: vec![],
         }
     }
 

@@ -263,6 +263,10 @@ pub struct ClusterSpec {
     pub pods: Vec<PodSpec>,
     /// Services.
     pub services: Vec<ServiceSpec>,
+    /// The ingress controller, deployed when `ingresses` is not empty.
+    pub ingress_controller: super::ingress::IngressControllerSpec,
+    /// Ingress objects.
+    pub ingresses: Vec<super::ingress::IngressSpec>,
     /// CoreDNS replicas behind the `kube-dns` Service in `kube-system`
     /// (0: no cluster DNS, and flows to names are rejected).
     pub dns_replicas: u32,

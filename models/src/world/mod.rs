@@ -53,6 +53,8 @@ pub struct Params {
     pub proxy: ProxyParams,
     /// The external load balancer of LoadBalancer Services.
     pub load_balancer: LbParams,
+    /// The ingress controller.
+    pub ingress: IngressParams,
     /// Cluster DNS.
     pub dns: DnsParams,
 }
@@ -162,10 +164,42 @@ pub struct Results {
     pub end_ns: u64,
 }
 
+/// What a server is, for accounting its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ServerKind {
+    /// An application pod's server (`queue` and `server` hops).
+    App,
+    /// A CoreDNS pod (inside the `dns` hop).
+    Dns,
+    /// An ingress controller pod (`ingress_queue` and `ingress` hops).
+    Ingress,
+}
+
 pub(crate) struct ServerRt {
     fifo: Fifo,
     dist: Dist,
     rng: Stream,
+    kind: ServerKind,
+}
+
+/// The ingress controller's own work: an L7 proxy per request.
+///
+/// | parameter | default | source |
+/// |---|---|---|
+/// | `service_time` | `const(100us)` | estimate, not validated: nginx parsing, routing and proxying one small HTTP request |
+/// | `concurrency` | 2 per controller pod | one nginx worker per core on a 2-vCPU node; each worker is a single CPU |
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngressParams {
+    /// Work per request [ns distribution].
+    pub service_time: Dist,
+    /// Requests one controller pod works on at once.
+    pub concurrency: u32,
+}
+
+impl Default for IngressParams {
+    fn default() -> Self {
+        IngressParams { service_time: Dist::Constant(100_000), concurrency: 2 }
+    }
 }
 
 pub(crate) struct FlowRt {
@@ -201,6 +235,8 @@ pub struct World<'c> {
     pub(crate) lb_cursor: HashMap<u32, u32>,
     /// Nodes with a local endpoint, per Service port (load balancer health).
     pub(crate) healthy: HashMap<u32, Vec<u32>>,
+    /// Round-robin cursor per (ingress controller pod, backend Service port).
+    pub(crate) upstream_rr: HashMap<(u32, u32), u32>,
     pub(crate) flows: Vec<FlowRt>,
     pub(crate) servers: Vec<ServerRt>,
     pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
@@ -260,6 +296,9 @@ impl<'c> World<'c> {
                     if cluster.port_by_node_port(*port).is_none() {
                         return Err(err(&f, "to", format!("no Service owns node port {port}")));
                     }
+                }
+                Target::Ingress { .. } if !matches!(f.client, Client::External(_)) => {
+                    return Err(err(&f, "to", "Ingress hosts are modelled for external clients only (from = \"external\")".into()));
                 }
                 Target::LoadBalancer { service, port } => {
                     if !matches!(f.client, Client::External(_)) {
@@ -336,6 +375,7 @@ impl<'c> World<'c> {
             affinity: HashMap::new(),
             lb_cursor: HashMap::new(),
             healthy: HashMap::new(),
+            upstream_rr: HashMap::new(),
             flows: rts,
             servers: Vec::new(),
             server_index: HashMap::new(),
@@ -361,13 +401,15 @@ impl<'c> World<'c> {
         if let Some(&s) = self.server_index.get(&(pod, port, proto)) {
             return s;
         }
-        let (dist, servers, queue) = if let Some(&i) = self.server_specs.get(&(pod, port)) {
+        let (dist, servers, queue, kind) = if let Some(&i) = self.server_specs.get(&(pod, port)) {
             let d = &self.server_defs[i];
-            (d.service_time, d.concurrency, d.queue_limit)
-        } else if self.is_coredns(pod, port, proto) {
-            (self.params.dns.service_time, self.params.dns.concurrency, u32::MAX)
+            (d.service_time, d.concurrency, d.queue_limit, ServerKind::App)
+        } else if self.serves(self.cluster.dns_service, pod, port, proto) {
+            (self.params.dns.service_time, self.params.dns.concurrency, u32::MAX, ServerKind::Dns)
+        } else if self.serves(self.cluster.ingress_service, pod, port, proto) {
+            (self.params.ingress.service_time, self.params.ingress.concurrency, u32::MAX, ServerKind::Ingress)
         } else {
-            (Dist::Constant(0), 0, u32::MAX)
+            (Dist::Constant(0), 0, u32::MAX, ServerKind::App)
         };
         let id = ((pod as u64) << 20) | ((port as u64) << 2) | proto as u64;
         let s = self.servers.len() as u32;
@@ -375,15 +417,16 @@ impl<'c> World<'c> {
             fifo: Fifo::new(servers, queue),
             dist,
             rng: Stream::new(self.params.seed, SERVER_STREAM, id),
+            kind,
         });
         self.server_index.insert((pod, port, proto), s);
         s
     }
 
-    /// Whether `pod`'s `port` is an endpoint of kube-dns's port of the same
-    /// protocol (a CoreDNS server, answering with the `[dns]` parameters).
-    fn is_coredns(&self, pod: u32, port: u16, proto: Protocol) -> bool {
-        let Some(svc) = self.cluster.dns_service else { return false };
+    /// Whether `pod`'s `port` is an endpoint of Service `svc` (kube-dns, the
+    /// ingress controller) on the same protocol.
+    fn serves(&self, svc: Option<u32>, pod: u32, port: u16, proto: Protocol) -> bool {
+        let Some(svc) = svc else { return false };
         self.cluster.services[svc as usize].ports.iter().any(|&sp| {
             let sp = &self.cluster.service_ports[sp as usize];
             sp.protocol == proto && sp.endpoints.iter().any(|e| e.pod == pod && e.port == port)

@@ -3,7 +3,7 @@
 use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
 
 use super::LbPolicy;
-use super::{FlowRt, World, NONE};
+use super::{FlowRt, ServerKind, World, NONE};
 use crate::addr::Ipv4;
 use crate::cluster::Protocol;
 use crate::cluster::TrafficPolicy;
@@ -61,6 +61,19 @@ pub(crate) enum Phase {
     ErrorReply,
     /// Dropped by a Local traffic policy: nothing comes back.
     Dropped,
+    /// The ingress controller's request on its way to the backend pod.
+    Upstream,
+    /// At the backend server, behind the ingress controller.
+    UpAtServer,
+    /// The backend's response on its way back to the controller.
+    UpResponse,
+}
+
+impl Phase {
+    /// Whether the message of this phase arrives at a server.
+    fn to_server(self) -> bool {
+        matches!(self, Phase::DnsQuery | Phase::Request | Phase::Upstream)
+    }
 }
 
 /// A connection: its route both ways and who serves it.
@@ -70,9 +83,13 @@ pub(crate) struct Conn {
     /// Server id, or NONE when nothing listens (the SYN gets a RST).
     server: u32,
     server_pod: u32,
-    /// Service port and endpoint index, or NONE for direct traffic.
+    /// Service port whose kube-proxy decided, and endpoint index; NONE
+    /// for direct traffic.
     sp: u32,
     ep: u32,
+    /// Service port whose endpoint serves this connection (counted in
+    /// `endpoint_hits`); NONE when the target is no Service.
+    hit_sp: u32,
     /// The source address the server sees.
     src: Ipv4,
     client: u32,
@@ -101,6 +118,8 @@ pub(crate) struct Req {
     phase: Phase,
     conn: u32,
     dns_conn: u32,
+    /// The ingress controller's connection to the backend.
+    up_conn: u32,
     dns_query: u8,
     /// Start of the current DNS query.
     mark: SimTime,
@@ -108,6 +127,17 @@ pub(crate) struct Req {
     arrived: SimTime,
     abandoned: bool,
     failure: Failure,
+}
+
+impl Req {
+    /// The connection a message of `phase` travels on.
+    fn conn_of(&self, phase: Phase) -> u32 {
+        match phase {
+            Phase::DnsQuery | Phase::DnsAtServer | Phase::DnsReply => self.dns_conn,
+            Phase::Upstream | Phase::UpAtServer | Phase::UpResponse => self.up_conn,
+            _ => self.conn,
+        }
+    }
 }
 
 /// The address of external client `i`: 198.18.0.0/15 (RFC 2544).
@@ -189,6 +219,7 @@ impl World<'_> {
             phase: Phase::Syn,
             conn: NONE,
             dns_conn: NONE,
+            up_conn: NONE,
             dns_query: 0,
             mark: now,
             arrived: now,
@@ -290,6 +321,7 @@ impl World<'_> {
             server_pod: ep.pod,
             sp,
             ep: d.endpoint,
+            hit_sp: sp,
             src,
             client,
             pnode: node,
@@ -348,20 +380,32 @@ impl World<'_> {
                     let sp = cl.service_port(*service, *port, Protocol::Tcp).expect("validated");
                     (sp, NONE, 0, None, true)
                 }
+                Target::Ingress { service, port, .. } => {
+                    // The controller's Service: its load balancer, or a
+                    // random node's node port.
+                    let sp = cl.service_port(*service, *port, Protocol::Tcp).expect("validated");
+                    if cl.services[*service as usize].load_balancer_ip.is_some() {
+                        (sp, NONE, 0, None, true)
+                    } else {
+                        (sp, NONE, 0, Some(f.rng.below(cl.nodes.len() as u64) as u32), false)
+                    }
+                }
             }
         };
         let entry_node = if via_lb { Some(self.lb_pick(flow, sp, now)) } else { entry_node };
         // A headless Service: DNS answered with the pod IPs (CoreDNS's
         // `loadbalance` shuffles them) and the client takes the first.
+        let mut headless_ep = NONE;
         if sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip() {
             let eps = &cl.service_ports[sp as usize].endpoints;
             if !eps.is_empty() {
                 let i = self.flows[flow].rng.below(eps.len() as u64) as usize;
-                self.endpoint_hits[sp as usize][i] += 1;
+                headless_ep = i as u32;
                 (direct_pod, direct_port) = (eps[i].pod, eps[i].port);
             }
         }
         let headless = sp != NONE && direct_pod != NONE;
+        let headless_sp = sp;
         let sp = if headless { NONE } else { sp };
         // (place of the client, client node, client address)
         let (place, cnode, cip) = match &self.flows[flow].flow.client {
@@ -397,7 +441,7 @@ impl World<'_> {
                 }
             }
             src = if pod == client_pod { LOCALHOST } else { cip };
-            (server_pod, server_port, ep, entry) = (pod, direct_port, NONE, Entry::ClusterIp);
+            (server_pod, server_port, ep, entry) = (pod, direct_port, headless_ep, Entry::ClusterIp);
         } else {
             entry = if matches!(place, Place::Pod { .. }) { Entry::ClusterIp } else { Entry::NodePort };
             let svc = &cl.services[cl.service_ports[sp as usize].service as usize];
@@ -478,6 +522,7 @@ impl World<'_> {
             server_pod,
             sp,
             ep,
+            hit_sp: if headless { headless_sp } else { sp },
             src,
             client,
             pnode: cnode,
@@ -537,7 +582,7 @@ impl World<'_> {
         let r = self.reqs.get_mut(req);
         r.phase = phase;
         let flow = r.flow as usize;
-        let c = self.conns.get(r.conn);
+        let c = self.conns.get(r.conn_of(phase));
         let leg = if back { &c.rev } else { &c.fwd };
         let hops = &mut self.flows[flow].stats.hops;
         let delay = leg.walk(&self.params.datapath, bytes, |k, ns| hops[k as usize].add(ns));
@@ -550,14 +595,22 @@ impl World<'_> {
     }
 
     /// Starts service of `req` on `server` now.
-    fn start_service(&mut self, req: u32, server: u32, dns: bool, s: &mut Scheduler<Ev>) {
+    fn start_service(&mut self, req: u32, server: u32, s: &mut Scheduler<Ev>) {
         let sv = &mut self.servers[server as usize];
         let t = sv.dist.sample(&mut sv.rng);
         let r = self.reqs.get(req);
-        if !dns {
-            let hops = &mut self.flows[r.flow as usize].stats.hops;
-            hops[HopKind::Queue as usize].add(s.now().since(r.arrived).as_nanos());
-            hops[HopKind::Server as usize].add(t);
+        let hops = &mut self.flows[r.flow as usize].stats.hops;
+        let waited = s.now().since(r.arrived).as_nanos();
+        match sv.kind {
+            ServerKind::App => {
+                hops[HopKind::Queue as usize].add(waited);
+                hops[HopKind::Server as usize].add(t);
+            }
+            ServerKind::Ingress => {
+                hops[HopKind::IngressQueue as usize].add(waited);
+                hops[HopKind::Ingress as usize].add(t);
+            }
+            ServerKind::Dns => {} // inside the DNS exchange's own time
         }
         self.at(s, t, Ev::ServiceDone { req });
     }
@@ -566,30 +619,38 @@ impl World<'_> {
         let now = s.now();
         let r = self.reqs.get(req);
         let phase = r.phase;
-        if r.abandoned && !matches!(phase, Phase::DnsQuery | Phase::Request) {
+        if r.abandoned && !phase.to_server() {
             return self.drop_req(req);
         }
         match phase {
-            Phase::DnsQuery | Phase::Request => {
-                let dns = phase == Phase::DnsQuery;
-                let (flow, conn) = (r.flow, if dns { r.dns_conn } else { r.conn });
+            Phase::DnsQuery | Phase::Request | Phase::Upstream => {
+                let (flow, conn) = (r.flow, r.conn_of(phase));
                 let c = self.conns.get(conn);
-                let (server, sp, ep, pod, src) = (c.server, c.sp, c.ep, c.server_pod, c.src);
+                let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
                 if sp != NONE {
                     self.endpoint_hits[sp as usize][ep as usize] += 1;
                 }
-                if !dns {
+                if phase != Phase::DnsQuery {
                     *self.sources.entry((flow, pod, src)).or_insert(0) += 1;
                 }
                 let r = self.reqs.get_mut(req);
-                r.phase = if dns { Phase::DnsAtServer } else { Phase::AtServer };
+                r.phase = match phase {
+                    Phase::DnsQuery => Phase::DnsAtServer,
+                    Phase::Request => Phase::AtServer,
+                    _ => Phase::UpAtServer,
+                };
                 r.arrived = now;
                 match self.servers[server as usize].fifo.acquire(req) {
-                    Acquire::Granted => self.start_service(req, server, dns, s),
+                    Acquire::Granted => self.start_service(req, server, s),
                     Acquire::Queued => {}
                     Acquire::Rejected => {
+                        // The server (or the controller's backend) answers
+                        // 503; behind a controller it travels on from there.
                         let r = self.reqs.get_mut(req);
                         r.failure = Failure::QueueFull;
+                        if phase == Phase::Upstream {
+                            self.close_up(req);
+                        }
                         self.send(req, Phase::ErrorReply, true, 0, s);
                     }
                 }
@@ -621,28 +682,39 @@ impl World<'_> {
                 }
             }
             Phase::SynAck => self.send_request(req, s),
+            Phase::UpResponse => {
+                let flow = r.flow as usize;
+                self.close_up(req);
+                let bytes = self.flows[flow].flow.response_bytes;
+                self.send(req, Phase::Response, true, bytes, s);
+            }
             Phase::Response => self.complete(req, s),
             Phase::Rst | Phase::Reject | Phase::ErrorReply | Phase::Dropped => {
                 let why = r.failure;
                 self.fail(req, why, s);
             }
-            Phase::DnsAtServer | Phase::AtServer => unreachable!("delivery in phase {phase:?}"),
+            Phase::DnsAtServer | Phase::AtServer | Phase::UpAtServer => unreachable!("delivery in phase {phase:?}"),
         }
     }
 
     fn service_done(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
-        let dns = r.phase == Phase::DnsAtServer;
-        let server = self.conns.get(if dns { r.dns_conn } else { r.conn }).server;
+        let phase = r.phase;
+        let dns = phase == Phase::DnsAtServer;
+        let server = self.conns.get(r.conn_of(phase)).server;
         if let Some(next) = self.servers[server as usize].fifo.release() {
-            let next_dns = self.reqs.get(next).phase == Phase::DnsAtServer;
-            self.start_service(next, server, next_dns, s);
+            self.start_service(next, server, s);
         }
         let r = self.reqs.get(req);
         if r.abandoned {
             return self.drop_req(req);
         }
-        if dns {
+        if phase == Phase::UpAtServer {
+            let bytes = self.flows[r.flow as usize].flow.response_bytes;
+            self.send(req, Phase::UpResponse, true, bytes, s);
+        } else if self.servers[server as usize].kind == ServerKind::Ingress {
+            self.upstream(req, s);
+        } else if dns {
             let (dc, bytes) = (r.dns_conn, self.params.dns.response_bytes);
             let c = self.conns.get(dc);
             let dp = &self.params.datapath;
@@ -724,6 +796,70 @@ impl World<'_> {
         if r.dns_conn != NONE {
             self.close_conn(r.dns_conn);
         }
+        if r.up_conn != NONE {
+            self.close_conn(r.up_conn);
+        }
+    }
+
+    /// Frees the ingress controller's upstream connection of `req`.
+    fn close_up(&mut self, req: u32) {
+        let r = self.reqs.get_mut(req);
+        let up = std::mem::replace(&mut r.up_conn, NONE);
+        if up != NONE {
+            self.close_conn(up);
+        }
+    }
+
+    /// The ingress controller has parsed and routed `req`: proxy it to a
+    /// backend endpoint (round robin per controller pod, over a kept-alive
+    /// upstream connection straight to the pod IP, as ingress-nginx does),
+    /// or answer 404 / 503 itself.
+    fn upstream(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let cl = self.cluster;
+        let r = self.reqs.get(req);
+        let flow = r.flow as usize;
+        let (controller, client_conn) = (self.conns.get(r.conn).server_pod, r.conn);
+        let _ = client_conn;
+        let Target::Ingress { backend, .. } = self.flows[flow].flow.target else {
+            unreachable!("an ingress controller serves ingress flows")
+        };
+        let Some(sp) = backend else {
+            self.reqs.get_mut(req).failure = Failure::NoRoute;
+            return self.send(req, Phase::ErrorReply, true, 0, s);
+        };
+        let eps = &cl.service_ports[sp as usize].endpoints;
+        if eps.is_empty() {
+            self.reqs.get_mut(req).failure = Failure::NoEndpoints;
+            return self.send(req, Phase::ErrorReply, true, 0, s);
+        }
+        let cursor = self.upstream_rr.entry((controller, sp)).or_insert(0);
+        let i = *cursor % eps.len() as u32;
+        *cursor = cursor.wrapping_add(1);
+        let e = eps[i as usize];
+        let (cnode, enode) = (cl.pods[controller as usize].node, cl.pods[e.pod as usize].node);
+        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod: controller, node: cnode }, e.pod, enode);
+        if cl.pods[e.pod as usize].listens_on(e.port, Protocol::Tcp).is_none() {
+            // nginx's upstream connect is refused: 502 to the client.
+            self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
+            return self.send(req, Phase::ErrorReply, true, 0, s);
+        }
+        let server = self.server(e.pod, e.port, Protocol::Tcp);
+        let up = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: e.pod,
+            sp: NONE,
+            ep: i,
+            hit_sp: sp,
+            src: cl.pods[controller as usize].ip,
+            client: NONE,
+            pnode: cnode,
+            entry: Entry::ClusterIp,
+        });
+        self.reqs.get_mut(req).up_conn = up;
+        let bytes = self.flows[flow].flow.request_bytes;
+        self.send(req, Phase::Upstream, false, bytes, s);
     }
 
     /// Frees a connection; the proxy that chose its endpoint hears of it.
