@@ -167,7 +167,9 @@ pub fn route(ingresses: &[Ingress], host: &str, path: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn ing(rules: Vec<(Option<&str>, Vec<(&str, PathType, u32)>)>, default: Option<u32>) -> Ingress {
+    type Paths<'a> = Vec<(&'a str, PathType, u32)>;
+
+    fn ing(rules: Vec<(Option<&str>, Paths)>, default: Option<u32>) -> Ingress {
         Ingress {
             name: "i".into(),
             namespace: 0,
