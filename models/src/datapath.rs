@@ -294,6 +294,11 @@ pub enum Place {
         /// Entry node index.
         node: u32,
     },
+    /// A process in node `node`'s own network namespace (hostNetwork).
+    Host {
+        /// Node index.
+        node: u32,
+    },
 }
 
 /// Builds the leg from socket `from` to a pod socket `to`.
@@ -309,6 +314,12 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg 
         Place::Pod { node, .. } => {
             leg.push(HopKind::Veth, p.veth_ns);
             leg.push(HopKind::Bridge, p.bridge_ns);
+            node
+        }
+        Place::Host { node } => {
+            if node == to_node {
+                leg.push(HopKind::Bridge, p.bridge_ns);
+            }
             node
         }
         Place::External { node } | Place::ViaLoadBalancer { node } => {
@@ -347,6 +358,16 @@ pub fn hairpin(p: &DataPathParams) -> Leg {
     leg
 }
 
+/// The leg from a pod to a hostNetwork process on its own node: out of the
+/// pod through its veth, into the node's stack.
+pub fn to_host(p: &DataPathParams) -> Leg {
+    let mut leg = Leg::default();
+    leg.push(HopKind::Socket, p.socket_ns);
+    leg.push(HopKind::Veth, p.veth_ns);
+    leg.push(HopKind::Socket, p.socket_ns);
+    leg
+}
+
 /// The leg of a packet that a node's netfilter answers itself (a REJECT):
 /// from the sender to the node's netfilter, which answers back the same way.
 pub fn to_node(p: &DataPathParams, from: Place) -> Leg {
@@ -367,6 +388,7 @@ pub fn to_node(p: &DataPathParams, from: Place) -> Leg {
             leg.push(HopKind::Underlay, p.underlay_latency_ns);
             leg.push(HopKind::Nic, p.nic_ns);
         }
+        Place::Host { .. } => {}
     }
     leg
 }

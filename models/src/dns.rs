@@ -21,6 +21,16 @@
 //! | `service_time` | `const(56us)` per query | coredns/deployment Scaling_CoreDNS.md: 33,669 internal QPS pegging ~1.9 vCPU (1.9 / 33,669 s) |
 //! | `concurrency` | 2 per CoreDNS pod | the n1-standard-2 (2 vCPU) nodes of that test |
 //! | `query_bytes` / `response_bytes` | 64 / 128 B | estimate: DNS header 12 B, a service FQDN ~40 B, one A record |
+//! | `node_local_cache` | off | NodeLocal DNSCache is an add-on |
+//! | `cache_ttl` | 5 s | CoreDNS `kubernetes` plugin default TTL (the cache keeps answers no longer) |
+//! | `cache_service_time` | `const(20us)` | estimate, not validated: a cache hit skips the `kubernetes` plugin's lookup |
+//! | `cache_concurrency` | 1 per node | node-local-dns's default CPU request is a fraction of one core |
+//!
+//! With `node_local_cache`, pods query the NodeLocal DNSCache on their own
+//! node (169.254.20.10, link-local, NOTRACK: no conntrack, no DNAT): a hit
+//! answers there; a miss is forwarded over a kept-alive TCP connection from
+//! the node to CoreDNS through the `kube-dns` Service (`force_tcp`, as the
+//! add-on's Corefile sets it), and the answer is cached for `cache_ttl`.
 
 use emu_engine::Dist;
 
@@ -44,6 +54,14 @@ pub struct DnsParams {
     pub query_bytes: u32,
     /// Response size [bytes].
     pub response_bytes: u32,
+    /// NodeLocal DNSCache on every node.
+    pub node_local_cache: bool,
+    /// How long the cache keeps an answer [ns].
+    pub cache_ttl_ns: u64,
+    /// Cache work per query [ns distribution].
+    pub cache_service_time: Dist,
+    /// Queries one node's cache works on at once.
+    pub cache_concurrency: u32,
 }
 
 impl Default for DnsParams {
@@ -55,6 +73,10 @@ impl Default for DnsParams {
             concurrency: 2,
             query_bytes: 64,
             response_bytes: 128,
+            node_local_cache: false,
+            cache_ttl_ns: 5_000_000_000,
+            cache_service_time: Dist::Constant(20_000),
+            cache_concurrency: 1,
         }
     }
 }

@@ -458,9 +458,11 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             k if INERT_KINDS.contains(&k) => {
                 out.warnings.push(format!("{origin}: kind {k} carries no networking; skipped"))
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment, Namespace and Ingress)"
-            )),
+            ))
+            }
         }
     }
     Ok(out)

@@ -466,6 +466,10 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             concurrency: d.concurrency,
             query_bytes: d.query_bytes,
             response_bytes: d.response_bytes,
+            node_local_cache: d.node_local_cache,
+            cache_ttl_ns: d.cache_ttl.ns(),
+            cache_service_time: d.cache_service_time.0,
+            cache_concurrency: d.cache_concurrency.max(1),
         },
     };
     if params.datapath.underlay_bandwidth_bps == 0 || params.datapath.external_bandwidth_bps == 0 {

@@ -383,6 +383,10 @@ pub struct DnsToml {
     pub concurrency: u32,
     pub query_bytes: u32,
     pub response_bytes: u32,
+    pub node_local_cache: bool,
+    pub cache_ttl: Duration,
+    pub cache_service_time: DistText,
+    pub cache_concurrency: u32,
 }
 
 impl Default for DnsToml {
@@ -396,6 +400,10 @@ impl Default for DnsToml {
             concurrency: p.concurrency,
             query_bytes: p.query_bytes,
             response_bytes: p.response_bytes,
+            node_local_cache: p.node_local_cache,
+            cache_ttl: Duration(p.cache_ttl_ns),
+            cache_service_time: DistText(p.cache_service_time),
+            cache_concurrency: p.cache_concurrency,
         }
     }
 }

@@ -381,3 +381,29 @@ requests = 500
         assert!(h.iter().any(|r| r["proxy.mode"] == mode && r["hop"] == mode), "{mode}");
     }
 }
+
+#[test]
+fn node_local_dns_cache_answers_repeat_lookups_on_the_node() {
+    let base = format!(
+        r#"{TWO_NODES}
+[[flows]]
+name = "f"
+from = "a"
+to = "http://web:80"
+rate = 1000
+requests = 2000
+"#
+    );
+    let (_t, plain) = run_text(&base, &[]);
+    let (_t2, cached) = run_text(&format!("{base}\n[dns]\nnode_local_cache = true\n"), &[]);
+    let dns_hits = |out: &std::path::Path| -> u64 { hits(out, "kube-dns").iter().sum() };
+    // Without the cache every connection asks CoreDNS (over UDP); with it,
+    // only the misses do, about once per 5 s TTL: 2 s of traffic, one miss.
+    assert_eq!(dns_hits(&plain), 2000);
+    assert_eq!(dns_hits(&cached), 1);
+    let dns_time = |out: &std::path::Path| {
+        let h = csv(&out.join("hops.csv"));
+        f(h.iter().find(|r| r["flow"] == "f" && r["hop"] == "dns").unwrap(), "mean_us")
+    };
+    assert!(dns_time(&cached) < dns_time(&plain) / 2.0, "{} vs {}", dns_time(&cached), dns_time(&plain));
+}

@@ -173,6 +173,8 @@ pub(crate) enum ServerKind {
     Dns,
     /// An ingress controller pod (`ingress_queue` and `ingress` hops).
     Ingress,
+    /// A node's NodeLocal DNSCache (inside the `dns` hop).
+    DnsCache,
 }
 
 pub(crate) struct ServerRt {
@@ -209,6 +211,8 @@ pub(crate) struct FlowRt {
     limit: u64,
     end_ns: u64,
     dns: Option<DnsPlan>,
+    /// Interned ids of the DNS plan's query names (cache keys).
+    dns_ids: Vec<u32>,
     /// Idle kept-alive connections per client index.
     idle: Vec<Vec<u32>>,
     stats: FlowStats,
@@ -237,6 +241,10 @@ pub struct World<'c> {
     pub(crate) healthy: HashMap<u32, Vec<u32>>,
     /// Round-robin cursor per (ingress controller pod, backend Service port).
     pub(crate) upstream_rr: HashMap<(u32, u32), u32>,
+    /// NodeLocal DNSCache: (node, name id) -> expiry [ns].
+    pub(crate) dns_cache: HashMap<(u32, u32), u64>,
+    /// The cache server of each node, created on first use.
+    pub(crate) cache_servers: HashMap<u32, u32>,
     pub(crate) flows: Vec<FlowRt>,
     pub(crate) servers: Vec<ServerRt>,
     pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
@@ -265,6 +273,7 @@ impl<'c> World<'c> {
     ) -> Result<World<'c>, BuildError> {
         let proxy = Proxy::new(cluster, &params.proxy, params.seed);
         let mut rts = Vec::with_capacity(flows.len());
+        let mut names: HashMap<String, u32> = HashMap::new();
         for (i, f) in flows.into_iter().enumerate() {
             if f.requests.is_none() && f.duration_ns.is_none() {
                 return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
@@ -350,7 +359,20 @@ impl<'c> World<'c> {
                 first_ns: 0,
                 last_ns: 0,
             };
+            let dns_ids = dns
+                .as_ref()
+                .map(|p: &DnsPlan| {
+                    p.queries
+                        .iter()
+                        .map(|q| {
+                            let next = names.len() as u32;
+                            *names.entry(q.clone()).or_insert(next)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             rts.push(FlowRt {
+                dns_ids,
                 rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
                 issued: 0,
                 limit: f.requests.unwrap_or(u64::MAX),
@@ -376,6 +398,8 @@ impl<'c> World<'c> {
             lb_cursor: HashMap::new(),
             healthy: HashMap::new(),
             upstream_rr: HashMap::new(),
+            dns_cache: HashMap::new(),
+            cache_servers: HashMap::new(),
             flows: rts,
             servers: Vec::new(),
             server_index: HashMap::new(),
@@ -431,6 +455,25 @@ impl<'c> World<'c> {
             let sp = &self.cluster.service_ports[sp as usize];
             sp.protocol == proto && sp.endpoints.iter().any(|e| e.pod == pod && e.port == port)
         })
+    }
+
+    /// Node `node`'s NodeLocal DNSCache server, created on first use.
+    pub(crate) fn cache_server(&mut self, node: u32) -> u32 {
+        if let Some(&s) = self.cache_servers.get(&node) {
+            return s;
+        }
+        let d = &self.params.dns;
+        let s = self.servers.len() as u32;
+        // Stream ids above every (pod, port, protocol) key.
+        let id = (1u64 << 60) | node as u64;
+        self.servers.push(ServerRt {
+            fifo: Fifo::new(d.cache_concurrency, u32::MAX),
+            dist: d.cache_service_time,
+            rng: Stream::new(self.params.seed, SERVER_STREAM, id),
+            kind: ServerKind::DnsCache,
+        });
+        self.cache_servers.insert(node, s);
+        s
     }
 
     /// Schedules every flow's first request into `sched`.

@@ -67,12 +67,18 @@ pub(crate) enum Phase {
     UpAtServer,
     /// The backend's response on its way back to the controller.
     UpResponse,
+    /// A NodeLocal DNSCache miss forwarded to CoreDNS.
+    DnsUpstream,
+    /// At CoreDNS, for a node's cache.
+    DnsUpAtServer,
+    /// CoreDNS's answer on its way back to the cache.
+    DnsUpReply,
 }
 
 impl Phase {
     /// Whether the message of this phase arrives at a server.
     fn to_server(self) -> bool {
-        matches!(self, Phase::DnsQuery | Phase::Request | Phase::Upstream)
+        matches!(self, Phase::DnsQuery | Phase::Request | Phase::Upstream | Phase::DnsUpstream)
     }
 }
 
@@ -135,6 +141,7 @@ impl Req {
         match phase {
             Phase::DnsQuery | Phase::DnsAtServer | Phase::DnsReply => self.dns_conn,
             Phase::Upstream | Phase::UpAtServer | Phase::UpResponse => self.up_conn,
+            Phase::DnsUpstream | Phase::DnsUpAtServer | Phase::DnsUpReply => self.up_conn,
             _ => self.conn,
         }
     }
@@ -290,8 +297,69 @@ impl World<'_> {
         Decision::Endpoint(self.proxy.pick(cl, &q, &mut self.flows[flow].rng))
     }
 
-    /// Sends one DNS query of request `req` to CoreDNS via kube-dns.
+    /// The NodeLocal DNSCache key of `req`'s current query.
+    fn cache_key(&self, req: u32) -> (u32, u32) {
+        let r = self.reqs.get(req);
+        let (_, node) = self.client_pod(req);
+        (node, self.flows[r.flow as usize].dns_ids[r.dns_query as usize])
+    }
+
+    /// Sends `req`'s DNS answer back to the pod that asked.
+    fn dns_answer(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let dp = &self.params.datapath;
+        let wire = self.params.dns.response_bytes + dp.udp_header_bytes;
+        let delay = self.conns.get(r.dns_conn).rev.walk_wire(dp, wire, |_, _| {});
+        self.reqs.get_mut(req).phase = Phase::DnsReply;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// A NodeLocal DNSCache miss: the node forwards the query to CoreDNS
+    /// through kube-dns over a kept-alive TCP connection.
+    fn dns_forward(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let (_, node) = self.client_pod(req);
+        let flow = self.reqs.get(req).flow as usize;
+        let cl = self.cluster;
+        let svc = cl.dns_service.expect("validated: DNS enabled");
+        let sp = cl.service_port(svc, 53, Protocol::Tcp).expect("kube-dns has 53/TCP");
+        let node_ip = cl.nodes[node as usize].ip;
+        let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
+        let Decision::Endpoint(d) = self.decide(flow, node, sp, Entry::ClusterIp, node_ip, vip, s.now().as_nanos())
+        else {
+            unreachable!("kube-dns has endpoints and a Cluster policy")
+        };
+        let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
+        let ep_node = cl.pods[ep.pod as usize].node;
+        let fwd = datapath::route(&self.params.datapath, Place::Host { node }, ep.pod, ep_node);
+        let server = self.server(ep.pod, ep.port, Protocol::Tcp);
+        let up = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: ep.pod,
+            sp,
+            ep: d.endpoint,
+            hit_sp: sp,
+            src: node_ip,
+            client: NONE,
+            pnode: node,
+            entry: Entry::ClusterIp,
+        });
+        self.reqs.get_mut(req).up_conn = up;
+        let dp = &self.params.datapath;
+        let wire = self.params.dns.query_bytes + dp.header_bytes;
+        // A kept-alive connection: conntrack hits, no first-packet cost.
+        let delay = fwd.walk_wire(dp, wire, |_, _| {});
+        self.reqs.get_mut(req).phase = Phase::DnsUpstream;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// Sends one DNS query of request `req`: to the node's NodeLocal
+    /// DNSCache when there is one, else to CoreDNS via kube-dns.
     fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        if self.params.dns.node_local_cache {
+            return self.dns_to_cache(req, s);
+        }
         let (pod, node) = self.client_pod(req);
         let (flow, client) = {
             let r = self.reqs.get(req);
@@ -334,6 +402,35 @@ impl World<'_> {
         let dp = &self.params.datapath;
         let wire = self.params.dns.query_bytes + dp.udp_header_bytes;
         let delay = fwd.walk_wire(dp, wire, |_, _| {}) + extra;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// Sends `req`'s query to the cache on its own node (link-local,
+    /// NOTRACK: no conntrack, no DNAT).
+    fn dns_to_cache(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let (pod, node) = self.client_pod(req);
+        let server = self.cache_server(node);
+        let fwd = datapath::to_host(&self.params.datapath);
+        let client = self.reqs.get(req).client;
+        let c = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: NONE,
+            sp: NONE,
+            ep: NONE,
+            hit_sp: NONE,
+            src: self.cluster.pods[pod as usize].ip,
+            client,
+            pnode: node,
+            entry: Entry::ClusterIp,
+        });
+        let r = self.reqs.get_mut(req);
+        r.dns_conn = c;
+        r.phase = Phase::DnsQuery;
+        r.mark = s.now();
+        let dp = &self.params.datapath;
+        let delay = fwd.walk_wire(dp, self.params.dns.query_bytes + dp.udp_header_bytes, |_, _| {});
         self.at(s, delay, Ev::Deliver { req });
     }
 
@@ -610,7 +707,7 @@ impl World<'_> {
                 hops[HopKind::IngressQueue as usize].add(waited);
                 hops[HopKind::Ingress as usize].add(t);
             }
-            ServerKind::Dns => {} // inside the DNS exchange's own time
+            ServerKind::Dns | ServerKind::DnsCache => {} // inside the DNS exchange's own time
         }
         self.at(s, t, Ev::ServiceDone { req });
     }
@@ -623,20 +720,21 @@ impl World<'_> {
             return self.drop_req(req);
         }
         match phase {
-            Phase::DnsQuery | Phase::Request | Phase::Upstream => {
+            Phase::DnsQuery | Phase::Request | Phase::Upstream | Phase::DnsUpstream => {
                 let (flow, conn) = (r.flow, r.conn_of(phase));
                 let c = self.conns.get(conn);
                 let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
                 if sp != NONE {
                     self.endpoint_hits[sp as usize][ep as usize] += 1;
                 }
-                if phase != Phase::DnsQuery {
+                if matches!(phase, Phase::Request | Phase::Upstream) {
                     *self.sources.entry((flow, pod, src)).or_insert(0) += 1;
                 }
                 let r = self.reqs.get_mut(req);
                 r.phase = match phase {
                     Phase::DnsQuery => Phase::DnsAtServer,
                     Phase::Request => Phase::AtServer,
+                    Phase::DnsUpstream => Phase::DnsUpAtServer,
                     _ => Phase::UpAtServer,
                 };
                 r.arrived = now;
@@ -682,6 +780,14 @@ impl World<'_> {
                 }
             }
             Phase::SynAck => self.send_request(req, s),
+            Phase::DnsUpReply => {
+                // The cache keeps CoreDNS's answer, then answers the pod.
+                let (node, name) = self.cache_key(req);
+                let expires = now.as_nanos() + self.params.dns.cache_ttl_ns;
+                self.dns_cache.insert((node, name), expires);
+                self.close_up(req);
+                self.dns_answer(req, s);
+            }
             Phase::UpResponse => {
                 let flow = r.flow as usize;
                 self.close_up(req);
@@ -693,7 +799,9 @@ impl World<'_> {
                 let why = r.failure;
                 self.fail(req, why, s);
             }
-            Phase::DnsAtServer | Phase::AtServer | Phase::UpAtServer => unreachable!("delivery in phase {phase:?}"),
+            Phase::DnsAtServer | Phase::AtServer | Phase::UpAtServer | Phase::DnsUpAtServer => {
+                unreachable!("delivery in phase {phase:?}")
+            }
         }
     }
 
@@ -712,6 +820,19 @@ impl World<'_> {
         if phase == Phase::UpAtServer {
             let bytes = self.flows[r.flow as usize].flow.response_bytes;
             self.send(req, Phase::UpResponse, true, bytes, s);
+        } else if phase == Phase::DnsUpAtServer {
+            let dp = &self.params.datapath;
+            let wire = self.params.dns.response_bytes + dp.header_bytes;
+            let delay = self.conns.get(r.up_conn).rev.walk_wire(dp, wire, |_, _| {});
+            self.reqs.get_mut(req).phase = Phase::DnsUpReply;
+            self.at(s, delay, Ev::Deliver { req });
+        } else if self.servers[server as usize].kind == ServerKind::DnsCache {
+            let key = self.cache_key(req);
+            if self.dns_cache.get(&key).is_some_and(|&exp| exp > s.now().as_nanos()) {
+                self.dns_answer(req, s);
+            } else {
+                self.dns_forward(req, s);
+            }
         } else if self.servers[server as usize].kind == ServerKind::Ingress {
             self.upstream(req, s);
         } else if dns {
