@@ -407,3 +407,39 @@ requests = 2000
     };
     assert!(dns_time(&cached) < dns_time(&plain) / 2.0, "{} vs {}", dns_time(&cached), dns_time(&plain));
 }
+
+#[test]
+fn ingress_routes_by_host_and_path_through_the_controller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ingress");
+    run_ok(&root().join("workloads/services/ingress.toml"), &out, &[]);
+    let s = csv(&out.join("summary.csv"));
+    for flow in ["shop-home", "shop-api"] {
+        let r = row(&s, "flow", flow);
+        assert_eq!(r["completed"], r["requests"], "{flow}");
+    }
+    let missing = row(&s, "flow", "shop-missing");
+    assert_eq!(missing["completed"], "0");
+    let fails = csv(&out.join("failures.csv"));
+    let no_route = fails.iter().find(|r| r["flow"] == "shop-missing" && r["reason"] == "no_route").unwrap();
+    assert_eq!(no_route["count"], missing["requests"]);
+    // `/` goes to web, `/api/cart` to api: each backend serves only its flow.
+    let src = csv(&out.join("sources.csv"));
+    for r in src.iter().filter(|r| r["server_pod"].starts_with("default/")) {
+        let expected = if r["flow"] == "shop-api" { "default/api-" } else { "default/web-" };
+        assert!(r["server_pod"].starts_with(expected), "{r:?}");
+        // Backends see the controller pod, which proxies to pod IPs itself.
+        assert_eq!(r["source_kind"], "pod");
+        assert!(r["source_name"].starts_with("ingress-nginx/ingress-nginx-controller-"), "{r:?}");
+    }
+    // Every hop of the walk is there: load balancer, controller, backend.
+    let h = csv(&out.join("hops.csv"));
+    for hop in ["external", "loadbalancer", "ingress", "ingress_queue", "server"] {
+        assert!(h.iter().any(|r| r["flow"] == "shop-api" && r["hop"] == hop), "{hop}");
+    }
+    let ingress = f(h.iter().find(|r| r["flow"] == "shop-api" && r["hop"] == "ingress").unwrap(), "mean_us");
+    assert!((ingress - 100.0).abs() < 0.01, "controller work {ingress}");
+    // The controller's round robin spreads backends exactly.
+    let b = csv(&out.join("balance.csv"));
+    assert!(f(row(&b, "service", "api"), "max_min_ratio") < 1.001);
+}
