@@ -16,6 +16,9 @@
 //! 5. **Done**: the latency goes into the flow's histogram; the connection
 //!    is kept or closed; the record returns to the slab.
 
+mod connect;
+mod ingress;
+mod resolve;
 mod run;
 
 use std::collections::{BTreeMap, HashMap};

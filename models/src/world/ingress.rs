@@ -1,0 +1,74 @@
+//! The ingress controller's side of a request: routing and proxying to a
+//! backend pod over a kept-alive upstream connection.
+
+use emu_engine::Scheduler;
+
+use super::run::{Conn, Ev, Phase};
+use super::{World, NONE};
+use crate::cluster::Protocol;
+use crate::datapath::{self, Place};
+use crate::proxy::Entry;
+use crate::traffic::{Failure, Target};
+
+impl World<'_> {
+    /// Frees the ingress controller's upstream connection of `req`.
+    pub(super) fn close_up(&mut self, req: u32) {
+        let r = self.reqs.get_mut(req);
+        let up = std::mem::replace(&mut r.up_conn, NONE);
+        if up != NONE {
+            self.close_conn(up);
+        }
+    }
+
+    /// The ingress controller has parsed and routed `req`: proxy it to a
+    /// backend endpoint (round robin per controller pod, over a kept-alive
+    /// upstream connection straight to the pod IP, as ingress-nginx does),
+    /// or answer 404 / 503 itself.
+    pub(super) fn upstream(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let cl = self.cluster;
+        let r = self.reqs.get(req);
+        let flow = r.flow as usize;
+        let (controller, client_conn) = (self.conns.get(r.conn).server_pod, r.conn);
+        let _ = client_conn;
+        let Target::Ingress { backend, .. } = self.flows[flow].flow.target else {
+            unreachable!("an ingress controller serves ingress flows")
+        };
+        let Some(sp) = backend else {
+            self.reqs.get_mut(req).failure = Failure::NoRoute;
+            return self.send(req, Phase::ErrorReply, true, 0, s);
+        };
+        let eps = &cl.service_ports[sp as usize].endpoints;
+        if eps.is_empty() {
+            self.reqs.get_mut(req).failure = Failure::NoEndpoints;
+            return self.send(req, Phase::ErrorReply, true, 0, s);
+        }
+        let cursor = self.upstream_rr.entry((controller, sp)).or_insert(0);
+        let i = *cursor % eps.len() as u32;
+        *cursor = cursor.wrapping_add(1);
+        let e = eps[i as usize];
+        let (cnode, enode) = (cl.pods[controller as usize].node, cl.pods[e.pod as usize].node);
+        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod: controller, node: cnode }, e.pod, enode);
+        if cl.pods[e.pod as usize].listens_on(e.port, Protocol::Tcp).is_none() {
+            // nginx's upstream connect is refused: 502 to the client.
+            self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
+            return self.send(req, Phase::ErrorReply, true, 0, s);
+        }
+        let server = self.server(e.pod, e.port, Protocol::Tcp);
+        let up = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: e.pod,
+            sp: NONE,
+            ep: i,
+            hit_sp: sp,
+            src: cl.pods[controller as usize].ip,
+            client: NONE,
+            pnode: cnode,
+            entry: Entry::ClusterIp,
+        });
+        self.reqs.get_mut(req).up_conn = up;
+        let bytes = self.flows[flow].flow.request_bytes;
+        self.send(req, Phase::Upstream, false, bytes, s);
+    }
+}

@@ -1,0 +1,149 @@
+//! The DNS exchange of a request: queries to CoreDNS through kube-dns,
+//! or to the node's NodeLocal DNSCache, which forwards its misses.
+
+use emu_engine::Scheduler;
+
+use super::run::{Conn, Decision, Ev, Phase};
+use super::{World, NONE};
+use crate::cluster::Protocol;
+use crate::datapath::{self, Place};
+use crate::proxy::{Entry, ProxyModel};
+
+impl World<'_> {
+    /// The NodeLocal DNSCache key of `req`'s current query.
+    pub(super) fn cache_key(&self, req: u32) -> (u32, u32) {
+        let r = self.reqs.get(req);
+        let (_, node) = self.client_pod(req);
+        (node, self.flows[r.flow as usize].dns_ids[r.dns_query as usize])
+    }
+
+    /// Sends `req`'s DNS answer back to the pod that asked.
+    pub(super) fn dns_answer(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let dp = &self.params.datapath;
+        let wire = self.params.dns.response_bytes + dp.udp_header_bytes;
+        let delay = self.conns.get(r.dns_conn).rev.walk_wire(dp, wire, |_, _| {});
+        self.reqs.get_mut(req).phase = Phase::DnsReply;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// A NodeLocal DNSCache miss: the node forwards the query to CoreDNS
+    /// through kube-dns over a kept-alive TCP connection.
+    pub(super) fn dns_forward(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let (_, node) = self.client_pod(req);
+        let flow = self.reqs.get(req).flow as usize;
+        let cl = self.cluster;
+        let svc = cl.dns_service.expect("validated: DNS enabled");
+        let sp = cl.service_port(svc, 53, Protocol::Tcp).expect("kube-dns has 53/TCP");
+        let node_ip = cl.nodes[node as usize].ip;
+        let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
+        let Decision::Endpoint(d) = self.decide(flow, node, sp, Entry::ClusterIp, node_ip, vip, s.now().as_nanos())
+        else {
+            unreachable!("kube-dns has endpoints and a Cluster policy")
+        };
+        let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
+        let ep_node = cl.pods[ep.pod as usize].node;
+        let fwd = datapath::route(&self.params.datapath, Place::Host { node }, ep.pod, ep_node);
+        let server = self.server(ep.pod, ep.port, Protocol::Tcp);
+        let up = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: ep.pod,
+            sp,
+            ep: d.endpoint,
+            hit_sp: sp,
+            src: node_ip,
+            client: NONE,
+            pnode: node,
+            entry: Entry::ClusterIp,
+        });
+        self.reqs.get_mut(req).up_conn = up;
+        let dp = &self.params.datapath;
+        let wire = self.params.dns.query_bytes + dp.header_bytes;
+        // A kept-alive connection: conntrack hits, no first-packet cost.
+        let delay = fwd.walk_wire(dp, wire, |_, _| {});
+        self.reqs.get_mut(req).phase = Phase::DnsUpstream;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// Sends one DNS query of request `req`: to the node's NodeLocal
+    /// DNSCache when there is one, else to CoreDNS via kube-dns.
+    pub(super) fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        if self.params.dns.node_local_cache {
+            return self.dns_to_cache(req, s);
+        }
+        let (pod, node) = self.client_pod(req);
+        let (flow, client) = {
+            let r = self.reqs.get(req);
+            (r.flow as usize, r.client)
+        };
+        let cl = self.cluster;
+        let svc = cl.dns_service.expect("validated: DNS enabled");
+        let sp = cl.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
+        let src = cl.pods[pod as usize].ip;
+        let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
+        let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, s.now().as_nanos()) {
+            Decision::Endpoint(d) => d,
+            _ => unreachable!("kube-dns has endpoints and a Cluster policy"),
+        };
+        let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
+        let ep_node = cl.pods[ep.pod as usize].node;
+        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
+        let mut extra = d.cost.total_ns();
+        if ep_node != node {
+            extra += self.proxy.miss().total_ns();
+        }
+        let server = self.server(ep.pod, ep.port, Protocol::Udp);
+        let c = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: ep.pod,
+            sp,
+            ep: d.endpoint,
+            hit_sp: sp,
+            src,
+            client,
+            pnode: node,
+            entry: Entry::ClusterIp,
+        });
+        let r = self.reqs.get_mut(req);
+        r.dns_conn = c;
+        r.phase = Phase::DnsQuery;
+        r.mark = s.now();
+        let dp = &self.params.datapath;
+        let wire = self.params.dns.query_bytes + dp.udp_header_bytes;
+        let delay = fwd.walk_wire(dp, wire, |_, _| {}) + extra;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// Sends `req`'s query to the cache on its own node (link-local,
+    /// NOTRACK: no conntrack, no DNAT).
+    pub(super) fn dns_to_cache(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let (pod, node) = self.client_pod(req);
+        let server = self.cache_server(node);
+        let fwd = datapath::to_host(&self.params.datapath);
+        let client = self.reqs.get(req).client;
+        let c = self.conns.insert(Conn {
+            fwd,
+            rev: fwd.reversed(),
+            server,
+            server_pod: NONE,
+            sp: NONE,
+            ep: NONE,
+            hit_sp: NONE,
+            src: self.cluster.pods[pod as usize].ip,
+            client,
+            pnode: node,
+            entry: Entry::ClusterIp,
+        });
+        let r = self.reqs.get_mut(req);
+        r.dns_conn = c;
+        r.phase = Phase::DnsQuery;
+        r.mark = s.now();
+        let dp = &self.params.datapath;
+        let delay = fwd.walk_wire(dp, self.params.dns.query_bytes + dp.udp_header_bytes, |_, _| {});
+        self.at(s, delay, Ev::Deliver { req });
+    }
+}
