@@ -443,3 +443,91 @@ fn ingress_routes_by_host_and_path_through_the_controller() {
     let b = csv(&out.join("balance.csv"));
     assert!(f(row(&b, "service", "api"), "max_min_ratio") < 1.001);
 }
+
+#[test]
+fn multi_port_services_map_each_port_to_its_named_target() {
+    let text = r#"
+[cluster]
+nodes = 2
+[[pods]]
+name = "a"
+[[pods]]
+name = "app"
+replicas = 2
+labels = { app = "app" }
+containers = [
+  { name = "web", ports = [{ name = "http", port = 8080 }] },
+  { name = "exporter", ports = [{ name = "metrics", port = 9102 }] },
+]
+[[services]]
+name = "app"
+selector = { app = "app" }
+ports = [
+  { name = "http", port = 80, target_port = "http" },
+  { name = "metrics", port = 9090, target_port = "metrics" },
+]
+[[flows]]
+name = "web"
+from = "a"
+to = "http://app:80"
+requests = 100
+[[flows]]
+name = "scrape"
+from = "a"
+to = "http://app:9090/metrics"
+requests = 50
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(row(&s, "flow", "web")["completed"], "100");
+    assert_eq!(row(&s, "flow", "scrape")["completed"], "50");
+    let ep = csv(&out.join("endpoints.csv"));
+    let total = |port: &str| -> u64 {
+        ep.iter()
+            .filter(|r| r["service"] == "app" && r["port"] == port)
+            .map(|r| r["requests"].parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!((total("80/TCP"), total("9090/TCP")), (100, 50));
+    let svc = csv(&out.join("services.csv"));
+    assert_eq!(row(&svc, "service", "app")["ports"], "80/TCP->http 9090/TCP->metrics");
+}
+
+#[test]
+fn ipvs_wrr_follows_pod_weights_and_balance_tests_against_them() {
+    let text = r#"
+[cluster]
+nodes = 1
+[proxy]
+mode = "ipvs"
+[proxy.ipvs]
+scheduler = "wrr"
+[[pods]]
+name = "a"
+[[pods]]
+name = "big"
+ipvs_weight = 3
+labels = { app = "w" }
+ports = [8080]
+[[pods]]
+name = "small"
+ipvs_weight = 1
+labels = { app = "w" }
+ports = [8080]
+[[services]]
+name = "w"
+selector = { app = "w" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "f"
+from = "a"
+to = "http://w:80"
+requests = 400
+"#;
+    let (_t, out) = run_text(text, &[]);
+    assert_eq!(hits(&out, "w"), [300, 100]);
+    let b = csv(&out.join("balance.csv"));
+    let w = row(&b, "service", "w");
+    assert_eq!(w["expected"], "weights");
+    assert_eq!(w["p_value"], "1.000000");
+}
