@@ -57,17 +57,59 @@ enum Command {
         /// Results are byte-identical whatever the number.
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Run every point this many times, replication r with seed + r; adds
+        /// a `replication` column to every CSV when above 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        replications: u32,
     },
     /// Check a scenario without running it.
     Validate {
         /// The scenario file (TOML).
         file: PathBuf,
     },
+    /// Benchmarks of the engine itself.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The PHOLD benchmark: prints `events=<handled> secs=<wall> rate=<Mev/s> checksum=<hex>`.
+    Phold {
+        /// Logical processes.
+        #[arg(long, default_value_t = 1000)]
+        lps: u32,
+        /// Initial events per LP, at time 0.
+        #[arg(long, default_value_t = 1)]
+        init: u32,
+        /// Events handled before scheduling stops and the queue drains.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Master seed of the LPs' streams.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(Bench::Phold { lps, init, events, seed }) => {
+            if lps == 0 {
+                eprintln!("error: --lps must be at least 1");
+                return ExitCode::from(2);
+            }
+            let wall = std::time::Instant::now();
+            let r = emu_engine::phold::phold(lps, init, events, seed);
+            let secs = wall.elapsed().as_secs_f64();
+            println!(
+                "events={} secs={secs:.3} rate={:.2} checksum={:016x}",
+                r.handled,
+                r.handled as f64 / secs / 1e6,
+                r.checksum
+            );
+            ExitCode::SUCCESS
+        }
         Command::Validate { file } => match scenario::load(&file, None) {
             Ok(loaded) => {
                 warn(&loaded);
@@ -88,7 +130,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { file, out, seed, threads } => {
+        Command::Run { file, out, seed, threads, replications } => {
             let loaded = match scenario::load(&file, seed) {
                 Ok(p) => p,
                 Err(e) => {
@@ -101,7 +143,7 @@ fn main() -> ExitCode {
                 let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
                 PathBuf::from("results").join(stem)
             });
-            match report::run_and_write(&loaded, &out, threads) {
+            match report::run_and_write(&loaded, &out, threads, replications) {
                 Ok(summary) => {
                     eprintln!("{summary}");
                     ExitCode::SUCCESS

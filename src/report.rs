@@ -18,10 +18,16 @@ use emu_models::cluster::{Cluster, TrafficPolicy};
 use emu_models::datapath::HopKind;
 use emu_models::proxy::{ipvs::Scheduler, Mode};
 use emu_models::traffic::Failure;
-use emu_models::world::{simulate, Results};
+use emu_models::world::{simulate_observed, Results};
 use rayon::prelude::*;
 
-use crate::scenario::{Loaded, Point, Prepared};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::scenario::{Loaded, Prepared};
 
 fn us(ns: f64) -> String {
     format!("{:.3}", ns / 1_000.0)
@@ -54,9 +60,17 @@ impl Table {
     }
 }
 
-/// Writes every result file of `runs` into `dir`.
-pub fn write_all(loaded: &Loaded, runs: &[(&Point, Results)], dir: &Path) -> Result<(), String> {
-    let keys = &loaded.keys;
+/// One run: the values of the keys that tell it apart, and its scenario.
+pub struct Run<'a> {
+    /// (key, value) of every swept key, and the replication when there are several.
+    pub values: Vec<(String, String)>,
+    /// The scenario it ran.
+    pub prepared: &'a Prepared,
+}
+
+/// Writes every result file of `runs` into `dir`; `keys` name the leading
+/// columns (swept keys, then `replication`).
+pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir: &Path) -> Result<(), String> {
     let mut summary = Table::new(
         dir,
         "summary.csv",
@@ -133,10 +147,16 @@ pub fn write_all(loaded: &Loaded, runs: &[(&Point, Results)], dir: &Path) -> Res
         ],
     )?;
     let mut cluster_t = Table::new(dir, "cluster.csv", keys, &["metric", "value"])?;
+    let mut series = Table::new(
+        dir,
+        "timeseries.csv",
+        keys,
+        &["flow", "time_s", "completed", "failed", "throughput_rps", "latency_p50_us", "latency_p99_us"],
+    )?;
 
-    for (point, res) in runs {
-        let pre = &point.values;
-        let p = &point.prepared;
+    for (run, res) in runs {
+        let pre = &run.values;
+        let p = run.prepared;
         let cl = &p.cluster;
         for f in &res.flows {
             let l = &f.latency;
@@ -183,6 +203,21 @@ pub fn write_all(loaded: &Loaded, runs: &[(&Point, Results)], dir: &Path) -> Res
             }
             for r in Failure::ALL {
                 failures.row(pre, &[f.name.clone(), r.name().into(), f.failures[r as usize].to_string()])?;
+            }
+            let width_s = p.params.interval_ns as f64 / 1e9;
+            for row in &f.series {
+                series.row(
+                    pre,
+                    &[
+                        f.name.clone(),
+                        format!("{:.3}", row.start_ns as f64 / 1e9),
+                        row.completed.to_string(),
+                        row.failed.to_string(),
+                        format!("{:.3}", row.completed as f64 / width_s),
+                        us(row.p50_ns as f64),
+                        us(row.p99_ns as f64),
+                    ],
+                )?;
             }
         }
         let weighted = p.params.proxy.mode == Mode::Ipvs && p.params.proxy.ipvs.scheduler == Scheduler::Wrr;
@@ -287,7 +322,7 @@ pub fn write_all(loaded: &Loaded, runs: &[(&Point, Results)], dir: &Path) -> Res
         }
         write_cluster(&mut cluster_t, pre, cl, res)?;
     }
-    for t in [summary, hops, endpoints, balance, failures, sources, services, cluster_t] {
+    for t in [summary, hops, endpoints, balance, failures, sources, services, cluster_t, series] {
         t.finish()?;
     }
     write_run_toml(loaded, dir)
@@ -360,21 +395,86 @@ fn temp_beside(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
-fn run_point(p: &Prepared) -> Result<Results, String> {
-    simulate(&p.cluster, p.params.clone(), p.flows.clone(), p.servers.clone()).map_err(|e| e.to_string())
+/// Progress shared by the running points.
+#[derive(Default)]
+struct Progress {
+    events: AtomicU64,
+    sim_ns: AtomicU64,
+    done: AtomicU64,
+    finished: AtomicBool,
 }
 
-/// Runs every point of `loaded` (in parallel, on at most `threads` threads;
-/// 0 means one per core) and writes the results to `out` atomically.
-/// Returns a one-line account of the run.
-pub fn run_and_write(loaded: &Loaded, out: &Path, threads: usize) -> Result<String, String> {
+/// Shows a progress bar on stderr for runs longer than a second: points
+/// done, simulated time, events/s. indicatif draws nothing when stderr is
+/// not a terminal.
+fn show_progress(p: Arc<Progress>, total: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            if p.finished.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} points {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        while !p.finished.load(Ordering::Relaxed) {
+            let ev = p.events.load(Ordering::Relaxed);
+            bar.set_position(p.done.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "| simulated {:.3} s | {:.2} M events/s",
+                p.sim_ns.load(Ordering::Relaxed) as f64 / 1e9,
+                ev as f64 / start.elapsed().as_secs_f64() / 1e6
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    })
+}
+
+fn run_point(p: &Prepared, seed_offset: u64, progress: &Progress) -> Result<Results, String> {
+    let mut params = p.params.clone();
+    params.seed = params.seed.wrapping_add(seed_offset);
+    let mut last = 0;
+    let mut tick = |sim_ns: u64, events: u64| {
+        progress.events.fetch_add(events - last, Ordering::Relaxed);
+        progress.sim_ns.fetch_max(sim_ns, Ordering::Relaxed);
+        last = events;
+    };
+    let r =
+        simulate_observed(&p.cluster, params, p.flows.clone(), p.servers.clone(), &mut tick).map_err(|e| e.to_string());
+    progress.done.fetch_add(1, Ordering::Relaxed);
+    r
+}
+
+/// Runs every point of `loaded`, `replications` times each (replication
+/// `r` with seed + `r`), in parallel on at most `threads` threads (0: one
+/// per core), and writes the results to `out` atomically. Returns a
+/// one-line account of the run.
+pub fn run_and_write(loaded: &Loaded, out: &Path, threads: usize, replications: u32) -> Result<String, String> {
     let wall = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
-    let results: Vec<Result<Results, String>> =
-        pool.install(|| loaded.points.par_iter().map(|pt| run_point(&pt.prepared)).collect());
+    let jobs: Vec<(usize, u32)> =
+        (0..loaded.points.len()).flat_map(|p| (0..replications).map(move |r| (p, r))).collect();
+    let progress = Arc::new(Progress::default());
+    let bar = show_progress(progress.clone(), jobs.len() as u64);
+    let results: Vec<Result<Results, String>> = pool.install(|| {
+        jobs.par_iter().map(|&(p, r)| run_point(&loaded.points[p].prepared, r as u64, &progress)).collect()
+    });
+    progress.finished.store(true, Ordering::Relaxed);
+    let _ = bar.join();
     let mut runs = Vec::with_capacity(results.len());
-    for (pt, r) in loaded.points.iter().zip(results) {
-        runs.push((pt, r?));
+    for (&(p, r), res) in jobs.iter().zip(results) {
+        let pt = &loaded.points[p];
+        let mut values = pt.values.clone();
+        if replications > 1 {
+            values.push(("replication".into(), r.to_string()));
+        }
+        runs.push((Run { values, prepared: &pt.prepared }, res?));
     }
     let secs = wall.elapsed().as_secs_f64();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -383,7 +483,11 @@ pub fn run_and_write(loaded: &Loaded, out: &Path, threads: usize) -> Result<Stri
     let tmp = temp_beside(out);
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-    if let Err(e) = write_all(loaded, &runs, &tmp) {
+    let mut keys = loaded.keys.clone();
+    if replications > 1 {
+        keys.push("replication".into());
+    }
+    if let Err(e) = write_all(loaded, &keys, &runs, &tmp) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -399,7 +503,7 @@ pub fn run_and_write(loaded: &Loaded, out: &Path, threads: usize) -> Result<Stri
     let requests: u64 = runs.iter().flat_map(|(_, r)| r.flows.iter().map(|f| f.requests)).sum();
     let events: u64 = runs.iter().map(|(_, r)| r.events).sum();
     Ok(format!(
-        "wrote {}: {} point(s), {} flows, {} requests, {} events in {:.2} s wall ({:.2} M events/s)",
+        "wrote {}: {} run(s), {} flows, {} requests, {} events in {:.2} s wall ({:.2} M events/s)",
         out.display(),
         runs.len(),
         runs.iter().map(|(_, r)| r.flows.len()).sum::<usize>(),

@@ -15,9 +15,11 @@
 //! - [`Fifo`]: a k-server FIFO resource for anything with capacity.
 //! - [`stats`]: HdrHistogram latency recording and simple tallies.
 //! - [`Slab`]: an arena of records indexed by `u32`, with reuse.
+//! - [`phold`]: the PHOLD benchmark, to compare the engine with others.
 #![warn(missing_docs)]
 
 mod dist;
+pub mod phold;
 mod queue;
 mod resource;
 pub mod rng;

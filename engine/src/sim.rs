@@ -31,6 +31,11 @@ impl<E: Copy> Scheduler<E> {
         Scheduler { now: SimTime::ZERO, queue: EventQueue::with_capacity(1024), handled: 0, stopped: false }
     }
 
+    /// A scheduler with room for `n` pending events.
+    pub fn with_capacity(n: usize) -> Self {
+        Scheduler { now: SimTime::ZERO, queue: EventQueue::with_capacity(n.max(16)), handled: 0, stopped: false }
+    }
+
     /// The current simulated time.
     #[inline]
     pub fn now(&self) -> SimTime {
@@ -87,6 +92,26 @@ impl<E: Copy> Scheduler<E> {
             }
         }
         self.handled - start
+    }
+
+    /// Handles at most `n` events (fewer if the queue empties or the model
+    /// calls `stop`); returns how many. Running in such steps handles
+    /// exactly the events `run` would, in the same order.
+    pub fn run_steps<M: Model<Event = E>>(&mut self, model: &mut M, n: u64) -> u64 {
+        let start = self.handled;
+        while self.handled - start < n && !self.stopped {
+            let Some((t, ev)) = self.queue.pop() else { break };
+            assert!(t >= self.now, "time went backwards");
+            self.now = t;
+            self.handled += 1;
+            model.handle(ev, self);
+        }
+        self.handled - start
+    }
+
+    /// Whether the run is over: no event pending, or the model stopped it.
+    pub fn is_done(&self) -> bool {
+        self.stopped || self.queue.is_empty()
     }
 
     /// Runs `model` until no event is pending or the model calls `stop`.

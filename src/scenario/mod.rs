@@ -443,7 +443,11 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     if d.concurrency == 0 {
         return Err(ctx.err("dns.concurrency", "must be at least 1"));
     }
+    if sc.output.interval.ns() == 0 {
+        return Err(ctx.err("output.interval", "must be above zero"));
+    }
     let params = Params {
+        interval_ns: sc.output.interval.ns(),
         seed: sc.seed,
         datapath: sc.datapath.params(),
         proxy: proxy_params(&sc.proxy),

@@ -35,6 +35,8 @@ pub struct Scenario {
     pub load_balancer: LoadBalancerToml,
     #[serde(default)]
     pub ingress_controller: IngressControllerToml,
+    #[serde(default)]
+    pub output: OutputToml,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingresses: Vec<IngressToml>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -242,6 +244,21 @@ impl Default for EbpfToml {
     fn default() -> Self {
         let p = emu_models::proxy::ebpf::EbpfParams::default();
         EbpfToml { connect: Duration(p.connect_ns), nodeport: Duration(p.nodeport_ns) }
+    }
+}
+
+/// What the run writes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputToml {
+    /// Width of a `timeseries.csv` interval.
+    pub interval: Duration,
+}
+
+impl Default for OutputToml {
+    /// 100 ms: fine enough to see a queue build, coarse enough to plot.
+    fn default() -> Self {
+        OutputToml { interval: Duration(100_000_000) }
     }
 }
 

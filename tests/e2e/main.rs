@@ -3,6 +3,7 @@
 //! binary, one module per topic.
 
 mod behaviour;
+mod engine;
 mod errors;
 mod paths;
 mod services;

@@ -20,6 +20,7 @@ mod connect;
 mod ingress;
 mod resolve;
 mod run;
+mod series;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,6 +36,7 @@ use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
 
 pub use run::Ev;
+pub use series::IntervalRow;
 
 /// Random-stream domains. Part of the reproducibility contract: never
 /// renumber.
@@ -46,7 +48,7 @@ const SERVER_STREAM: Domain = Domain(3);
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// Every model parameter of a run.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     /// Master seed.
     pub seed: u64,
@@ -58,8 +60,24 @@ pub struct Params {
     pub load_balancer: LbParams,
     /// The ingress controller.
     pub ingress: IngressParams,
+    /// Width of a `timeseries.csv` interval [ns] (default 100 ms).
+    pub interval_ns: u64,
     /// Cluster DNS.
     pub dns: DnsParams,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            seed: 0,
+            datapath: DataPathParams::default(),
+            proxy: ProxyParams::default(),
+            load_balancer: LbParams::default(),
+            ingress: IngressParams::default(),
+            interval_ns: 100_000_000,
+            dns: DnsParams::default(),
+        }
+    }
 }
 
 /// How the external load balancer of LoadBalancer Services spreads
@@ -129,6 +147,25 @@ pub struct FlowStats {
     pub first_ns: u64,
     /// When the flow's last request ended (answered or failed) [ns].
     pub last_ns: u64,
+    /// Completions, failures and latency percentiles per interval.
+    pub series: Vec<IntervalRow>,
+}
+
+impl FlowStats {
+    /// Counts a request answered at `now_ns` after `latency_ns`.
+    pub(crate) fn complete(&mut self, series: &mut series::Series, now_ns: u64, latency_ns: u64) {
+        self.completed += 1;
+        self.latency.record(latency_ns);
+        self.last_ns = now_ns;
+        series.completed(now_ns, latency_ns);
+    }
+
+    /// Counts a request failed at `now_ns` for `why`.
+    pub(crate) fn fail(&mut self, series: &mut series::Series, now_ns: u64, why: crate::traffic::Failure) {
+        self.failures[why as usize] += 1;
+        self.last_ns = now_ns;
+        series.failed(now_ns);
+    }
 }
 
 impl FlowStats {
@@ -216,6 +253,8 @@ pub(crate) struct FlowRt {
     dns: Option<DnsPlan>,
     /// Interned ids of the DNS plan's query names (cache keys).
     dns_ids: Vec<u32>,
+    /// The flow's time series in the making.
+    series: series::Series,
     /// Idle kept-alive connections per client index.
     idle: Vec<Vec<u32>>,
     stats: FlowStats,
@@ -361,6 +400,7 @@ impl<'c> World<'c> {
                 first_packet: Latency::new(),
                 first_ns: 0,
                 last_ns: 0,
+                series: Vec::new(),
             };
             let dns_ids = dns
                 .as_ref()
@@ -375,6 +415,7 @@ impl<'c> World<'c> {
                 })
                 .unwrap_or_default();
             rts.push(FlowRt {
+                series: series::Series::new(params.interval_ns.max(1)),
                 dns_ids,
                 rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
                 issued: 0,
@@ -501,7 +542,15 @@ impl<'c> World<'c> {
     /// Ends the run and hands back what it measured.
     pub fn finish(self, sched: &emu_engine::Scheduler<Ev>) -> Results {
         Results {
-            flows: self.flows.into_iter().map(|f| f.stats).collect(),
+            flows: self
+                .flows
+                .into_iter()
+                .map(|f| {
+                    let mut st = f.stats;
+                    st.series = f.series.finish();
+                    st
+                })
+                .collect(),
             endpoint_hits: self.endpoint_hits,
             sources: self.sources,
             proxy_counts: self.proxy.counts(),
@@ -518,10 +567,25 @@ pub fn simulate(
     flows: Vec<Flow>,
     servers: Vec<Server>,
 ) -> Result<Results, BuildError> {
+    simulate_observed(cluster, params, flows, servers, &mut |_, _| {})
+}
+
+/// As [`simulate`], calling `progress(simulated_ns, events)` every million
+/// events (for progress bars; the run is the same event for event).
+pub fn simulate_observed(
+    cluster: &Cluster,
+    params: Params,
+    flows: Vec<Flow>,
+    servers: Vec<Server>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Results, BuildError> {
     let mut world = World::new(cluster, params, flows, servers)?;
     let mut sched = emu_engine::Scheduler::new();
     world.start(&mut sched);
-    sched.run(&mut world);
+    while !sched.is_done() {
+        sched.run_steps(&mut world, 1_000_000);
+        progress(sched.now().as_nanos(), sched.handled());
+    }
     Ok(world.finish(&sched))
 }
 

@@ -433,11 +433,9 @@ impl World<'_> {
             return; // its Deliver at this same instant ends it as no_local_endpoint
         }
         let (flow, slot) = (r.flow, r.slot);
-        let st = &mut self.flows[flow as usize].stats;
-        st.failures[Failure::Timeout as usize] += 1;
-        st.last_ns = s.now().as_nanos();
+        let f = &mut self.flows[flow as usize];
+        f.stats.fail(&mut f.series, s.now().as_nanos(), Failure::Timeout);
         self.reqs.get_mut(req).abandoned = true;
-        st.last_ns = s.now().as_nanos();
         self.next_for_slot(flow, slot, s);
         // A request waiting in a server queue stays there until served, as
         // the server does not know the client gave up; it is dropped then.
@@ -460,9 +458,7 @@ impl World<'_> {
         let now = s.now();
         let r = self.reqs.remove(req);
         let f = &mut self.flows[r.flow as usize];
-        f.stats.completed += 1;
-        f.stats.latency.record(now.since(r.start).as_nanos());
-        f.stats.last_ns = now.as_nanos();
+        f.stats.complete(&mut f.series, now.as_nanos(), now.since(r.start).as_nanos());
         if f.flow.keep_alive {
             let client = self.conns.get(r.conn).client;
             f.idle[client as usize].push(r.conn);
@@ -475,9 +471,8 @@ impl World<'_> {
     pub(super) fn fail(&mut self, req: u32, why: Failure, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let (flow, slot) = (r.flow, r.slot);
-        let st = &mut self.flows[flow as usize].stats;
-        st.failures[why as usize] += 1;
-        st.last_ns = s.now().as_nanos();
+        let f = &mut self.flows[flow as usize];
+        f.stats.fail(&mut f.series, s.now().as_nanos(), why);
         self.drop_req(req);
         self.next_for_slot(flow, slot, s);
     }
