@@ -92,6 +92,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             "first_packet_p50_us",
             "first_packet_p90_us",
             "first_packet_p99_us",
+            "retransmits",
         ],
     )?;
     let mut hops =
@@ -181,6 +182,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                     fp(0.5),
                     fp(0.9),
                     fp(0.99),
+                    f.retransmits.to_string(),
                 ],
             )?;
             for k in HopKind::ALL {
@@ -339,6 +341,10 @@ fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Re
         ("endpoints".into(), endpoints as u64),
     ];
     rows.extend(res.proxy_counts.iter().map(|(k, v)| (format!("{k}_per_node"), *v)));
+    rows.push(("conntrack_max_per_node".into(), res.conntrack_max as u64));
+    rows.push(("conntrack_peak_entries".into(), res.conntrack_peak as u64));
+    rows.push(("conntrack_drops".into(), res.conntrack_drops));
+    rows.push(("max_node_queue".into(), res.max_queue as u64));
     rows.push(("events".into(), res.events));
     rows.push(("simulated_ns".into(), res.end_ns));
     for (k, v) in rows {

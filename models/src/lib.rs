@@ -9,6 +9,7 @@ pub mod addr;
 pub mod cluster;
 pub mod datapath;
 pub mod dns;
+pub mod node;
 pub mod proxy;
 pub mod traffic;
 pub mod world;

@@ -160,10 +160,13 @@ pub enum Failure {
     NoLocalEndpoint,
     /// No Ingress rule matched the host and path: the controller's 404.
     NoRoute,
+    /// A node's conntrack table was full: the new flow's packet was
+    /// dropped and the client gave up at its timeout.
+    ConntrackFull,
 }
 
 /// Number of failure reasons.
-pub const FAILURES: usize = 7;
+pub const FAILURES: usize = 8;
 
 impl Failure {
     /// Every reason, in output order.
@@ -175,6 +178,7 @@ impl Failure {
         Failure::QueueFull,
         Failure::NoLocalEndpoint,
         Failure::NoRoute,
+        Failure::ConntrackFull,
     ];
 
     /// The name used in output files.
@@ -187,6 +191,7 @@ impl Failure {
             Failure::QueueFull => "queue_full",
             Failure::NoLocalEndpoint => "no_local_endpoint",
             Failure::NoRoute => "no_route",
+            Failure::ConntrackFull => "conntrack_full",
         }
     }
 }

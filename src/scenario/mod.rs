@@ -446,10 +446,56 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     if sc.output.interval.ns() == 0 {
         return Err(ctx.err("output.interval", "must be above zero"));
     }
+    let mut datapath = sc.datapath.params();
+    let cni = &sc.cni;
+    datapath.cni = match cni.mode {
+        CniMode::Routed => emu_models::datapath::Cni::Routed,
+        CniMode::Vxlan => emu_models::datapath::Cni::Vxlan,
+        CniMode::Ebpf => emu_models::datapath::Cni::Ebpf,
+    };
+    if !(576..=65_535).contains(&cni.link_mtu) {
+        return Err(ctx.err("cni.link_mtu", format!("{} is outside 576-65535 bytes", cni.link_mtu)));
+    }
+    if cni.pod_mtu != 0 && !(576..=65_535).contains(&cni.pod_mtu) {
+        return Err(ctx.err("cni.pod_mtu", format!("{} is outside 576-65535 bytes (0: derived)", cni.pod_mtu)));
+    }
+    datapath.link_mtu = cni.link_mtu;
+    datapath.pod_mtu = cni.pod_mtu;
+    datapath.vxlan_encap_ns = cni.vxlan_encap.ns();
+    datapath.vxlan_decap_ns = cni.vxlan_decap.ns();
+    datapath.vxlan_cpu_ns = cni.vxlan_cpu.ns();
+    datapath.ebpf_redirect_ns = cni.ebpf_redirect.ns();
+    datapath.reassembly_ns = cni.reassembly.ns();
+    let n = &sc.node;
+    datapath.cpu_packet_ns = n.cpu_per_packet.ns();
+    datapath.cpu_byte_ps = n.cpu_per_byte_ps;
+    if n.softirq_cores == 0 {
+        return Err(ctx.err("node.softirq_cores", "must be at least 1"));
+    }
+    if datapath.fragments() {
+        warnings.push(ctx.err(
+            "cni.pod_mtu",
+            format!(
+                "pod MTU {} + 50 B of VXLAN exceeds the link MTU {}: every full packet is fragmented",
+                datapath.pod_mtu(),
+                cni.link_mtu
+            ),
+        ));
+    }
     let params = Params {
+        node: emu_models::node::NodeParams {
+            softirq_cores: n.softirq_cores,
+            backlog: n.backlog,
+            txqueuelen: n.txqueuelen,
+            conntrack_max: n.conntrack_max,
+            tcp_time_wait_ns: n.tcp_time_wait.ns(),
+            udp_timeout_ns: n.udp_timeout.ns(),
+            rto_ns: n.rto.ns(),
+            dns_retry_ns: n.dns_retry.ns(),
+        },
         interval_ns: sc.output.interval.ns(),
         seed: sc.seed,
-        datapath: sc.datapath.params(),
+        datapath,
         proxy: proxy_params(&sc.proxy),
         ingress: emu_models::world::IngressParams {
             service_time: sc.ingress_controller.service_time.0,

@@ -28,6 +28,10 @@ pub struct Scenario {
     #[serde(default)]
     pub datapath: DatapathToml,
     #[serde(default)]
+    pub cni: CniToml,
+    #[serde(default)]
+    pub node: NodeToml,
+    #[serde(default)]
     pub proxy: ProxyToml,
     #[serde(default)]
     pub dns: DnsToml,
@@ -152,6 +156,83 @@ impl DatapathToml {
             header_bytes: self.header_bytes,
             udp_header_bytes: self.udp_header_bytes,
             load_balancer_ns: self.load_balancer.ns(),
+            ..DataPathParams::default()
+        }
+    }
+}
+
+/// The CNI's data path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CniToml {
+    pub mode: CniMode,
+    pub link_mtu: u32,
+    /// 0: the link MTU less the overlay's overhead.
+    pub pod_mtu: u32,
+    pub vxlan_encap: Duration,
+    pub vxlan_decap: Duration,
+    pub vxlan_cpu: Duration,
+    pub ebpf_redirect: Duration,
+    pub reassembly: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CniMode {
+    Routed,
+    Vxlan,
+    Ebpf,
+}
+
+impl Default for CniToml {
+    fn default() -> Self {
+        let d = DataPathParams::default();
+        CniToml {
+            mode: CniMode::Routed,
+            link_mtu: d.link_mtu,
+            pod_mtu: d.pod_mtu,
+            vxlan_encap: Duration(d.vxlan_encap_ns),
+            vxlan_decap: Duration(d.vxlan_decap_ns),
+            vxlan_cpu: Duration(d.vxlan_cpu_ns),
+            ebpf_redirect: Duration(d.ebpf_redirect_ns),
+            reassembly: Duration(d.reassembly_ns),
+        }
+    }
+}
+
+/// Node capacities: softirq CPU, NIC queue, conntrack table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeToml {
+    pub softirq_cores: u32,
+    pub cpu_per_packet: Duration,
+    /// Picoseconds per byte.
+    pub cpu_per_byte_ps: u64,
+    pub backlog: u32,
+    pub txqueuelen: u32,
+    /// 0: kube-proxy's max(32768 x softirq_cores, 131072).
+    pub conntrack_max: u32,
+    pub tcp_time_wait: Duration,
+    pub udp_timeout: Duration,
+    pub rto: Duration,
+    pub dns_retry: Duration,
+}
+
+impl Default for NodeToml {
+    fn default() -> Self {
+        let n = emu_models::node::NodeParams::default();
+        let d = DataPathParams::default();
+        NodeToml {
+            softirq_cores: n.softirq_cores,
+            cpu_per_packet: Duration(d.cpu_packet_ns),
+            cpu_per_byte_ps: d.cpu_byte_ps,
+            backlog: n.backlog,
+            txqueuelen: n.txqueuelen,
+            conntrack_max: n.conntrack_max,
+            tcp_time_wait: Duration(n.tcp_time_wait_ns),
+            udp_timeout: Duration(n.udp_timeout_ns),
+            rto: Duration(n.rto_ns),
+            dns_retry: Duration(n.dns_retry_ns),
         }
     }
 }

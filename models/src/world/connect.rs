@@ -7,7 +7,7 @@ use super::run::{external_ip, Conn, Decision, Ev, Phase, LOCALHOST};
 use super::{FlowRt, LbPolicy, World, NONE};
 use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
-use crate::datapath::{self, HopKind, Place};
+use crate::datapath::{self, Cni, HopKind, Msg, Place};
 use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::traffic::{Client, Failure, Target};
 
@@ -147,20 +147,25 @@ impl World<'_> {
             _ => NONE,
         };
         let dp = &self.params.datapath.clone();
-        let mut extra = 0;
-        let (server_pod, server_port, ep, src, fwd, entry);
+        // With an eBPF CNI, pod traffic bypasses netfilter: no rule walk,
+        // no conntrack entry.
+        let netfilter = dp.cni != Cni::Ebpf;
+        // First-packet work on the first and the second node the SYN meets.
+        let mut extra = [0u64; 2];
+        let (server_pod, server_port, ep, src, fwd, entry, snode);
         if sp == NONE {
             let pod = if direct_pod == NONE { client_pod } else { direct_pod };
             let node = cl.pods[pod as usize].node;
             fwd = datapath::route(dp, place, pod, node);
             let f = &mut self.flows[flow];
-            if pod != client_pod {
+            if pod != client_pod && netfilter {
                 f.stats.first_packet.record(self.proxy.miss().total_ns());
-                extra += Self::charge(hop, f, self.proxy.miss());
+                extra[0] = Self::charge(hop, f, self.proxy.miss());
                 if node != cnode {
-                    extra += Self::charge(hop, f, self.proxy.miss());
+                    extra[1] = Self::charge(hop, f, self.proxy.miss());
                 }
             }
+            snode = if pod == client_pod { NONE } else { node };
             src = if pod == client_pod { LOCALHOST } else { cip };
             (server_pod, server_port, ep, entry) = (pod, direct_port, headless_ep, Entry::ClusterIp);
         } else {
@@ -180,7 +185,7 @@ impl World<'_> {
                     let f = &mut self.flows[flow];
                     let leg = datapath::to_node(dp, place);
                     let hops = &mut f.stats.hops;
-                    let there = leg.walk(dp, 0, |k, ns| hops[k as usize].add(ns));
+                    let there = leg.idle_ns(dp, Msg::tcp(0), |k, ns| hops[k as usize].add(ns));
                     let miss = Self::charge(hop, f, self.proxy.miss());
                     let r = self.reqs.get_mut(req);
                     if refused == Decision::Dropped {
@@ -194,7 +199,7 @@ impl World<'_> {
                         return;
                     }
                     let hops = &mut self.flows[flow].stats.hops;
-                    let back = leg.reversed().walk(dp, 0, |k, ns| hops[k as usize].add(ns));
+                    let back = leg.reversed().idle_ns(dp, Msg::tcp(0), |k, ns| hops[k as usize].add(ns));
                     r.phase = Phase::Reject;
                     r.failure = Failure::NoEndpoints;
                     self.at(s, there + back + miss, Ev::Deliver { req });
@@ -203,14 +208,14 @@ impl World<'_> {
             };
             let f = &mut self.flows[flow];
             f.stats.first_packet.record(d.cost.total_ns());
-            extra += Self::charge(hop, f, d.cost);
+            extra[0] = Self::charge(hop, f, d.cost);
             let e = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
             let node = cl.pods[e.pod as usize].node;
             let at = &cl.nodes[cnode as usize];
             let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
             if e.pod == client_pod {
                 // Hairpin: kube-proxy masquerades a pod reaching itself.
-                fwd = datapath::hairpin(dp);
+                fwd = datapath::hairpin(dp, cnode);
                 src = at.bridge_ip;
             } else {
                 fwd = datapath::route(dp, place, e.pod, node);
@@ -225,10 +230,36 @@ impl World<'_> {
                     _ => at.bridge_ip,
                 };
             }
-            if node != cnode {
-                extra += Self::charge(hop, f, self.proxy.miss());
+            if node != cnode && netfilter {
+                extra[1] = Self::charge(hop, f, self.proxy.miss());
             }
-            (server_pod, server_port, ep) = (e.pod, e.port, d.endpoint);
+            (server_pod, server_port, ep, snode) = (e.pod, e.port, d.endpoint, node);
+        }
+        // Conntrack: an entry on each node whose netfilter sees the flow.
+        let mut ct = [NONE; 2];
+        if netfilter && snode != NONE {
+            ct = [cnode, if snode != cnode { snode } else { NONE }];
+            let full = ct
+                .iter()
+                .any(|&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= self.params.node.conntrack_max());
+            if full {
+                for &n in ct.iter().filter(|&&n| n != NONE) {
+                    let t = &mut self.nodes[n as usize].conntrack;
+                    if t.len(now) >= self.params.node.conntrack_max() {
+                        t.drops += 1;
+                    }
+                }
+                // The SYN is dropped; the client retries until its timeout.
+                let r = self.reqs.get_mut(req);
+                r.phase = Phase::Dropped;
+                r.failure = Failure::ConntrackFull;
+                let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
+                self.at(s, left, Ev::Deliver { req });
+                return;
+            }
+            for &n in ct.iter().filter(|&&n| n != NONE) {
+                self.nodes[n as usize].conntrack.open_tcp(now);
+            }
         }
         self.flows[flow].stats.connections += 1;
         let server = if cl.pods[server_pod as usize].listens_on(server_port, Protocol::Tcp).is_some() {
@@ -248,13 +279,12 @@ impl World<'_> {
             client,
             pnode: cnode,
             entry,
+            ct,
         });
         let r = self.reqs.get_mut(req);
         r.conn = c;
         r.phase = Phase::Syn;
-        let hops = &mut self.flows[flow].stats.hops;
-        let delay = fwd.walk(&self.params.datapath, 0, |k, ns| hops[k as usize].add(ns)) + extra;
-        self.at(s, delay, Ev::Deliver { req });
+        self.start_walk(req, c, false, Msg::tcp(0), extra, s);
     }
 
     /// The node the load balancer of Service port `sp` sends a new

@@ -66,6 +66,7 @@ impl World<'_> {
             client: NONE,
             pnode: cnode,
             entry: Entry::ClusterIp,
+            ct: [NONE; 2],
         });
         self.reqs.get_mut(req).up_conn = up;
         let bytes = self.flows[flow].flow.request_bytes;

@@ -21,6 +21,7 @@ mod ingress;
 mod resolve;
 mod run;
 mod series;
+mod walk;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,6 +63,8 @@ pub struct Params {
     pub ingress: IngressParams,
     /// Width of a `timeseries.csv` interval [ns] (default 100 ms).
     pub interval_ns: u64,
+    /// Node capacities.
+    pub node: crate::node::NodeParams,
     /// Cluster DNS.
     pub dns: DnsParams,
 }
@@ -75,6 +78,7 @@ impl Default for Params {
             load_balancer: LbParams::default(),
             ingress: IngressParams::default(),
             interval_ns: 100_000_000,
+            node: crate::node::NodeParams::default(),
             dns: DnsParams::default(),
         }
     }
@@ -139,6 +143,8 @@ pub struct FlowStats {
     pub hops: [Tally; HOP_KINDS],
     /// Connections opened (TCP handshakes started).
     pub connections: u64,
+    /// Messages dropped at a full queue (NIC, softirq backlog) and sent again.
+    pub retransmits: u64,
     /// First-packet cost on the first node a new connection meets (the
     /// client's node, or the node port's node): the proxy's lookup plus
     /// conntrack entry creation [ns], one value per connection.
@@ -198,6 +204,14 @@ pub struct Results {
     pub sources: BTreeMap<(u32, u32, Ipv4), u64>,
     /// What the proxy mode programs on every node: (name, count) rows.
     pub proxy_counts: Vec<(&'static str, u64)>,
+    /// Conntrack table size per node.
+    pub conntrack_max: u32,
+    /// Most conntrack entries any node held at once.
+    pub conntrack_peak: u32,
+    /// New flows dropped because a conntrack table was full.
+    pub conntrack_drops: u64,
+    /// Most messages waiting at any node's CPU or NIC at once.
+    pub max_queue: u32,
     /// Events handled.
     pub events: u64,
     /// Simulated time at the end [ns].
@@ -274,6 +288,10 @@ pub struct World<'c> {
     pub(crate) cluster: &'c Cluster,
     pub(crate) params: Params,
     pub(crate) proxy: Proxy,
+    /// Every node's CPU, NIC and conntrack table.
+    pub(crate) nodes: Vec<crate::node::NodeRt>,
+    /// The time of the event being handled [ns].
+    pub(crate) now_ns: u64,
     /// Session affinity: (node, Service port, client address) -> (endpoint,
     /// last use [ns]). Probed only.
     pub(crate) affinity: HashMap<(u32, u32, Ipv4), (u32, u64)>,
@@ -314,6 +332,7 @@ impl<'c> World<'c> {
         servers: Vec<Server>,
     ) -> Result<World<'c>, BuildError> {
         let proxy = Proxy::new(cluster, &params.proxy, params.seed);
+        let node_params = params.node.clone();
         let mut rts = Vec::with_capacity(flows.len());
         let mut names: HashMap<String, u32> = HashMap::new();
         for (i, f) in flows.into_iter().enumerate() {
@@ -397,6 +416,7 @@ impl<'c> World<'c> {
                 latency: Latency::new(),
                 hops: [Tally::default(); HOP_KINDS],
                 connections: 0,
+                retransmits: 0,
                 first_packet: Latency::new(),
                 first_ns: 0,
                 last_ns: 0,
@@ -438,6 +458,8 @@ impl<'c> World<'c> {
             cluster,
             params,
             proxy,
+            nodes: vec![crate::node::NodeRt::new(&node_params); cluster.nodes.len()],
+            now_ns: 0,
             affinity: HashMap::new(),
             lb_cursor: HashMap::new(),
             healthy: HashMap::new(),
@@ -554,6 +576,10 @@ impl<'c> World<'c> {
             endpoint_hits: self.endpoint_hits,
             sources: self.sources,
             proxy_counts: self.proxy.counts(),
+            conntrack_max: self.params.node.conntrack_max(),
+            conntrack_peak: self.nodes.iter().map(|n| n.conntrack.peak).max().unwrap_or(0),
+            conntrack_drops: self.nodes.iter().map(|n| n.conntrack.drops).sum(),
+            max_queue: self.nodes.iter().map(|n| n.cpu.max_queue().max(n.nic.max_queue())).max().unwrap_or(0),
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),
         }

@@ -6,7 +6,7 @@ use emu_engine::Scheduler;
 use super::run::{Conn, Decision, Ev, Phase};
 use super::{World, NONE};
 use crate::cluster::Protocol;
-use crate::datapath::{self, Place};
+use crate::datapath::{self, Msg, Place};
 use crate::proxy::{Entry, ProxyModel};
 
 impl World<'_> {
@@ -19,12 +19,8 @@ impl World<'_> {
 
     /// Sends `req`'s DNS answer back to the pod that asked.
     pub(super) fn dns_answer(&mut self, req: u32, s: &mut Scheduler<Ev>) {
-        let r = self.reqs.get(req);
-        let dp = &self.params.datapath;
-        let wire = self.params.dns.response_bytes + dp.udp_header_bytes;
-        let delay = self.conns.get(r.dns_conn).rev.walk_wire(dp, wire, |_, _| {});
-        self.reqs.get_mut(req).phase = Phase::DnsReply;
-        self.at(s, delay, Ev::Deliver { req });
+        let bytes = self.params.dns.response_bytes;
+        self.send(req, Phase::DnsReply, true, bytes, s);
     }
 
     /// A NodeLocal DNSCache miss: the node forwards the query to CoreDNS
@@ -57,14 +53,12 @@ impl World<'_> {
             client: NONE,
             pnode: node,
             entry: Entry::ClusterIp,
+            ct: [NONE; 2],
         });
         self.reqs.get_mut(req).up_conn = up;
-        let dp = &self.params.datapath;
-        let wire = self.params.dns.query_bytes + dp.header_bytes;
-        // A kept-alive connection: conntrack hits, no first-packet cost.
-        let delay = fwd.walk_wire(dp, wire, |_, _| {});
-        self.reqs.get_mut(req).phase = Phase::DnsUpstream;
-        self.at(s, delay, Ev::Deliver { req });
+        // A kept-alive TCP connection: conntrack hits, no first-packet cost.
+        let bytes = self.params.dns.query_bytes;
+        self.send(req, Phase::DnsUpstream, false, bytes, s);
     }
 
     /// Sends one DNS query of request `req`: to the node's NodeLocal
@@ -90,9 +84,27 @@ impl World<'_> {
         let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
         let ep_node = cl.pods[ep.pod as usize].node;
         let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
-        let mut extra = d.cost.total_ns();
-        if ep_node != node {
-            extra += self.proxy.miss().total_ns();
+        let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
+        let mut extra = [d.cost.total_ns(), 0];
+        if ep_node != node && netfilter {
+            extra[1] = self.proxy.miss().total_ns();
+        }
+        // UDP conntrack entries on both nodes, expiring on their own.
+        let now = s.now().as_nanos();
+        let (max, udp) = (self.params.node.conntrack_max(), self.params.node.udp_timeout_ns);
+        if netfilter {
+            let nodes = [node, if ep_node != node { ep_node } else { NONE }];
+            let full = nodes.iter().any(|&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max);
+            if full {
+                let r = self.reqs.get_mut(req);
+                r.phase = Phase::Dropped;
+                r.failure = crate::traffic::Failure::ConntrackFull;
+                let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
+                return self.at(s, left, Ev::Deliver { req });
+            }
+            for &n in nodes.iter().filter(|&&n| n != NONE) {
+                self.nodes[n as usize].conntrack.open_udp(now, udp);
+            }
         }
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
         let c = self.conns.insert(Conn {
@@ -107,15 +119,14 @@ impl World<'_> {
             client,
             pnode: node,
             entry: Entry::ClusterIp,
+            ct: [NONE; 2],
         });
         let r = self.reqs.get_mut(req);
         r.dns_conn = c;
         r.phase = Phase::DnsQuery;
         r.mark = s.now();
-        let dp = &self.params.datapath;
-        let wire = self.params.dns.query_bytes + dp.udp_header_bytes;
-        let delay = fwd.walk_wire(dp, wire, |_, _| {}) + extra;
-        self.at(s, delay, Ev::Deliver { req });
+        let bytes = self.params.dns.query_bytes;
+        self.start_walk(req, c, false, Msg { bytes, udp: true }, extra, s);
     }
 
     /// Sends `req`'s query to the cache on its own node (link-local,
@@ -123,7 +134,7 @@ impl World<'_> {
     pub(super) fn dns_to_cache(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
         let server = self.cache_server(node);
-        let fwd = datapath::to_host(&self.params.datapath);
+        let fwd = datapath::to_host(&self.params.datapath, node);
         let client = self.reqs.get(req).client;
         let c = self.conns.insert(Conn {
             fwd,
@@ -137,13 +148,13 @@ impl World<'_> {
             client,
             pnode: node,
             entry: Entry::ClusterIp,
+            ct: [NONE; 2],
         });
         let r = self.reqs.get_mut(req);
         r.dns_conn = c;
         r.phase = Phase::DnsQuery;
         r.mark = s.now();
-        let dp = &self.params.datapath;
-        let delay = fwd.walk_wire(dp, self.params.dns.query_bytes + dp.udp_header_bytes, |_, _| {});
-        self.at(s, delay, Ev::Deliver { req });
+        let bytes = self.params.dns.query_bytes;
+        self.send(req, Phase::DnsQuery, false, bytes, s);
     }
 }

@@ -4,7 +4,7 @@ use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
 
 use super::{ServerKind, World, NONE};
 use crate::addr::Ipv4;
-use crate::datapath::{HopKind, Leg};
+use crate::datapath::{HopKind, Leg, Msg};
 use crate::proxy::{Dnat, Entry, ProxyModel};
 use crate::traffic::{Arrivals, Client, Failure};
 
@@ -30,6 +30,21 @@ pub enum Ev {
     },
     /// The server finished working on request `req`.
     ServiceDone {
+        /// Request slab key.
+        req: u32,
+    },
+    /// Request `req`'s message reaches the capacity hop it walked to.
+    HopArrive {
+        /// Request slab key.
+        req: u32,
+    },
+    /// Request `req`'s message is done at its capacity hop.
+    HopDone {
+        /// Request slab key.
+        req: u32,
+    },
+    /// Request `req`'s dropped message is sent again.
+    Walk {
         /// Request slab key.
         req: u32,
     },
@@ -99,6 +114,8 @@ pub(crate) struct Conn {
     /// The node whose proxy decided, and how the connection arrived there.
     pub(super) pnode: u32,
     pub(super) entry: Entry,
+    /// Nodes holding a conntrack entry for it (NONE: none).
+    pub(super) ct: [u32; 2],
 }
 
 /// What a node's proxy did with a new connection to a Service.
@@ -130,6 +147,8 @@ pub(crate) struct Req {
     pub(super) arrived: SimTime,
     pub(super) abandoned: bool,
     pub(super) failure: Failure,
+    /// The message in flight.
+    pub(super) walk: super::walk::Walk,
 }
 
 impl Req {
@@ -155,6 +174,7 @@ impl Model for World<'_> {
     type Event = Ev;
 
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
+        self.now_ns = s.now().as_nanos();
         if !matches!(ev, Ev::Timeout { .. }) {
             self.live -= 1;
         }
@@ -168,6 +188,9 @@ impl Model for World<'_> {
             }
             Ev::Deliver { req } => self.deliver(req, s),
             Ev::ServiceDone { req } => self.service_done(req, s),
+            Ev::HopArrive { req } => self.hop_arrive(req, s),
+            Ev::HopDone { req } => self.hop_done(req, s),
+            Ev::Walk { req } => self.walk_on(req, 0, s),
             Ev::Timeout { req, gen } => self.timeout(req, gen, s),
         }
         if self.live == 0 {
@@ -229,6 +252,7 @@ impl World<'_> {
             arrived: now,
             abandoned: false,
             failure: Failure::Timeout,
+            walk: super::walk::Walk::IDLE,
         });
         s.schedule(SimDuration(timeout), Ev::Timeout { req, gen }); // not counted in `live`
         match reused {
@@ -252,12 +276,9 @@ impl World<'_> {
     pub(super) fn send(&mut self, req: u32, phase: Phase, back: bool, bytes: u32, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get_mut(req);
         r.phase = phase;
-        let flow = r.flow as usize;
-        let c = self.conns.get(r.conn_of(phase));
-        let leg = if back { &c.rev } else { &c.fwd };
-        let hops = &mut self.flows[flow].stats.hops;
-        let delay = leg.walk(&self.params.datapath, bytes, |k, ns| hops[k as usize].add(ns));
-        self.at(s, delay, Ev::Deliver { req });
+        let conn = r.conn_of(phase);
+        let udp = matches!(phase, Phase::DnsQuery | Phase::DnsReply);
+        self.start_walk(req, conn, back, Msg { bytes, udp }, [0, 0], s);
     }
 
     pub(super) fn send_request(&mut self, req: u32, s: &mut Scheduler<Ev>) {
@@ -395,11 +416,8 @@ impl World<'_> {
             let bytes = self.flows[r.flow as usize].flow.response_bytes;
             self.send(req, Phase::UpResponse, true, bytes, s);
         } else if phase == Phase::DnsUpAtServer {
-            let dp = &self.params.datapath;
-            let wire = self.params.dns.response_bytes + dp.header_bytes;
-            let delay = self.conns.get(r.up_conn).rev.walk_wire(dp, wire, |_, _| {});
-            self.reqs.get_mut(req).phase = Phase::DnsUpReply;
-            self.at(s, delay, Ev::Deliver { req });
+            let bytes = self.params.dns.response_bytes;
+            self.send(req, Phase::DnsUpReply, true, bytes, s);
         } else if self.servers[server as usize].kind == ServerKind::DnsCache {
             let key = self.cache_key(req);
             if self.dns_cache.get(&key).is_some_and(|&exp| exp > s.now().as_nanos()) {
@@ -410,12 +428,8 @@ impl World<'_> {
         } else if self.servers[server as usize].kind == ServerKind::Ingress {
             self.upstream(req, s);
         } else if dns {
-            let (dc, bytes) = (r.dns_conn, self.params.dns.response_bytes);
-            let c = self.conns.get(dc);
-            let dp = &self.params.datapath;
-            let delay = c.rev.walk_wire(dp, bytes + dp.udp_header_bytes, |_, _| {});
-            self.reqs.get_mut(req).phase = Phase::DnsReply;
-            self.at(s, delay, Ev::Deliver { req });
+            let bytes = self.params.dns.response_bytes;
+            self.send(req, Phase::DnsReply, true, bytes, s);
         } else {
             let bytes = self.flows[r.flow as usize].flow.response_bytes;
             self.send(req, Phase::Response, true, bytes, s);
@@ -496,6 +510,9 @@ impl World<'_> {
         let c = self.conns.remove(conn);
         if c.sp != NONE {
             self.proxy.closed(c.pnode, c.sp, c.entry, c.ep);
+        }
+        for &n in c.ct.iter().filter(|&&n| n != NONE) {
+            self.nodes[n as usize].conntrack.close_tcp(self.now_ns, self.params.node.tcp_time_wait_ns);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cluster::{build, testing};
-use crate::datapath::{route, serialization_ns, Place};
+use crate::datapath::{route, serialization_ns, Msg, Place};
 use crate::traffic::{Arrivals, Client, Flow, Target};
 use emu_engine::Dist;
 
@@ -35,25 +35,29 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     let p = Params::default();
     let dp = &p.datapath;
     let leg = route(dp, Place::Pod { pod: 0, node: 0 }, 1, 1);
-    let walk = |bytes| leg.walk(dp, bytes, |_, _| {});
+    let back = leg.reversed();
+    let walk = |bytes: u32| leg.idle_ns(dp, Msg::tcp(bytes), |_, _| {});
+    let walk_back = |bytes: u32| back.idle_ns(dp, Msg::tcp(bytes), |_, _| {});
     // SYN and SYN-ACK carry no payload; both nodes walk all of
     // KUBE-SERVICES (no user Services: only the NODEPORTS jump) and create
     // a conntrack entry for the new flow.
     let first = 2 * (p.proxy.iptables.conntrack_new_ns + p.proxy.iptables.rule_ns);
-    let expected = 2 * walk(0) + first + walk(100) + walk(1000);
+    let expected = walk(0) + walk_back(0) + first + walk(100) + walk_back(1000);
     let r =
         simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, false)], vec![])
             .unwrap();
     let l = &r.flows[0].latency;
     assert_eq!(l.count(), 10);
     assert_eq!(l.mean_ns(), expected as f64);
-    // Serialization is part of it: 1000 B more cost 800 ns more at 10 Gbit/s.
-    assert_eq!(walk(1000) - walk(0), serialization_ns(1066, 10_000_000_000) - serialization_ns(66, 10_000_000_000));
+    // Size is part of it: 1000 B more cost 800 ns more on the 10 Gbit/s NIC
+    // and 140 ns more of CPU on each node.
+    assert_eq!(serialization_ns(1066u64, 10_000_000_000) - serialization_ns(66u64, 10_000_000_000), 800);
+    assert_eq!(walk(1000) - walk(0), 800 + 2 * 140);
     // Kept alive, only the first request pays the handshake.
     let r =
         simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, true)], vec![])
             .unwrap();
-    let reuse = walk(100) + walk(1000);
+    let reuse = walk(100) + walk_back(1000);
     assert_eq!(r.flows[0].latency.mean_ns(), (expected + 9 * reuse) as f64 / 10.0);
     assert_eq!(r.flows[0].connections, 1);
 }
@@ -85,7 +89,8 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
     assert!((st.throughput_rps() / 1000.0 - 1.0).abs() < 0.01, "{}", st.throughput_rps());
     let dp = DataPathParams::default();
     let leg = route(&dp, Place::Pod { pod: 0, node: 0 }, 1, 0);
-    let rtt = (leg.walk(&dp, 100, |_, _| {}) + leg.walk(&dp, 1000, |_, _| {})) as f64;
+    let rtt =
+        (leg.idle_ns(&dp, Msg::tcp(100), |_, _| {}) + leg.reversed().idle_ns(&dp, Msg::tcp(1000), |_, _| {})) as f64;
     let q = st.hops[crate::datapath::HopKind::Queue as usize];
     assert!((q.mean() - (3e6 - rtt)).abs() / 3e6 < 0.01, "queue {} vs {}", q.mean(), 3e6 - rtt);
 }

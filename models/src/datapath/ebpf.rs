@@ -1,0 +1,27 @@
+//! A Cilium-like eBPF data path with native routing: a BPF program on the
+//! pod's device redirects packets straight to the peer pod's namespace or
+//! to the node's NIC (`bpf_redirect_peer`, `bpf_redirect_neigh`), so the
+//! bridge, one veth traversal and netfilter (iptables, conntrack) are
+//! bypassed. Between nodes it routes like [`super::routed`].
+
+use super::{DataPathParams, HopKind, Leg, NO_NODE};
+
+/// From the first node's packet processing at `at` to the pod on `to`.
+pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32, from_pod: bool) {
+    leg.push_at(HopKind::Cpu, 0, at, NO_NODE, 0);
+    if at == to {
+        leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
+        if from_pod {
+            leg.push(HopKind::Veth, p.veth_ns); // the redirect into the peer skips one veth, not both
+        }
+        return;
+    }
+    if from_pod {
+        leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
+    }
+    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_at(HopKind::Underlay, p.underlay_latency_ns, at, to, 0);
+    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_at(HopKind::Cpu, 0, to, NO_NODE, 0);
+    leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
+}

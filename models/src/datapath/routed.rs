@@ -1,0 +1,24 @@
+//! Routed pod networking (kubenet, host-gw, Calico BGP): each node bridges
+//! its pods on `cbr0` and routes between nodes over the underlay, no
+//! encapsulation, no NAT between pods.
+
+use super::{DataPathParams, HopKind, Leg, NO_NODE};
+
+/// From the first node's packet processing at `at` to the pod on `to`.
+pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32, from_pod: bool) {
+    leg.push_at(HopKind::Cpu, 0, at, NO_NODE, 0);
+    if at == to {
+        leg.push(HopKind::Bridge, p.bridge_ns);
+        leg.push(HopKind::Veth, p.veth_ns);
+        return;
+    }
+    if from_pod {
+        leg.push(HopKind::Bridge, p.bridge_ns);
+    }
+    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_at(HopKind::Underlay, p.underlay_latency_ns, at, to, 0);
+    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_at(HopKind::Cpu, 0, to, NO_NODE, 0);
+    leg.push(HopKind::Bridge, p.bridge_ns);
+    leg.push(HopKind::Veth, p.veth_ns);
+}

@@ -1,0 +1,29 @@
+//! A VXLAN overlay (flannel, Calico VXLAN): pods are bridged on each node as
+//! in routed mode, but traffic between nodes is encapsulated in UDP: 50 B
+//! more per packet on the wire, encapsulation CPU on the sender and
+//! decapsulation CPU on the receiver, and the latency the published
+//! round trips show for it (see the module docs of [`super`]).
+
+use super::{flags, DataPathParams, HopKind, Leg, NO_NODE};
+
+/// From the first node's packet processing at `at` to the pod on `to`.
+pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32, from_pod: bool) {
+    if at == to {
+        leg.push_at(HopKind::Cpu, 0, at, NO_NODE, 0);
+        leg.push(HopKind::Bridge, p.bridge_ns);
+        leg.push(HopKind::Veth, p.veth_ns);
+        return;
+    }
+    leg.push_at(HopKind::Cpu, 0, at, NO_NODE, flags::ENCAP);
+    if from_pod {
+        leg.push(HopKind::Bridge, p.bridge_ns);
+    }
+    leg.push(HopKind::Vxlan, p.vxlan_encap_ns);
+    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_at(HopKind::Underlay, p.underlay_latency_ns, at, to, flags::OVERLAY);
+    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push(HopKind::Vxlan, p.vxlan_decap_ns);
+    leg.push_at(HopKind::Cpu, 0, to, NO_NODE, flags::DECAP);
+    leg.push(HopKind::Bridge, p.bridge_ns);
+    leg.push(HopKind::Veth, p.veth_ns);
+}

@@ -1,0 +1,209 @@
+//! A node's capacities: its packet-processing CPU, its NIC's transmit
+//! queue, and its conntrack table.
+//!
+//! - **Softirq CPU**: `softirq_cores` servers with one FIFO queue; every
+//!   message passing the node costs CPU per packet and per byte (see
+//!   [`crate::datapath`]), plus the proxy's first-packet work (iptables
+//!   rules, conntrack entry) for a new connection. The backlog is bounded
+//!   at `backlog` messages per core (`net.core.netdev_max_backlog`); a
+//!   message arriving at a full backlog is dropped.
+//! - **NIC**: one transmit queue at the link's bandwidth, bounded at
+//!   `txqueuelen` messages; a full queue drops.
+//! - A dropped TCP message is sent again after `rto_ns` (Linux's minimum
+//!   retransmission timeout); a dropped DNS query after `dns_retry_ns` (the
+//!   resolver's timeout). Bounds count messages, not packets: an
+//!   approximation that is exact for messages of one packet.
+//! - **Conntrack**: a table of `conntrack_max` entries. A new connection
+//!   adds one entry on each node whose netfilter sees it; the entry lives
+//!   while the connection is open, then `tcp_time_wait_ns` more (TIME_WAIT);
+//!   a UDP flow's entry lives `udp_timeout_ns`. When the table is full the
+//!   kernel drops the new flow's packet ("nf_conntrack: table full, dropping
+//!   packet"); established flows continue. emu has no non-assured entries
+//!   to evict early.
+//!
+//! | parameter | default | source |
+//! |---|---|---|
+//! | `softirq_cores` | 4 | assumption: a 4-vCPU node, RSS spreading flows over every core |
+//! | `backlog` | 1,000 per core | `net.core.netdev_max_backlog` default |
+//! | `txqueuelen` | 1,000 | Linux's default for Ethernet devices |
+//! | `conntrack_max` | max(32,768 x cores, 131,072) = 131,072 | kube-proxy's `--conntrack-max-per-core` 32,768 and `--conntrack-min` 131,072 (published-figures.md) |
+//! | `tcp_time_wait_ns` | 120 s | `nf_conntrack_tcp_timeout_time_wait` default |
+//! | `udp_timeout_ns` | 30 s | `nf_conntrack_udp_timeout` default (kube-proxy leaves it) |
+//! | `rto_ns` | 200 ms | Linux `TCP_RTO_MIN` |
+//! | `dns_retry_ns` | 5 s | resolv.conf `timeout` default |
+
+use std::collections::VecDeque;
+
+use emu_engine::Fifo;
+
+/// Node capacity parameters; see the module docs for sources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeParams {
+    /// Cores processing packets.
+    pub softirq_cores: u32,
+    /// Backlog per core [messages].
+    pub backlog: u32,
+    /// NIC transmit queue [messages].
+    pub txqueuelen: u32,
+    /// Conntrack table size [entries]; 0: kube-proxy's max(32768 x cores, 131072).
+    pub conntrack_max: u32,
+    /// TIME_WAIT of a closed TCP connection's entry [ns].
+    pub tcp_time_wait_ns: u64,
+    /// Lifetime of a UDP flow's entry [ns].
+    pub udp_timeout_ns: u64,
+    /// Retransmission delay of a dropped TCP message [ns].
+    pub rto_ns: u64,
+    /// Retry delay of a dropped DNS query [ns].
+    pub dns_retry_ns: u64,
+}
+
+impl Default for NodeParams {
+    fn default() -> Self {
+        NodeParams {
+            softirq_cores: 4,
+            backlog: 1_000,
+            txqueuelen: 1_000,
+            conntrack_max: 0,
+            tcp_time_wait_ns: 120_000_000_000,
+            udp_timeout_ns: 30_000_000_000,
+            rto_ns: 200_000_000,
+            dns_retry_ns: 5_000_000_000,
+        }
+    }
+}
+
+impl NodeParams {
+    /// The conntrack table size in effect.
+    pub fn conntrack_max(&self) -> u32 {
+        if self.conntrack_max > 0 {
+            self.conntrack_max
+        } else {
+            (32_768 * self.softirq_cores.max(1)).max(131_072)
+        }
+    }
+}
+
+/// A node's conntrack table: counts, with expiry queues per timeout class
+/// (each class has one timeout, so its expiries arrive in order and the
+/// queue stays sorted: O(1) per operation).
+#[derive(Clone, Debug)]
+pub struct Conntrack {
+    max: u32,
+    open: u32,
+    closing: VecDeque<u64>,
+    udp: VecDeque<u64>,
+    /// Most entries seen at once.
+    pub peak: u32,
+    /// New flows dropped because the table was full.
+    pub drops: u64,
+}
+
+impl Conntrack {
+    /// An empty table of `max` entries.
+    pub fn new(max: u32) -> Conntrack {
+        Conntrack { max, open: 0, closing: VecDeque::new(), udp: VecDeque::new(), peak: 0, drops: 0 }
+    }
+
+    fn purge(&mut self, now: u64) {
+        while self.closing.front().is_some_and(|&t| t <= now) {
+            self.closing.pop_front();
+        }
+        while self.udp.front().is_some_and(|&t| t <= now) {
+            self.udp.pop_front();
+        }
+    }
+
+    /// Entries at `now`.
+    pub fn len(&mut self, now: u64) -> u32 {
+        self.purge(now);
+        self.open + self.closing.len() as u32 + self.udp.len() as u32
+    }
+
+    /// Whether no entry is live at `now`.
+    pub fn is_empty(&mut self, now: u64) -> bool {
+        self.len(now) == 0
+    }
+
+    fn admit(&mut self, now: u64) -> bool {
+        let n = self.len(now);
+        if n >= self.max {
+            self.drops += 1;
+            return false;
+        }
+        self.peak = self.peak.max(n + 1);
+        true
+    }
+
+    /// A new TCP connection's first packet: `false` if the table is full.
+    pub fn open_tcp(&mut self, now: u64) -> bool {
+        let ok = self.admit(now);
+        self.open += u32::from(ok);
+        ok
+    }
+
+    /// An open TCP connection closed at `now`: TIME_WAIT starts.
+    pub fn close_tcp(&mut self, now: u64, time_wait_ns: u64) {
+        assert!(self.open > 0, "closing a connection conntrack never saw");
+        self.open -= 1;
+        self.closing.push_back(now + time_wait_ns);
+    }
+
+    /// A new UDP flow at `now` living `timeout_ns`: `false` if full.
+    pub fn open_udp(&mut self, now: u64, timeout_ns: u64) -> bool {
+        let ok = self.admit(now);
+        if ok {
+            self.udp.push_back(now + timeout_ns);
+        }
+        ok
+    }
+}
+
+/// A node's run-time resources.
+#[derive(Clone, Debug)]
+pub struct NodeRt {
+    /// Softirq CPU.
+    pub cpu: Fifo,
+    /// NIC transmit queue.
+    pub nic: Fifo,
+    /// Conntrack table.
+    pub conntrack: Conntrack,
+}
+
+impl NodeRt {
+    /// A node's resources under `p`.
+    pub fn new(p: &NodeParams) -> NodeRt {
+        NodeRt {
+            cpu: Fifo::new(p.softirq_cores.max(1), p.backlog.saturating_mul(p.softirq_cores.max(1))),
+            nic: Fifo::new(1, p.txqueuelen),
+            conntrack: Conntrack::new(p.conntrack_max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conntrack_fills_expires_and_drops() {
+        let mut ct = Conntrack::new(3);
+        assert!(ct.open_tcp(0));
+        assert!(ct.open_udp(0, 30));
+        assert!(ct.open_tcp(1));
+        assert!(!ct.open_tcp(2), "full: the new flow is dropped");
+        assert_eq!(ct.drops, 1);
+        ct.close_tcp(5, 120);
+        assert_eq!(ct.len(10), 3, "TIME_WAIT keeps the entry");
+        assert_eq!(ct.len(30), 2, "the UDP entry expired");
+        assert!(ct.open_tcp(30));
+        assert_eq!(ct.len(125), 2, "TIME_WAIT over");
+        assert_eq!(ct.peak, 3);
+    }
+
+    #[test]
+    fn kube_proxy_sizes_the_table() {
+        assert_eq!(NodeParams::default().conntrack_max(), 131_072);
+        let big = NodeParams { softirq_cores: 8, ..Default::default() };
+        assert_eq!(big.conntrack_max(), 262_144);
+    }
+}

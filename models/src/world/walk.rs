@@ -1,0 +1,189 @@
+//! A message's walk along its leg: delay hops are summed into one event;
+//! at each capacity hop (a node's softirq CPU, a node NIC's transmit
+//! queue) the message queues for the resource, is served, and walks on.
+//! A message dropped at a full queue is sent again from the start of its
+//! leg after the retransmission delay.
+
+use emu_engine::{Acquire, Scheduler, SimTime};
+
+use super::run::{Ev, Phase};
+use super::{World, NONE};
+use crate::datapath::{HopKind, Leg, Msg, NO_NODE};
+
+/// The state of the one message a request has in flight.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walk {
+    /// The connection whose leg it walks.
+    pub(super) conn: u32,
+    /// The leg back (reverse) rather than forward.
+    pub(super) back: bool,
+    /// Index of the next hop.
+    pub(super) pos: u8,
+    /// CPU hops passed so far (indexes `extra`).
+    pub(super) cpus: u8,
+    /// The message.
+    pub(super) msg: Msg,
+    /// First-packet work [ns] at the first and second CPU hop (a SYN's
+    /// proxy lookup and conntrack entry creation).
+    pub(super) extra: [u32; 2],
+    /// When it joined the current queue.
+    pub(super) queued_at: SimTime,
+}
+
+impl Walk {
+    /// A walk that has not started.
+    pub(super) const IDLE: Walk = Walk {
+        conn: NONE,
+        back: false,
+        pos: 0,
+        cpus: 0,
+        msg: Msg { bytes: 0, udp: false },
+        extra: [0, 0],
+        queued_at: SimTime::ZERO,
+    };
+}
+
+/// Whether hops of `phase` are accounted to the flow's hop tallies (a DNS
+/// exchange is accounted as a whole, in the `dns` hop).
+fn accounted(phase: Phase) -> bool {
+    !matches!(
+        phase,
+        Phase::DnsQuery
+            | Phase::DnsReply
+            | Phase::DnsUpstream
+            | Phase::DnsUpReply
+            | Phase::DnsAtServer
+            | Phase::DnsUpAtServer
+    )
+}
+
+impl World<'_> {
+    fn leg(&self, w: &Walk) -> &Leg {
+        let c = self.conns.get(w.conn);
+        if w.back {
+            &c.rev
+        } else {
+            &c.fwd
+        }
+    }
+
+    /// Starts `req`'s message `msg` along `conn`'s leg (back: the reverse
+    /// leg), with first-packet work `extra` on its first two CPU hops.
+    pub(super) fn start_walk(
+        &mut self,
+        req: u32,
+        conn: u32,
+        back: bool,
+        msg: Msg,
+        extra: [u64; 2],
+        s: &mut Scheduler<Ev>,
+    ) {
+        let extra = extra.map(|e| u32::try_from(e).expect("first-packet work above 4.29 s"));
+        self.reqs.get_mut(req).walk = Walk { conn, back, pos: 0, cpus: 0, msg, extra, queued_at: s.now() };
+        self.walk_on(req, 0, s);
+    }
+
+    /// Walks delay hops from the current position, `delay` already owed,
+    /// up to the next capacity hop (or the end of the leg).
+    pub(super) fn walk_on(&mut self, req: u32, mut delay: u64, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let (mut w, flow, phase) = (r.walk, r.flow as usize, r.phase);
+        let dp = &self.params.datapath;
+        let c = self.conns.get(w.conn);
+        let hops = if w.back { c.rev.hops() } else { c.fwd.hops() };
+        let tally = &mut self.flows[flow].stats.hops;
+        let acc = accounted(phase);
+        while (w.pos as usize) < hops.len() {
+            let h = &hops[w.pos as usize];
+            if h.kind.is_capacity() && h.node != NO_NODE {
+                self.reqs.get_mut(req).walk.pos = w.pos;
+                return self.at(s, delay, Ev::HopArrive { req });
+            }
+            let (service, latency) = Leg::idle_hop_ns(dp, h, w.msg);
+            if acc {
+                tally[h.kind as usize].add(service + latency);
+            }
+            delay += service + latency;
+            w.pos += 1;
+        }
+        self.reqs.get_mut(req).walk.pos = w.pos;
+        self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// `req`'s message reaches the capacity hop at its position.
+    pub(super) fn hop_arrive(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let w = self.reqs.get(req).walk;
+        let h = self.leg(&w).hops()[w.pos as usize];
+        let node = &mut self.nodes[h.node as usize];
+        let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
+        match res.acquire(req) {
+            Acquire::Granted => {
+                self.reqs.get_mut(req).walk.queued_at = s.now();
+                self.hop_serve(req, s);
+            }
+            Acquire::Queued => self.reqs.get_mut(req).walk.queued_at = s.now(),
+            Acquire::Rejected => {
+                // Dropped: the sender sends it again from the start.
+                let r = self.reqs.get_mut(req);
+                r.walk.pos = 0;
+                r.walk.cpus = 0;
+                let f = &mut self.flows[r.flow as usize].stats;
+                f.retransmits += 1;
+                let p = &self.params.node;
+                let wait = if w.msg.udp { p.dns_retry_ns } else { p.rto_ns };
+                self.at(s, wait, Ev::Walk { req });
+            }
+        }
+    }
+
+    /// `req` is served at its capacity hop now.
+    pub(super) fn hop_serve(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let (w, flow, phase) = (r.walk, r.flow as usize, r.phase);
+        let dp = &self.params.datapath;
+        let h = self.leg(&w).hops()[w.pos as usize];
+        let (service, extra) = match h.kind {
+            HopKind::Cpu => {
+                let extra = w.extra.get(w.cpus as usize).copied().unwrap_or(0) as u64;
+                (dp.cpu_ns(w.msg, h.flags), extra)
+            }
+            _ => (dp.nic_ns(w.msg, h.flags), 0),
+        };
+        if accounted(phase) {
+            let hops = &mut self.flows[flow].stats.hops;
+            let (queue, kind) = if h.kind == HopKind::Cpu {
+                (HopKind::CpuQueue, HopKind::Cpu)
+            } else {
+                (HopKind::NicQueue, HopKind::Underlay)
+            };
+            hops[queue as usize].add(s.now().since(w.queued_at).as_nanos());
+            // The underlay's tally takes serialization now, propagation after.
+            hops[kind as usize].add(service);
+        }
+        self.at(s, service + extra, Ev::HopDone { req });
+    }
+
+    /// `req`'s service at its capacity hop ends: the resource takes the
+    /// next message, and this one walks on.
+    pub(super) fn hop_done(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let (w, phase, flow) = (r.walk, r.phase, r.flow as usize);
+        let h = self.leg(&w).hops()[w.pos as usize];
+        let node = &mut self.nodes[h.node as usize];
+        let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
+        if let Some(next) = res.release() {
+            self.hop_serve(next, s);
+        }
+        let r = self.reqs.get_mut(req);
+        r.walk.pos += 1;
+        if h.kind == HopKind::Cpu {
+            r.walk.cpus += 1;
+        }
+        // Propagation after the NIC (the hop's latency).
+        if accounted(phase) && h.base_ns > 0 {
+            // Counted once, at service; the latency adds to its time.
+            self.flows[flow].stats.hops[h.kind as usize].sum += h.base_ns as u64;
+        }
+        self.walk_on(req, h.base_ns as u64, s);
+    }
+}
