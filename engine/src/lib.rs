@@ -30,7 +30,7 @@ mod time;
 
 pub use dist::{format_duration, parse_duration, Dist, DistError};
 pub use queue::EventQueue;
-pub use resource::{Acquire, Fifo};
+pub use resource::{Acquire, Fifo, LazyFifo};
 pub use sim::{Model, Scheduler};
 pub use slab::Slab;
 pub use time::{SimDuration, SimTime};

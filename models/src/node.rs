@@ -34,7 +34,7 @@
 
 use std::collections::VecDeque;
 
-use emu_engine::Fifo;
+use emu_engine::LazyFifo;
 
 /// Node capacity parameters; see the module docs for sources.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,9 +162,9 @@ impl Conntrack {
 #[derive(Clone, Debug)]
 pub struct NodeRt {
     /// Softirq CPU.
-    pub cpu: Fifo,
+    pub cpu: LazyFifo,
     /// NIC transmit queue.
-    pub nic: Fifo,
+    pub nic: LazyFifo,
     /// Conntrack table.
     pub conntrack: Conntrack,
 }
@@ -173,8 +173,8 @@ impl NodeRt {
     /// A node's resources under `p`.
     pub fn new(p: &NodeParams) -> NodeRt {
         NodeRt {
-            cpu: Fifo::new(p.softirq_cores.max(1), p.backlog.saturating_mul(p.softirq_cores.max(1))),
-            nic: Fifo::new(1, p.txqueuelen),
+            cpu: LazyFifo::new(p.softirq_cores.max(1), p.backlog.saturating_mul(p.softirq_cores.max(1))),
+            nic: LazyFifo::new(1, p.txqueuelen),
             conntrack: Conntrack::new(p.conntrack_max()),
         }
     }

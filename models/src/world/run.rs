@@ -38,11 +38,6 @@ pub enum Ev {
         /// Request slab key.
         req: u32,
     },
-    /// Request `req`'s message is done at its capacity hop.
-    HopDone {
-        /// Request slab key.
-        req: u32,
-    },
     /// Request `req`'s dropped message is sent again.
     Walk {
         /// Request slab key.
@@ -189,7 +184,6 @@ impl Model for World<'_> {
             Ev::Deliver { req } => self.deliver(req, s),
             Ev::ServiceDone { req } => self.service_done(req, s),
             Ev::HopArrive { req } => self.hop_arrive(req, s),
-            Ev::HopDone { req } => self.hop_done(req, s),
             Ev::Walk { req } => self.walk_on(req, 0, s),
             Ev::Timeout { req, gen } => self.timeout(req, gen, s),
         }

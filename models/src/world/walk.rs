@@ -1,10 +1,11 @@
 //! A message's walk along its leg: delay hops are summed into one event;
 //! at each capacity hop (a node's softirq CPU, a node NIC's transmit
-//! queue) the message queues for the resource, is served, and walks on.
-//! A message dropped at a full queue is sent again from the start of its
-//! leg after the retransmission delay.
+//! queue) the message joins the resource's FIFO queue, and walks on from
+//! the time its service ends (one event per capacity hop: departures are
+//! computed, not scheduled). A message dropped at a full queue is sent
+//! again from the start of its leg after the retransmission delay.
 
-use emu_engine::{Acquire, Scheduler, SimTime};
+use emu_engine::Scheduler;
 
 use super::run::{Ev, Phase};
 use super::{World, NONE};
@@ -26,21 +27,12 @@ pub(crate) struct Walk {
     /// First-packet work [ns] at the first and second CPU hop (a SYN's
     /// proxy lookup and conntrack entry creation).
     pub(super) extra: [u32; 2],
-    /// When it joined the current queue.
-    pub(super) queued_at: SimTime,
 }
 
 impl Walk {
     /// A walk that has not started.
-    pub(super) const IDLE: Walk = Walk {
-        conn: NONE,
-        back: false,
-        pos: 0,
-        cpus: 0,
-        msg: Msg { bytes: 0, udp: false },
-        extra: [0, 0],
-        queued_at: SimTime::ZERO,
-    };
+    pub(super) const IDLE: Walk =
+        Walk { conn: NONE, back: false, pos: 0, cpus: 0, msg: Msg { bytes: 0, udp: false }, extra: [0, 0] };
 }
 
 /// Whether hops of `phase` are accounted to the flow's hop tallies (a DNS
@@ -79,7 +71,7 @@ impl World<'_> {
         s: &mut Scheduler<Ev>,
     ) {
         let extra = extra.map(|e| u32::try_from(e).expect("first-packet work above 4.29 s"));
-        self.reqs.get_mut(req).walk = Walk { conn, back, pos: 0, cpus: 0, msg, extra, queued_at: s.now() };
+        self.reqs.get_mut(req).walk = Walk { conn, back, pos: 0, cpus: 0, msg, extra };
         self.walk_on(req, 0, s);
     }
 
@@ -110,44 +102,30 @@ impl World<'_> {
         self.at(s, delay, Ev::Deliver { req });
     }
 
-    /// `req`'s message reaches the capacity hop at its position.
+    /// `req`'s message reaches the capacity hop at its position: it queues
+    /// (FIFO, resolved without departure events) and walks on from its
+    /// finish time, or is dropped if the queue is full and sent again.
     pub(super) fn hop_arrive(&mut self, req: u32, s: &mut Scheduler<Ev>) {
-        let w = self.reqs.get(req).walk;
-        let h = self.leg(&w).hops()[w.pos as usize];
-        let node = &mut self.nodes[h.node as usize];
-        let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
-        match res.acquire(req) {
-            Acquire::Granted => {
-                self.reqs.get_mut(req).walk.queued_at = s.now();
-                self.hop_serve(req, s);
-            }
-            Acquire::Queued => self.reqs.get_mut(req).walk.queued_at = s.now(),
-            Acquire::Rejected => {
-                // Dropped: the sender sends it again from the start.
-                let r = self.reqs.get_mut(req);
-                r.walk.pos = 0;
-                r.walk.cpus = 0;
-                let f = &mut self.flows[r.flow as usize].stats;
-                f.retransmits += 1;
-                let p = &self.params.node;
-                let wait = if w.msg.udp { p.dns_retry_ns } else { p.rto_ns };
-                self.at(s, wait, Ev::Walk { req });
-            }
-        }
-    }
-
-    /// `req` is served at its capacity hop now.
-    pub(super) fn hop_serve(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
         let r = self.reqs.get(req);
         let (w, flow, phase) = (r.walk, r.flow as usize, r.phase);
         let dp = &self.params.datapath;
         let h = self.leg(&w).hops()[w.pos as usize];
         let (service, extra) = match h.kind {
-            HopKind::Cpu => {
-                let extra = w.extra.get(w.cpus as usize).copied().unwrap_or(0) as u64;
-                (dp.cpu_ns(w.msg, h.flags), extra)
-            }
+            HopKind::Cpu => (dp.cpu_ns(w.msg, h.flags), w.extra.get(w.cpus as usize).copied().unwrap_or(0) as u64),
             _ => (dp.nic_ns(w.msg, h.flags), 0),
+        };
+        let node = &mut self.nodes[h.node as usize];
+        let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
+        let Some((start, finish)) = res.admit(now, service + extra) else {
+            // Dropped: the sender sends it again from the start.
+            let r = self.reqs.get_mut(req);
+            r.walk.pos = 0;
+            r.walk.cpus = 0;
+            self.flows[flow].stats.retransmits += 1;
+            let p = &self.params.node;
+            let wait = if w.msg.udp { p.dns_retry_ns } else { p.rto_ns };
+            return self.at(s, wait, Ev::Walk { req });
         };
         if accounted(phase) {
             let hops = &mut self.flows[flow].stats.hops;
@@ -156,34 +134,16 @@ impl World<'_> {
             } else {
                 (HopKind::NicQueue, HopKind::Underlay)
             };
-            hops[queue as usize].add(s.now().since(w.queued_at).as_nanos());
-            // The underlay's tally takes serialization now, propagation after.
-            hops[kind as usize].add(service);
-        }
-        self.at(s, service + extra, Ev::HopDone { req });
-    }
-
-    /// `req`'s service at its capacity hop ends: the resource takes the
-    /// next message, and this one walks on.
-    pub(super) fn hop_done(&mut self, req: u32, s: &mut Scheduler<Ev>) {
-        let r = self.reqs.get(req);
-        let (w, phase, flow) = (r.walk, r.phase, r.flow as usize);
-        let h = self.leg(&w).hops()[w.pos as usize];
-        let node = &mut self.nodes[h.node as usize];
-        let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
-        if let Some(next) = res.release() {
-            self.hop_serve(next, s);
+            hops[queue as usize].add(start - now);
+            // Service, then the hop's latency (the underlay's propagation);
+            // a first packet's proxy work is in its own tallies.
+            hops[kind as usize].add(service + h.base_ns as u64);
         }
         let r = self.reqs.get_mut(req);
         r.walk.pos += 1;
         if h.kind == HopKind::Cpu {
             r.walk.cpus += 1;
         }
-        // Propagation after the NIC (the hop's latency).
-        if accounted(phase) && h.base_ns > 0 {
-            // Counted once, at service; the latency adds to its time.
-            self.flows[flow].stats.hops[h.kind as usize].sum += h.base_ns as u64;
-        }
-        self.walk_on(req, h.base_ns as u64, s);
+        self.walk_on(req, finish - now + h.base_ns as u64, s);
     }
 }
