@@ -59,8 +59,8 @@ enum Command {
         threads: usize,
         /// Run every point this many times, replication r with seed + r; adds
         /// a `replication` column to every CSV when above 1.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        replications: u32,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        replications: Option<u32>,
     },
     /// Check a scenario without running it.
     Validate {
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Validate { file } => match scenario::load(&file, None) {
+        Command::Validate { file } => match scenario::load(&file, None, None) {
             Ok(loaded) => {
                 warn(&loaded);
                 let p = &loaded.points[0].prepared;
@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { file, out, seed, threads, replications } => {
-            let loaded = match scenario::load(&file, seed) {
+            let loaded = match scenario::load(&file, seed, replications) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -143,7 +143,7 @@ fn main() -> ExitCode {
                 let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
                 PathBuf::from("results").join(stem)
             });
-            match report::run_and_write(&loaded, &out, threads, replications) {
+            match report::run_and_write(&loaded, &out, threads, loaded.base.replications) {
                 Ok(summary) => {
                     eprintln!("{summary}");
                     ExitCode::SUCCESS

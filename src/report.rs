@@ -222,7 +222,11 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                 )?;
             }
         }
-        let weighted = p.params.proxy.mode == Mode::Ipvs && p.params.proxy.ipvs.scheduler == Scheduler::Wrr;
+        let weighted = p.params.proxy.mode == Mode::Ipvs
+            && matches!(
+                p.params.proxy.ipvs.scheduler,
+                Scheduler::Wrr | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq
+            );
         for (spi, sp) in cl.service_ports.iter().enumerate() {
             let hits = &res.endpoint_hits[spi];
             let total: u64 = hits.iter().sum();

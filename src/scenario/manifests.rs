@@ -1,12 +1,13 @@
-//! Kubernetes manifests: Pod, Service, Deployment and Namespace objects
-//! from multi-document YAML files, turned into the same specs the TOML
-//! objects become.
+//! Kubernetes manifests: Pod, Service, Deployment, Namespace and Ingress
+//! objects from multi-document YAML files, turned into the same specs the
+//! TOML objects become.
 //!
 //! Only what changes networking is read. Fields that would change it but
-//! that emu does not model yet (hostNetwork, hostPort, headless or
-//! LoadBalancer Services, session affinity, traffic policies, ...) are
-//! errors, never silently ignored; kinds that carry no networking
-//! (ConfigMap, Secret, ServiceAccount, ...) are skipped with a warning.
+//! that emu does not model (hostNetwork, hostPort, dnsConfig, IPv6,
+//! ExternalName Services, externalIPs, loadBalancerIP, trafficDistribution,
+//! ...) are errors, never silently ignored; what is modelled only in part
+//! (Ingress TLS) is a warning; kinds that carry no networking (ConfigMap,
+//! Secret, ServiceAccount, ...) are skipped with a warning.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +86,12 @@ struct Spec {
     #[serde(default)]
     ip_families: Vec<String>,
     traffic_distribution: Option<String>,
+    #[serde(rename = "loadBalancerIP")]
+    load_balancer_ip: Option<String>,
+    health_check_node_port: Option<u32>,
+    // Ingress
+    tls: Option<serde_ignored_value::Any>,
+    ingress_class_name: Option<String>,
     // Ingress
     #[serde(default)]
     rules: Vec<IngressRuleY>,
@@ -376,6 +383,11 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 if s.ip_families.iter().any(|f| f != "IPv4") {
                     return Err(format!("{o}: spec.ipFamilies: only IPv4 is modelled"));
                 }
+                if s.load_balancer_ip.is_some() || s.health_check_node_port.is_some() {
+                    return Err(format!(
+                        "{o}: spec.loadBalancerIP and spec.healthCheckNodePort are not modelled (emu allocates both)"
+                    ));
+                }
                 if s.traffic_distribution.is_some() {
                     return Err(format!("{o}: spec.trafficDistribution is not modelled yet"));
                 }
@@ -453,6 +465,16 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     Some(b) => Some(backend(&o, b)?),
                     None => None,
                 };
+                if s.tls.is_some() {
+                    out.warnings.push(format!(
+                        "{o}: spec.tls: TLS termination is not modelled; requests are routed as plain HTTP"
+                    ));
+                }
+                if let Some(c) = s.ingress_class_name.as_deref().filter(|c| *c != "nginx") {
+                    out.warnings.push(format!(
+                        "{o}: ingressClassName `{c}`: emu's one controller (ingress-nginx) serves it anyway"
+                    ));
+                }
                 out.ingresses.push(IngressSpec { origin, name, namespace, rules, default_backend });
             }
             k if INERT_KINDS.contains(&k) => {

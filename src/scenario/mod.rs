@@ -193,7 +193,7 @@ fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<()
 }
 
 /// Reads and validates the scenario at `path` at every point of its sweep.
-pub fn load(path: &Path, seed: Option<u64>) -> Result<Loaded, String> {
+pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result<Loaded, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
     let ctx = Ctx { file: &file, loc: locate::Locator::new(&text) };
@@ -210,6 +210,12 @@ pub fn load(path: &Path, seed: Option<u64>) -> Result<Loaded, String> {
     let mut base: Scenario = toml::from_str(&text).map_err(toml_err)?;
     if let Some(s) = seed {
         base.seed = s;
+    }
+    if let Some(r) = replications {
+        base.replications = r;
+    }
+    if !(1..=10_000).contains(&base.replications) {
+        return Err(ctx.err("replications", "must be from 1 to 10000"));
     }
     if base.sweep.is_empty() {
         let prepared = prepare(&ctx, path, base.clone())?;
@@ -276,6 +282,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         extra.namespaces.extend(l.namespaces);
         extra.pods.extend(l.pods);
         extra.services.extend(l.services);
+        extra.ingresses.extend(l.ingresses);
         warnings.extend(l.warnings);
         manifests.push((m.clone(), p, t));
     }
@@ -318,7 +325,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let mut services = Vec::new();
     for (i, s) in expand(ctx, "services", &sc.services, |s| s.count.take())? {
         let key = format!("services[{i}]");
-        if sc.services[i].count.is_some() && (s.cluster_ip.is_some() || s.ports.iter().any(|p| p.node_port.is_some())) {
+        let fixed_ip = s.cluster_ip.as_deref().is_some_and(|ip| ip != "None");
+        if sc.services[i].count.is_some() && (fixed_ip || s.ports.iter().any(|p| p.node_port.is_some())) {
             return Err(ctx.err(&key, "cluster_ip and node_port cannot be repeated with count"));
         }
         let headless = s.cluster_ip.as_deref() == Some("None");
@@ -760,11 +768,18 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, external: bool)
     } else {
         (None, t)
     };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
+    // `<NodeIP>` and `<LB:ns/name>` are hosts that may hold `/` and `:`.
+    let host_end = if rest.starts_with('<') { rest.find('>').map_or(0, |i| i + 1) } else { 0 };
+    let (hostport, path) = match rest[host_end..].find('/') {
+        Some(i) => (&rest[..host_end + i], &rest[host_end + i..]),
         None => (rest, "/"),
     };
-    let (host, port) = match hostport.rsplit_once(':') {
+    let split = if host_end > 0 {
+        hostport[host_end..].strip_prefix(':').map(|p| (&hostport[..host_end], p))
+    } else {
+        hostport.rsplit_once(':')
+    };
+    let (host, port) = match split {
         Some((h, p)) => {
             let port: u32 = p.parse().map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
             (h, port)
@@ -824,7 +839,12 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, external: bool)
         // From outside, a name reaches the cluster through its Ingress
         // controller (external DNS points the host at it).
         let service = cluster.ingress_service.ok_or_else(|| {
-            ctx.err(&k, format!("an external client reaches `{host}` only through an Ingress: declare [[ingresses]]"))
+            let why = if cluster.ingresses.is_empty() {
+                "declare [[ingresses]]"
+            } else {
+                "ingress_controller.replicas is 0, so no controller serves the Ingresses"
+            };
+            ctx.err(&k, format!("an external client reaches `{host}` only through an Ingress: {why}"))
         })?;
         if port != 80 && port != 443 {
             return Err(ctx.err(&k, format!("the ingress controller serves ports 80 and 443, not {port}")));

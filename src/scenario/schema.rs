@@ -20,6 +20,9 @@ pub struct Scenario {
     /// Master seed of every random stream.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Runs of every point, replication r with seed + r.
+    #[serde(default = "one")]
+    pub replications: u32,
     /// Kubernetes YAML files to load, relative to the scenario file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,

@@ -531,3 +531,113 @@ requests = 400
     assert_eq!(w["expected"], "weights");
     assert_eq!(w["p_value"], "1.000000");
 }
+
+#[test]
+fn load_balancer_targets_parse_with_namespace_and_default_port() {
+    let text = r#"
+[cluster]
+nodes = 2
+namespaces = ["shop"]
+[[pods]]
+name = "web"
+namespace = "shop"
+labels = { app = "web" }
+ports = [8080]
+[[services]]
+name = "web"
+namespace = "shop"
+type = "LoadBalancer"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "a"
+from = "external"
+to = "http://<LB:shop/web>/index.html"
+requests = 20
+[[flows]]
+name = "b"
+from = "external"
+to = "<LB:shop/web>:80"
+requests = 20
+[[flows]]
+name = "c"
+from = "external"
+to = "http://203.0.113.1/"
+requests = 20
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    for flow in ["a", "b", "c"] {
+        assert_eq!(row(&s, "flow", flow)["completed"], "20", "{flow}");
+    }
+}
+
+#[test]
+fn ingress_from_a_manifest_and_the_controller_reached_directly() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("ing.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: shop\nspec:\n  ingressClassName: nginx\n  rules:\n    - host: shop.example.com\n      http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: web\n                port:\n                  number: 80\n",
+    )
+    .unwrap();
+    let text = r#"
+manifests = ["ing.yaml"]
+[cluster]
+nodes = 2
+[[pods]]
+name = "client"
+[[pods]]
+name = "web"
+labels = { app = "web" }
+ports = [8080]
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "shop"
+from = "external"
+to = "http://shop.example.com/"
+requests = 30
+[[flows]]
+name = "direct"
+from = "client"
+to = "http://ingress-nginx-controller.ingress-nginx:80/"
+requests = 10
+"#;
+    let sc = write(tmp.path(), "s.toml", text);
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(row(&s, "flow", "shop")["completed"], "30");
+    // Straight to the controller's Service there is no Host to route: 404.
+    let fails = csv(&out.join("failures.csv"));
+    let no_route = fails.iter().find(|r| r["flow"] == "direct" && r["reason"] == "no_route").unwrap();
+    assert_eq!(no_route["count"], "10");
+}
+
+#[test]
+fn headless_services_can_be_repeated_with_count() {
+    let text = r#"
+[[pods]]
+name = "a"
+[[pods]]
+name = "db"
+replicas = 3
+labels = { app = "db" }
+ports = [5432]
+[[services]]
+count = 3
+name = "db-{i}"
+cluster_ip = "None"
+selector = { app = "db" }
+ports = [{ port = 5432 }]
+[[flows]]
+name = "f"
+from = "a"
+to = "db-2:5432"
+requests = 30
+"#;
+    let (_t, out) = run_text(text, &[]);
+    assert_eq!(hits(&out, "db-2").iter().sum::<u64>(), 30);
+}

@@ -135,14 +135,14 @@ fn gcd(a: u32, b: u32) -> u32 {
 impl Ipvs {
     /// Builds the tables for `cluster`.
     pub fn new(cluster: &Cluster, params: IpvsParams) -> Ipvs {
-        let nodes = cluster.nodes.len() as u64;
         let (mut vs, mut rs) = (0u64, 0u64);
         for sp in &cluster.service_ports {
             if !cluster.services[sp.service as usize].has_cluster_ip() {
                 continue;
             }
-            // The ClusterIP, plus one virtual server per node IP for a node port.
-            let per = 1 + if sp.node_port.is_some() { nodes } else { 0 };
+            // The ClusterIP, plus, for a node port, one virtual server per
+            // local address of the node (eth0 and cbr0).
+            let per = 1 + if sp.node_port.is_some() { 2 } else { 0 };
             vs += per;
             rs += per * sp.endpoints.len() as u64;
         }

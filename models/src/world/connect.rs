@@ -60,7 +60,9 @@ impl World<'_> {
 
     /// Charges a first-packet cost to the flow's proxy and conntrack tallies.
     pub(super) fn charge(hop: HopKind, f: &mut FlowRt, c: FirstPacket) -> u64 {
-        f.stats.hops[hop as usize].add(c.lookup_ns);
+        if c.entries > 0 {
+            f.stats.hops[hop as usize].add(c.lookup_ns);
+        }
         if c.conntrack_ns > 0 {
             f.stats.hops[HopKind::Conntrack as usize].add(c.conntrack_ns);
         }
@@ -193,8 +195,8 @@ impl World<'_> {
                         // timeout, when this Deliver ends the request.
                         r.phase = Phase::Dropped;
                         r.failure = Failure::NoLocalEndpoint;
+                        // (The SYN's trip `there` and `miss` are in the hop tallies.)
                         let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
-                        let _ = (there, miss);
                         self.at(s, left, Ev::Deliver { req });
                         return;
                     }
@@ -294,7 +296,6 @@ impl World<'_> {
         let port = &cl.service_ports[sp as usize];
         let svc = &cl.services[port.service as usize];
         let lb = &self.params.load_balancer;
-        let _ = svc;
         let detected = now >= lb.check_interval_ns.saturating_mul(lb.unhealthy_threshold as u64);
         let n = cl.nodes.len() as u32;
         // Healthy nodes: all of them, unless the policy is Local and the

@@ -28,10 +28,13 @@ impl World<'_> {
         let cl = self.cluster;
         let r = self.reqs.get(req);
         let flow = r.flow as usize;
-        let (controller, client_conn) = (self.conns.get(r.conn).server_pod, r.conn);
-        let _ = client_conn;
-        let Target::Ingress { backend, .. } = self.flows[flow].flow.target else {
-            unreachable!("an ingress controller serves ingress flows")
+        let controller = self.conns.get(r.conn).server_pod;
+        // A request that reached the controller some other way (its
+        // Service's ClusterIP or load balancer) carries no routable host:
+        // the controller's default 404.
+        let backend = match self.flows[flow].flow.target {
+            Target::Ingress { backend, .. } => backend,
+            _ => None,
         };
         let Some(sp) = backend else {
             self.reqs.get_mut(req).failure = Failure::NoRoute;

@@ -488,6 +488,9 @@ impl<'c> World<'c> {
     /// The server on `pod`'s `port`, created on first use. Its random
     /// stream is keyed by (pod, port, protocol), not by creation order.
     pub(crate) fn server(&mut self, pod: u32, port: u16, proto: Protocol) -> u32 {
+        // A CoreDNS pod's workers answer UDP and TCP queries alike: one pool.
+        let (port, proto) =
+            if self.serves(self.cluster.dns_service, pod, port, proto) { (53, Protocol::Udp) } else { (port, proto) };
         if let Some(&s) = self.server_index.get(&(pod, port, proto)) {
             return s;
         }
