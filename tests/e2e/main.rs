@@ -3,6 +3,7 @@
 //! binary, one module per topic.
 
 mod behaviour;
+mod capacity;
 mod engine;
 mod errors;
 mod paths;

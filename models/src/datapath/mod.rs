@@ -184,9 +184,10 @@ impl HopKind {
         }
     }
 
-    /// Whether the hop is a capacity (a queueing resource).
+    /// Whether the hop can be a capacity (a queueing resource): a CPU pass,
+    /// or a link whose sending end is a node NIC.
     pub fn is_capacity(self) -> bool {
-        matches!(self, HopKind::Cpu | HopKind::Underlay)
+        matches!(self, HopKind::Cpu | HopKind::Underlay | HopKind::External)
     }
 }
 
@@ -411,7 +412,7 @@ pub struct Hop {
     /// Latency per traversal [ns] (after the service, for a capacity hop).
     pub base_ns: u32,
     /// The node whose resource serves a capacity hop: the CPU's node, or
-    /// the sending node of an underlay hop; [`NO_NODE`] for none.
+    /// the sending node of an underlay or external hop; [`NO_NODE`] for none.
     pub node: u32,
     /// The receiving node of an underlay hop.
     pub peer: u32,
@@ -462,7 +463,7 @@ impl Leg {
         let n = self.len as usize;
         r.hops[..n].reverse();
         for h in &mut r.hops[..n] {
-            if h.kind == HopKind::Underlay {
+            if matches!(h.kind, HopKind::Underlay | HopKind::External) {
                 std::mem::swap(&mut h.node, &mut h.peer);
             }
             if h.flags & (flags::ENCAP | flags::DECAP) != 0 {
@@ -478,9 +479,8 @@ impl Leg {
     pub fn idle_hop_ns(p: &DataPathParams, h: &Hop, m: Msg) -> (u64, u64) {
         let service = match h.kind {
             HopKind::Cpu => p.cpu_ns(m, h.flags),
-            HopKind::Underlay if h.node != NO_NODE => p.nic_ns(m, h.flags),
-            HopKind::Underlay => serialization_ns(p.wire_bytes(m, false) as u32, p.external_bandwidth_bps),
-            HopKind::External => serialization_ns(p.wire_bytes(m, false) as u32, p.external_bandwidth_bps),
+            HopKind::Underlay | HopKind::External if h.node != NO_NODE => p.nic_ns(m, h.flags),
+            HopKind::Underlay | HopKind::External => serialization_ns(p.wire_bytes(m, false), p.external_bandwidth_bps),
             _ => 0,
         };
         (service, h.base_ns as u64)
@@ -556,10 +556,14 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg 
         }
         Place::Host { node } => node,
         Place::External { node } | Place::ViaLoadBalancer { node } => {
-            leg.push(HopKind::External, p.external_latency_ns);
+            // The client's link: on the way back, sent by the node's NIC.
+            let peer = if matches!(from, Place::External { .. }) { node } else { NO_NODE };
+            leg.push_at(HopKind::External, p.external_latency_ns, NO_NODE, peer, 0);
             if matches!(from, Place::ViaLoadBalancer { .. }) {
                 leg.push(HopKind::LoadBalancer, p.load_balancer_ns);
-                leg.push(HopKind::Underlay, p.underlay_latency_ns); // the LB's link: no node NIC
+                // The load balancer's link to the node: on the way back,
+                // sent by the node's NIC.
+                leg.push_at(HopKind::Underlay, p.underlay_latency_ns, NO_NODE, node, 0);
             }
             leg.push(HopKind::Nic, p.nic_ns);
             node

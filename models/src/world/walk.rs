@@ -129,11 +129,8 @@ impl World<'_> {
         };
         if accounted(phase) {
             let hops = &mut self.flows[flow].stats.hops;
-            let (queue, kind) = if h.kind == HopKind::Cpu {
-                (HopKind::CpuQueue, HopKind::Cpu)
-            } else {
-                (HopKind::NicQueue, HopKind::Underlay)
-            };
+            let queue = if h.kind == HopKind::Cpu { HopKind::CpuQueue } else { HopKind::NicQueue };
+            let kind = h.kind;
             hops[queue as usize].add(start - now);
             // Service, then the hop's latency (the underlay's propagation);
             // a first packet's proxy work is in its own tallies.

@@ -1,0 +1,118 @@
+//! The data plane with capacity: saturation, drops, conntrack, CNI modes.
+
+use super::util::*;
+
+fn run_text(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(tmp.path(), "s.toml", text);
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    (tmp, out)
+}
+
+#[test]
+fn nodeport_throughput_saturates_and_local_holds_about_twice_cluster() {
+    // The shipped workload, cut to three load points and 200 ms.
+    let text = std::fs::read_to_string(root().join("workloads/nodeport-throughput.toml"))
+        .unwrap()
+        .replace(
+            "\"flows[0].rate\" = [17500, 35000, 52500, 70000, 87500, 105000, 122500, 140000, 157500, 175000, 210000, 262500, 350000]",
+            "\"flows[0].rate\" = [35000, 140000, 262500]",
+        )
+        .replace("duration = \"500ms\"", "duration = \"200ms\"");
+    let (_t, out) = run_text(&text);
+    let s = csv(&out.join("summary.csv"));
+    let get = |policy: &str, rate: &str, col: &str| {
+        f(
+            s.iter()
+                .find(|r| r["services[0].external_traffic_policy"] == policy && r["flows[0].rate"] == rate)
+                .unwrap(),
+            col,
+        )
+    };
+    // Below the knee both carry the offered load.
+    for policy in ["Cluster", "Local"] {
+        assert!((get(policy, "35000", "throughput_rps") / 35_000.0 - 1.0).abs() < 0.05, "{policy}");
+    }
+    // Past it, Cluster flattens near half of Local's capacity and queues.
+    let cluster = get("Cluster", "262500", "throughput_rps");
+    let local = get("Local", "262500", "throughput_rps");
+    assert!(cluster < 110_000.0, "Cluster {cluster}");
+    assert!(local > 1.4 * cluster, "Local {local} vs Cluster {cluster}");
+    assert!(get("Local", "140000", "throughput_rps") > 130_000.0);
+    assert!(get("Cluster", "140000", "latency_p99_us") > 10.0 * get("Cluster", "35000", "latency_p99_us"));
+    // Drops at the full backlogs are retransmitted.
+    assert!(get("Cluster", "262500", "retransmits") > 0.0);
+    assert_eq!(get("Local", "35000", "retransmits"), 0.0);
+}
+
+#[test]
+fn a_full_conntrack_table_drops_new_connections() {
+    let text = r#"
+[cluster]
+nodes = 2
+[node]
+conntrack_max = 500
+[[pods]]
+name = "a"
+node = "node-0"
+[[pods]]
+name = "b"
+node = "node-1"
+ip = "10.244.1.9"
+ports = [80]
+[[flows]]
+name = "churn"
+from = "a"
+to = "10.244.1.9:80"
+rate = 2000
+requests = 2000
+timeout = "1s"
+"#;
+    let (_t, out) = run_text(text);
+    let fails = csv(&out.join("failures.csv"));
+    let full: u64 = fails.iter().find(|r| r["reason"] == "conntrack_full").unwrap()["count"].parse().unwrap();
+    // Every closed connection holds its entry 120 s (TIME_WAIT): the first
+    // 500 get through, the other 1,500 are dropped.
+    assert_eq!(full, 1500);
+    let c = csv(&out.join("cluster.csv"));
+    assert_eq!(row(&c, "metric", "conntrack_peak_entries")["value"], "500");
+    assert_eq!(row(&c, "metric", "conntrack_max_per_node")["value"], "500");
+}
+
+#[test]
+fn vxlan_costs_latency_and_a_wrong_mtu_fragments() {
+    let base = r#"
+[cluster]
+nodes = 2
+[[pods]]
+name = "a"
+node = "node-0"
+[[pods]]
+name = "b"
+node = "node-1"
+ip = "10.244.1.9"
+ports = [80]
+[[flows]]
+name = "bulk"
+from = "a"
+to = "10.244.1.9:80"
+keep_alive = true
+response_bytes = 1000000
+requests = 200
+"#;
+    let mean = |cni: &str| {
+        let (_t, out) = run_text(&format!("{base}\n[cni]\n{cni}\n"));
+        let s = csv(&out.join("summary.csv"));
+        f(&s[0], "latency_mean_us")
+    };
+    let routed = mean("mode = \"routed\"");
+    let vxlan = mean("mode = \"vxlan\"");
+    let wrong = mean("mode = \"vxlan\"\npod_mtu = 1500");
+    let ebpf = mean("mode = \"ebpf\"");
+    // 1 MB responses: VXLAN adds encapsulation per packet and 50 B each;
+    // a pod MTU of 1500 over VXLAN fragments every packet in two.
+    assert!(vxlan > routed, "{vxlan} vs {routed}");
+    assert!(wrong > vxlan, "{wrong} vs {vxlan}");
+    assert!(ebpf < routed, "{ebpf} vs {routed}");
+}
