@@ -83,9 +83,44 @@ fn port_spec(p: &PortToml) -> PortSpec {
     }
 }
 
-/// Replaces `{i}` with `i` in every string (and table key) of `v`.
+/// Replaces `{i}` in `text` with `i`, and `{i*K}`, `{i+K}`, `{i*K+M}` with
+/// the arithmetic (K, M non-negative integers).
+fn substitute_str(text: &str, i: u32) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{i") {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open + 1..];
+        let Some(close) = tail.find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let expr = &tail[..close];
+        let value = eval_index(expr, i as u64);
+        match value {
+            Some(v) => out.push_str(&v.to_string()),
+            None => out.push_str(&rest[open..open + 2 + close]),
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `i`, `i*K`, `i+K` or `i*K+M` at `i`.
+fn eval_index(expr: &str, i: u64) -> Option<u64> {
+    let e = expr.strip_prefix('i')?;
+    let (mul, add) = match e.split_once('+') {
+        Some((m, a)) => (m, a.parse().ok()?),
+        None => (e, 0),
+    };
+    let mul = if mul.is_empty() { 1 } else { mul.strip_prefix('*')?.parse().ok()? };
+    Some(i * mul + add)
+}
+
+/// Substitutes `{i}` expressions in every string (and table key) of `v`.
 fn substitute(v: toml::Value, i: u32) -> toml::Value {
-    let sub = |s: &str| s.replace("{i}", &i.to_string());
+    let sub = |s: &str| substitute_str(s, i);
     match v {
         toml::Value::String(s) => toml::Value::String(sub(&s)),
         toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(|x| substitute(x, i)).collect()),
@@ -854,4 +889,18 @@ fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, external: bool)
         return Ok(Target::Ingress { service, port, backend });
     }
     Err(ctx.err(&k, format!("`{host}` is neither an address nor a DNS name")))
+}
+
+#[cfg(test)]
+mod subst_tests {
+    use super::substitute_str;
+
+    #[test]
+    fn index_expressions() {
+        assert_eq!(substitute_str("svc-{i}", 7), "svc-7");
+        assert_eq!(substitute_str("<NodeIP>:{i+30000}", 5), "<NodeIP>:30005");
+        assert_eq!(substitute_str("app-{i*20}-{i*2+1}", 3), "app-60-7");
+        assert_eq!(substitute_str("{j} and {i", 3), "{j} and {i");
+        assert_eq!(substitute_str("{ix}", 3), "{ix}");
+    }
 }

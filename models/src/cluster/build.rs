@@ -19,6 +19,48 @@ fn err(origin: &Origin, field: impl Into<String>, message: impl Into<String>) ->
     BuildError { origin: origin.clone(), field: field.into(), message: message.into() }
 }
 
+/// Pods by label: key -> value -> namespace -> pods (in pod order). Nested
+/// so lookups take `&str` without allocating; probed, never iterated.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LabelIndex(HashMap<String, HashMap<String, HashMap<u32, Vec<u32>>>>);
+
+impl LabelIndex {
+    fn new(pods: &[Pod]) -> LabelIndex {
+        let mut idx: HashMap<String, HashMap<String, HashMap<u32, Vec<u32>>>> = HashMap::new();
+        for (i, p) in pods.iter().enumerate() {
+            for (k, v) in &p.labels {
+                let values = match idx.get_mut(k.as_str()) {
+                    Some(m) => m,
+                    None => idx.entry(k.clone()).or_default(),
+                };
+                let nss = match values.get_mut(v.as_str()) {
+                    Some(m) => m,
+                    None => values.entry(v.clone()).or_default(),
+                };
+                nss.entry(p.namespace).or_default().push(i as u32);
+            }
+        }
+        LabelIndex(idx)
+    }
+
+    /// Pods of namespace `ns` matching every pair of `sel` (non-empty), in
+    /// pod order: the shortest posting list, filtered.
+    pub(crate) fn select(&self, pods: &[Pod], ns: u32, sel: &Labels) -> Vec<u32> {
+        let mut best: Option<&Vec<u32>> = None;
+        for (k, v) in sel {
+            match self.0.get(k.as_str()).and_then(|m| m.get(v.as_str())).and_then(|m| m.get(&ns)) {
+                None => return Vec::new(),
+                Some(l) if best.is_none_or(|b| l.len() < b.len()) => best = Some(l),
+                Some(_) => {}
+            }
+        }
+        match best {
+            Some(list) => list.iter().copied().filter(|&p| matches(sel, &pods[p as usize].labels)).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Whether `labels` satisfy every pair of `selector`.
 pub(crate) fn matches(selector: &Labels, labels: &Labels) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
@@ -307,13 +349,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         });
     }
 
-    // Label index: (namespace, key, value) -> pods, for selectors.
-    let mut label_index: HashMap<(u32, &str, &str), Vec<u32>> = HashMap::new();
-    for (i, p) in pods.iter().enumerate() {
-        for (k, v) in &p.labels {
-            label_index.entry((p.namespace, k.as_str(), v.as_str())).or_default().push(i as u32);
-        }
-    }
+    let labels = LabelIndex::new(&pods);
 
     // Services: ClusterIPs, node ports, endpoints.
     let dns_svc = dns_service_spec(spec);
@@ -451,28 +487,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             Ok(next_node_port as u16)
         };
         let selected: Vec<u32> = match &s.selector {
-            Some(sel) if !sel.is_empty() => {
-                let mut best: Option<&Vec<u32>> = None;
-                let mut empty = false;
-                for (k, v) in sel {
-                    match label_index.get(&(ns, k.as_str(), v.as_str())) {
-                        None => {
-                            empty = true;
-                            break;
-                        }
-                        Some(l) => {
-                            if best.is_none_or(|b| l.len() < b.len()) {
-                                best = Some(l);
-                            }
-                        }
-                    }
-                }
-                if empty {
-                    Vec::new()
-                } else {
-                    best.unwrap().iter().copied().filter(|&p| matches(sel, &pods[p as usize].labels)).collect()
-                }
-            }
+            Some(sel) if !sel.is_empty() => labels.select(&pods, ns, sel),
             _ => {
                 warnings.push(format!("{o}: Service `{}` has no selector, so it has no endpoints", s.name));
                 Vec::new()
@@ -633,6 +648,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
 
     let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, i as u32)).collect();
     Ok(Cluster {
+        labels,
         ingresses,
         ingress_service,
         nodes,

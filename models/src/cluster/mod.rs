@@ -171,6 +171,7 @@ pub struct Cluster {
     pub(crate) service_by_ip: HashMap<Ipv4, u32>,
     pub(crate) port_by_node_port: HashMap<u16, u32>,
     pub(crate) service_by_lb_ip: HashMap<Ipv4, u32>,
+    pub(crate) labels: build::LabelIndex,
 }
 
 impl Service {
@@ -225,12 +226,10 @@ impl Cluster {
     }
     /// Pods whose labels match `selector` in namespace `ns`, in pod order.
     pub fn select(&self, ns: u32, selector: &Labels) -> Vec<u32> {
-        self.pods
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.namespace == ns && build::matches(selector, &p.labels))
-            .map(|(i, _)| i as u32)
-            .collect()
+        if selector.is_empty() {
+            return (0..self.pods.len() as u32).filter(|&p| self.pods[p as usize].namespace == ns).collect();
+        }
+        self.labels.select(&self.pods, ns, selector)
     }
     /// "namespace/name" of a pod.
     pub fn pod_ref(&self, pod: u32) -> String {

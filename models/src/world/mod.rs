@@ -269,6 +269,10 @@ pub(crate) struct FlowRt {
     dns_ids: Vec<u32>,
     /// The flow's time series in the making.
     series: series::Series,
+    /// Pending timeouts (deadline, request, generation), in deadline order.
+    timeouts: std::collections::VecDeque<(u64, u32, u32)>,
+    /// Whether a FlowTimeout event is pending for the front of `timeouts`.
+    timer_armed: bool,
     /// Idle kept-alive connections per client index.
     idle: Vec<Vec<u32>>,
     stats: FlowStats,
@@ -436,6 +440,8 @@ impl<'c> World<'c> {
                 .unwrap_or_default();
             rts.push(FlowRt {
                 series: series::Series::new(params.interval_ns.max(1)),
+                timeouts: std::collections::VecDeque::new(),
+                timer_armed: false,
                 dns_ids,
                 rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
                 issued: 0,

@@ -43,12 +43,13 @@ pub enum Ev {
         /// Request slab key.
         req: u32,
     },
-    /// Request `req` (generation `gen`) ran out of time.
-    Timeout {
-        /// Request slab key.
-        req: u32,
-        /// Generation, to ignore timeouts of a reused slab slot.
-        gen: u32,
+    /// The earliest pending timeout of `flow` is due. Timeouts wait in a
+    /// per-flow FIFO (a flow's timeout is one constant, so deadlines come in
+    /// issue order) rather than in the event queue: one pending event per
+    /// flow instead of one per request keeps the queue shallow.
+    FlowTimeout {
+        /// Flow index.
+        flow: u32,
     },
 }
 
@@ -170,7 +171,7 @@ impl Model for World<'_> {
 
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
         self.now_ns = s.now().as_nanos();
-        if !matches!(ev, Ev::Timeout { .. }) {
+        if !matches!(ev, Ev::FlowTimeout { .. }) {
             self.live -= 1;
         }
         match ev {
@@ -185,7 +186,7 @@ impl Model for World<'_> {
             Ev::ServiceDone { req } => self.service_done(req, s),
             Ev::HopArrive { req } => self.hop_arrive(req, s),
             Ev::Walk { req } => self.walk_on(req, 0, s),
-            Ev::Timeout { req, gen } => self.timeout(req, gen, s),
+            Ev::FlowTimeout { flow } => self.flow_timeouts(flow, s),
         }
         if self.live == 0 {
             // Only timeouts of finished requests are left: the run is over.
@@ -248,7 +249,13 @@ impl World<'_> {
             failure: Failure::Timeout,
             walk: super::walk::Walk::IDLE,
         });
-        s.schedule(SimDuration(timeout), Ev::Timeout { req, gen }); // not counted in `live`
+        let deadline = now.as_nanos() + timeout;
+        let f = &mut self.flows[flow as usize];
+        f.timeouts.push_back((deadline, req, gen));
+        if !f.timer_armed {
+            f.timer_armed = true;
+            s.schedule_at(SimTime(deadline), Ev::FlowTimeout { flow }); // not counted in `live`
+        }
         match reused {
             Some(c) => {
                 self.reqs.get_mut(req).conn = c;
@@ -427,6 +434,24 @@ impl World<'_> {
         } else {
             let bytes = self.flows[r.flow as usize].flow.response_bytes;
             self.send(req, Phase::Response, true, bytes, s);
+        }
+    }
+
+    /// Fires every due timeout of `flow`, then re-arms its timer.
+    pub(super) fn flow_timeouts(&mut self, flow: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        self.flows[flow as usize].timer_armed = false;
+        while let Some(&(deadline, req, gen)) = self.flows[flow as usize].timeouts.front() {
+            if deadline > now {
+                break;
+            }
+            self.flows[flow as usize].timeouts.pop_front();
+            self.timeout(req, gen, s);
+        }
+        let f = &mut self.flows[flow as usize];
+        if let Some(&(deadline, _, _)) = f.timeouts.front() {
+            f.timer_armed = true;
+            s.schedule_at(SimTime(deadline), Ev::FlowTimeout { flow });
         }
     }
 
