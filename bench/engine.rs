@@ -86,7 +86,7 @@ fn end_to_end(c: &mut Criterion) {
     let flow = Flow {
         origin: Default::default(),
         name: "bench".into(),
-        client: Client::Pods(clients),
+        client: Client::Pods(clients.into()),
         target: Target::Name { name: "web".into(), port: 80 },
         arrivals: Arrivals::Open { rate_per_s: 10_000.0 },
         requests: Some(10_000),

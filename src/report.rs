@@ -297,6 +297,21 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                 ],
             )?;
         }
+        for (&(flow, pod, kind), &n) in &res.sources_overflow {
+            let sp = &cl.pods[pod as usize];
+            sources.row(
+                pre,
+                &[
+                    res.flows[flow as usize].name.clone(),
+                    cl.pod_ref(pod),
+                    cl.nodes[sp.node as usize].name.clone(),
+                    "*".into(),
+                    kind.into(),
+                    "(more sources)".into(),
+                    n.to_string(),
+                ],
+            )?;
+        }
         for svc in &cl.services {
             let ports: Vec<String> = svc
                 .ports

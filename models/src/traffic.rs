@@ -16,8 +16,9 @@ use crate::cluster::Origin;
 /// Who sends a flow's requests.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Client {
-    /// Containers in these pods (one pod is picked per request).
-    Pods(Vec<u32>),
+    /// Containers in these pods (one pod is picked per request); shared,
+    /// since many flows often draw from the same large set.
+    Pods(std::sync::Arc<[u32]>),
     /// Clients outside the cluster, with addresses from 198.18.0.0/15
     /// (RFC 2544's benchmarking block).
     External(u32),

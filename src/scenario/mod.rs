@@ -38,6 +38,8 @@ pub struct Prepared {
 struct Ctx<'a> {
     loc: locate::Locator,
     file: &'a str,
+    /// Client sets already selected, shared between flows that ask again.
+    clients: std::cell::RefCell<std::collections::BTreeMap<(u32, cluster::Labels), std::sync::Arc<[u32]>>>,
 }
 
 impl Ctx<'_> {
@@ -231,7 +233,7 @@ fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<()
 pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result<Loaded, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let ctx = Ctx { file: &file, loc: locate::Locator::new(&text) };
+    let ctx = Ctx { file: &file, loc: locate::Locator::new(&text), clients: Default::default() };
     let toml_err = |e: toml::de::Error| {
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match e.span() {
@@ -753,7 +755,7 @@ fn resolve_from(
             if pods.is_empty() {
                 return Err(ctx.err(&k, format!("no pod or pod template `{n}` in namespace `default` (write \"external\" for clients outside the cluster)")));
             }
-            Ok(Client::Pods(pods))
+            Ok(Client::Pods(pods.into()))
         }
         FromToml::Table(t) => {
             let nsi = cluster
@@ -777,15 +779,20 @@ fn resolve_from(
                     pods
                 }
                 (None, Some(sel)) => {
-                    let pods = cluster.select(nsi, sel);
+                    let key = (nsi, sel.clone());
+                    if let Some(shared) = ctx.clients.borrow().get(&key) {
+                        return Ok(Client::Pods(shared.clone()));
+                    }
+                    let pods: std::sync::Arc<[u32]> = cluster.select(nsi, sel).into();
                     if pods.is_empty() {
                         return Err(ctx.err(&format!("{k}.selector"), "matches no pod"));
                     }
-                    pods
+                    ctx.clients.borrow_mut().insert(key, pods.clone());
+                    return Ok(Client::Pods(pods));
                 }
                 _ => return Err(ctx.err(&k, "give either `pod` or `selector`")),
             };
-            Ok(Client::Pods(pods))
+            Ok(Client::Pods(pods.into()))
         }
     }
 }

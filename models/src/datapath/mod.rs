@@ -430,12 +430,17 @@ pub struct Leg {
 
 impl Default for Leg {
     fn default() -> Self {
-        let h = Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: NO_NODE, peer: NO_NODE };
-        Leg { hops: [h; MAX_HOPS], len: 0 }
+        Leg::EMPTY
     }
 }
 
 impl Leg {
+    /// A leg of no hops.
+    pub const EMPTY: Leg = Leg {
+        hops: [Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: NO_NODE, peer: NO_NODE }; MAX_HOPS],
+        len: 0,
+    };
+
     /// The hops in order.
     #[inline]
     pub fn hops(&self) -> &[Hop] {
@@ -532,6 +537,48 @@ pub enum Place {
         /// Node index.
         node: u32,
     },
+}
+
+/// A connection's path, small enough to keep per connection; its legs are
+/// built when a message starts (a [`Leg`] is 258 bytes, a `Path` 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// [`route`] from `from` to pod `to_pod` on `to_node`.
+    Route {
+        /// The sending end.
+        from: Place,
+        /// The receiving pod.
+        to_pod: u32,
+        /// Its node.
+        to_node: u32,
+    },
+    /// [`hairpin`] on `node`.
+    Hairpin {
+        /// The pod's node.
+        node: u32,
+    },
+    /// [`to_host`] on `node`.
+    ToHost {
+        /// The node.
+        node: u32,
+    },
+}
+
+impl Path {
+    /// The leg forward (or back, reversed).
+    #[inline]
+    pub fn leg(&self, p: &DataPathParams, back: bool) -> Leg {
+        let leg = match *self {
+            Path::Route { from, to_pod, to_node } => route(p, from, to_pod, to_node),
+            Path::Hairpin { node } => hairpin(p, node),
+            Path::ToHost { node } => to_host(p, node),
+        };
+        if back {
+            leg.reversed()
+        } else {
+            leg
+        }
+    }
 }
 
 /// The leg from socket `from` to a pod socket on `to_node`, for the

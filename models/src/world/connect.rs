@@ -7,7 +7,7 @@ use super::run::{external_ip, Conn, Decision, Ev, Phase, LOCALHOST};
 use super::{FlowRt, LbPolicy, World, NONE};
 use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
-use crate::datapath::{self, Cni, HopKind, Msg, Place};
+use crate::datapath::{self, Cni, HopKind, Msg, Path, Place};
 use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::traffic::{Client, Failure, Target};
 
@@ -154,11 +154,11 @@ impl World<'_> {
         let netfilter = dp.cni != Cni::Ebpf;
         // First-packet work on the first and the second node the SYN meets.
         let mut extra = [0u64; 2];
-        let (server_pod, server_port, ep, src, fwd, entry, snode);
+        let (server_pod, server_port, ep, src, path, entry, snode);
         if sp == NONE {
             let pod = if direct_pod == NONE { client_pod } else { direct_pod };
             let node = cl.pods[pod as usize].node;
-            fwd = datapath::route(dp, place, pod, node);
+            path = Path::Route { from: place, to_pod: pod, to_node: node };
             let f = &mut self.flows[flow];
             if pod != client_pod && netfilter {
                 f.stats.first_packet.record(self.proxy.miss().total_ns());
@@ -217,10 +217,10 @@ impl World<'_> {
             let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
             if e.pod == client_pod {
                 // Hairpin: kube-proxy masquerades a pod reaching itself.
-                fwd = datapath::hairpin(dp, cnode);
+                path = Path::Hairpin { node: cnode };
                 src = at.bridge_ip;
             } else {
-                fwd = datapath::route(dp, place, e.pod, node);
+                path = Path::Route { from: place, to_pod: e.pod, to_node: node };
                 src = match place {
                     Place::Pod { .. } => cip,
                     // externalTrafficPolicy Local: no SNAT, the client's
@@ -270,8 +270,7 @@ impl World<'_> {
             NONE
         };
         let c = self.conns.insert(Conn {
-            fwd,
-            rev: fwd.reversed(),
+            path,
             server,
             server_pod,
             sp,

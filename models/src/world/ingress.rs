@@ -6,7 +6,7 @@ use emu_engine::Scheduler;
 use super::run::{Conn, Ev, Phase};
 use super::{World, NONE};
 use crate::cluster::Protocol;
-use crate::datapath::{self, Place};
+use crate::datapath::{Path, Place};
 use crate::proxy::Entry;
 use crate::traffic::{Failure, Target};
 
@@ -50,7 +50,7 @@ impl World<'_> {
         *cursor = cursor.wrapping_add(1);
         let e = eps[i as usize];
         let (cnode, enode) = (cl.pods[controller as usize].node, cl.pods[e.pod as usize].node);
-        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod: controller, node: cnode }, e.pod, enode);
+        let path = Path::Route { from: Place::Pod { pod: controller, node: cnode }, to_pod: e.pod, to_node: enode };
         if cl.pods[e.pod as usize].listens_on(e.port, Protocol::Tcp).is_none() {
             // nginx's upstream connect is refused: 502 to the client.
             self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
@@ -58,8 +58,7 @@ impl World<'_> {
         }
         let server = self.server(e.pod, e.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
-            fwd,
-            rev: fwd.reversed(),
+            path,
             server,
             server_pod: e.pod,
             sp: NONE,

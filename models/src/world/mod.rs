@@ -45,6 +45,11 @@ const FLOW_STREAM: Domain = Domain(1);
 // Domain(2) is retired (it was a per-node stream); never reuse it.
 const SERVER_STREAM: Domain = Domain(3);
 
+/// Distinct (flow, server pod, source address) triples `sources.csv`
+/// lists one by one; requests beyond are counted by source kind, so a run
+/// of millions of clients keeps a bounded table.
+pub const MAX_SOURCES: usize = 100_000;
+
 /// A null index.
 pub(crate) const NONE: u32 = u32::MAX;
 
@@ -202,6 +207,9 @@ pub struct Results {
     pub endpoint_hits: Vec<Vec<u64>>,
     /// Requests by (flow, server pod, source address the server saw).
     pub sources: BTreeMap<(u32, u32, Ipv4), u64>,
+    /// Requests beyond the first [`MAX_SOURCES`] distinct (flow, server pod,
+    /// source) triples, by (flow, server pod, source kind).
+    pub sources_overflow: BTreeMap<(u32, u32, &'static str), u64>,
     /// What the proxy mode programs on every node: (name, count) rows.
     pub proxy_counts: Vec<(&'static str, u64)>,
     /// Conntrack table size per node.
@@ -274,7 +282,7 @@ pub(crate) struct FlowRt {
     /// Whether a FlowTimeout event is pending for the front of `timeouts`.
     timer_armed: bool,
     /// Idle kept-alive connections per client index.
-    idle: Vec<Vec<u32>>,
+    idle: HashMap<u32, Vec<u32>>,
     stats: FlowStats,
 }
 
@@ -320,7 +328,8 @@ pub struct World<'c> {
     /// Pending events other than timeouts; at zero the run is over.
     pub(crate) live: u64,
     pub(crate) endpoint_hits: Vec<Vec<u64>>,
-    pub(crate) sources: BTreeMap<(u32, u32, Ipv4), u64>,
+    pub(crate) sources: HashMap<(u32, u32, Ipv4), u64>,
+    pub(crate) sources_overflow: BTreeMap<(u32, u32, &'static str), u64>,
 }
 
 fn err(flow: &Flow, field: &str, message: String) -> BuildError {
@@ -408,10 +417,6 @@ impl<'c> World<'c> {
                 }
                 _ => {}
             }
-            let clients = match &f.client {
-                Client::Pods(p) => p.len(),
-                Client::External(n) => *n as usize,
-            };
             let stats = FlowStats {
                 name: f.name.clone(),
                 requests: 0,
@@ -448,7 +453,7 @@ impl<'c> World<'c> {
                 limit: f.requests.unwrap_or(u64::MAX),
                 end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
                 dns,
-                idle: vec![Vec::new(); if f.keep_alive { clients } else { 0 }],
+                idle: HashMap::new(),
                 flow: f,
                 stats,
             });
@@ -482,7 +487,8 @@ impl<'c> World<'c> {
             next_gen: 0,
             live: 0,
             endpoint_hits,
-            sources: BTreeMap::new(),
+            sources: HashMap::new(),
+            sources_overflow: BTreeMap::new(),
         })
     }
 
@@ -583,7 +589,8 @@ impl<'c> World<'c> {
                 })
                 .collect(),
             endpoint_hits: self.endpoint_hits,
-            sources: self.sources,
+            sources: self.sources.into_iter().collect(),
+            sources_overflow: self.sources_overflow,
             proxy_counts: self.proxy.counts(),
             conntrack_max: self.params.node.conntrack_max(),
             conntrack_peak: self.nodes.iter().map(|n| n.conntrack.peak).max().unwrap_or(0),

@@ -6,7 +6,7 @@ use emu_engine::Scheduler;
 use super::run::{Conn, Decision, Ev, Phase};
 use super::{World, NONE};
 use crate::cluster::Protocol;
-use crate::datapath::{self, Msg, Place};
+use crate::datapath::{Msg, Path, Place};
 use crate::proxy::{Entry, ProxyModel};
 
 impl World<'_> {
@@ -39,11 +39,10 @@ impl World<'_> {
         };
         let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
         let ep_node = cl.pods[ep.pod as usize].node;
-        let fwd = datapath::route(&self.params.datapath, Place::Host { node }, ep.pod, ep_node);
+        let path = Path::Route { from: Place::Host { node }, to_pod: ep.pod, to_node: ep_node };
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
-            fwd,
-            rev: fwd.reversed(),
+            path,
             server,
             server_pod: ep.pod,
             sp,
@@ -83,7 +82,7 @@ impl World<'_> {
         };
         let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
         let ep_node = cl.pods[ep.pod as usize].node;
-        let fwd = datapath::route(&self.params.datapath, Place::Pod { pod, node }, ep.pod, ep_node);
+        let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };
         let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
         let mut extra = [d.cost.total_ns(), 0];
         if ep_node != node && netfilter {
@@ -108,8 +107,7 @@ impl World<'_> {
         }
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
         let c = self.conns.insert(Conn {
-            fwd,
-            rev: fwd.reversed(),
+            path,
             server,
             server_pod: ep.pod,
             sp,
@@ -134,11 +132,10 @@ impl World<'_> {
     pub(super) fn dns_to_cache(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
         let server = self.cache_server(node);
-        let fwd = datapath::to_host(&self.params.datapath, node);
+        let path = Path::ToHost { node };
         let client = self.reqs.get(req).client;
         let c = self.conns.insert(Conn {
-            fwd,
-            rev: fwd.reversed(),
+            path,
             server,
             server_pod: NONE,
             sp: NONE,

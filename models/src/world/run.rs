@@ -4,7 +4,7 @@ use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
 
 use super::{ServerKind, World, NONE};
 use crate::addr::Ipv4;
-use crate::datapath::{HopKind, Leg, Msg};
+use crate::datapath::{HopKind, Msg};
 use crate::proxy::{Dnat, Entry, ProxyModel};
 use crate::traffic::{Arrivals, Client, Failure};
 
@@ -92,8 +92,8 @@ impl Phase {
 
 /// A connection: its route both ways and who serves it.
 pub(crate) struct Conn {
-    pub(super) fwd: Leg,
-    pub(super) rev: Leg,
+    /// Its path; legs are built per message.
+    pub(super) path: crate::datapath::Path,
     /// Server id, or NONE when nothing listens (the SYN gets a RST).
     pub(super) server: u32,
     pub(super) server_pod: u32,
@@ -230,7 +230,7 @@ impl World<'_> {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let timeout = f.flow.timeout_ns;
-        let reused = if f.flow.keep_alive { f.idle[client as usize].pop() } else { None };
+        let reused = if f.flow.keep_alive { f.idle.get_mut(&client).and_then(Vec::pop) } else { None };
         let wants_dns = f.dns.is_some();
         let req = self.reqs.insert(Req {
             flow,
@@ -324,7 +324,7 @@ impl World<'_> {
                     self.endpoint_hits[sp as usize][ep as usize] += 1;
                 }
                 if matches!(phase, Phase::Request | Phase::Upstream) {
-                    *self.sources.entry((flow, pod, src)).or_insert(0) += 1;
+                    self.count_source(flow, pod, src);
                 }
                 let r = self.reqs.get_mut(req);
                 r.phase = match phase {
@@ -494,7 +494,7 @@ impl World<'_> {
         f.stats.complete(&mut f.series, now.as_nanos(), now.since(r.start).as_nanos());
         if f.flow.keep_alive {
             let client = self.conns.get(r.conn).client;
-            f.idle[client as usize].push(r.conn);
+            f.idle.entry(client).or_default().push(r.conn);
         } else {
             self.close_conn(r.conn);
         }
@@ -508,6 +508,27 @@ impl World<'_> {
         f.stats.fail(&mut f.series, s.now().as_nanos(), why);
         self.drop_req(req);
         self.next_for_slot(flow, slot, s);
+    }
+
+    /// Counts a request `pod` received from `src` for `flow`.
+    fn count_source(&mut self, flow: u32, pod: u32, src: Ipv4) {
+        if let Some(n) = self.sources.get_mut(&(flow, pod, src)) {
+            *n += 1;
+        } else if self.sources.len() < super::MAX_SOURCES {
+            self.sources.insert((flow, pod, src), 1);
+        } else {
+            let cl = self.cluster;
+            let kind = if src == LOCALHOST {
+                "localhost"
+            } else if cl.pod_by_ip(src).is_some() {
+                "pod"
+            } else if cl.node_by_ip(src).is_some() || cl.nodes.iter().any(|n| n.bridge_ip == src) {
+                "node"
+            } else {
+                "external"
+            };
+            *self.sources_overflow.entry((flow, pod, kind)).or_insert(0) += 1;
+        }
     }
 
     /// Frees a request and any connection it holds (never back to a pool).

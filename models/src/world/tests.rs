@@ -43,9 +43,13 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     // a conntrack entry for the new flow.
     let first = 2 * (p.proxy.iptables.conntrack_new_ns + p.proxy.iptables.rule_ns);
     let expected = walk(0) + walk_back(0) + first + walk(100) + walk_back(1000);
-    let r =
-        simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, false)], vec![])
-            .unwrap();
+    let r = simulate(
+        &c,
+        p.clone(),
+        vec![flow(Client::Pods(vec![0].into()), Target::Pod { pod: 1, port: 8080 }, false)],
+        vec![],
+    )
+    .unwrap();
     let l = &r.flows[0].latency;
     assert_eq!(l.count(), 10);
     assert_eq!(l.mean_ns(), expected as f64);
@@ -54,9 +58,13 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     assert_eq!(serialization_ns(1066u64, 10_000_000_000) - serialization_ns(66u64, 10_000_000_000), 800);
     assert_eq!(walk(1000) - walk(0), 800 + 2 * 140);
     // Kept alive, only the first request pays the handshake.
-    let r =
-        simulate(&c, p.clone(), vec![flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, true)], vec![])
-            .unwrap();
+    let r = simulate(
+        &c,
+        p.clone(),
+        vec![flow(Client::Pods(vec![0].into()), Target::Pod { pod: 1, port: 8080 }, true)],
+        vec![],
+    )
+    .unwrap();
     let reuse = walk(100) + walk_back(1000);
     assert_eq!(r.flows[0].latency.mean_ns(), (expected + 9 * reuse) as f64 / 10.0);
     assert_eq!(r.flows[0].connections, 1);
@@ -76,7 +84,7 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
         concurrency: 1,
         queue_limit: u32::MAX,
     };
-    let mut f = flow(Client::Pods(vec![0]), Target::Pod { pod: 1, port: 8080 }, true);
+    let mut f = flow(Client::Pods(vec![0].into()), Target::Pod { pod: 1, port: 8080 }, true);
     f.arrivals = Arrivals::Closed { clients: 4, think: Dist::Constant(0) };
     f.requests = Some(400);
     let r = simulate(&c, Params::default(), vec![f], vec![server]).unwrap();

@@ -8,16 +8,14 @@
 use emu_engine::Scheduler;
 
 use super::run::{Ev, Phase};
-use super::{World, NONE};
+use super::World;
 use crate::datapath::{HopKind, Leg, Msg, NO_NODE};
 
 /// The state of the one message a request has in flight.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Walk {
-    /// The connection whose leg it walks.
-    pub(super) conn: u32,
-    /// The leg back (reverse) rather than forward.
-    pub(super) back: bool,
+    /// The leg it walks (built from the connection's path).
+    pub(super) leg: Leg,
     /// Index of the next hop.
     pub(super) pos: u8,
     /// CPU hops passed so far (indexes `extra`).
@@ -32,7 +30,7 @@ pub(crate) struct Walk {
 impl Walk {
     /// A walk that has not started.
     pub(super) const IDLE: Walk =
-        Walk { conn: NONE, back: false, pos: 0, cpus: 0, msg: Msg { bytes: 0, udp: false }, extra: [0, 0] };
+        Walk { leg: Leg::EMPTY, pos: 0, cpus: 0, msg: Msg { bytes: 0, udp: false }, extra: [0, 0] };
 }
 
 /// Whether hops of `phase` are accounted to the flow's hop tallies (a DNS
@@ -50,15 +48,6 @@ fn accounted(phase: Phase) -> bool {
 }
 
 impl World<'_> {
-    fn leg(&self, w: &Walk) -> &Leg {
-        let c = self.conns.get(w.conn);
-        if w.back {
-            &c.rev
-        } else {
-            &c.fwd
-        }
-    }
-
     /// Starts `req`'s message `msg` along `conn`'s leg (back: the reverse
     /// leg), with first-packet work `extra` on its first two CPU hops.
     pub(super) fn start_walk(
@@ -71,7 +60,8 @@ impl World<'_> {
         s: &mut Scheduler<Ev>,
     ) {
         let extra = extra.map(|e| u32::try_from(e).expect("first-packet work above 4.29 s"));
-        self.reqs.get_mut(req).walk = Walk { conn, back, pos: 0, cpus: 0, msg, extra };
+        let leg = self.conns.get(conn).path.leg(&self.params.datapath, back);
+        self.reqs.get_mut(req).walk = Walk { leg, pos: 0, cpus: 0, msg, extra };
         self.walk_on(req, 0, s);
     }
 
@@ -79,26 +69,26 @@ impl World<'_> {
     /// up to the next capacity hop (or the end of the leg).
     pub(super) fn walk_on(&mut self, req: u32, mut delay: u64, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
-        let (mut w, flow, phase) = (r.walk, r.flow as usize, r.phase);
+        let (flow, phase, msg) = (r.flow as usize, r.phase, r.walk.msg);
+        let mut pos = r.walk.pos;
         let dp = &self.params.datapath;
-        let c = self.conns.get(w.conn);
-        let hops = if w.back { c.rev.hops() } else { c.fwd.hops() };
+        let hops = r.walk.leg.hops();
         let tally = &mut self.flows[flow].stats.hops;
         let acc = accounted(phase);
-        while (w.pos as usize) < hops.len() {
-            let h = &hops[w.pos as usize];
+        while (pos as usize) < hops.len() {
+            let h = &hops[pos as usize];
             if h.kind.is_capacity() && h.node != NO_NODE {
-                self.reqs.get_mut(req).walk.pos = w.pos;
+                self.reqs.get_mut(req).walk.pos = pos;
                 return self.at(s, delay, Ev::HopArrive { req });
             }
-            let (service, latency) = Leg::idle_hop_ns(dp, h, w.msg);
+            let (service, latency) = Leg::idle_hop_ns(dp, h, msg);
             if acc {
                 tally[h.kind as usize].add(service + latency);
             }
             delay += service + latency;
-            w.pos += 1;
+            pos += 1;
         }
-        self.reqs.get_mut(req).walk.pos = w.pos;
+        self.reqs.get_mut(req).walk.pos = pos;
         self.at(s, delay, Ev::Deliver { req });
     }
 
@@ -108,12 +98,14 @@ impl World<'_> {
     pub(super) fn hop_arrive(&mut self, req: u32, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let r = self.reqs.get(req);
-        let (w, flow, phase) = (r.walk, r.flow as usize, r.phase);
+        let (flow, phase) = (r.flow as usize, r.phase);
+        let w = &r.walk;
+        let (msg, extra_ns, cpus) = (w.msg, w.extra, w.cpus);
         let dp = &self.params.datapath;
-        let h = self.leg(&w).hops()[w.pos as usize];
+        let h = w.leg.hops()[w.pos as usize];
         let (service, extra) = match h.kind {
-            HopKind::Cpu => (dp.cpu_ns(w.msg, h.flags), w.extra.get(w.cpus as usize).copied().unwrap_or(0) as u64),
-            _ => (dp.nic_ns(w.msg, h.flags), 0),
+            HopKind::Cpu => (dp.cpu_ns(msg, h.flags), extra_ns.get(cpus as usize).copied().unwrap_or(0) as u64),
+            _ => (dp.nic_ns(msg, h.flags), 0),
         };
         let node = &mut self.nodes[h.node as usize];
         let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
@@ -124,7 +116,7 @@ impl World<'_> {
             r.walk.cpus = 0;
             self.flows[flow].stats.retransmits += 1;
             let p = &self.params.node;
-            let wait = if w.msg.udp { p.dns_retry_ns } else { p.rto_ns };
+            let wait = if msg.udp { p.dns_retry_ns } else { p.rto_ns };
             return self.at(s, wait, Ev::Walk { req });
         };
         if accounted(phase) {
