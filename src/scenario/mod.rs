@@ -39,8 +39,11 @@ struct Ctx<'a> {
     loc: locate::Locator,
     file: &'a str,
     /// Client sets already selected, shared between flows that ask again.
-    clients: std::cell::RefCell<std::collections::BTreeMap<(u32, cluster::Labels), std::sync::Arc<[u32]>>>,
+    clients: std::cell::RefCell<ClientSets>,
 }
+
+/// Pods selected by (namespace, selector).
+type ClientSets = std::collections::BTreeMap<(u32, cluster::Labels), std::sync::Arc<[u32]>>;
 
 impl Ctx<'_> {
     fn origin(&self, path: String) -> Origin {
