@@ -320,6 +320,8 @@ pub struct World<'c> {
     pub(crate) flows: Vec<FlowRt>,
     pub(crate) servers: Vec<ServerRt>,
     pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
+    /// The endpoints of kube-dns and of the ingress controller's Service.
+    special_servers: HashMap<(u32, u16, Protocol), ServerKind>,
     server_specs: HashMap<(u32, u16), usize>,
     server_defs: Vec<Server>,
     pub(crate) conns: Slab<run::Conn>,
@@ -345,6 +347,15 @@ impl<'c> World<'c> {
         servers: Vec<Server>,
     ) -> Result<World<'c>, BuildError> {
         let proxy = Proxy::new(cluster, &params.proxy, params.seed);
+        let mut special_servers = HashMap::new();
+        for (svc, kind) in [(cluster.dns_service, ServerKind::Dns), (cluster.ingress_service, ServerKind::Ingress)] {
+            for &sp in svc.iter().flat_map(|&s| &cluster.services[s as usize].ports) {
+                let sp = &cluster.service_ports[sp as usize];
+                for e in &sp.endpoints {
+                    special_servers.insert((e.pod, e.port, sp.protocol), kind);
+                }
+            }
+        }
         let node_params = params.node.clone();
         let mut rts = Vec::with_capacity(flows.len());
         let mut names: HashMap<String, u32> = HashMap::new();
@@ -480,6 +491,7 @@ impl<'c> World<'c> {
             flows: rts,
             servers: Vec::new(),
             server_index: HashMap::new(),
+            special_servers,
             server_specs,
             server_defs: servers,
             conns: Slab::new(),
@@ -502,16 +514,16 @@ impl<'c> World<'c> {
     pub(crate) fn server(&mut self, pod: u32, port: u16, proto: Protocol) -> u32 {
         // A CoreDNS pod's workers answer UDP and TCP queries alike: one pool.
         let (port, proto) =
-            if self.serves(self.cluster.dns_service, pod, port, proto) { (53, Protocol::Udp) } else { (port, proto) };
+            if self.serves(ServerKind::Dns, pod, port, proto) { (53, Protocol::Udp) } else { (port, proto) };
         if let Some(&s) = self.server_index.get(&(pod, port, proto)) {
             return s;
         }
         let (dist, servers, queue, kind) = if let Some(&i) = self.server_specs.get(&(pod, port)) {
             let d = &self.server_defs[i];
             (d.service_time, d.concurrency, d.queue_limit, ServerKind::App)
-        } else if self.serves(self.cluster.dns_service, pod, port, proto) {
+        } else if self.serves(ServerKind::Dns, pod, port, proto) {
             (self.params.dns.service_time, self.params.dns.concurrency, u32::MAX, ServerKind::Dns)
-        } else if self.serves(self.cluster.ingress_service, pod, port, proto) {
+        } else if self.serves(ServerKind::Ingress, pod, port, proto) {
             (self.params.ingress.service_time, self.params.ingress.concurrency, u32::MAX, ServerKind::Ingress)
         } else {
             (Dist::Constant(0), 0, u32::MAX, ServerKind::App)
@@ -528,14 +540,10 @@ impl<'c> World<'c> {
         s
     }
 
-    /// Whether `pod`'s `port` is an endpoint of Service `svc` (kube-dns, the
-    /// ingress controller) on the same protocol.
-    fn serves(&self, svc: Option<u32>, pod: u32, port: u16, proto: Protocol) -> bool {
-        let Some(svc) = svc else { return false };
-        self.cluster.services[svc as usize].ports.iter().any(|&sp| {
-            let sp = &self.cluster.service_ports[sp as usize];
-            sp.protocol == proto && sp.endpoints.iter().any(|e| e.pod == pod && e.port == port)
-        })
+    /// Whether `pod`'s `port` is an endpoint of kube-dns (`Dns`) or of the
+    /// ingress controller's Service (`Ingress`): a hash probe, built once.
+    fn serves(&self, kind: ServerKind, pod: u32, port: u16, proto: Protocol) -> bool {
+        self.special_servers.get(&(pod, port, proto)) == Some(&kind)
     }
 
     /// Node `node`'s NodeLocal DNSCache server, created on first use.
