@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use emu_engine::rng::{Domain, Stream};
+use rayon::prelude::*;
 
 use super::ingress::{Ingress, IngressControllerSpec, IngressPath, IngressRule};
 use super::spec::*;
@@ -415,6 +416,16 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let mut services: Vec<Service> = Vec::with_capacity(all_services.len());
     let mut service_ports: Vec<ServicePort> = Vec::new();
     let mut port_by_node_port: HashMap<u16, u32> = HashMap::new();
+    // Endpoint selection, the costly part at scale, runs in parallel; its
+    // results are used in declaration order, so the outcome is the same on
+    // any number of threads.
+    let mut selections: Vec<Option<Vec<u32>>> = all_services
+        .par_iter()
+        .map(|s| match (&s.selector, ns_index(&s.namespace)) {
+            (Some(sel), Some(ns)) if !sel.is_empty() => Some(labels.select(&pods, ns, sel)),
+            _ => None,
+        })
+        .collect();
     for (si, s) in all_services.iter().enumerate() {
         let o = &s.origin;
         check_name(o, "name", &s.name)?;
@@ -486,9 +497,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             used.insert(next_node_port as u16, si as u32);
             Ok(next_node_port as u16)
         };
-        let selected: Vec<u32> = match &s.selector {
-            Some(sel) if !sel.is_empty() => labels.select(&pods, ns, sel),
-            _ => {
+        let selected: Vec<u32> = match selections[si].take() {
+            Some(selected) => selected,
+            None => {
                 warnings.push(format!("{o}: Service `{}` has no selector, so it has no endpoints", s.name));
                 Vec::new()
             }
