@@ -106,7 +106,9 @@ impl Fifo {
 /// scheduled at its finish time directly.
 #[derive(Clone, Debug)]
 pub struct LazyFifo {
-    free_at: Vec<u64>,
+    /// When each server frees; inline up to 8 servers (no pointer to chase
+    /// on the hot path), on the heap beyond.
+    free_at: FreeAt,
     waiting: VecDeque<u64>,
     queue_limit: u32,
     max_queue: u32,
@@ -114,11 +116,28 @@ pub struct LazyFifo {
     busy_ns: u64,
 }
 
+#[derive(Clone, Debug)]
+enum FreeAt {
+    Inline([u64; 8], u8),
+    Heap(Vec<u64>),
+}
+
+impl FreeAt {
+    #[inline]
+    fn slots(&mut self) -> &mut [u64] {
+        match self {
+            FreeAt::Inline(a, n) => &mut a[..*n as usize],
+            FreeAt::Heap(v) => v,
+        }
+    }
+}
+
 impl LazyFifo {
     /// `servers` servers (at least 1) and room for `queue_limit` waiting.
     pub fn new(servers: u32, queue_limit: u32) -> LazyFifo {
+        let k = servers.max(1) as usize;
         LazyFifo {
-            free_at: vec![0; servers.max(1) as usize],
+            free_at: if k <= 8 { FreeAt::Inline([0; 8], k as u8) } else { FreeAt::Heap(vec![0; k]) },
             waiting: VecDeque::new(),
             queue_limit,
             max_queue: 0,
@@ -134,7 +153,8 @@ impl LazyFifo {
         while self.waiting.front().is_some_and(|&t| t <= now) {
             self.waiting.pop_front();
         }
-        let (i, &free) = self.free_at.iter().enumerate().min_by_key(|&(_, &t)| t).expect("at least one server");
+        let slots = self.free_at.slots();
+        let (i, &free) = slots.iter().enumerate().min_by_key(|&(_, &t)| t).expect("at least one server");
         let start = free.max(now);
         if start > now {
             if self.waiting.len() as u32 >= self.queue_limit {
@@ -145,7 +165,7 @@ impl LazyFifo {
             self.max_queue = self.max_queue.max(self.waiting.len() as u32);
         }
         let finish = start + service;
-        self.free_at[i] = finish;
+        self.free_at.slots()[i] = finish;
         self.busy_ns += service;
         Some((start, finish))
     }
