@@ -1,7 +1,8 @@
-//! Runs a loaded scenario (every point of its sweep, in parallel) and
-//! writes its results: `summary.csv`, `hops.csv`, `endpoints.csv`,
-//! `balance.csv`, `failures.csv`, `sources.csv`, `services.csv`,
-//! `cluster.csv` and `run.toml` (docs/output.md is the contract). With a
+//! Runs a loaded scenario (every point of its sweep and every replication,
+//! in parallel) and writes its results: `summary.csv`, `hops.csv`,
+//! `endpoints.csv`, `balance.csv`, `failures.csv`, `sources.csv`,
+//! `services.csv`, `cluster.csv`, `timeseries.csv` and `run.toml`
+//! (docs/output.md is the contract). With a
 //! sweep every CSV starts with one column per swept key, named by its key
 //! path. Files are written into a temporary directory beside the target
 //! and renamed into place at the end, so a failed run never leaves
@@ -409,8 +410,8 @@ fn describe(cl: &Cluster, ip: Ipv4) -> (&'static str, String) {
     if let Some(n) = cl.node_by_ip(ip) {
         return ("node", cl.nodes[n as usize].name.clone());
     }
-    if let Some(n) = cl.nodes.iter().find(|n| n.bridge_ip == ip) {
-        return ("node", format!("{} (cbr0)", n.name));
+    if let Some(n) = cl.node_by_bridge_ip(ip) {
+        return ("node", format!("{} (cbr0)", cl.nodes[n as usize].name));
     }
     ("external", ip.to_string())
 }
@@ -443,7 +444,7 @@ fn show_progress(p: Arc<Progress>, total: u64) -> std::thread::JoinHandle<()> {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} points {msg}")
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}")
                 .expect("a valid template")
                 .progress_chars("=> "),
         );

@@ -1,6 +1,8 @@
-//! A FIFO resource: `k` identical servers and one first-come-first-served
-//! queue. Anything with capacity (a server pod's worker pool, later a NIC or
-//! a softirq core) is one of these. The resource holds no clock: the caller
+//! FIFO resources: `k` identical servers and one first-come-first-served
+//! queue. [`Fifo`] is event-driven (a server pod's worker pool: its
+//! completions drive the application); [`LazyFifo`] resolves departures by
+//! arithmetic (a node's softirq CPU and NIC queue: nothing waits on them but
+//! the message itself). The resource holds no clock: the caller
 //! asks for a server at `now`, and when a service ends tells the resource,
 //! which hands back the next waiting token to start.
 

@@ -520,6 +520,16 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     if n.softirq_cores == 0 {
         return Err(ctx.err("node.softirq_cores", "must be at least 1"));
     }
+    for (key, v) in [("node.backlog", n.backlog), ("node.txqueuelen", n.txqueuelen)] {
+        if v == 0 {
+            return Err(ctx.err(key, "must be at least 1"));
+        }
+    }
+    for (key, v) in [("node.rto", n.rto), ("node.dns_retry", n.dns_retry)] {
+        if v.ns() < 1_000_000 {
+            return Err(ctx.err(key, "must be at least 1ms (a shorter retry floods the run with resends)"));
+        }
+    }
     if datapath.fragments() {
         warnings.push(ctx.err(
             "cni.pod_mtu",

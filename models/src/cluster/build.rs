@@ -658,6 +658,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     }
 
     let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, i as u32)).collect();
+    let node_by_bridge_ip = nodes.iter().enumerate().map(|(i, n)| (n.bridge_ip, i as u32)).collect();
     Ok(Cluster {
         labels,
         ingresses,
@@ -671,6 +672,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         warnings,
         pod_by_ip,
         node_by_ip,
+        node_by_bridge_ip,
         node_by_name,
         pod_by_name,
         service_by_name,

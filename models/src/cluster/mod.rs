@@ -165,6 +165,7 @@ pub struct Cluster {
     pub warnings: Vec<String>,
     pub(crate) pod_by_ip: HashMap<Ipv4, u32>,
     pub(crate) node_by_ip: HashMap<Ipv4, u32>,
+    pub(crate) node_by_bridge_ip: HashMap<Ipv4, u32>,
     pub(crate) node_by_name: HashMap<String, u32>,
     pub(crate) pod_by_name: HashMap<(u32, String), u32>,
     pub(crate) service_by_name: HashMap<(u32, String), u32>,
@@ -189,6 +190,10 @@ impl Cluster {
     /// Node whose `eth0` is `ip`.
     pub fn node_by_ip(&self, ip: Ipv4) -> Option<u32> {
         self.node_by_ip.get(&ip).copied()
+    }
+    /// Node whose `cbr0` bridge has address `ip`.
+    pub fn node_by_bridge_ip(&self, ip: Ipv4) -> Option<u32> {
+        self.node_by_bridge_ip.get(&ip).copied()
     }
     /// Node named `name`.
     pub fn node_by_name(&self, name: &str) -> Option<u32> {

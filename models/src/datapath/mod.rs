@@ -51,7 +51,7 @@
 //! (Calico BGP), cross-node pod to pod 196 us (Calico BGP). Each node's
 //! CPU pass costs 1.15 us for a 1 KiB message (below); the three equations
 //! then fix `2 socket + veth = 30.1 us`, `veth + bridge = 20.75 us` and
-//! `2 nic + underlay = 33.2 us` (1 KiB serialization included); the split
+//! `2 nic + underlay = 33.2 us` (plus 0.87 us to serialize 1 KiB); the split
 //! inside each sum is a choice, rounded to 0.05 us.
 //! `tests` below holds all three within 1%, and the VXLAN and eBPF
 //! variants against Calico VXLAN (275 us) and Cilium (66 us same node).
@@ -242,7 +242,8 @@ pub struct DataPathParams {
     pub underlay_bandwidth_bps: u64,
     /// External client to node, one way [ns].
     pub external_latency_ns: u64,
-    /// Bandwidth of the external client's link [bit/s].
+    /// Bandwidth of links whose sender is no node NIC: the external
+    /// client's, and the load balancer's towards a node [bit/s].
     pub external_bandwidth_bps: u64,
     /// Forwarding through an external load balancer [ns].
     pub load_balancer_ns: u64,
@@ -370,11 +371,24 @@ impl DataPathParams {
         let mut bytes = m.bytes as u64 + packets * hdr;
         if overlay {
             bytes += packets * VXLAN_OVERHEAD as u64;
-            if self.fragments() {
-                bytes += packets * 34; // the second fragment's Ethernet and IPv4 headers
-            }
+            bytes += self.fragmented(m) as u64 * 34; // the second fragment's Ethernet and IPv4 headers
         }
         bytes
+    }
+
+    /// Packets of `m` too big for the link once encapsulated (0 unless the
+    /// pod MTU is wrong for a VXLAN overlay): the full ones, and the last
+    /// if it is big enough.
+    #[inline]
+    pub fn fragmented(&self, m: Msg) -> u32 {
+        if !self.fragments() || m.udp {
+            return 0;
+        }
+        let (packets, mss) = (self.packets(m), self.mss());
+        // Payload above which inner IP + TCP (52 B) + VXLAN (50 B) exceed the link MTU.
+        let fits = self.link_mtu.saturating_sub(VXLAN_OVERHEAD + 52);
+        let last = m.bytes - (packets - 1).min(m.bytes / mss.max(1)) * mss;
+        (packets - 1) + u32::from(last > fits)
     }
 
     /// Softirq CPU time for `m` on a CPU hop with `flags` [ns].
@@ -385,8 +399,8 @@ impl DataPathParams {
         let mut ns = packets * self.cpu_packet_ns + self.wire_bytes(m, overlay) * self.cpu_byte_ps / 1_000;
         if overlay {
             ns += packets * self.vxlan_cpu_ns;
-            if hop_flags & flags::DECAP != 0 && self.fragments() {
-                ns += packets * self.reassembly_ns;
+            if hop_flags & flags::DECAP != 0 {
+                ns += self.fragmented(m) as u64 * self.reassembly_ns;
             }
         }
         ns

@@ -93,6 +93,10 @@ fn messages_are_cut_into_packets_by_the_mtu() {
     let wrong = DataPathParams { cni: Cni::Vxlan, pod_mtu: 1500, ..Default::default() };
     assert!(wrong.fragments());
     let m = Msg::tcp(100_000);
+    // Full packets fragment; a SYN or a small message does not.
+    assert_eq!(wrong.fragmented(Msg::tcp(0)), 0);
+    assert_eq!(wrong.fragmented(Msg::tcp(100)), 0);
+    assert_eq!(wrong.fragmented(Msg::tcp(3 * wrong.mss())), 3);
     assert!(wrong.wire_bytes(m, true) > vx.wire_bytes(m, true) - (vx.packets(m) - wrong.packets(m)) as u64 * 116);
     assert!(wrong.cpu_ns(m, flags::DECAP) > vx.cpu_ns(m, flags::DECAP));
     // Without an overlay the MSS is clamped to the link (PMTU discovery).

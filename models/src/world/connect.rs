@@ -245,11 +245,10 @@ impl World<'_> {
                 .iter()
                 .any(|&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= self.params.node.conntrack_max());
             if full {
-                for &n in ct.iter().filter(|&&n| n != NONE) {
-                    let t = &mut self.nodes[n as usize].conntrack;
-                    if t.len(now) >= self.params.node.conntrack_max() {
-                        t.drops += 1;
-                    }
+                // Counted once, on the first full node the SYN meets.
+                let max = self.params.node.conntrack_max();
+                if let Some(&n) = ct.iter().find(|&&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max) {
+                    self.nodes[n as usize].conntrack.drops += 1;
                 }
                 // The SYN is dropped; the client retries until its timeout.
                 let r = self.reqs.get_mut(req);

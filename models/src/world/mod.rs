@@ -3,14 +3,16 @@
 //!
 //! The walk of one request (see docs/architecture.md):
 //! 1. **Arrival**: the flow's arrival process fires; a request record is
-//!    taken from a slab and its timeout is scheduled.
+//!    taken from a slab and its timeout joins the flow's timeout FIFO.
 //! 2. **Connection**: an idle kept-alive connection is reused, or a new one
 //!    is set up: the name is resolved (each DNS query a UDP exchange with
 //!    CoreDNS through the `kube-dns` Service), the client node's kube-proxy
-//!    picks the endpoint and says what the first packet costs, the route is
-//!    computed once into a fixed-size leg, and the SYN / SYN-ACK walk it.
-//! 3. **Hops**: each message walks its leg as one delay; every hop adds its
-//!    time to the flow's per-hop tallies (`hops.csv`).
+//!    picks the endpoint and says what the first packet costs, the
+//!    connection keeps its path, and the SYN / SYN-ACK walk it.
+//! 3. **Hops**: each message gets its leg built from the path and walks it
+//!    (`walk.rs`): delay hops summed into one event, one event per capacity
+//!    hop (node CPU, NIC); every hop adds its time to the flow's tallies
+//!    (`hops.csv`).
 //! 4. **Server**: the endpoint pod's server queues and serves the request,
 //!    then the response walks the reverse leg.
 //! 5. **Done**: the latency goes into the flow's histogram; the connection

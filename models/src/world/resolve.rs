@@ -95,6 +95,10 @@ impl World<'_> {
             let nodes = [node, if ep_node != node { ep_node } else { NONE }];
             let full = nodes.iter().any(|&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max);
             if full {
+                if let Some(&n) = nodes.iter().find(|&&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max)
+                {
+                    self.nodes[n as usize].conntrack.drops += 1;
+                }
                 let r = self.reqs.get_mut(req);
                 r.phase = Phase::Dropped;
                 r.failure = crate::traffic::Failure::ConntrackFull;

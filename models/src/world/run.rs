@@ -522,7 +522,7 @@ impl World<'_> {
                 "localhost"
             } else if cl.pod_by_ip(src).is_some() {
                 "pod"
-            } else if cl.node_by_ip(src).is_some() || cl.nodes.iter().any(|n| n.bridge_ip == src) {
+            } else if cl.node_by_ip(src).is_some() || cl.node_by_bridge_ip(src).is_some() {
                 "node"
             } else {
                 "external"

@@ -102,3 +102,17 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
     let q = st.hops[crate::datapath::HopKind::Queue as usize];
     assert!((q.mean() - (3e6 - rtt)).abs() / 3e6 < 0.01, "queue {} vs {}", q.mean(), 3e6 - rtt);
 }
+
+#[test]
+fn events_stay_small() {
+    // Pending events cost the queue's (u128 key, event) entry: 32 bytes
+    // while an event fits in 16 (docs/performance.md counts on it).
+    assert!(std::mem::size_of::<Ev>() <= 16, "{}", std::mem::size_of::<Ev>());
+    eprintln!(
+        "sizes: Ev {} Conn {} Req {} Pod {}",
+        std::mem::size_of::<Ev>(),
+        std::mem::size_of::<super::run::Conn>(),
+        std::mem::size_of::<super::run::Req>(),
+        std::mem::size_of::<crate::cluster::Pod>()
+    );
+}
