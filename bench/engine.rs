@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the hot paths: the event queue at several
-//! depths, random streams, kube-proxy's per-connection decision, and a
-//! small end-to-end run. Regression comparison:
+//! depths, PHOLD, random streams, each kube-proxy mode's per-connection
+//! decision, and a small end-to-end run. Regression comparison:
 //! `cargo bench -- --save-baseline main`, then `cargo bench -- --baseline main`.
 
 use std::hint::black_box;
@@ -30,6 +30,19 @@ fn queue_hold(c: &mut Criterion) {
                 let (t, e) = q.pop().unwrap();
                 q.push(SimTime(t.0 + 1 + rng.below(1_000_000)), black_box(e));
             });
+        });
+    }
+    g.finish();
+}
+
+/// PHOLD (engine/src/phold.rs): 1,000 and 16,000 LPs, 200,000 events.
+fn phold(c: &mut Criterion) {
+    let mut g = c.benchmark_group("phold");
+    g.throughput(Throughput::Elements(200_000));
+    g.sample_size(20);
+    for lps in [1_000u32, 16_000] {
+        g.bench_with_input(BenchmarkId::from_parameter(lps), &lps, |b, &lps| {
+            b.iter(|| black_box(emu_engine::phold::phold(lps, 1, 200_000, 1)));
         });
     }
     g.finish();
@@ -106,5 +119,5 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queue_hold, streams, proxy_decision, end_to_end);
+criterion_group!(benches, queue_hold, phold, streams, proxy_decision, end_to_end);
 criterion_main!(benches);
