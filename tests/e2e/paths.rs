@@ -212,3 +212,16 @@ fn scale_scenario_builds_the_limits_and_answers_every_request() {
     assert!(has("to-svc-19", "dns") && has("to-svc-19", "iptables"));
     assert!(has("internet-to-edge-7", "external"));
 }
+
+#[test]
+fn the_large_scale_variants_build_to_their_sizes() {
+    for (file, nodes, pods, services) in
+        [("scale-110", "1364", "150040", "10001"), ("scale-65k", "65000", "1040000", "20001")]
+    {
+        let o = emu(&["validate", &format!("workloads/{file}.toml")]);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        let expected = format!("{nodes} nodes, {pods} pods, {services} services");
+        assert!(text.contains(&expected), "{file}: {text}");
+    }
+}
