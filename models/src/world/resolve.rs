@@ -123,6 +123,11 @@ impl World<'_> {
             entry: Entry::ClusterIp,
             ct: [NONE; 2],
         });
+        self.send_query(req, c, extra, s);
+    }
+
+    /// Starts DNS query `req` on connection `c` (first-packet work `extra`).
+    fn send_query(&mut self, req: u32, c: u32, extra: [u64; 2], s: &mut Scheduler<Ev>) {
         let r = self.reqs.get_mut(req);
         r.dns_conn = c;
         r.phase = Phase::DnsQuery;
@@ -151,11 +156,6 @@ impl World<'_> {
             entry: Entry::ClusterIp,
             ct: [NONE; 2],
         });
-        let r = self.reqs.get_mut(req);
-        r.dns_conn = c;
-        r.phase = Phase::DnsQuery;
-        r.mark = s.now();
-        let bytes = self.params.dns.query_bytes;
-        self.send(req, Phase::DnsQuery, false, bytes, s);
+        self.send_query(req, c, [0, 0], s);
     }
 }
