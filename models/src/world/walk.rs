@@ -110,8 +110,12 @@ impl World<'_> {
         let node = &mut self.nodes[h.node as usize];
         let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
         let Some((start, finish)) = res.admit(now, service + extra) else {
-            // Dropped: the sender sends it again from the start.
+            // Dropped: the sender sends it again from the start. First-packet
+            // work already done at earlier nodes is not done again.
             let r = self.reqs.get_mut(req);
+            for e in r.walk.extra.iter_mut().take(r.walk.cpus as usize) {
+                *e = 0;
+            }
             r.walk.pos = 0;
             r.walk.cpus = 0;
             self.flows[flow].stats.retransmits += 1;
