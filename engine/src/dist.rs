@@ -88,7 +88,7 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, DistError> {
 /// most three decimals: `10600` is `10.6us`, `56000000` is `56ms`.
 pub fn format_duration(ns: u64) -> String {
     for (scale, unit) in [(1_000_000_000u64, "s"), (1_000_000, "ms"), (1_000, "us")] {
-        if ns >= scale && (ns * 1000) % scale == 0 {
+        if ns >= scale && (ns * 1000).is_multiple_of(scale) {
             let whole = ns / scale;
             let frac = ns % scale;
             if frac == 0 {
