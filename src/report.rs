@@ -94,6 +94,8 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             "first_packet_p90_us",
             "first_packet_p99_us",
             "retransmits",
+            "drops_cpu",
+            "drops_nic",
         ],
     )?;
     let mut hops =
@@ -184,6 +186,8 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                     fp(0.9),
                     fp(0.99),
                     f.retransmits.to_string(),
+                    f.cpu_drops.to_string(),
+                    f.nic_drops.to_string(),
                 ],
             )?;
             for k in HopKind::ALL {

@@ -219,6 +219,35 @@ struct ServicePort {
     protocol: Option<String>,
 }
 
+/// Just the spec's keys of a document.
+#[derive(Deserialize)]
+struct SpecKeys {
+    #[serde(default)]
+    spec: BTreeMap<String, serde_ignored_value::Any>,
+}
+
+/// Service spec fields emu reads, or knows to make no difference here
+/// (`clusterIPs`, `ipFamilyPolicy` and `publishNotReadyAddresses`: every
+/// emulated pod is IPv4 and ready).
+const SERVICE_FIELDS: &[&str] = &[
+    "type",
+    "selector",
+    "ports",
+    "clusterIP",
+    "clusterIPs",
+    "externalTrafficPolicy",
+    "internalTrafficPolicy",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "externalIPs",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "trafficDistribution",
+    "loadBalancerIP",
+    "healthCheckNodePort",
+    "publishNotReadyAddresses",
+];
+
 /// Kinds that carry nothing emu models; skipped with a warning.
 const INERT_KINDS: &[&str] = &[
     "IngressClass",
@@ -272,14 +301,17 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
 
 /// Reads every object of the manifest file `file` (text `text`).
 pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
-    let docs: Vec<Option<Object>> = serde_saphyr::from_multiple(text).map_err(|e| {
+    let yaml_err = |e: serde_saphyr::Error| {
         let loc = e.location().map(|l| format!("{}:{}", l.line(), l.column())).unwrap_or_default();
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("").to_string();
         format!("{file}:{loc}: {first}")
-    })?;
+    };
+    let docs: Vec<Option<Object>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
+    // The spec keys of every document, to catch what the typed read skips.
+    let keys: Vec<Option<SpecKeys>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
     let mut out = Loaded::default();
-    for (i, doc) in docs.into_iter().enumerate() {
+    for (i, (doc, keys)) in docs.into_iter().zip(keys).enumerate() {
         let Some(obj) = doc else { continue };
         let kind = obj.kind.value.as_str();
         let name = obj.metadata.name.clone().unwrap_or_default();
@@ -345,6 +377,13 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             "Service" => {
                 let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
                 let o = Origin { line: spec_line(&spec), ..origin.clone() };
+                // Nearly every Service field changes networking: one emu does
+                // not know (or a misspelt one) is an error, not a silence.
+                for k in keys.iter().flat_map(|k| k.spec.keys()) {
+                    if !SERVICE_FIELDS.contains(&k.as_str()) {
+                        return Err(format!("{o}: spec.{k} is not a Service field emu models"));
+                    }
+                }
                 let s = spec.value;
                 let kind = match s.kind.as_deref() {
                     None | Some("ClusterIP") => ServiceType::ClusterIp,
@@ -515,6 +554,17 @@ mod tests {
                 .err()
                 .unwrap();
         assert!(e.contains("ExternalName"), "{e}");
+        let e = load(
+            "m.yaml",
+            "kind: Service\nmetadata: {name: x}\nspec:\n  sessionAffinty: ClientIP\n  ports: [{port: 80}]\n",
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("spec.sessionAffinty is not a Service field"), "{e}");
+        let e = load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  loadBalancerSourceRanges: [10.0.0.0/8]\n  ports: [{port: 80}]\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("loadBalancerSourceRanges"), "{e}");
         let ok = load(
             "m.yaml",
             "kind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: None\n  type: ClusterIP\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]\n",

@@ -41,8 +41,13 @@ fn nodeport_throughput_saturates_and_local_holds_about_twice_cluster() {
     assert!(local > 1.4 * cluster, "Local {local} vs Cluster {cluster}");
     assert!(get("Local", "140000", "throughput_rps") > 130_000.0);
     assert!(get("Cluster", "140000", "latency_p99_us") > 10.0 * get("Cluster", "35000", "latency_p99_us"));
-    // Drops at the full backlogs are retransmitted.
+    // Drops at the full backlogs are retransmitted, and counted by queue.
     assert!(get("Cluster", "262500", "retransmits") > 0.0);
+    assert_eq!(
+        get("Cluster", "262500", "retransmits"),
+        get("Cluster", "262500", "drops_cpu") + get("Cluster", "262500", "drops_nic")
+    );
+    assert!(get("Cluster", "262500", "drops_cpu") > 0.0, "one softirq core per node saturates first");
     assert_eq!(get("Local", "35000", "retransmits"), 0.0);
 }
 
@@ -78,6 +83,53 @@ timeout = "1s"
     let c = csv(&out.join("cluster.csv"));
     assert_eq!(row(&c, "metric", "conntrack_peak_entries")["value"], "500");
     assert_eq!(row(&c, "metric", "conntrack_max_per_node")["value"], "500");
+}
+
+#[test]
+fn established_connections_continue_when_the_table_is_full() {
+    // A kept-alive connection opened first keeps working while churn from
+    // another flow fills the table and has its new connections dropped.
+    let text = r#"
+[cluster]
+nodes = 2
+[node]
+conntrack_max = 100
+[[pods]]
+name = "a"
+node = "node-0"
+[[pods]]
+name = "b"
+node = "node-1"
+ip = "10.244.1.9"
+ports = [80]
+[[flows]]
+name = "kept"
+from = "a"
+to = "10.244.1.9:80"
+keep_alive = true
+concurrency = 1
+think_time = "const(1ms)"
+requests = 500
+[[flows]]
+name = "churn"
+from = "a"
+to = "10.244.1.9:80"
+start = "10ms"
+rate = 5000
+requests = 1000
+timeout = "1s"
+"#;
+    let (_t, out) = run_text(text);
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(row(&s, "flow", "kept")["completed"], "500");
+    let fails = csv(&out.join("failures.csv"));
+    let full = |flow: &str| {
+        fails.iter().find(|r| r["flow"] == flow && r["reason"] == "conntrack_full").unwrap()["count"]
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(full("kept"), 0);
+    assert_eq!(full("churn"), 1000 - 99, "the kept connection holds one of the 100 entries");
 }
 
 #[test]

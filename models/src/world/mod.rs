@@ -152,6 +152,10 @@ pub struct FlowStats {
     pub connections: u64,
     /// Messages dropped at a full queue (NIC, softirq backlog) and sent again.
     pub retransmits: u64,
+    /// Of those, dropped at a node's full softirq backlog.
+    pub cpu_drops: u64,
+    /// Of those, dropped at a node NIC's full transmit queue.
+    pub nic_drops: u64,
     /// First-packet cost on the first node a new connection meets (the
     /// client's node, or the node port's node): the proxy's lookup plus
     /// conntrack entry creation [ns], one value per connection.
@@ -439,6 +443,8 @@ impl<'c> World<'c> {
                 hops: [Tally::default(); HOP_KINDS],
                 connections: 0,
                 retransmits: 0,
+                cpu_drops: 0,
+                nic_drops: 0,
                 first_packet: Latency::new(),
                 first_ns: 0,
                 last_ns: 0,

@@ -118,7 +118,13 @@ impl World<'_> {
             }
             r.walk.pos = 0;
             r.walk.cpus = 0;
-            self.flows[flow].stats.retransmits += 1;
+            let st = &mut self.flows[flow].stats;
+            st.retransmits += 1;
+            if h.kind == HopKind::Cpu {
+                st.cpu_drops += 1;
+            } else {
+                st.nic_drops += 1;
+            }
             let p = &self.params.node;
             let wait = if msg.udp { p.dns_retry_ns } else { p.rto_ns };
             return self.at(s, wait, Ev::Walk { req });
