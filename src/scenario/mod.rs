@@ -2,9 +2,11 @@
 //! cluster, model parameters, flows and servers out. Every error names the
 //! file, the line where the line is known, and the key.
 
+mod expand;
 mod locate;
 pub mod manifests;
 pub mod schema;
+mod targets;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,9 @@ use emu_models::proxy::ProxyParams;
 use emu_models::traffic::{Arrivals, Client, Flow, Server, Target};
 use emu_models::world::{LbParams, LbPolicy, Params, World};
 
+use expand::{display_value, expand, set_path};
 use schema::*;
+use targets::{resolve_from, resolve_to};
 
 /// A scenario ready to run.
 pub struct Prepared {
@@ -88,82 +92,6 @@ fn port_spec(p: &PortToml) -> PortSpec {
     }
 }
 
-/// Replaces `{i}` in `text` with `i`, and `{i*K}`, `{i+K}`, `{i*K+M}` with
-/// the arithmetic (K, M non-negative integers).
-fn substitute_str(text: &str, i: u32) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{i") {
-        out.push_str(&rest[..open]);
-        let tail = &rest[open + 1..];
-        let Some(close) = tail.find('}') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let expr = &tail[..close];
-        let value = eval_index(expr, i as u64);
-        match value {
-            Some(v) => out.push_str(&v.to_string()),
-            None => out.push_str(&rest[open..open + 2 + close]),
-        }
-        rest = &tail[close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `i`, `i*K`, `i+K` or `i*K+M` at `i`.
-fn eval_index(expr: &str, i: u64) -> Option<u64> {
-    let e = expr.strip_prefix('i')?;
-    let (mul, add) = match e.split_once('+') {
-        Some((m, a)) => (m, a.parse().ok()?),
-        None => (e, 0),
-    };
-    let mul = if mul.is_empty() { 1 } else { mul.strip_prefix('*')?.parse().ok()? };
-    Some(i * mul + add)
-}
-
-/// Substitutes `{i}` expressions in every string (and table key) of `v`.
-fn substitute(v: toml::Value, i: u32) -> toml::Value {
-    let sub = |s: &str| substitute_str(s, i);
-    match v {
-        toml::Value::String(s) => toml::Value::String(sub(&s)),
-        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(|x| substitute(x, i)).collect()),
-        toml::Value::Table(t) => toml::Value::Table(t.into_iter().map(|(k, x)| (sub(&k), substitute(x, i))).collect()),
-        other => other,
-    }
-}
-
-/// Expands entries with `count = n` into n copies with `{i}` substituted.
-/// Each copy keeps the index of the entry it came from, for errors.
-fn expand<T>(
-    ctx: &Ctx,
-    list: &str,
-    items: &[T],
-    count: impl Fn(&mut T) -> Option<u32>,
-) -> Result<Vec<(usize, T)>, String>
-where
-    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
-{
-    let mut out = Vec::with_capacity(items.len());
-    for (k, item) in items.iter().enumerate() {
-        let mut item = item.clone();
-        match count(&mut item) {
-            None => out.push((k, item)),
-            Some(n) => {
-                let v = toml::Value::try_from(&item).map_err(|e| ctx.err(&format!("{list}[{k}]"), e))?;
-                for i in 0..n {
-                    let t = substitute(v.clone(), i)
-                        .try_into()
-                        .map_err(|e: toml::de::Error| ctx.err(&format!("{list}[{k}]"), e.message()))?;
-                    out.push((k, t));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// One point of a run: the swept keys' values and the scenario there.
 pub struct Point {
     /// (key path, value) of every swept key, in declaration order.
@@ -184,53 +112,6 @@ pub struct Loaded {
 
 /// Most points a sweep may have.
 const MAX_POINTS: usize = 10_000;
-
-fn display_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Sets `path` (`proxy.mode`, `services[0].count`) in `root` to `value`,
-/// creating missing tables on the way.
-fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<(), String> {
-    let mut segs: Vec<(&str, Option<usize>)> = Vec::new();
-    for part in path.split('.') {
-        let (key, idx) = match part.split_once('[') {
-            Some((k, rest)) => {
-                let i = rest.trim_end_matches(']').parse().map_err(|_| format!("bad index in `{part}`"))?;
-                (k, Some(i))
-            }
-            None => (part, None),
-        };
-        segs.push((key, idx));
-    }
-    let mut cur = root;
-    for (n, (key, idx)) in segs.iter().enumerate() {
-        let last = n + 1 == segs.len();
-        let table = cur.as_table_mut().ok_or_else(|| format!("`{key}` is not inside a table"))?;
-        if last && idx.is_none() {
-            table.insert(key.to_string(), value);
-            return Ok(());
-        }
-        let next = table.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = match idx {
-            None => next,
-            Some(i) => {
-                let arr = next.as_array_mut().ok_or_else(|| format!("`{key}` is not a list"))?;
-                let len = arr.len();
-                let slot = arr.get_mut(*i).ok_or_else(|| format!("`{key}` has {len} entries, no [{i}]"))?;
-                if last {
-                    *slot = value;
-                    return Ok(());
-                }
-                slot
-            }
-        };
-    }
-    unreachable!("the loop returns at the last segment")
-}
 
 /// Reads and validates the scenario at `path` at every point of its sweep.
 pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result<Loaded, String> {
@@ -717,210 +598,5 @@ fn proxy_params(p: &ProxyToml) -> ProxyParams {
         },
         nftables: NftablesParams { lookup_ns: p.nftables.lookup.ns(), conntrack_new_ns: p.nftables.conntrack_new.ns() },
         ebpf: EbpfParams { connect_ns: p.ebpf.connect.ns(), nodeport_ns: p.ebpf.nodeport.ns() },
-    }
-}
-
-/// Pods of pod or template `name` in namespace `ns`.
-fn pods_named(cluster: &Cluster, templates: &[(String, String, u32)], ns: &str, name: &str) -> Vec<u32> {
-    let Some(nsi) = cluster.namespace(ns) else {
-        return vec![];
-    };
-    if let Some(p) = cluster.pod_by_name(nsi, name) {
-        return vec![p];
-    }
-    templates
-        .iter()
-        .filter(|(tns, tname, r)| tns == ns && tname == name && *r > 1)
-        .flat_map(|(_, _, r)| (0..*r).filter_map(|i| cluster.pod_by_name(nsi, &format!("{name}-{i}"))))
-        .collect()
-}
-
-fn resolve_from(
-    ctx: &Ctx,
-    key: &str,
-    from: &FromToml,
-    cluster: &Cluster,
-    templates: &[(String, String, u32)],
-    f: &FlowToml,
-) -> Result<Client, String> {
-    let k = format!("{key}.from");
-    match from {
-        FromToml::Name(n) if n == "external" => {
-            let clients = f.clients.or(f.concurrency).unwrap_or(1);
-            if let Some(c) = f.concurrency {
-                if clients > c {
-                    return Err(ctx.err(
-                        &format!("{key}.clients"),
-                        format!(
-                            "{clients} client addresses but only {c} closed-loop clients: each client is one address"
-                        ),
-                    ));
-                }
-            }
-            Ok(Client::External(clients))
-        }
-        _ if f.clients.is_some() => Err(ctx.err(
-            &format!("{key}.clients"),
-            "`clients` sets the number of external client addresses: it needs from = \"external\"",
-        )),
-        FromToml::Name(n) => {
-            let pods = pods_named(cluster, templates, "default", n);
-            if pods.is_empty() {
-                return Err(ctx.err(&k, format!("no pod or pod template `{n}` in namespace `default` (write \"external\" for clients outside the cluster)")));
-            }
-            Ok(Client::Pods(pods.into()))
-        }
-        FromToml::Table(t) => {
-            let nsi = cluster
-                .namespace(&t.namespace)
-                .ok_or_else(|| ctx.err(&k, format!("no namespace `{}`", t.namespace)))?;
-            let pods = match (&t.pod, &t.selector) {
-                (Some(p), None) => {
-                    let pods = pods_named(cluster, templates, &t.namespace, p);
-                    if pods.is_empty() {
-                        return Err(ctx.err(
-                            &format!("{k}.pod"),
-                            format!("no pod or pod template `{p}` in namespace `{}`", t.namespace),
-                        ));
-                    }
-                    if let Some(c) = &t.container {
-                        if let Some(&bad) = pods.iter().find(|&&q| !cluster.pods[q as usize].containers.contains(c)) {
-                            let p = &cluster.pods[bad as usize].name;
-                            return Err(ctx.err(&format!("{k}.container"), format!("pod `{p}` has no container `{c}`")));
-                        }
-                    }
-                    pods
-                }
-                (None, Some(sel)) => {
-                    let key = (nsi, sel.clone());
-                    if let Some(shared) = ctx.clients.borrow().get(&key) {
-                        return Ok(Client::Pods(shared.clone()));
-                    }
-                    let pods: std::sync::Arc<[u32]> = cluster.select(nsi, sel).into();
-                    if pods.is_empty() {
-                        return Err(ctx.err(&format!("{k}.selector"), "matches no pod"));
-                    }
-                    ctx.clients.borrow_mut().insert(key, pods.clone());
-                    return Ok(Client::Pods(pods));
-                }
-                _ => return Err(ctx.err(&k, "give either `pod` or `selector`")),
-            };
-            Ok(Client::Pods(pods.into()))
-        }
-    }
-}
-
-/// Parses a flow target: `http://name:port/path`, `name:port`,
-/// `10.244.0.15:8080`, `localhost:80`, `<NodeIP>:30007`, `node-3:30007`.
-fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, external: bool) -> Result<Target, String> {
-    let k = format!("{key}.to");
-    let t = to.trim();
-    let t = t.strip_prefix("curl ").map(str::trim).unwrap_or(t);
-    let (scheme_port, rest) = if let Some(r) = t.strip_prefix("http://") {
-        (Some(80), r)
-    } else if let Some(r) = t.strip_prefix("https://") {
-        (Some(443), r)
-    } else {
-        (None, t)
-    };
-    // `<NodeIP>` and `<LB:ns/name>` are hosts that may hold `/` and `:`.
-    let host_end = if rest.starts_with('<') { rest.find('>').map_or(0, |i| i + 1) } else { 0 };
-    let (hostport, path) = match rest[host_end..].find('/') {
-        Some(i) => (&rest[..host_end + i], &rest[host_end + i..]),
-        None => (rest, "/"),
-    };
-    let split = if host_end > 0 {
-        hostport[host_end..].strip_prefix(':').map(|p| (&hostport[..host_end], p))
-    } else {
-        hostport.rsplit_once(':')
-    };
-    let (host, port) = match split {
-        Some((h, p)) => {
-            let port: u32 = p.parse().map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
-            (h, port)
-        }
-        None => (
-            hostport,
-            scheme_port
-                .ok_or_else(|| ctx.err(&k, format!("`{to}` has no port (write host:port or an http:// URL)")))?,
-        ),
-    };
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| ctx.err(&k, format!("port {port} is out of range 1-65535")))?;
-    if host.is_empty() {
-        return Err(ctx.err(&k, format!("`{to}` has no host")));
-    }
-    if host == "localhost" || host == "127.0.0.1" {
-        return Ok(Target::Localhost(port));
-    }
-    if host == "<NodeIP>" {
-        return Ok(Target::NodePort { node: None, port });
-    }
-    if let Some(name) = host.strip_prefix("<LB:").and_then(|h| h.strip_suffix('>')) {
-        let (ns, name) = name.split_once('/').unwrap_or(("default", name));
-        let svc = cluster
-            .namespace(ns)
-            .and_then(|n| cluster.service_by_name(n, name))
-            .ok_or_else(|| ctx.err(&k, format!("no Service `{ns}/{name}`")))?;
-        if cluster.services[svc as usize].load_balancer_ip.is_none() {
-            return Err(ctx.err(&k, format!("Service `{ns}/{name}` is not of type LoadBalancer")));
-        }
-        return Ok(Target::LoadBalancer { service: svc, port });
-    }
-    if let Some(n) = cluster.node_by_name(host) {
-        return Ok(Target::NodePort { node: Some(n), port });
-    }
-    if let Ok(ip) = host.parse::<Ipv4>() {
-        if let Some(pod) = cluster.pod_by_ip(ip) {
-            return Ok(Target::Pod { pod, port });
-        }
-        if let Some(service) = cluster.service_by_ip(ip) {
-            return Ok(Target::ServiceIp { service, port });
-        }
-        if let Some(n) = cluster.node_by_ip(ip) {
-            return Ok(Target::NodePort { node: Some(n), port });
-        }
-        if let Some(service) = cluster.service_by_lb_ip(ip) {
-            return Ok(Target::LoadBalancer { service, port });
-        }
-        return Err(ctx.err(&k, format!("no pod, Service or node has the address {ip}")));
-    }
-    if host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-        if !external {
-            return Ok(Target::Name { name: host.to_string(), port });
-        }
-        // From outside, a name reaches the cluster through its Ingress
-        // controller (external DNS points the host at it).
-        let service = cluster.ingress_service.ok_or_else(|| {
-            let why = if cluster.ingresses.is_empty() {
-                "declare [[ingresses]]"
-            } else {
-                "ingress_controller.replicas is 0, so no controller serves the Ingresses"
-            };
-            ctx.err(&k, format!("an external client reaches `{host}` only through an Ingress: {why}"))
-        })?;
-        if port != 80 && port != 443 {
-            return Err(ctx.err(&k, format!("the ingress controller serves ports 80 and 443, not {port}")));
-        }
-        let path = path.split(['?', '#']).next().unwrap_or("/");
-        let backend = emu_models::cluster::ingress::route(&cluster.ingresses, host, path);
-        return Ok(Target::Ingress { service, port, backend });
-    }
-    Err(ctx.err(&k, format!("`{host}` is neither an address nor a DNS name")))
-}
-
-#[cfg(test)]
-mod subst_tests {
-    use super::substitute_str;
-
-    #[test]
-    fn index_expressions() {
-        assert_eq!(substitute_str("svc-{i}", 7), "svc-7");
-        assert_eq!(substitute_str("<NodeIP>:{i+30000}", 5), "<NodeIP>:30005");
-        assert_eq!(substitute_str("app-{i*20}-{i*2+1}", 3), "app-60-7");
-        assert_eq!(substitute_str("{j} and {i", 3), "{j} and {i");
-        assert_eq!(substitute_str("{ix}", 3), "{ix}");
     }
 }
