@@ -378,6 +378,25 @@ mod tests {
     }
 
     #[test]
+    fn wlc_and_sed_weigh_active_connections() {
+        // Weights 3 and 1. wlc picks the fewest (active << 8) / weight, sed
+        // the fewest (active + 1) / weight: over four connections both put
+        // three on the weight-3 server (plain lc would split them 2:2).
+        let c = weighted_cluster(&[3, 1]);
+        let q = |client| Query { candidates: Candidates::All(2), ..q(0, client) };
+        for s in [Scheduler::Wlc, Scheduler::Sed] {
+            let mut p = ipvs(s, &c);
+            let picks: Vec<u32> = (0..4).map(|i| p.pick(&c, &q(i), &mut rng()).endpoint).collect();
+            // Idle both: heavy (ties go first). Then the heavy server takes
+            // connections until its load per weight passes the light one's.
+            assert_eq!(picks[0], 0, "{s:?}");
+            let active = p.active(0, 2, Entry::ClusterIp);
+            assert_eq!(active.iter().sum::<u32>(), 4);
+            assert!(active[0] >= 2 * active[1], "{s:?}: weight 3 takes the larger share {active:?}");
+        }
+    }
+
+    #[test]
     fn sh_pins_a_client_and_dh_pins_a_service() {
         let c = testing::services_cluster(1, 1, 4);
         let mut p = ipvs(Scheduler::Sh, &c);
