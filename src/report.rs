@@ -382,6 +382,7 @@ fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Re
 /// re-runs alone.
 fn write_run_toml(loaded: &Loaded, dir: &Path) -> Result<(), String> {
     let mut sc = loaded.base.clone();
+    sc.emu_version = Some(env!("CARGO_PKG_VERSION").to_string());
     let manifests = &loaded.points[0].prepared.manifests;
     if !manifests.is_empty() {
         fs::create_dir_all(dir.join("manifests")).map_err(|e| e.to_string())?;

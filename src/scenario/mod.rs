@@ -135,11 +135,19 @@ pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result
     if let Some(r) = replications {
         base.replications = r;
     }
+    let mut version_warning = None;
+    if let Some(v) = base.emu_version.as_deref().filter(|v| *v != env!("CARGO_PKG_VERSION")) {
+        version_warning = Some(ctx.err(
+            "emu_version",
+            format!("written by emu {v}, run by emu {}: results may differ", env!("CARGO_PKG_VERSION")),
+        ));
+    }
     if !(1..=10_000).contains(&base.replications) {
         return Err(ctx.err("replications", "must be from 1 to 10000"));
     }
     if base.sweep.is_empty() {
-        let prepared = prepare(&ctx, path, base.clone())?;
+        let mut prepared = prepare(&ctx, path, base.clone())?;
+        prepared.warnings.extend(version_warning);
         return Ok(Loaded { base, keys: vec![], points: vec![Point { values: vec![], prepared }] });
     }
     let mut raw: toml::Value = toml::from_str(&text).map_err(toml_err)?;
@@ -181,6 +189,9 @@ pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result
         })?;
         let prepared = prepare(&ctx, path, sc).map_err(|e| format!("{e} (sweep point {at})"))?;
         points.push(Point { values, prepared });
+    }
+    if let Some(first) = points.first_mut() {
+        first.prepared.warnings.extend(version_warning);
     }
     Ok(Loaded { base, keys: axes.into_iter().map(|a| a.0).collect(), points })
 }

@@ -17,6 +17,10 @@ use super::units::{Bandwidth, DistText, Duration, PortRange};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// The emu version that wrote this file (run.toml); a different one
+    /// only warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emu_version: Option<String>,
     /// Master seed of every random stream.
     #[serde(default = "default_seed")]
     pub seed: u64,

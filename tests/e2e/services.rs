@@ -609,3 +609,30 @@ requests = 30
     let (_t, out) = run_text(text, &[]);
     assert_eq!(hits(&out, "db-2").iter().sum::<u64>(), 30);
 }
+
+#[test]
+fn shipped_affinity_and_load_balancer_workloads_run() {
+    // Shortened: affinity to 2,000 requests a point, the load balancer to 15 s.
+    let affinity = std::fs::read_to_string(root().join("workloads/services/affinity.toml"))
+        .unwrap()
+        .replace("requests = 20000", "requests = 2000");
+    let (_t, out) = run_text(&affinity, &[]);
+    let b = csv(&out.join("balance.csv"));
+    assert_eq!(b.iter().filter(|r| r["service"] == "cart").count(), 8);
+    let lb = std::fs::read_to_string(root().join("workloads/services/loadbalancer.toml"))
+        .unwrap()
+        .replace("duration = \"60s\"", "duration = \"15s\"");
+    let (_t, out) = run_text(&lb, &[]);
+    let fails = csv(&out.join("failures.csv"));
+    let dropped = |policy: &str| -> f64 {
+        fails
+            .iter()
+            .find(|r| r["services[0].external_traffic_policy"] == policy && r["reason"] == "no_local_endpoint")
+            .unwrap()["count"]
+            .parse()
+            .unwrap()
+    };
+    // Local: half the nodes are empty until the checks fail them at 10 s.
+    assert_eq!(dropped("Cluster"), 0.0);
+    assert!((2_300.0..2_700.0).contains(&dropped("Local")), "{}", dropped("Local"));
+}
