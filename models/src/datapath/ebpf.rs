@@ -19,9 +19,7 @@ pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32,
     if from_pod {
         leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
     }
-    leg.push(HopKind::Nic, p.nic_ns);
-    leg.push_at(HopKind::Underlay, p.underlay_latency_ns, at, to, 0);
-    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_wire(p, at, to, 0);
     leg.push_at(HopKind::Cpu, 0, to, NO_NODE, 0);
     leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
 }

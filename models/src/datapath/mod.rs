@@ -474,6 +474,20 @@ impl Leg {
         self.len += 1;
     }
 
+    /// Appends the wire between nodes `from` and `to`: the sender's NIC,
+    /// the underlay (with `flags`), the receiver's NIC.
+    pub(super) fn push_wire(&mut self, p: &DataPathParams, from: u32, to: u32, flags: u8) {
+        self.push(HopKind::Nic, p.nic_ns);
+        self.push_at(HopKind::Underlay, p.underlay_latency_ns, from, to, flags);
+        self.push(HopKind::Nic, p.nic_ns);
+    }
+
+    /// Appends delivery into a bridged pod: across `cbr0`, then the pod's veth.
+    pub(super) fn push_bridge_to_pod(&mut self, p: &DataPathParams) {
+        self.push(HopKind::Bridge, p.bridge_ns);
+        self.push(HopKind::Veth, p.veth_ns);
+    }
+
     /// The way back: the hops in reverse order, with each underlay hop now
     /// sent by its former receiver and each overlay CPU pass swapping
     /// encapsulation and decapsulation.
@@ -653,8 +667,7 @@ pub fn hairpin(p: &DataPathParams, node: u32) -> Leg {
         _ => {
             leg.push(HopKind::Veth, p.veth_ns);
             leg.push_at(HopKind::Cpu, 0, node, NO_NODE, 0);
-            leg.push(HopKind::Bridge, p.bridge_ns);
-            leg.push(HopKind::Veth, p.veth_ns);
+            leg.push_bridge_to_pod(p);
         }
     }
     leg.push(HopKind::Socket, p.socket_ns);

@@ -8,17 +8,13 @@ use super::{DataPathParams, HopKind, Leg, NO_NODE};
 pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32, from_pod: bool) {
     leg.push_at(HopKind::Cpu, 0, at, NO_NODE, 0);
     if at == to {
-        leg.push(HopKind::Bridge, p.bridge_ns);
-        leg.push(HopKind::Veth, p.veth_ns);
+        leg.push_bridge_to_pod(p);
         return;
     }
     if from_pod {
         leg.push(HopKind::Bridge, p.bridge_ns);
     }
-    leg.push(HopKind::Nic, p.nic_ns);
-    leg.push_at(HopKind::Underlay, p.underlay_latency_ns, at, to, 0);
-    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_wire(p, at, to, 0);
     leg.push_at(HopKind::Cpu, 0, to, NO_NODE, 0);
-    leg.push(HopKind::Bridge, p.bridge_ns);
-    leg.push(HopKind::Veth, p.veth_ns);
+    leg.push_bridge_to_pod(p);
 }

@@ -10,8 +10,7 @@ use super::{flags, DataPathParams, HopKind, Leg, NO_NODE};
 pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32, from_pod: bool) {
     if at == to {
         leg.push_at(HopKind::Cpu, 0, at, NO_NODE, 0);
-        leg.push(HopKind::Bridge, p.bridge_ns);
-        leg.push(HopKind::Veth, p.veth_ns);
+        leg.push_bridge_to_pod(p);
         return;
     }
     leg.push_at(HopKind::Cpu, 0, at, NO_NODE, flags::ENCAP);
@@ -19,11 +18,8 @@ pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: u32, to: u32,
         leg.push(HopKind::Bridge, p.bridge_ns);
     }
     leg.push(HopKind::Vxlan, p.vxlan_encap_ns);
-    leg.push(HopKind::Nic, p.nic_ns);
-    leg.push_at(HopKind::Underlay, p.underlay_latency_ns, at, to, flags::OVERLAY);
-    leg.push(HopKind::Nic, p.nic_ns);
+    leg.push_wire(p, at, to, flags::OVERLAY);
     leg.push(HopKind::Vxlan, p.vxlan_decap_ns);
     leg.push_at(HopKind::Cpu, 0, to, NO_NODE, flags::DECAP);
-    leg.push(HopKind::Bridge, p.bridge_ns);
-    leg.push(HopKind::Veth, p.veth_ns);
+    leg.push_bridge_to_pod(p);
 }
