@@ -220,10 +220,12 @@ requests = 100
 
 #[test]
 fn validate_checks_without_writing() {
+    // Run from an empty directory: `run` would create results/paths there.
     let tmp = tempfile::tempdir().unwrap();
-    let o = emu(&["validate", "workloads/seed/paths.toml"]);
+    let o = emu_in(tmp.path(), &["validate", root().join("workloads/seed/paths.toml").to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("ok: 1 point(s); 3 nodes"), "{text}");
-    assert!(!tmp.path().join("paths").exists());
+    let written: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(written.is_empty(), "validate wrote {written:?}");
 }

@@ -47,6 +47,7 @@ fn timeseries_adds_up_to_the_summary() {
     run_ok(&root().join("workloads/services/external-traffic-policy.toml"), &out, &[]);
     let s = csv(&out.join("summary.csv"));
     let ts = csv(&out.join("timeseries.csv"));
+    assert_eq!(s.len(), 2, "Cluster and Local");
     for r in &s {
         let policy = &r["services[0].external_traffic_policy"];
         let rows: Vec<_> = ts.iter().filter(|t| &t["services[0].external_traffic_policy"] == policy).collect();

@@ -5,7 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn emu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emu")).args(args).current_dir(root()).output().expect("emu runs")
+    emu_in(&root(), args)
+}
+
+/// Runs the binary with `dir` as its working directory.
+pub fn emu_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emu")).args(args).current_dir(dir).output().expect("emu runs")
 }
 
 pub fn root() -> PathBuf {
