@@ -21,11 +21,7 @@ ports = [{ port = 80, target_port = 8080 }]
 "#;
 
 fn run_with(flows: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let sc = write(tmp.path(), "s.toml", &format!("{BASE}{flows}"));
-    let out = tmp.path().join("out");
-    run_ok(&sc, &out, &[]);
-    (tmp, out)
+    run_text(&format!("{BASE}{flows}"), &[])
 }
 
 #[test]
@@ -40,9 +36,7 @@ rate = 20000
 requests = 20000
 "#,
     );
-    let ep = csv(&out.join("endpoints.csv"));
-    let counts: Vec<u64> =
-        ep.iter().filter(|r| r["service"] == "web").map(|r| r["requests"].parse().unwrap()).collect();
+    let counts = hits(&out, "web");
     assert_eq!(counts.len(), 10);
     assert_eq!(counts.iter().sum::<u64>(), 20_000);
     // Chi-square against uniform, 9 degrees of freedom: 27.877 is the

@@ -2,14 +2,6 @@
 
 use super::util::*;
 
-fn run_text(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let sc = write(tmp.path(), "s.toml", text);
-    let out = tmp.path().join("out");
-    run_ok(&sc, &out, &[]);
-    (tmp, out)
-}
-
 #[test]
 fn nodeport_throughput_saturates_and_local_holds_about_twice_cluster() {
     // The shipped workload, cut to three load points and 200 ms.
@@ -20,7 +12,7 @@ fn nodeport_throughput_saturates_and_local_holds_about_twice_cluster() {
             "\"flows[0].rate\" = [35000, 140000, 262500]",
         )
         .replace("duration = \"500ms\"", "duration = \"200ms\"");
-    let (_t, out) = run_text(&text);
+    let (_t, out) = run_text(&text, &[]);
     let s = csv(&out.join("summary.csv"));
     let get = |policy: &str, rate: &str, col: &str| {
         f(
@@ -74,7 +66,7 @@ rate = 2000
 requests = 2000
 timeout = "1s"
 "#;
-    let (_t, out) = run_text(text);
+    let (_t, out) = run_text(text, &[]);
     let fails = csv(&out.join("failures.csv"));
     let full: u64 = fails.iter().find(|r| r["reason"] == "conntrack_full").unwrap()["count"].parse().unwrap();
     // Every closed connection holds its entry 120 s (TIME_WAIT): the first
@@ -119,7 +111,7 @@ rate = 5000
 requests = 1000
 timeout = "1s"
 "#;
-    let (_t, out) = run_text(text);
+    let (_t, out) = run_text(text, &[]);
     let s = csv(&out.join("summary.csv"));
     assert_eq!(row(&s, "flow", "kept")["completed"], "500");
     let fails = csv(&out.join("failures.csv"));
@@ -154,7 +146,7 @@ response_bytes = 1000000
 requests = 200
 "#;
     let mean = |cni: &str| {
-        let (_t, out) = run_text(&format!("{base}\n[cni]\n{cni}\n"));
+        let (_t, out) = run_text(&format!("{base}\n[cni]\n{cni}\n"), &[]);
         let s = csv(&out.join("summary.csv"));
         f(&s[0], "latency_mean_us")
     };

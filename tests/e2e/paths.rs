@@ -79,10 +79,7 @@ fn servers_see_pod_ips_for_pod_traffic_and_node_ips_for_nodeport() {
 fn service_costs_dns_plus_dnat_over_the_pod_path() {
     // One endpoint, on another node: the Service path is the pod path plus
     // DNS and kube-proxy's DNAT, and hops.csv accounts for the difference.
-    let tmp = tempfile::tempdir().unwrap();
-    let sc = write(
-        tmp.path(),
-        "svc.toml",
+    let (_tmp, out) = run_text(
         r#"
 [cluster]
 nodes = 2
@@ -112,9 +109,8 @@ from = "client"
 to = "http://s"
 requests = 2000
 "#,
+        &[],
     );
-    let out = tmp.path().join("out");
-    run_ok(&sc, &out, &[]);
     let s = csv(&out.join("summary.csv"));
     let h = csv(&out.join("hops.csv"));
     let mean = |flow: &str| f(row(&s, "flow", flow), "latency_mean_us");
@@ -198,10 +194,7 @@ fn scale_scenario_builds_the_limits_and_answers_every_request() {
         .replace("requests = 1000", "requests = 10")
         .replace("requests = 3000", "requests = 30")
         .replace("requests = 2000", "requests = 20");
-    let tmp = tempfile::tempdir().unwrap();
-    let sc = write(tmp.path(), "scale.toml", &text);
-    let out = tmp.path().join("scale");
-    run_ok(&sc, &out, &[]);
+    let (_tmp, out) = run_text(&text, &[]);
     let s = csv(&out.join("summary.csv"));
     assert_eq!(s.len(), 700);
     let requests: f64 = s.iter().map(|r| f(r, "requests")).sum();

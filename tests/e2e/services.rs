@@ -3,22 +3,6 @@
 
 use super::util::*;
 
-fn run_text(text: &str, extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let sc = write(tmp.path(), "s.toml", text);
-    let out = tmp.path().join("out");
-    run_ok(&sc, &out, extra);
-    (tmp, out)
-}
-
-fn hits(out: &std::path::Path, service: &str) -> Vec<u64> {
-    csv(&out.join("endpoints.csv"))
-        .iter()
-        .filter(|r| r["service"] == service)
-        .map(|r| r["requests"].parse().unwrap())
-        .collect()
-}
-
 const TWO_NODES: &str = r#"
 [cluster]
 nodes = 2

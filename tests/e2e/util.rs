@@ -21,6 +21,26 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Writes `text` as a scenario in a new temporary directory and runs it
+/// (panicking with stderr on failure): the directory, kept alive by the
+/// returned guard, and the results directory in it.
+pub fn run_text(text: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(tmp.path(), "s.toml", text);
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, extra);
+    (tmp, out)
+}
+
+/// Requests each endpoint of `service` served, in endpoints.csv order.
+pub fn hits(out: &Path, service: &str) -> Vec<u64> {
+    csv(&out.join("endpoints.csv"))
+        .iter()
+        .filter(|r| r["service"] == service)
+        .map(|r| r["requests"].parse().unwrap())
+        .collect()
+}
+
 /// Runs `emu run scenario --out dir` and panics with stderr on failure.
 pub fn run_ok(scenario: &Path, out: &Path, extra: &[&str]) {
     let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()];
