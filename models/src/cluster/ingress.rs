@@ -14,7 +14,9 @@
 use super::spec::{Origin, ServiceType};
 
 /// The ingress controller deployment emu creates when a scenario has
-/// Ingresses: ingress-nginx's defaults.
+/// Ingresses: ingress-nginx's namespace and LoadBalancer Service, and two
+/// replicas (a choice: its deploy manifests run one; two keep the ingress
+/// up across one pod's loss, as its production guidance advises).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngressControllerSpec {
     /// Controller pods (`ingress-nginx-controller-<i>`).
