@@ -109,10 +109,11 @@ fn events_stay_small() {
     // while an event fits in 16 (docs/performance.md counts on it).
     assert!(std::mem::size_of::<Ev>() <= 16, "{}", std::mem::size_of::<Ev>());
     eprintln!(
-        "sizes: Ev {} Conn {} Req {} Pod {}",
+        "sizes: Ev {} Conn {} Req {} Pod {} NodeRt {}",
         std::mem::size_of::<Ev>(),
         std::mem::size_of::<super::run::Conn>(),
         std::mem::size_of::<super::run::Req>(),
-        std::mem::size_of::<crate::cluster::Pod>()
+        std::mem::size_of::<crate::cluster::Pod>(),
+        std::mem::size_of::<crate::node::NodeRt>()
     );
 }
