@@ -1,5 +1,6 @@
 //! `emu`: run Kubernetes networking scenarios and write CSV results.
 
+mod outdir;
 mod report;
 mod scenario;
 
@@ -47,9 +48,14 @@ enum Command {
     Run {
         /// The scenario file (TOML).
         file: PathBuf,
-        /// Output directory [default: results/<scenario file stem>].
+        /// Output directory [default: results/<scenario file stem>]. An
+        /// existing one is replaced only if emu wrote it.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the output directory even if emu did not write it (never
+        /// a file, a device or a symbolic link).
+        #[arg(long)]
+        force: bool,
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -110,7 +116,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Validate { file } => match scenario::load(&file, None, None) {
+        Command::Validate { file } => match scenario::load(&file, None, None, cores()) {
             Ok(loaded) => {
                 warn(&loaded);
                 let p = &loaded.points[0].prepared;
@@ -130,8 +136,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { file, out, seed, threads, replications } => {
-            let loaded = match scenario::load(&file, seed, replications) {
+        Command::Run { file, out, force, seed, threads, replications } => {
+            let threads = cap_threads(threads);
+            let pool = if threads == 0 { cores() } else { threads as u64 };
+            let loaded = match scenario::load(&file, seed, replications, pool) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -143,7 +151,13 @@ fn main() -> ExitCode {
                 let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
                 PathBuf::from("results").join(stem)
             });
-            match report::run_and_write(&loaded, &out, threads, loaded.base.replications) {
+            if let Err(e) = outdir::check(&out, force) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            announce(&loaded, pool);
+            outdir::install_signal_cleanup();
+            match report::run_and_write(&loaded, &out, force, threads, loaded.base.replications) {
                 Ok(summary) => {
                     eprintln!("{summary}");
                     ExitCode::SUCCESS
@@ -154,6 +168,40 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The machine's cores.
+fn cores() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+/// Says up front what a long run will take (more than a minute, about).
+fn announce(loaded: &scenario::Loaded, threads: u64) {
+    let points: Vec<&scenario::Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
+    let e = scenario::limits::estimate(&points, 1, loaded.base.replications, threads);
+    let secs = e.seconds(threads);
+    if secs > 60.0 {
+        eprintln!(
+            "note: {} run(s), {} requests, about {:.1e} events: about {} on {threads} thread(s), {} of memory (estimates)",
+            e.runs,
+            e.requests,
+            e.events as f64,
+            scenario::limits::human_time(secs),
+            scenario::limits::bytes(e.memory)
+        );
+    }
+}
+
+/// `--threads` at most the machine's cores (0: one per core); more would
+/// only add threads that wait, and thousands fail to start.
+fn cap_threads(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > cores {
+        eprintln!("warning: --threads {threads} is more than this machine's {cores} cores: using {cores}");
+        cores
+    } else {
+        threads
     }
 }
 

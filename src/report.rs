@@ -5,8 +5,8 @@
 //! (docs/output.md is the contract). With a
 //! sweep every CSV starts with one column per swept key, named by its key
 //! path. Files are written into a temporary directory beside the target
-//! and renamed into place at the end, so a failed run never leaves
-//! half-written results.
+//! and renamed into place at the end ([`crate::outdir`]), so a failed run
+//! never leaves half-written results.
 
 use std::fs;
 use std::io::Write;
@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::outdir::{TempDir, RUN_TOML_HEADER};
+use crate::scenario::limits::MAX_SERIES_ROWS;
 use crate::scenario::{Loaded, Prepared};
 
 fn us(ns: f64) -> String {
@@ -71,7 +73,11 @@ pub struct Run<'a> {
 
 /// Writes every result file of `runs` into `dir`; `keys` name the leading
 /// columns (swept keys, then `replication`).
-pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir: &Path) -> Result<(), String> {
+/// Returns the warnings about what was left out (rows past the
+/// time-series limit).
+pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir: &Path) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    let mut series_rows = 0u64;
     let mut summary = Table::new(
         dir,
         "summary.csv",
@@ -213,6 +219,17 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             }
             let width_s = p.params.interval_ns as f64 / 1e9;
             for row in &f.series {
+                series_rows += 1;
+                if series_rows > MAX_SERIES_ROWS {
+                    if series_rows == MAX_SERIES_ROWS + 1 {
+                        warnings.push(format!(
+                            "timeseries.csv stops at {MAX_SERIES_ROWS} rows, emu's limit (from flow `{}`): \
+                             use a longer [output] interval",
+                            f.name
+                        ));
+                    }
+                    continue;
+                }
                 series.row(
                     pre,
                     &[
@@ -351,7 +368,8 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
     for t in [summary, hops, endpoints, balance, failures, sources, services, cluster_t, series] {
         t.finish()?;
     }
-    write_run_toml(loaded, dir)
+    write_run_toml(loaded, dir)?;
+    Ok(warnings)
 }
 
 fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Results) -> Result<(), String> {
@@ -389,7 +407,10 @@ fn write_run_toml(loaded: &Loaded, dir: &Path) -> Result<(), String> {
         sc.manifests.clear();
         for (i, (_, src, text)) in manifests.iter().enumerate() {
             let base = src.file_name().map_or("manifest.yaml".into(), |s| s.to_string_lossy().into_owned());
-            let name = format!("{i:02}-{base}");
+            // A run of an earlier run.toml reads `manifests/NN-name`: keep
+            // that name rather than prefixing it again.
+            let prefix = format!("{i:02}-");
+            let name = if base.starts_with(&prefix) { base } else { format!("{prefix}{base}") };
             fs::write(dir.join("manifests").join(&name), text).map_err(|e| e.to_string())?;
             sc.manifests.push(format!("manifests/{name}"));
         }
@@ -398,7 +419,7 @@ fn write_run_toml(loaded: &Loaded, dir: &Path) -> Result<(), String> {
     let mut f = fs::File::create(dir.join("run.toml")).map_err(|e| e.to_string())?;
     write!(
         f,
-        "# Resolved by emu {}: every default filled in. Re-run with `emu run <this file>`.\n{body}",
+        "{RUN_TOML_HEADER} {}: every default filled in. Re-run with `emu run <this file>`.\n{body}",
         env!("CARGO_PKG_VERSION")
     )
     .map_err(|e| e.to_string())
@@ -421,24 +442,20 @@ fn describe(cl: &Cluster, ip: Ipv4) -> (&'static str, String) {
     ("external", ip.to_string())
 }
 
-fn temp_beside(out: &Path) -> PathBuf {
-    let name = out.file_name().map_or("results".into(), |s| s.to_string_lossy().into_owned());
-    out.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 /// Progress shared by the running points.
 #[derive(Default)]
 struct Progress {
     events: AtomicU64,
+    requests: AtomicU64,
     sim_ns: AtomicU64,
     done: AtomicU64,
     finished: AtomicBool,
 }
 
-/// Shows a progress bar on stderr for runs longer than a second: points
-/// done, simulated time, events/s. indicatif draws nothing when stderr is
-/// not a terminal.
-fn show_progress(p: Arc<Progress>, total: u64) -> std::thread::JoinHandle<()> {
+/// Shows a progress bar on stderr for runs longer than a second: requests
+/// issued of all the runs' requests, runs done, simulated time, events/s
+/// and the time left. indicatif draws nothing when stderr is not a terminal.
+fn show_progress(p: Arc<Progress>, runs: u64, requests: u64) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(1) {
@@ -447,17 +464,18 @@ fn show_progress(p: Arc<Progress>, total: u64) -> std::thread::JoinHandle<()> {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(requests.max(1)), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}")
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent}% of requests, {eta} left {msg}")
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
         while !p.finished.load(Ordering::Relaxed) {
             let ev = p.events.load(Ordering::Relaxed);
-            bar.set_position(p.done.load(Ordering::Relaxed));
+            bar.set_position(p.requests.load(Ordering::Relaxed).min(requests));
             bar.set_message(format!(
-                "| simulated {:.3} s | {:.2} M events/s",
+                "| {}/{runs} runs | simulated {:.3} s | {:.2} M events/s",
+                p.done.load(Ordering::Relaxed),
                 p.sim_ns.load(Ordering::Relaxed) as f64 / 1e9,
                 ev as f64 / start.elapsed().as_secs_f64() / 1e6
             ));
@@ -470,11 +488,12 @@ fn show_progress(p: Arc<Progress>, total: u64) -> std::thread::JoinHandle<()> {
 fn run_point(p: &Prepared, seed_offset: u64, progress: &Progress) -> Result<Results, String> {
     let mut params = p.params.clone();
     params.seed = params.seed.wrapping_add(seed_offset);
-    let mut last = 0;
-    let mut tick = |sim_ns: u64, events: u64| {
+    let (mut last, mut last_req) = (0, 0);
+    let mut tick = |sim_ns: u64, events: u64, requests: u64| {
         progress.events.fetch_add(events - last, Ordering::Relaxed);
+        progress.requests.fetch_add(requests - last_req, Ordering::Relaxed);
         progress.sim_ns.fetch_max(sim_ns, Ordering::Relaxed);
-        last = events;
+        (last, last_req) = (events, requests);
     };
     let r =
         simulate_observed(&p.cluster, params, p.flows.clone(), p.servers.clone(), &mut tick).map_err(|e| e.to_string());
@@ -486,13 +505,21 @@ fn run_point(p: &Prepared, seed_offset: u64, progress: &Progress) -> Result<Resu
 /// `r` with seed + `r`), in parallel on at most `threads` threads (0: one
 /// per core), and writes the results to `out` atomically. Returns a
 /// one-line account of the run.
-pub fn run_and_write(loaded: &Loaded, out: &Path, threads: usize, replications: u32) -> Result<String, String> {
+pub fn run_and_write(
+    loaded: &Loaded,
+    out: &Path,
+    force: bool,
+    threads: usize,
+    replications: u32,
+) -> Result<String, String> {
     let wall = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
     let jobs: Vec<(usize, u32)> =
         (0..loaded.points.len()).flat_map(|p| (0..replications).map(move |r| (p, r))).collect();
     let progress = Arc::new(Progress::default());
-    let bar = show_progress(progress.clone(), jobs.len() as u64);
+    let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
+    let requests = crate::scenario::limits::estimate(&points, 1, replications, threads as u64).requests;
+    let bar = show_progress(progress.clone(), jobs.len() as u64, requests);
     let results: Vec<Result<Results, String>> = pool.install(|| {
         jobs.par_iter().map(|&(p, r)| run_point(&loaded.points[p].prepared, r as u64, &progress)).collect()
     });
@@ -508,28 +535,27 @@ pub fn run_and_write(loaded: &Loaded, out: &Path, threads: usize, replications: 
         runs.push((Run { values, prepared: &pt.prepared }, res?));
     }
     let secs = wall.elapsed().as_secs_f64();
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let tmp = temp_beside(out);
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let tmp = TempDir::beside(out)?;
     let mut keys = loaded.keys.clone();
     if replications > 1 {
         keys.push("replication".into());
     }
-    if let Err(e) = write_all(loaded, &keys, &runs, &tmp) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
+    let mut warnings = write_all(loaded, &keys, &runs, tmp.path())?;
+    tmp.commit(out, force)?;
+    for (run, res) in &runs {
+        for f in res.flows.iter().filter(|f| f.stopped_at_horizon) {
+            let at: Vec<String> = run.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            warnings.push(format!(
+                "flow `{}`{} stopped issuing requests at the simulated horizon, {} s ({} issued)",
+                f.name,
+                if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) },
+                emu_engine::HORIZON_NS / 1_000_000_000,
+                f.requests
+            ));
+        }
     }
-    if out.exists() {
-        let old =
-            out.with_file_name(format!(".{}.old-{}", out.file_name().unwrap().to_string_lossy(), std::process::id()));
-        fs::rename(out, &old).map_err(|e| format!("cannot replace {}: {e}", out.display()))?;
-        fs::rename(&tmp, out).map_err(|e| format!("cannot move results into {}: {e}", out.display()))?;
-        let _ = fs::remove_dir_all(&old);
-    } else {
-        fs::rename(&tmp, out).map_err(|e| format!("cannot move results into {}: {e}", out.display()))?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
     }
     let requests: u64 = runs.iter().flat_map(|(_, r)| r.flows.iter().map(|f| f.requests)).sum();
     let events: u64 = runs.iter().map(|(_, r)| r.events).sum();

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::rng::Stream;
-use crate::SimDuration;
+use crate::{SimDuration, MAX_DURATION_NS, MAX_SAMPLE_NS};
 
 /// A distribution of non-negative durations.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,8 +78,14 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, DistError> {
         u => return Err(DistError(format!("unknown time unit `{u}` in `{t}` (expected ns, us, ms or s)"))),
     };
     let ns = value * scale;
-    if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 / 2.0 {
+    if !ns.is_finite() || ns < 0.0 {
         return Err(DistError(format!("duration `{t}` is out of range")));
+    }
+    if ns > MAX_DURATION_NS as f64 {
+        return Err(DistError(format!(
+            "duration `{t}` is above the longest emu accepts, {}s (11.6 days)",
+            MAX_DURATION_NS / 1_000_000_000
+        )));
     }
     Ok(SimDuration(ns.round() as u64))
 }
@@ -171,16 +177,18 @@ impl Dist {
         }
     }
 
-    /// Draws one value [ns] from `rng`. A constant draws no random number.
+    /// Draws one value [ns] from `rng`, at most [`MAX_SAMPLE_NS`]. A
+    /// constant draws no random number.
     #[inline]
     pub fn sample(&self, rng: &mut Stream) -> u64 {
-        match *self {
+        let v = match *self {
             Dist::Constant(c) => c,
             Dist::Uniform { lo, hi } => lo + rng.below(hi - lo + 1),
             Dist::Exponential { mean } => (-mean * rng.next_f64_nonzero().ln()).round() as u64,
             Dist::Normal { mean, sd } => (mean + sd * std_normal(rng)).max(0.0).round() as u64,
             Dist::LogNormal { mu, sigma, .. } => (mu + sigma * std_normal(rng)).exp().round() as u64,
-        }
+        };
+        v.min(MAX_SAMPLE_NS)
     }
 }
 

@@ -33,4 +33,4 @@ pub use queue::EventQueue;
 pub use resource::{Acquire, Fifo, LazyFifo};
 pub use sim::{Model, Scheduler};
 pub use slab::Slab;
-pub use time::{SimDuration, SimTime};
+pub use time::{SimDuration, SimTime, HORIZON_NS, MAX_DURATION_NS, MAX_SAMPLE_NS};

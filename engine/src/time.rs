@@ -3,6 +3,21 @@
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
+/// The longest duration a scenario may give [ns]: 1,000,000 s (11.6
+/// days). emu's choice, far above any networking time constant, so that
+/// sums of a few durations can never overflow simulated time.
+pub const MAX_DURATION_NS: u64 = 1_000_000_000_000_000;
+
+/// The largest value a distribution draws [ns]: ten times
+/// [`MAX_DURATION_NS`]; draws beyond it (the far tail of an exponential or
+/// lognormal) are clamped to it.
+pub const MAX_SAMPLE_NS: u64 = 10 * MAX_DURATION_NS;
+
+/// The simulated horizon [ns]: 100,000,000 s (3.2 years). No request is
+/// issued after it; requests in flight then still finish (within their
+/// timeouts), so simulated time stays below `u64::MAX` by a wide margin.
+pub const HORIZON_NS: u64 = 100 * MAX_DURATION_NS;
+
 /// An instant of simulated time, in nanoseconds since the start of the run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SimTime(pub u64);

@@ -3,6 +3,7 @@
 //! - [`addr`]: IPv4 addresses and CIDR blocks.
 //! - [`cluster`]: nodes, namespaces, pods, Services; IPAM, placement,
 //!   ClusterIP/NodePort allocation, endpoints.
+//! - [`params`]: range checks of every model parameter.
 #![warn(missing_docs)]
 
 pub mod addr;
@@ -10,6 +11,7 @@ pub mod cluster;
 pub mod datapath;
 pub mod dns;
 pub mod node;
+pub mod params;
 pub mod proxy;
 pub mod traffic;
 pub mod world;

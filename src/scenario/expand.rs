@@ -51,10 +51,13 @@ fn substitute(v: toml::Value, i: u32) -> toml::Value {
 
 /// Expands entries with `count = n` into n copies with `{i}` substituted.
 /// Each copy keeps the index of the entry it came from, for errors.
+/// Refuses (at `list[k].count`) an expansion past `max` entries in all,
+/// before any is made.
 pub(super) fn expand<T>(
     ctx: &Ctx,
     list: &str,
     items: &[T],
+    max: u32,
     count: impl Fn(&mut T) -> Option<u32>,
 ) -> Result<Vec<(usize, T)>, String>
 where
@@ -66,6 +69,13 @@ where
         match count(&mut item) {
             None => out.push((k, item)),
             Some(n) => {
+                let total = out.len() as u64 + n as u64 + (items.len() - k - 1) as u64;
+                if total > max as u64 {
+                    return Err(ctx.err(
+                        &format!("{list}[{k}].count"),
+                        format!("{n} would make {total} {list}, more than emu's limit of {max}"),
+                    ));
+                }
                 let v = toml::Value::try_from(&item).map_err(|e| ctx.err(&format!("{list}[{k}]"), e))?;
                 for i in 0..n {
                     let t = substitute(v.clone(), i)

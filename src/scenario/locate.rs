@@ -49,7 +49,8 @@ pub struct Locator {
 impl Locator {
     /// Parses `text` (a text that does not parse locates nothing).
     pub fn new(text: &str) -> Locator {
-        Locator { text: text.to_string(), doc: Document::parse(text.to_string()).ok(), cache: Default::default() }
+        let doc = Document::parse(text.to_string()).ok().or_else(|| Document::parse(widen_integers(text)).ok());
+        Locator { text: text.to_string(), doc, cache: Default::default() }
     }
 
     /// The (line, column) where `path` is written, or of the deepest part
@@ -62,6 +63,35 @@ impl Locator {
         self.cache.borrow_mut().insert(path.to_string(), found);
         found
     }
+}
+
+/// `text` with every decimal integer too large for TOML's 64-bit signed
+/// integers (a `seed` above 2^63, which the scenario's own parser reads as
+/// `u64`) written as a float of the same length, so the document parses
+/// for locating keys and every span stays where it was.
+fn widen_integers(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit() && (i == 0 || matches!(b[i - 1], b' ' | b'=' | b'[' | b',' | b'\t'));
+        if starts {
+            let end = (i..b.len()).find(|&j| !b[j].is_ascii_digit()).unwrap_or(b.len());
+            let digits = &text[i..end];
+            if end - i >= 3 && digits.parse::<i64>().is_err() {
+                out.push_str("1e");
+                out.push_str(&"0".repeat(end - i - 2));
+            } else {
+                out.push_str(digits);
+            }
+            i = end;
+        } else {
+            let ch = text[i..].chars().next().expect("inside the text");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
 }
 
 /// The (line, column) where `path` is written in `text`, or of the deepest
@@ -123,5 +153,17 @@ mod tests {
         assert_eq!(locate(text, "services[1].ports[0].node_port"), Some((9, 23)));
         // A missing key falls back to the deepest part that exists.
         assert_eq!(locate(text, "services[1].ports[0].nope").map(|l| l.0), Some(9));
+    }
+
+    #[test]
+    fn a_seed_above_i64_still_lets_later_keys_be_found() {
+        let text = "seed = 18446744073709551615
+[[flows]]
+name = \"a\"
+rate = -5
+";
+        assert_eq!(Locator::new(text).locate("flows[0].rate"), Some((4, 1)));
+        assert_eq!(widen_integers(text).len(), text.len());
+        assert!(widen_integers("x = 12\ny = [99999999999999999999]").ends_with("[1e000000000000000000]"));
     }
 }

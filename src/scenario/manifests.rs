@@ -299,13 +299,58 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
         .collect()
 }
 
+/// The limits of the YAML reader (serde-saphyr's default budget), as a
+/// user reads them: (breach name, what was exceeded).
+const YAML_LIMITS: [(&str, &str); 7] = [
+    ("Documents", "more than 1,024 documents"),
+    ("Nodes", "more than 250,000 values"),
+    ("Events", "more than 1,000,000 YAML parser events"),
+    ("Aliases", "more than 50,000 aliases (*name)"),
+    ("Anchors", "more than 50,000 anchors (&name)"),
+    ("Depth", "values nested more than 64 levels deep"),
+    ("ScalarBytes", "more text in values than the YAML reader allows"),
+];
+
+/// A YAML reader's message in plain words: without its own `error: line
+/// L column C:` prefix (the caller prints the location once) and with its
+/// library jargon translated.
+pub fn plain_yaml_message(msg: &str) -> String {
+    let mut m = msg.trim();
+    m = m.strip_prefix("error: ").unwrap_or(m);
+    if let Some(rest) = m.strip_prefix("line ") {
+        if let Some((_, after)) = rest.split_once(": ") {
+            m = after;
+        }
+    }
+    if let Some(b) = m.strip_prefix("budget breached: ") {
+        let name = b.split([' ', '{']).next().unwrap_or(b);
+        let what = YAML_LIMITS.iter().find(|(n, _)| *n == name).map_or("a YAML size limit", |(_, w)| w);
+        return format!("the file has {what}: above the limits of emu's YAML reader (docs/scenario.md, Limits)");
+    }
+    if m.contains("recursive references require weak recursion types") {
+        return "an alias (*name) refers to the anchor it is inside: recursive YAML is not allowed".into();
+    }
+    if m.contains("alias references unknown anchor") {
+        return "an alias (*name) refers to no anchor (&name) defined before it".into();
+    }
+    if let Some(kind) = m.strip_prefix("data did not match any variant of untagged enum ") {
+        return match kind.trim() {
+            "IntOrString" => "expected a port number or a port name (text)".into(),
+            other => format!("this value has the wrong type ({other})"),
+        };
+    }
+    m.to_string()
+}
+
 /// Reads every object of the manifest file `file` (text `text`).
 pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
     let yaml_err = |e: serde_saphyr::Error| {
-        let loc = e.location().map(|l| format!("{}:{}", l.line(), l.column())).unwrap_or_default();
         let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("").to_string();
-        format!("{file}:{loc}: {first}")
+        let first = msg.lines().next().unwrap_or("");
+        match e.location() {
+            Some(l) => format!("{file}:{}:{}: {}", l.line(), l.column(), plain_yaml_message(first)),
+            None => format!("{file}: {}", plain_yaml_message(first)),
+        }
     };
     let docs: Vec<Option<Object>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
     // The spec keys of every document, to catch what the typed read skips.

@@ -3,6 +3,7 @@
 //! file, the line where the line is known, and the key.
 
 mod expand;
+pub mod limits;
 mod locate;
 pub mod manifests;
 pub mod schema;
@@ -114,9 +115,11 @@ pub struct Loaded {
 const MAX_POINTS: usize = 10_000;
 
 /// Reads and validates the scenario at `path` at every point of its sweep.
-pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result<Loaded, String> {
+/// `threads` (at least 1) is how many runs will be in memory at once, for
+/// the memory estimate.
+pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>, threads: u64) -> Result<Loaded, String> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let text = limits::read_input(path, &file)?;
     let ctx = Ctx { file: &file, loc: locate::Locator::new(&text), clients: Default::default() };
     let toml_err = |e: toml::de::Error| {
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
@@ -148,7 +151,9 @@ pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result
     if base.sweep.is_empty() {
         let mut prepared = prepare(&ctx, path, base.clone())?;
         prepared.warnings.extend(version_warning);
-        return Ok(Loaded { base, keys: vec![], points: vec![Point { values: vec![], prepared }] });
+        let loaded = Loaded { base, keys: vec![], points: vec![Point { values: vec![], prepared }] };
+        check_estimate(&ctx, &loaded, 1, threads)?;
+        return Ok(loaded);
     }
     let mut raw: toml::Value = toml::from_str(&text).map_err(toml_err)?;
     raw.as_table_mut().expect("a TOML document is a table").remove("sweep");
@@ -163,11 +168,29 @@ pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result
         if key == "sweep" || key.starts_with("sweep.") {
             return Err(ctx.err(&format!("sweep.{key}"), "a sweep cannot sweep itself"));
         }
+        if key == "replications" || key == "emu_version" {
+            return Err(ctx.err(
+                &format!("sweep.{key}"),
+                format!("`{key}` cannot be swept: it applies to the whole run (set it at the top, or use --{key})")
+                    .replace("--emu_version", "no flag"),
+            ));
+        }
         axes.push((key.clone(), list.clone()));
     }
     let total = axes.iter().map(|a| a.1.len()).try_fold(1usize, |acc, n| acc.checked_mul(n)).unwrap_or(usize::MAX);
     if total > MAX_POINTS {
         return Err(ctx.err("sweep", format!("{total} points is more than {MAX_POINTS}")));
+    }
+    let runs = total as u64 * base.replications as u64;
+    if runs > limits::MAX_RUNS {
+        return Err(ctx.err(
+            "replications",
+            format!(
+                "{total} sweep points x {} replications = {runs} runs, more than emu's limit of {}",
+                base.replications,
+                limits::MAX_RUNS
+            ),
+        ));
     }
     let mut points = Vec::with_capacity(total);
     for index in 0..total {
@@ -188,12 +211,34 @@ pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>) -> Result
             ctx.err("sweep", format!("at {at}: {}", e.message().lines().next().unwrap_or("invalid")))
         })?;
         let prepared = prepare(&ctx, path, sc).map_err(|e| format!("{e} (sweep point {at})"))?;
+        if index == 0 {
+            // Projected from the first point, before building the others.
+            let e = limits::estimate(&[&prepared], total as u64, base.replications, threads);
+            limits::refuse(&e, threads).map_err(|(key, msg)| blame(&ctx, key, msg))?;
+        }
         points.push(Point { values, prepared });
     }
     if let Some(first) = points.first_mut() {
         first.prepared.warnings.extend(version_warning);
     }
-    Ok(Loaded { base, keys: axes.into_iter().map(|a| a.0).collect(), points })
+    let loaded = Loaded { base, keys: axes.into_iter().map(|a| a.0).collect(), points };
+    check_estimate(&ctx, &loaded, 1, threads)?;
+    Ok(loaded)
+}
+
+fn blame(ctx: &Ctx, key: Option<&str>, msg: String) -> String {
+    match key {
+        Some(k) => ctx.err(k, msg),
+        None => format!("{}: {msg}", ctx.file),
+    }
+}
+
+/// Refuses a loaded scenario whose estimate exceeds the machine or the
+/// output limits.
+fn check_estimate(ctx: &Ctx, loaded: &Loaded, scale: u64, threads: u64) -> Result<(), String> {
+    let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
+    let e = limits::estimate(&points, scale, loaded.base.replications, threads);
+    limits::refuse(&e, threads).map_err(|(key, msg)| blame(ctx, key, msg))
 }
 
 /// Validates one scenario (one sweep point) and builds everything a run needs.
@@ -208,8 +253,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let mut extra = manifests::Loaded::default();
     for (i, m) in sc.manifests.iter().enumerate() {
         let p = dir.join(m);
-        let t = std::fs::read_to_string(&p)
-            .map_err(|e| ctx.err(&format!("manifests[{i}]"), format!("cannot read {}: {e}", p.display())))?;
+        let t = limits::read_input(&p, &p.display().to_string()).map_err(|e| ctx.err(&format!("manifests[{i}]"), e))?;
         let l = manifests::load(&p.display().to_string(), &t)?;
         extra.namespaces.extend(l.namespaces);
         extra.pods.extend(l.pods);
@@ -224,7 +268,9 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let mut namespaces = c.namespaces.clone();
     namespaces.extend(extra.namespaces);
     let mut pods = Vec::new();
-    for (i, p) in expand(ctx, "pods", &sc.pods, |p| p.count.take())? {
+    for (i, p) in
+        expand(ctx, "pods", &sc.pods, u32::try_from(cluster::MAX_PODS).unwrap_or(u32::MAX), |p| p.count.take())?
+    {
         let key = format!("pods[{i}]");
         if p.ip.is_some() && sc.pods[i].count.is_some() {
             return Err(ctx.err(&format!("{key}.ip"), "an explicit ip cannot be repeated with count"));
@@ -255,7 +301,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     }
     pods.extend(extra.pods);
     let mut services = Vec::new();
-    for (i, s) in expand(ctx, "services", &sc.services, |s| s.count.take())? {
+    for (i, s) in expand(ctx, "services", &sc.services, limits::MAX_SERVICES, |s| s.count.take())? {
         let key = format!("services[{i}]");
         let fixed_ip = s.cluster_ip.as_deref().is_some_and(|ip| ip != "None");
         if sc.services[i].count.is_some() && (fixed_ip || s.ports.iter().any(|p| p.node_port.is_some())) {
@@ -409,19 +455,6 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let n = &sc.node;
     datapath.cpu_packet_ns = n.cpu_per_packet.ns();
     datapath.cpu_byte_ps = n.cpu_per_byte_ps;
-    if n.softirq_cores == 0 {
-        return Err(ctx.err("node.softirq_cores", "must be at least 1"));
-    }
-    for (key, v) in [("node.backlog", n.backlog), ("node.txqueuelen", n.txqueuelen)] {
-        if v == 0 {
-            return Err(ctx.err(key, "must be at least 1"));
-        }
-    }
-    for (key, v) in [("node.rto", n.rto), ("node.dns_retry", n.dns_retry)] {
-        if v.ns() < 1_000_000 {
-            return Err(ctx.err(key, "must be at least 1ms (a shorter retry floods the run with resends)"));
-        }
-    }
     if datapath.fragments() {
         warnings.push(ctx.err(
             "cni.pod_mtu",
@@ -472,13 +505,11 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             cache_concurrency: d.cache_concurrency.max(1),
         },
     };
-    if params.datapath.underlay_bandwidth_bps == 0 || params.datapath.external_bandwidth_bps == 0 {
-        return Err(ctx.err("datapath", "bandwidths must be above zero"));
-    }
+    emu_models::params::check(&params, &cluster).map_err(|e| ctx.err(&e.key, e.message))?;
 
     // Servers.
     let mut servers = Vec::new();
-    for (i, s) in expand(ctx, "servers", &sc.servers, |s| s.count.take())? {
+    for (i, s) in expand(ctx, "servers", &sc.servers, limits::MAX_SERVERS, |s| s.count.take())? {
         let key = format!("servers[{i}]");
         let ns = cluster
             .namespace(&s.namespace)
@@ -509,7 +540,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     }
     let mut flows = Vec::new();
     let mut names = std::collections::HashSet::new();
-    for (i, f) in expand(ctx, "flows", &sc.flows, |f| f.count.take())? {
+    for (i, f) in expand(ctx, "flows", &sc.flows, limits::MAX_FLOWS, |f| f.count.take())? {
         let f = &f;
         let key = format!("flows[{i}]");
         if !names.insert(f.name.clone()) {

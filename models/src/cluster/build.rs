@@ -67,6 +67,50 @@ pub(crate) fn matches(selector: &Labels, labels: &Labels) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Most nodes a cluster may have (emu's limit: 7.7x the largest
+/// published cluster, GKE's 130,000 nodes).
+pub const MAX_NODES: u32 = 1_000_000;
+
+/// Most pods a cluster may have, CoreDNS and the ingress controller
+/// included (emu's limit: about 1.6 KB each at run time, 32 GB at the limit).
+pub const MAX_PODS: u64 = 20_000_000;
+
+/// Refuses a cluster of more than [`MAX_PODS`] pods before any is made,
+/// naming the template with the most replicas.
+fn check_pod_count(spec: &ClusterSpec) -> Result<(), BuildError> {
+    let builtin =
+        [(spec.dns_replicas, "dns.replicas"), (spec.ingress_controller.replicas, "ingress_controller.replicas")];
+    let total: u64 =
+        spec.pods.iter().map(|p| p.replicas as u64).sum::<u64>() + builtin.iter().map(|(r, _)| *r as u64).sum::<u64>();
+    if total <= MAX_PODS {
+        return Ok(());
+    }
+    let message = format!("the cluster would have {total} pods, more than emu's limit of {MAX_PODS}");
+    let biggest = spec.pods.iter().max_by_key(|p| p.replicas);
+    match builtin.iter().max_by_key(|(r, _)| *r) {
+        Some(&(r, key)) if biggest.is_none_or(|p| r > p.replicas) => {
+            let top = key.split('.').next().unwrap_or(key);
+            let origin = Origin { file: spec.origin.file.clone(), line: 0, path: top.into() };
+            Err(err(&origin, &key[top.len() + 1..], message))
+        }
+        _ => {
+            let p = biggest.expect("more pods than the limit come from some template");
+            Err(err(&p.origin, "replicas", message))
+        }
+    }
+}
+
+/// An error about a resource the cluster's address space or port range ran
+/// out of: blamed on the object `o` the user declared, or, when emu added
+/// that object itself, on the cluster key `cluster_key` whose size caused it.
+fn exhausted(o: &Origin, co: &Origin, field: impl Into<String>, cluster_key: &str, message: String) -> BuildError {
+    if o.is_builtin() {
+        err(co, cluster_key, format!("{message} (by {}, which emu adds itself)", o.file.trim_matches(['<', '>'])))
+    } else {
+        err(o, field, message)
+    }
+}
+
 fn check_name(origin: &Origin, field: &str, name: &str) -> Result<(), BuildError> {
     let ok = !name.is_empty()
         && name.len() <= 253
@@ -111,6 +155,10 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     if spec.nodes == 0 {
         return Err(err(co, "nodes", "a cluster needs at least one node"));
     }
+    if spec.nodes > MAX_NODES {
+        return Err(err(co, "nodes", format!("{} nodes is more than emu's limit of {MAX_NODES}", spec.nodes)));
+    }
+    check_pod_count(spec)?;
     if spec.node_cidr_mask_size < spec.pod_cidr.prefix || spec.node_cidr_mask_size > 30 {
         return Err(err(
             co,
@@ -154,6 +202,20 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let (lo, hi) = spec.node_port_range;
     if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi {
         return Err(err(co, "node_port_range", format!("{lo}-{hi} is not a valid port range")));
+    }
+
+    // kube-dns takes the tenth address of the service CIDR (kubeadm's
+    // choice), and the broadcast address is not allocatable.
+    if spec.dns_replicas > 0 && spec.service_cidr.size() < 12 {
+        return Err(err(
+            co,
+            "service_cidr",
+            format!(
+                "service CIDR {} has {} address(es), but kube-dns takes the tenth (.10): use a /28 or larger",
+                spec.service_cidr,
+                spec.service_cidr.size()
+            ),
+        ));
     }
 
     // Pods: expand templates (user pods first, then CoreDNS), pin or place.
@@ -277,9 +339,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     next_off[n] += 1;
                 }
                 if next_off[n] + 1 >= node.pod_cidr.size() {
-                    return Err(err(
+                    return Err(exhausted(
                         &p.spec.origin,
+                        co,
                         "",
+                        "node_cidr_mask_size",
                         format!(
                             "pod CIDR {} of {} is full ({} pod IPs): pod {} does not fit; \
                              use a shorter cluster node_cidr_mask_size or more nodes",
@@ -461,12 +525,17 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             _ if s.headless => None,
             Some(ip) => Some(ip),
             None => Some({
-                while reserved_ips.contains(&next_ip) || service_by_ip.contains_key(&scidr.nth(next_ip)) {
+                while next_ip >= scidr.size()
+                    || reserved_ips.contains(&next_ip)
+                    || service_by_ip.contains_key(&scidr.nth(next_ip))
+                {
                     next_ip += 1;
                     if next_ip >= scidr.size() {
-                        return Err(err(
+                        return Err(exhausted(
                             o,
+                            co,
                             "",
+                            "service_cidr",
                             format!("service CIDR {scidr} is full: no ClusterIP left for Service `{}`", s.name),
                         ));
                     }
@@ -479,7 +548,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let load_balancer_ip = if s.kind == ServiceType::LoadBalancer {
             next_lb += 1;
             if next_lb + 1 >= spec.load_balancer_cidr.size() {
-                return Err(err(o, "", format!("load balancer pool {} is exhausted", spec.load_balancer_cidr)));
+                return Err(exhausted(
+                    o,
+                    co,
+                    "",
+                    "load_balancer_cidr",
+                    format!("load balancer pool {} is exhausted", spec.load_balancer_cidr),
+                ));
             }
             let ip = spec.load_balancer_cidr.nth(next_lb);
             service_by_lb_ip.insert(ip, si as u32);
@@ -492,7 +567,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 next_node_port += 1;
             }
             if next_node_port > hi {
-                return Err(err(o, field, format!("node port range {lo}-{hi} is exhausted")));
+                return Err(exhausted(
+                    o,
+                    co,
+                    field,
+                    "node_port_range",
+                    format!("node port range {lo}-{hi} is exhausted"),
+                ));
             }
             used.insert(next_node_port as u16, si as u32);
             Ok(next_node_port as u16)

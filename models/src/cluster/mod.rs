@@ -12,7 +12,7 @@ mod spec;
 
 use std::collections::HashMap;
 
-pub use build::build;
+pub use build::{build, MAX_NODES, MAX_PODS};
 pub use spec::{
     BuildError, ClusterSpec, ContainerSpec, Labels, Origin, Placement, PodSpec, PortSpec, Protocol, ServicePortSpec,
     ServiceSpec, ServiceType, TargetPort, TrafficPolicy,

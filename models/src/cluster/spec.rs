@@ -22,6 +22,14 @@ pub struct Origin {
     pub path: String,
 }
 
+impl Origin {
+    /// Whether the object is one emu adds itself (CoreDNS, the ingress
+    /// controller), not one the user declared.
+    pub fn is_builtin(&self) -> bool {
+        self.file.starts_with('<')
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {

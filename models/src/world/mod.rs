@@ -166,6 +166,9 @@ pub struct FlowStats {
     pub last_ns: u64,
     /// Completions, failures and latency percentiles per interval.
     pub series: Vec<IntervalRow>,
+    /// Whether the flow stopped issuing requests at the simulated horizon
+    /// ([`emu_engine::HORIZON_NS`]) before its `requests` or `duration` ran out.
+    pub stopped_at_horizon: bool,
 }
 
 impl FlowStats {
@@ -340,6 +343,14 @@ pub struct World<'c> {
     pub(crate) sources_overflow: BTreeMap<(u32, u32, &'static str), u64>,
 }
 
+/// Highest open-loop rate [requests/s]: one per nanosecond, the clock's
+/// resolution.
+pub const MAX_RATE_PER_S: f64 = 1e9;
+
+/// Most closed-loop clients in all flows, and external clients of one flow
+/// (emu's limit: each closed-loop client keeps an event pending).
+pub const MAX_CLIENTS: u64 = 10_000_000;
+
 fn err(flow: &Flow, field: &str, message: String) -> BuildError {
     BuildError { origin: flow.origin.clone(), field: field.into(), message }
 }
@@ -352,6 +363,11 @@ impl<'c> World<'c> {
         flows: Vec<Flow>,
         servers: Vec<Server>,
     ) -> Result<World<'c>, BuildError> {
+        crate::params::check(&params, cluster).map_err(|e| BuildError {
+            origin: crate::cluster::Origin { file: "<parameters>".into(), line: 0, path: e.key },
+            field: String::new(),
+            message: e.message,
+        })?;
         let proxy = Proxy::new(cluster, &params.proxy, params.seed);
         let mut special_servers = HashMap::new();
         for (svc, kind) in [(cluster.dns_service, ServerKind::Dns), (cluster.ingress_service, ServerKind::Ingress)] {
@@ -365,9 +381,13 @@ impl<'c> World<'c> {
         let node_params = params.node.clone();
         let mut rts = Vec::with_capacity(flows.len());
         let mut names: HashMap<String, u32> = HashMap::new();
+        let mut all_clients = 0u64;
         for (i, f) in flows.into_iter().enumerate() {
             if f.requests.is_none() && f.duration_ns.is_none() {
                 return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
+            }
+            if let Arrivals::Closed { clients, .. } = f.arrivals {
+                all_clients += clients as u64;
             }
             match (&f.arrivals, &f.client) {
                 (Arrivals::Open { rate_per_s }, _) if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) => {
@@ -377,8 +397,25 @@ impl<'c> World<'c> {
                         format!("rate {rate_per_s} must be a positive number of requests per second"),
                     ))
                 }
+                (Arrivals::Open { rate_per_s }, _) if *rate_per_s > MAX_RATE_PER_S => {
+                    return Err(err(
+                        &f,
+                        "rate",
+                        format!("rate {rate_per_s} is above emu's limit of {MAX_RATE_PER_S:e} requests per second (one per ns)"),
+                    ))
+                }
                 (Arrivals::Closed { clients: 0, .. }, _) => {
                     return Err(err(&f, "concurrency", "needs at least one client".into()))
+                }
+                (Arrivals::Closed { clients, .. }, _) if all_clients > MAX_CLIENTS => {
+                    return Err(err(
+                        &f,
+                        "concurrency",
+                        format!("{clients} clients would make {all_clients} closed-loop clients in all, more than emu's limit of {MAX_CLIENTS}"),
+                    ))
+                }
+                (_, Client::External(n)) if *n as u64 > MAX_CLIENTS => {
+                    return Err(err(&f, "from", format!("{n} external clients is more than emu's limit of {MAX_CLIENTS}")))
                 }
                 (_, Client::Pods(p)) if p.is_empty() => return Err(err(&f, "from", "selects no pod".into())),
                 (_, Client::External(0)) => return Err(err(&f, "from", "needs at least one external client".into())),
@@ -449,6 +486,7 @@ impl<'c> World<'c> {
                 first_ns: 0,
                 last_ns: 0,
                 series: Vec::new(),
+                stopped_at_horizon: false,
             };
             let dns_ids = dns
                 .as_ref()
@@ -470,7 +508,7 @@ impl<'c> World<'c> {
                 rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
                 issued: 0,
                 limit: f.requests.unwrap_or(u64::MAX),
-                end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)),
+                end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)).min(emu_engine::HORIZON_NS),
                 dns,
                 idle: HashMap::new(),
                 flow: f,
@@ -601,6 +639,7 @@ impl<'c> World<'c> {
                 .map(|f| {
                     let mut st = f.stats;
                     st.series = f.series.finish();
+                    st.stopped_at_horizon = f.issued < f.limit && f.end_ns == emu_engine::HORIZON_NS;
                     st
                 })
                 .collect(),
@@ -625,24 +664,26 @@ pub fn simulate(
     flows: Vec<Flow>,
     servers: Vec<Server>,
 ) -> Result<Results, BuildError> {
-    simulate_observed(cluster, params, flows, servers, &mut |_, _| {})
+    simulate_observed(cluster, params, flows, servers, &mut |_, _, _| {})
 }
 
-/// As [`simulate`], calling `progress(simulated_ns, events)` every million
-/// events (for progress bars; the run is the same event for event).
+/// As [`simulate`], calling `progress(simulated_ns, events, requests)`
+/// every million events, `requests` being those issued so far (for
+/// progress bars; the run is the same event for event).
 pub fn simulate_observed(
     cluster: &Cluster,
     params: Params,
     flows: Vec<Flow>,
     servers: Vec<Server>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64, u64),
 ) -> Result<Results, BuildError> {
     let mut world = World::new(cluster, params, flows, servers)?;
     let mut sched = emu_engine::Scheduler::new();
     world.start(&mut sched);
     while !sched.is_done() {
         sched.run_steps(&mut world, 1_000_000);
-        progress(sched.now().as_nanos(), sched.handled());
+        let issued = world.flows.iter().map(|f| f.issued).sum();
+        progress(sched.now().as_nanos(), sched.handled(), issued);
     }
     Ok(world.finish(&sched))
 }

@@ -1,6 +1,8 @@
 //! Per-flow time series: what a flow completed and failed in each interval
 //! of simulated time, with the interval's latency percentiles
-//! (`timeseries.csv`).
+//! (`timeseries.csv`). Intervals where nothing ended are written only at
+//! the edges of a gap: its first and its last idle interval. A flow's rows
+//! are therefore at most three per interval in which a request ended.
 
 /// One interval of one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,9 +67,22 @@ impl Series {
             None => self.cur = Some(idx),
             Some(cur) if idx > cur => {
                 self.flush();
-                for gap in cur + 1..idx {
-                    let start_ns = gap * self.interval_ns;
-                    self.rows.push(IntervalRow { start_ns, completed: 0, failed: 0, p50_ns: 0, p99_ns: 0 });
+                // A gap of idle intervals is written as its first and last
+                // interval only, so a plot drops to zero across it while the
+                // rows stay bounded by the requests (a think time of days
+                // with a 1 ms interval would otherwise write millions).
+                let idle = |gap: u64| IntervalRow {
+                    start_ns: gap * self.interval_ns,
+                    completed: 0,
+                    failed: 0,
+                    p50_ns: 0,
+                    p99_ns: 0,
+                };
+                if idx > cur + 1 {
+                    self.rows.push(idle(cur + 1));
+                }
+                if idx > cur + 2 {
+                    self.rows.push(idle(idx - 1));
                 }
                 self.cur = Some(idx);
             }
@@ -100,6 +115,19 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_gap_is_written_as_its_first_and_last_idle_interval() {
+        let mut s = Series::new(10);
+        s.completed(5, 1);
+        s.completed(1_000_000_005, 2);
+        s.failed(1_000_000_006);
+        let rows = s.finish();
+        let starts: Vec<u64> = rows.iter().map(|r| r.start_ns).collect();
+        assert_eq!(starts, [0, 10, 999_999_990, 1_000_000_000]);
+        assert_eq!((rows[1].completed, rows[2].completed), (0, 0));
+        assert_eq!((rows[3].completed, rows[3].failed), (1, 1));
+    }
 
     #[test]
     fn intervals_fill_gaps_and_take_nearest_rank_percentiles() {

@@ -1,0 +1,147 @@
+//! Range checks of the model parameters, in one place, so that every value
+//! a model stores narrower than it is given (hop latencies and first-packet
+//! work in 32-bit nanoseconds, cores sizing per-node arrays) is refused
+//! before a run starts: `emu validate` and `emu run` both call
+//! [`check`] through [`crate::world::World::new`], and can never disagree.
+//!
+//! | limit | value | why |
+//! |---|---|---|
+//! | one hop's latency (`[datapath]`, `[cni]` durations) | 4 s | stored as `u32` ns in every hop of a leg (4.29 s); no Linux hop takes a second |
+//! | first-packet work on one node | 4 s | stored as `u32` ns per CPU hop; bounded by rules passed x `rule_cost` + `conntrack_new` |
+//! | `[node] softirq_cores` | 1,024 | emu's limit: each node keeps one server record per core; the largest x86 servers have 512 hardware threads |
+//! | `[node] backlog`, `txqueuelen` | 1 to 10,000,000 messages | emu's limit, far above Linux defaults (1,000) |
+//! | `[node] conntrack_max` | at most 1,000,000,000 entries | emu's limit (Linux's `nf_conntrack_max` is a 32-bit sysctl) |
+//! | `[node] rto`, `dns_retry` | at least 1 ms | a shorter retry floods the run with resends |
+
+use crate::cluster::Cluster;
+use crate::world::Params;
+
+/// Longest latency of one hop [ns] (a hop stores it as `u32` ns).
+pub const MAX_HOP_NS: u64 = 4_000_000_000;
+
+/// Most first-packet work on one node [ns] (stored as `u32` ns).
+pub const MAX_FIRST_PACKET_NS: u64 = 4_000_000_000;
+
+/// Most softirq cores per node.
+pub const MAX_CORES: u32 = 1_024;
+
+/// Most messages a node's backlog per core or NIC queue holds.
+pub const MAX_QUEUE: u32 = 10_000_000;
+
+/// Largest conntrack table [entries].
+pub const MAX_CONNTRACK: u32 = 1_000_000_000;
+
+/// A parameter out of range: the scenario key (`datapath.socket`) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamError {
+    /// The key path of the parameter in a scenario file.
+    pub key: String,
+    /// What is wrong, with the limit.
+    pub message: String,
+}
+
+fn fail(key: &str, message: String) -> Result<(), ParamError> {
+    Err(ParamError { key: key.into(), message })
+}
+
+fn secs(ns: u64) -> String {
+    emu_engine::format_duration(ns)
+}
+
+/// Checks every parameter of `p` against `cluster` (whose size bounds the
+/// proxy's first-packet work).
+pub fn check(p: &Params, cluster: &Cluster) -> Result<(), ParamError> {
+    let d = &p.datapath;
+    for (key, ns) in [
+        ("datapath.socket", d.socket_ns),
+        ("datapath.loopback", d.loopback_ns),
+        ("datapath.veth", d.veth_ns),
+        ("datapath.bridge", d.bridge_ns),
+        ("datapath.nic", d.nic_ns),
+        ("datapath.underlay_latency", d.underlay_latency_ns),
+        ("datapath.external_latency", d.external_latency_ns),
+        ("datapath.load_balancer", d.load_balancer_ns),
+        ("cni.vxlan_encap", d.vxlan_encap_ns),
+        ("cni.vxlan_decap", d.vxlan_decap_ns),
+        ("cni.ebpf_redirect", d.ebpf_redirect_ns),
+    ] {
+        if ns > MAX_HOP_NS {
+            return fail(key, format!("{} is above the longest hop latency, {}", secs(ns), secs(MAX_HOP_NS)));
+        }
+    }
+    if d.underlay_bandwidth_bps == 0 || d.external_bandwidth_bps == 0 {
+        return fail("datapath", "bandwidths must be above zero".into());
+    }
+    check_node(p)?;
+    check_first_packet(p, cluster)
+}
+
+fn check_node(p: &Params) -> Result<(), ParamError> {
+    let n = &p.node;
+    if !(1..=MAX_CORES).contains(&n.softirq_cores) {
+        return fail("node.softirq_cores", format!("{} is outside 1-{MAX_CORES}", n.softirq_cores));
+    }
+    for (key, v) in [("node.backlog", n.backlog), ("node.txqueuelen", n.txqueuelen)] {
+        if !(1..=MAX_QUEUE).contains(&v) {
+            return fail(key, format!("{v} is outside 1-{MAX_QUEUE} messages"));
+        }
+    }
+    if n.conntrack_max > MAX_CONNTRACK {
+        return fail("node.conntrack_max", format!("{} is above {MAX_CONNTRACK} entries", n.conntrack_max));
+    }
+    for (key, v) in [("node.rto", n.rto_ns), ("node.dns_retry", n.dns_retry_ns)] {
+        if v < 1_000_000 {
+            return fail(key, "must be at least 1ms (a shorter retry floods the run with resends)".into());
+        }
+    }
+    Ok(())
+}
+
+/// The most first-packet work a node can do for one connection is bounded
+/// by walking every rule kube-proxy writes on it once (iptables), or one
+/// lookup (the other modes), plus the conntrack entry.
+fn check_first_packet(p: &Params, cluster: &Cluster) -> Result<(), ParamError> {
+    use crate::proxy::Mode;
+    let x = &p.proxy;
+    let (key, lookup, conntrack, ct_key) = match x.mode {
+        Mode::Iptables => {
+            // KUBE-SERVICES (one rule per Service port) and KUBE-NODEPORTS,
+            // then the longest KUBE-SVC chain (a statistic and a recent
+            // rule per endpoint) and its KUBE-SEP (two rules).
+            let ports = cluster.service_ports.len() as u64;
+            let longest = cluster.service_ports.iter().map(|sp| sp.endpoints.len() as u64).max().unwrap_or(0);
+            let rules = 2 * ports + 2 * longest + 4;
+            (
+                "proxy.iptables.rule_cost",
+                rules.saturating_mul(x.iptables.rule_ns),
+                x.iptables.conntrack_new_ns,
+                "proxy.iptables.conntrack_new",
+            )
+        }
+        Mode::Ipvs => ("proxy.ipvs.lookup", x.ipvs.lookup_ns, x.ipvs.conntrack_new_ns, "proxy.ipvs.conntrack_new"),
+        Mode::Nftables => {
+            ("proxy.nftables.lookup", x.nftables.lookup_ns, x.nftables.conntrack_new_ns, "proxy.nftables.conntrack_new")
+        }
+        Mode::Ebpf => ("proxy.ebpf.connect", x.ebpf.connect_ns.max(x.ebpf.nodeport_ns), 0, "proxy.ebpf.connect"),
+    };
+    if conntrack > MAX_FIRST_PACKET_NS {
+        return fail(
+            ct_key,
+            format!("{} is above the most first-packet work, {}", secs(conntrack), secs(MAX_FIRST_PACKET_NS)),
+        );
+    }
+    if lookup.saturating_add(conntrack) > MAX_FIRST_PACKET_NS {
+        return fail(
+            key,
+            format!(
+                "a new connection's first packet could cost {} on one node (lookup {} + conntrack {}), \
+                 above the most first-packet work, {}",
+                secs(lookup.saturating_add(conntrack)),
+                secs(lookup),
+                secs(conntrack),
+                secs(MAX_FIRST_PACKET_NS)
+            ),
+        );
+    }
+    Ok(())
+}
