@@ -41,18 +41,29 @@ static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// SIGINT, SIGTERM and SIGHUP, then exits with 130.
 pub fn install_signal_cleanup() {
     let _ = ctrlc::set_handler(|| {
-        let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        for p in pending.iter() {
-            // A writer may still be adding a file: try a few times.
-            for _ in 0..3 {
-                if fs::remove_dir_all(p).is_ok() || !p.exists() {
-                    break;
-                }
-            }
-        }
-        eprintln!("interrupted: no results written");
+        // Exits while holding the registry, so no new directory is made.
+        let _held = remove_pending();
+        // Not eprintln: stderr may be a closed pipe, and a panic here
+        // would leave the process running.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"interrupted: no results written\n");
         std::process::exit(130);
     });
+}
+
+/// Removes every pending temporary directory; returns the locked (now
+/// empty) registry.
+fn remove_pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    for p in pending.iter() {
+        // A writer may still be adding a file: try a few times.
+        for _ in 0..3 {
+            if fs::remove_dir_all(p).is_ok() || !p.exists() {
+                break;
+            }
+        }
+    }
+    pending.clear();
+    pending
 }
 
 /// Checks that `out` may receive results: exit 2 material when not.
@@ -202,6 +213,10 @@ fn unique_beside(out: &Path, kind: &str) -> Result<PathBuf, String> {
 mod tests {
     use super::*;
 
+    /// Tests that make temporary directories run one at a time: the
+    /// interrupt handler's test removes every pending one.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     fn emu_results(dir: &Path) {
         fs::create_dir_all(dir.join("manifests")).unwrap();
         fs::write(dir.join("run.toml"), format!("{RUN_TOML_HEADER} 0.1.0\nseed = 1\n")).unwrap();
@@ -244,7 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn the_interrupt_handler_removes_pending_temporary_directories() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let t = tempfile::tempdir().unwrap();
+        let tmp = TempDir::beside(&t.path().join("sig")).unwrap();
+        fs::write(tmp.path().join("summary.csv"), "half").unwrap();
+        let p = tmp.path().to_path_buf();
+        drop(remove_pending());
+        assert!(!p.exists());
+        drop(tmp); // nothing left to remove
+    }
+
+    #[test]
     fn a_dropped_temporary_directory_is_removed_and_a_commit_replaces_old_results() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let t = tempfile::tempdir().unwrap();
         let out = t.path().join("res");
         // Someone else's directory with the temporary name is left alone.

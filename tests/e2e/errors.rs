@@ -3,7 +3,7 @@
 
 use super::util::*;
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 [cluster]
 nodes = 2
 [[pods]]
@@ -26,7 +26,7 @@ requests = 10
 
 /// Runs `text` as a scenario and checks it fails as bad input, with every
 /// `needles` fragment in the message; returns the message.
-fn bad(text: &str, needles: &[&str]) -> String {
+pub(super) fn bad(text: &str, needles: &[&str]) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let sc = write(tmp.path(), "bad.toml", text);
     let out = tmp.path().join("out");

@@ -7,6 +7,7 @@ mod capacity;
 mod engine;
 mod errors;
 mod paths;
+mod robustness;
 mod services;
 mod util;
 mod validation;
