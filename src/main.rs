@@ -1,8 +1,6 @@
 //! `emu`: run Kubernetes networking scenarios and write CSV results.
 
-mod outdir;
-mod report;
-mod scenario;
+use emu::{outdir, report, scenario};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

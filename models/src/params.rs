@@ -7,6 +7,11 @@
 //! | limit | value | why |
 //! |---|---|---|
 //! | one hop's latency (`[datapath]`, `[cni]` durations) | 4 s | stored as `u32` ns in every hop of a leg (4.29 s); no Linux hop takes a second |
+//! | CPU per packet (`[node] cpu_per_packet`, `[cni] vxlan_cpu`, `reassembly`) | 4 s | as a hop |
+//! | `[node] cpu_per_byte_ps` | 1,000,000,000 ps (1 ms a byte) | keeps a message's CPU time inside 64 bits |
+//! | bandwidths | at least 1,000 bit/s | keeps serialization times inside the horizon |
+//! | `[dns] query_bytes`, `response_bytes` | 1 to 65,535 | a DNS message's size limit |
+//! | a flow's `request_bytes`, `response_bytes` | at most 1 GiB | keeps wire bytes x 8 x 1e9 inside 64 bits (checked with the flows) |
 //! | first-packet work on one node | 4 s | stored as `u32` ns per CPU hop; bounded by rules passed x `rule_cost` + `conntrack_new` |
 //! | `[node] softirq_cores` | 1,024 | emu's limit: each node keeps one server record per core; the largest x86 servers have 512 hardware threads |
 //! | `[node] backlog`, `txqueuelen` | 1 to 10,000,000 messages | emu's limit, far above Linux defaults (1,000) |
@@ -21,6 +26,16 @@ pub const MAX_HOP_NS: u64 = 4_000_000_000;
 
 /// Most first-packet work on one node [ns] (stored as `u32` ns).
 pub const MAX_FIRST_PACKET_NS: u64 = 4_000_000_000;
+
+/// Most softirq CPU per byte [ps]: 1 ms a byte.
+pub const MAX_BYTE_PS: u64 = 1_000_000_000;
+
+/// Least link bandwidth [bit/s].
+pub const MIN_BANDWIDTH_BPS: u64 = 1_000;
+
+/// Largest request or response of a flow [bytes]: 1 GiB, so a message's
+/// wire bytes and serialization time stay far inside 64 bits.
+pub const MAX_MESSAGE_BYTES: u32 = 1 << 30;
 
 /// Most softirq cores per node.
 pub const MAX_CORES: u32 = 1_024;
@@ -69,8 +84,33 @@ pub fn check(p: &Params, cluster: &Cluster) -> Result<(), ParamError> {
             return fail(key, format!("{} is above the longest hop latency, {}", secs(ns), secs(MAX_HOP_NS)));
         }
     }
-    if d.underlay_bandwidth_bps == 0 || d.external_bandwidth_bps == 0 {
-        return fail("datapath", "bandwidths must be above zero".into());
+    for (key, ns) in [
+        ("node.cpu_per_packet", d.cpu_packet_ns),
+        ("cni.vxlan_cpu", d.vxlan_cpu_ns),
+        ("cni.reassembly", d.reassembly_ns),
+    ] {
+        if ns > MAX_HOP_NS {
+            return fail(key, format!("{} per packet is above the most, {}", secs(ns), secs(MAX_HOP_NS)));
+        }
+    }
+    if d.cpu_byte_ps > MAX_BYTE_PS {
+        return fail(
+            "node.cpu_per_byte_ps",
+            format!("{} ps is above the most, {MAX_BYTE_PS} ps (1 ms a byte)", d.cpu_byte_ps),
+        );
+    }
+    for (key, bps) in [
+        ("datapath.underlay_bandwidth", d.underlay_bandwidth_bps),
+        ("datapath.external_bandwidth", d.external_bandwidth_bps),
+    ] {
+        if bps < MIN_BANDWIDTH_BPS {
+            return fail(key, format!("{bps} bit/s is below the least, {MIN_BANDWIDTH_BPS} bit/s"));
+        }
+    }
+    for (key, b) in [("dns.query_bytes", p.dns.query_bytes), ("dns.response_bytes", p.dns.response_bytes)] {
+        if !(1..=65_535).contains(&b) {
+            return fail(key, format!("{b} bytes is outside 1-65535 (a DNS message's size limit)"));
+        }
     }
     check_node(p)?;
     check_first_packet(p, cluster)

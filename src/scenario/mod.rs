@@ -118,20 +118,32 @@ const MAX_POINTS: usize = 10_000;
 /// `threads` (at least 1) is how many runs will be in memory at once, for
 /// the memory estimate.
 pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>, threads: u64) -> Result<Loaded, String> {
+    let text = limits::read_input(path, &path.display().to_string())?;
+    load_str(path, &text, seed, replications, threads)
+}
+
+/// As [`load`], with the file's text already read (manifests are still
+/// read from beside `path`).
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    seed: Option<u64>,
+    replications: Option<u32>,
+    threads: u64,
+) -> Result<Loaded, String> {
     let file = path.display().to_string();
-    let text = limits::read_input(path, &file)?;
-    let ctx = Ctx { file: &file, loc: locate::Locator::new(&text), clients: Default::default() };
+    let ctx = Ctx { file: &file, loc: locate::Locator::new(text), clients: Default::default() };
     let toml_err = |e: toml::de::Error| {
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match e.span() {
             Some(s) => {
-                let (l, c) = locate::line_col(&text, s.start);
+                let (l, c) = locate::line_col(text, s.start);
                 format!("{file}:{l}:{c}: {msg}")
             }
             None => format!("{file}: {msg}"),
         }
     };
-    let mut base: Scenario = toml::from_str(&text).map_err(toml_err)?;
+    let mut base: Scenario = toml::from_str(text).map_err(toml_err)?;
     if let Some(s) = seed {
         base.seed = s;
     }
@@ -155,7 +167,7 @@ pub fn load(path: &Path, seed: Option<u64>, replications: Option<u32>, threads: 
         check_estimate(&ctx, &loaded, 1, threads)?;
         return Ok(loaded);
     }
-    let mut raw: toml::Value = toml::from_str(&text).map_err(toml_err)?;
+    let mut raw: toml::Value = toml::from_str(text).map_err(toml_err)?;
     raw.as_table_mut().expect("a TOML document is a table").remove("sweep");
     if let Some(s) = seed {
         set_path(&mut raw, "seed", toml::Value::Integer(s as i64)).expect("seed is a top-level key");

@@ -414,6 +414,12 @@ impl<'c> World<'c> {
                         format!("{clients} clients would make {all_clients} closed-loop clients in all, more than emu's limit of {MAX_CLIENTS}"),
                     ))
                 }
+                _ if f.request_bytes > crate::params::MAX_MESSAGE_BYTES => {
+                    return Err(err(&f, "request_bytes", format!("{} bytes is above the largest message, 1 GiB", f.request_bytes)))
+                }
+                _ if f.response_bytes > crate::params::MAX_MESSAGE_BYTES => {
+                    return Err(err(&f, "response_bytes", format!("{} bytes is above the largest message, 1 GiB", f.response_bytes)))
+                }
                 (_, Client::External(n)) if *n as u64 > MAX_CLIENTS => {
                     return Err(err(&f, "from", format!("{n} external clients is more than emu's limit of {MAX_CLIENTS}")))
                 }
