@@ -154,18 +154,7 @@ fn same_scenario_and_seed_give_byte_identical_results() {
     run_ok(&sc, &a, &[]);
     run_ok(&sc, &b, &[]);
     run_ok(&sc, &c, &["--seed", "2"]);
-    let files = [
-        "summary.csv",
-        "hops.csv",
-        "endpoints.csv",
-        "balance.csv",
-        "failures.csv",
-        "sources.csv",
-        "services.csv",
-        "cluster.csv",
-        "timeseries.csv",
-        "run.toml",
-    ];
+    let files = emu::outdir::RESULT_FILES;
     for name in files {
         let x = std::fs::read(a.join(name)).unwrap();
         assert_eq!(x, std::fs::read(b.join(name)).unwrap(), "{name} differs between two runs");

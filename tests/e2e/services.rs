@@ -314,16 +314,7 @@ requests = 500
     );
     let (_t1, one) = run_text(&text, &["--threads", "1"]);
     let (_t2, two) = run_text(&text, &["--threads", "2"]);
-    for name in [
-        "summary.csv",
-        "hops.csv",
-        "endpoints.csv",
-        "balance.csv",
-        "failures.csv",
-        "sources.csv",
-        "cluster.csv",
-        "services.csv",
-    ] {
+    for name in emu::outdir::RESULT_FILES {
         assert_eq!(std::fs::read(one.join(name)).unwrap(), std::fs::read(two.join(name)).unwrap(), "{name}");
     }
     let s = csv(&one.join("summary.csv"));
