@@ -164,7 +164,7 @@ pub fn load_str(
         let mut prepared = prepare(&ctx, path, base.clone())?;
         prepared.warnings.extend(version_warning);
         let loaded = Loaded { base, keys: vec![], points: vec![Point { values: vec![], prepared }] };
-        check_estimate(&ctx, &loaded, 1, threads)?;
+        check_estimate(&ctx, &loaded, threads)?;
         return Ok(loaded);
     }
     let mut raw: toml::Value = toml::from_str(text).map_err(toml_err)?;
@@ -180,11 +180,15 @@ pub fn load_str(
         if key == "sweep" || key.starts_with("sweep.") {
             return Err(ctx.err(&format!("sweep.{key}"), "a sweep cannot sweep itself"));
         }
-        if key == "replications" || key == "emu_version" {
+        let whole_run = match key.as_str() {
+            "replications" => Some("set it at the top, or use --replications"),
+            "emu_version" => Some("it records which emu wrote the file"),
+            _ => None,
+        };
+        if let Some(why) = whole_run {
             return Err(ctx.err(
                 &format!("sweep.{key}"),
-                format!("`{key}` cannot be swept: it applies to the whole run (set it at the top, or use --{key})")
-                    .replace("--emu_version", "no flag"),
+                format!("`{key}` cannot be swept: it applies to the whole run ({why})"),
             ));
         }
         axes.push((key.clone(), list.clone()));
@@ -234,7 +238,7 @@ pub fn load_str(
         first.prepared.warnings.extend(version_warning);
     }
     let loaded = Loaded { base, keys: axes.into_iter().map(|a| a.0).collect(), points };
-    check_estimate(&ctx, &loaded, 1, threads)?;
+    check_estimate(&ctx, &loaded, threads)?;
     Ok(loaded)
 }
 
@@ -247,9 +251,9 @@ fn blame(ctx: &Ctx, key: Option<&str>, msg: String) -> String {
 
 /// Refuses a loaded scenario whose estimate exceeds the machine or the
 /// output limits.
-fn check_estimate(ctx: &Ctx, loaded: &Loaded, scale: u64, threads: u64) -> Result<(), String> {
+fn check_estimate(ctx: &Ctx, loaded: &Loaded, threads: u64) -> Result<(), String> {
     let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
-    let e = limits::estimate(&points, scale, loaded.base.replications, threads);
+    let e = limits::estimate(&points, 1, loaded.base.replications, threads);
     limits::refuse(&e, threads).map_err(|(key, msg)| blame(ctx, key, msg))
 }
 
