@@ -542,7 +542,20 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         if let (Target::Name { name, .. }, Client::Pods(p)) = (&target, &client) {
             let ns = &cluster.namespaces[cluster.pods[p[0] as usize].namespace as usize];
             let plan = dns::plan(&cluster, &params.dns, ns, name);
-            if plan.answer.is_none() && !f.allow_nxdomain {
+            let empty_headless = plan
+                .queries
+                .iter()
+                .filter_map(|q| dns::service_named(&cluster, &params.dns, q))
+                .find(|&s| dns::headless_without_endpoints(&cluster, s));
+            if let (None, Some(svc)) = (plan.answer, empty_headless) {
+                warnings.push(ctx.err(
+                    &format!("{key}.to"),
+                    format!(
+                        "`{name}` names the headless Service {}, which has no endpoints: CoreDNS answers NXDOMAIN and every request fails as nxdomain",
+                        cluster.service_ref(svc)
+                    ),
+                ));
+            } else if plan.answer.is_none() && !f.allow_nxdomain {
                 return Err(ctx.err(
                     &format!("{key}.to"),
                     format!("`{name}` resolves to no Service from namespace `{ns}` (tried {}); set allow_nxdomain = true to emulate the NXDOMAIN failures", plan.queries.join(", ")),

@@ -196,6 +196,42 @@ requests = 400
     assert!((fp - miss).abs() < 0.02, "{fp}");
 }
 
+#[test]
+fn a_headless_service_without_endpoints_is_nxdomain() {
+    // No selector, no endpoints: CoreDNS has no address for the name and
+    // answers NXDOMAIN, so the resolver walks the whole search path. (This
+    // scenario used to pass validation and then panic in connect.)
+    let text = format!(
+        r#"{TWO_NODES}
+[[services]]
+name = "nobody"
+cluster_ip = "None"
+ports = [{{ port = 8080 }}]
+[[flows]]
+name = "h"
+from = "a"
+to = "http://nobody:8080"
+requests = 30
+"#
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let o = emu(&["validate", write(tmp.path(), "s.toml", &text).to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("headless Service default/nobody, which has no endpoints"), "{}", stderr(&o));
+    let (_t, out) = run_text(&text, &[]);
+    let fails = csv(&out.join("failures.csv"));
+    let count =
+        |reason: &str| fails.iter().find(|r| r["flow"] == "h" && r["reason"] == reason).unwrap()["count"].clone();
+    assert_eq!(count("nxdomain"), "30");
+    assert_eq!(count("no_endpoints"), "0");
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(row(&s, "flow", "h")["connections"], "0");
+    // Four queries each (three search suffixes and the bare name).
+    let h = csv(&out.join("hops.csv"));
+    let dns = h.iter().find(|r| r["flow"] == "h" && r["hop"] == "dns").unwrap();
+    assert_eq!(dns["traversals"], "120");
+}
+
 const NODEPORT_LOCAL: &str = r#"
 [cluster]
 nodes = 3

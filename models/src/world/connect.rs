@@ -119,15 +119,14 @@ impl World<'_> {
         // A headless Service: DNS answered with the pod IPs (CoreDNS's
         // `loadbalance` shuffles them) and the client takes the first.
         let mut headless_ep = NONE;
-        if sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip() {
+        let headless = sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip();
+        if headless {
             let eps = &cl.service_ports[sp as usize].endpoints;
-            if !eps.is_empty() {
-                let i = self.flows[flow].rng.below(eps.len() as u64) as usize;
-                headless_ep = i as u32;
-                (direct_pod, direct_port) = (eps[i].pod, eps[i].port);
-            }
+            assert!(!eps.is_empty(), "a headless Service without endpoints is NXDOMAIN (dns::answer)");
+            let i = self.flows[flow].rng.below(eps.len() as u64) as usize;
+            headless_ep = i as u32;
+            (direct_pod, direct_port) = (eps[i].pod, eps[i].port);
         }
-        let headless = sp != NONE && direct_pod != NONE;
         let headless_sp = sp;
         let sp = if headless { NONE } else { sp };
         // (place of the client, client node, client address)
