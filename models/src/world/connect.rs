@@ -167,7 +167,12 @@ impl World<'_> {
                 }
             }
             snode = if pod == client_pod { NONE } else { node };
-            src = if pod == client_pod { LOCALHOST } else { cip };
+            // Only a `localhost` target is sent from 127.0.0.1. A pod
+            // reaching its own IP goes through `lo` too, but the route's
+            // preferred source is that address (`local <pod IP> dev lo src
+            // <pod IP>`): the server sees the pod IP
+            // (models/notes/source-address.md).
+            src = if direct_pod == NONE { LOCALHOST } else { cip };
             (server_pod, server_port, ep, entry) = (pod, direct_port, headless_ep, Entry::ClusterIp);
         } else {
             entry = if matches!(place, Place::Pod { .. }) { Entry::ClusterIp } else { Entry::NodePort };
