@@ -304,6 +304,54 @@ fn load_balancer_health_checks_stop_drops_after_the_detection_delay() {
 }
 
 #[test]
+fn load_balancer_traffic_matches_its_own_kube_services_rule() {
+    // A passthrough load balancer keeps the destination: the node matches
+    // the load-balancer IP's own KUBE-SERVICES rule (declared first here:
+    // after kube-dns's two rules and its ClusterIP rule), not every
+    // KUBE-SERVICES rule and then KUBE-NODEPORTS as a node port would.
+    let text = r#"
+[cluster]
+nodes = 1
+[proxy.iptables]
+rule_order = "declaration"
+[[pods]]
+name = "web"
+labels = { app = "web" }
+ports = [8080]
+[[services]]
+name = "lb"
+type = "LoadBalancer"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080, node_port = 30080 }]
+[[services]]
+name = "s{i}"
+count = 500
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "via-lb"
+from = "external"
+to = "http://<LB:lb>:80"
+requests = 20
+[[flows]]
+name = "via-nodeport"
+from = "external"
+to = "http://node-0:30080"
+requests = 20
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    let fp = |flow: &str| f(row(&s, "flow", flow), "first_packet_p50_us");
+    // Rules: its own (4th) rule, the KUBE-EXT mark, KUBE-SVC, KUBE-SEP's two.
+    assert!((fp("via-lb") - (8.0 + 0.020 * 8.0)).abs() < 0.01, "{}", fp("via-lb"));
+    // The node port: 504 KUBE-SERVICES rules (kube-dns 2, lb 2, 500), the
+    // jump, its KUBE-NODEPORTS rule, the mark, KUBE-SVC, KUBE-SEP.
+    assert!((fp("via-nodeport") - (8.0 + 0.020 * 510.0)).abs() < 0.05, "{}", fp("via-nodeport"));
+    let c = csv(&out.join("cluster.csv"));
+    assert_eq!(row(&c, "metric", "iptables_kube_services_rules_per_node")["value"], "505");
+}
+
+#[test]
 fn internal_traffic_policy_local_keeps_traffic_on_the_node() {
     let text = format!(
         r#"{TWO_NODES}

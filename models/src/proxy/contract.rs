@@ -86,6 +86,20 @@ fn only_iptables_cost_grows_with_the_number_of_services() {
 }
 
 #[test]
+fn nftables_node_ports_cost_a_second_map_lookup_and_load_balancers_do_not() {
+    // @service-ips holds ClusterIPs and load-balancer IPs; a node port
+    // misses it and is found in @service-nodeports.
+    let cluster = testing::services_cluster(1, 1, 2);
+    let mut nft = Proxy::new(&cluster, &ProxyParams { mode: Mode::Nftables, ..Default::default() }, 1);
+    let mut rng = Stream::new(1, Domain(5), 0);
+    let mut lookups = |entry| {
+        let q = Query { entry, ..query(0, 2, Candidates::All(2), 1) };
+        nft.pick(&cluster, &q, &mut rng).cost.entries
+    };
+    assert_eq!([lookups(Entry::ClusterIp), lookups(Entry::LoadBalancer), lookups(Entry::NodePort)], [1, 1, 2]);
+}
+
+#[test]
 fn counts_name_what_each_mode_programs() {
     let cluster = testing::services_cluster(3, 10, 4);
     for (name, proxy) in every_proxy(&cluster) {

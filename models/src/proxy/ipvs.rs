@@ -1,7 +1,8 @@
 //! kube-proxy in IPVS mode.
 //!
 //! Scope: every node's IPVS table holds one virtual server per Service
-//! address and port (ClusterIP, and each node IP for node ports), each with
+//! address and port (ClusterIP, each node IP for node ports, and the
+//! load-balancer IP, which kube-proxy binds to `kube-ipvs0`), each with
 //! the Service's endpoints as real servers (NAT forwarding, weight 1 as
 //! kube-proxy writes it, or the pod's `ipvs_weight`). The first packet of a
 //! connection costs one hash lookup, whatever the number of Services;
@@ -141,8 +142,10 @@ impl Ipvs {
                 continue;
             }
             // The ClusterIP, plus, for a node port, one virtual server per
-            // local address of the node (eth0 and cbr0).
-            let per = 1 + if sp.node_port.is_some() { 2 } else { 0 };
+            // local address of the node (eth0 and cbr0), plus the
+            // load-balancer IP's (kube-proxy binds it to kube-ipvs0).
+            let lb = cluster.services[sp.service as usize].load_balancer_ip.is_some();
+            let per = 1 + if sp.node_port.is_some() { 2 } else { 0 } + u64::from(lb);
             vs += per;
             rs += per * sp.endpoints.len() as u64;
         }

@@ -58,8 +58,20 @@ pub struct Dnat {
 pub enum Entry {
     /// To the ClusterIP, from a pod.
     ClusterIp,
-    /// To a node port (directly, or from a load balancer).
+    /// To a node port, from outside.
     NodePort,
+    /// To the load-balancer IP, forwarded by the load balancer with its
+    /// destination kept (a passthrough load balancer): kube-proxy matches
+    /// the address itself, as it matches a ClusterIP.
+    LoadBalancer,
+}
+
+impl Entry {
+    /// Whether the external traffic policy applies (node ports and load
+    /// balancers), rather than the internal one.
+    pub fn external(self) -> bool {
+        !matches!(self, Entry::ClusterIp)
+    }
 }
 
 /// The endpoints a decision may choose from.
@@ -108,7 +120,8 @@ pub struct Query<'a> {
     pub candidates: Candidates<'a>,
     /// The client's address as the node sees it (for source hashing).
     pub client_ip: Ipv4,
-    /// The destination address (ClusterIP or node IP, for destination hashing).
+    /// The destination address (ClusterIP, node IP or load-balancer IP, for
+    /// destination hashing).
     pub dest_ip: Ipv4,
     /// Whether the Service has `sessionAffinity: ClientIP` (iptables then
     /// checks a `recent` rule per endpoint before choosing).

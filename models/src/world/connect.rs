@@ -31,10 +31,7 @@ impl World<'_> {
             return Decision::NoEndpoints;
         }
         let svc = &cl.services[port.service as usize];
-        let policy = match entry {
-            Entry::ClusterIp => svc.internal_traffic_policy,
-            Entry::NodePort => svc.external_traffic_policy,
-        };
+        let policy = if entry.external() { svc.external_traffic_policy } else { svc.internal_traffic_policy };
         let candidates = match policy {
             TrafficPolicy::Cluster => Candidates::All(port.endpoints.len() as u32),
             TrafficPolicy::Local => Candidates::Subset(port.local_endpoints(node)),
@@ -175,11 +172,16 @@ impl World<'_> {
             src = if direct_pod == NONE { LOCALHOST } else { cip };
             (server_pod, server_port, ep, entry) = (pod, direct_port, headless_ep, Entry::ClusterIp);
         } else {
-            entry = if matches!(place, Place::Pod { .. }) { Entry::ClusterIp } else { Entry::NodePort };
+            entry = match place {
+                Place::Pod { .. } => Entry::ClusterIp,
+                Place::ViaLoadBalancer { .. } => Entry::LoadBalancer,
+                _ => Entry::NodePort,
+            };
             let svc = &cl.services[cl.service_ports[sp as usize].service as usize];
             let dest = match entry {
                 Entry::ClusterIp => svc.cluster_ip.expect("not headless"),
                 Entry::NodePort => cl.nodes[cnode as usize].ip,
+                Entry::LoadBalancer => svc.load_balancer_ip.expect("via a load balancer"),
             };
             let d = match self.decide(flow, cnode, sp, entry, cip, dest, now) {
                 Decision::Endpoint(d) => d,
