@@ -76,7 +76,7 @@ fn proxy_decision(c: &mut Criterion) {
                         dest_ip: Ipv4(0x0A60_0002),
                         affinity: false,
                     };
-                    let d = proxy.pick(&cluster, &q, &mut rng);
+                    let d = proxy.pick(&cluster, &q, &mut rng).expect("weight-1 endpoints");
                     proxy.closed(q.node, sp, Entry::ClusterIp, d.endpoint);
                     black_box(d)
                 });

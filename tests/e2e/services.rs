@@ -577,6 +577,49 @@ requests = 400
 }
 
 #[test]
+fn ipvs_with_every_endpoint_of_weight_0_finds_no_destination() {
+    // Every real server quiesced: the scheduler returns NULL, ip_vs_leave
+    // answers ICMP port unreachable and connect() fails at once. (It used
+    // to schedule anyway: rr fell back to its cursor, lc to server 0.)
+    let text = r#"
+[cluster]
+nodes = 1
+[proxy]
+mode = "ipvs"
+[[pods]]
+name = "a"
+[[pods]]
+name = "q"
+replicas = 2
+ipvs_weight = 0
+labels = { app = "q" }
+ports = [8080]
+[[services]]
+name = "q"
+selector = { app = "q" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "f"
+from = "a"
+to = "http://q:80"
+requests = 40
+"#;
+    for scheduler in ["rr", "lc", "wrr", "sh"] {
+        let (_t, out) = run_text(
+            &text.replace("mode = \"ipvs\"", &format!("mode = \"ipvs\"\n[proxy.ipvs]\nscheduler = \"{scheduler}\"")),
+            &[],
+        );
+        assert_eq!(hits(&out, "q"), [0, 0], "{scheduler}");
+        let fails = csv(&out.join("failures.csv"));
+        let count = |reason: &str| fails.iter().find(|r| r["reason"] == reason).unwrap()["count"].clone();
+        assert_eq!(count("no_destination"), "40", "{scheduler}");
+        assert_eq!(count("timeout"), "0", "{scheduler}: refused at once, not left to time out");
+        let s = csv(&out.join("summary.csv"));
+        assert_eq!(row(&s, "flow", "f")["connections"], "0");
+    }
+}
+
+#[test]
 fn load_balancer_targets_parse_with_namespace_and_default_port() {
     let text = r#"
 [cluster]

@@ -43,9 +43,9 @@ fn every_mode_picks_only_among_the_candidates() {
     for (name, mut proxy) in every_proxy(&cluster) {
         let mut rng = Stream::new(1, Domain(5), 0);
         for c in 0..200 {
-            let d = proxy.pick(&cluster, &query(0, 2, Candidates::Subset(&subset), c), &mut rng);
+            let d = proxy.pick(&cluster, &query(0, 2, Candidates::Subset(&subset), c), &mut rng).unwrap();
             assert!(subset.contains(&d.endpoint), "{name}: chose {}", d.endpoint);
-            let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng);
+            let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng).unwrap();
             assert!(d.endpoint < 8, "{name}");
             proxy.closed(1, 2, Entry::ClusterIp, d.endpoint);
         }
@@ -62,7 +62,7 @@ fn every_mode_reaches_every_endpoint_over_many_clients() {
         let mut rng = Stream::new(2, Domain(5), 0);
         let mut seen = [false; 8];
         for c in 0..4000 {
-            let d = proxy.pick(&cluster, &query(0, 2, Candidates::All(8), c * 7919), &mut rng);
+            let d = proxy.pick(&cluster, &query(0, 2, Candidates::All(8), c * 7919), &mut rng).unwrap();
             // Connections stay open: the least-connection schedulers then
             // spread them too.
             seen[d.endpoint as usize] = true;
@@ -94,7 +94,7 @@ fn nftables_node_ports_cost_a_second_map_lookup_and_load_balancers_do_not() {
     let mut rng = Stream::new(1, Domain(5), 0);
     let mut lookups = |entry| {
         let q = Query { entry, ..query(0, 2, Candidates::All(2), 1) };
-        nft.pick(&cluster, &q, &mut rng).cost.entries
+        nft.pick(&cluster, &q, &mut rng).unwrap().cost.entries
     };
     assert_eq!([lookups(Entry::ClusterIp), lookups(Entry::LoadBalancer), lookups(Entry::NodePort)], [1, 1, 2]);
 }

@@ -82,9 +82,9 @@ impl ProxyModel for Ebpf {
         FirstPacket::default()
     }
 
-    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         let i = rng.below(q.candidates.len() as u64) as u32;
-        Dnat { endpoint: q.candidates.get(i), cost: self.cost(q.entry) }
+        Some(Dnat { endpoint: q.candidates.get(i), cost: self.cost(q.entry) })
     }
 
     fn affinity_hit(&mut self, _: &Cluster, q: &Query, _position: u32) -> FirstPacket {

@@ -197,13 +197,13 @@ impl ProxyModel for Iptables {
         self.cost(self.service_rules + 1)
     }
 
-    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         let n = q.candidates.len();
         let i = rng.below(n as u64) as u32;
         let recent = if q.affinity { n } else { 0 };
         // Up to the chain, the `recent` checks, the statistic rules up to
         // the chosen one, KUBE-SEP's two rules.
-        Dnat { endpoint: q.candidates.get(i), cost: self.cost(self.rules_before_chain(q) + recent + i + 1 + 2) }
+        Some(Dnat { endpoint: q.candidates.get(i), cost: self.cost(self.rules_before_chain(q) + recent + i + 1 + 2) })
     }
 
     fn affinity_hit(&mut self, _: &Cluster, q: &Query, position: u32) -> FirstPacket {
@@ -251,7 +251,7 @@ mod tests {
         let mut rng = Stream::new(1, Domain(9), 0);
         let mut costs: Vec<u64> = (0..cluster.service_ports.len() as u32)
             .filter(|&sp| cluster.service_ports[sp as usize].protocol == Protocol::Tcp)
-            .map(|sp| ipt.pick(&cluster, &q(0, sp, 10), &mut rng).cost.total_ns())
+            .map(|sp| ipt.pick(&cluster, &q(0, sp, 10), &mut rng).unwrap().cost.total_ns())
             .collect();
         costs.sort_unstable();
         costs[costs.len() / 2]
@@ -312,9 +312,9 @@ mod tests {
         let mut rng = Stream::new(1, Domain(9), 0);
         let via = |entry| Query { entry, ..q(0, sp, 1) };
         // Its rule (104th), the KUBE-EXT mark, KUBE-SVC's one rule, KUBE-SEP's two.
-        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).cost.entries, 104 + 1 + 1 + 2);
+        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 104 + 1 + 1 + 2);
         // A node port passes all 104, the jump, KUBE-NODEPORTS' rule, the mark.
-        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).cost.entries, 105 + 1 + 1 + 1 + 2);
+        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).unwrap().cost.entries, 105 + 1 + 1 + 1 + 2);
         // In random order the load-balancer rule sits anywhere, as ClusterIP
         // rules do: over many nodes its mean position is half the chain.
         let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
@@ -349,11 +349,11 @@ mod tests {
         let mut ipt =
             Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 1);
         let mut rng = Stream::new(1, Domain(9), 0);
-        let plain = ipt.pick(&cluster, &q(0, 2, 10), &mut rng);
+        let plain = ipt.pick(&cluster, &q(0, 2, 10), &mut rng).unwrap();
         let mut with = q(0, 2, 10);
         with.affinity = true;
         let mut rng = Stream::new(1, Domain(9), 0);
-        let sticky = ipt.pick(&cluster, &with, &mut rng);
+        let sticky = ipt.pick(&cluster, &with, &mut rng).unwrap();
         assert_eq!(plain.endpoint, sticky.endpoint);
         assert_eq!(sticky.cost.entries, plain.cost.entries + 10);
         // A hit skips the statistic rules: it jumps from its `recent` rule.

@@ -168,8 +168,9 @@ fn weight(cluster: &Cluster, sp: u32, c: &Candidates, i: u32) -> u32 {
 }
 
 /// The candidate minimising `overhead / weight` (cross-multiplied, as the
-/// kernel does); weight-0 servers are skipped; ties keep the first.
-fn least(cluster: &Cluster, q: &Query, st: &VsState, overhead: impl Fn(u32) -> u64) -> u32 {
+/// kernel does); weight-0 servers are skipped; ties keep the first; `None`
+/// when every candidate has weight 0.
+fn least(cluster: &Cluster, q: &Query, st: &VsState, overhead: impl Fn(u32) -> u64) -> Option<u32> {
     let mut best: Option<(u32, u64, u64)> = None;
     for i in 0..q.candidates.len() {
         let w = weight(cluster, q.sp, &q.candidates, i) as u64;
@@ -182,7 +183,7 @@ fn least(cluster: &Cluster, q: &Query, st: &VsState, overhead: impl Fn(u32) -> u
             _ => best = Some((i, oh, w)),
         }
     }
-    best.map_or(0, |b| b.0)
+    best.map(|b| b.0)
 }
 
 fn hash_table(cluster: &Cluster, q: &Query) -> Vec<u32> {
@@ -203,6 +204,54 @@ fn hash_table(cluster: &Cluster, q: &Query) -> Vec<u32> {
     table
 }
 
+/// rr: the next server with a weight after the last one chosen.
+fn round_robin(st: &VsState, n: u32, w: impl Fn(u32) -> u32) -> Option<u32> {
+    let start = st.last.map_or(0, |l| (l + 1) % n);
+    (0..n).map(|k| (start + k) % n).find(|&i| w(i) > 0)
+}
+
+/// wrr: interleaved weighted round robin; `None` when every weight is 0
+/// (ip_vs_wrr.c: the current weight stays 0, "no destination available").
+fn weighted_round_robin(st: &mut VsState, n: u32, w: impl Fn(u32) -> u32) -> Option<u32> {
+    let weights: Vec<u32> = (0..n).map(w).collect();
+    let mw = *weights.iter().max().unwrap() as i64;
+    if mw == 0 {
+        return None;
+    }
+    let di = weights.iter().fold(0, |g, &x| gcd(g, x)).max(1) as i64;
+    let mut i = st.last.unwrap_or(n - 1);
+    for _ in 0..(n as usize * (mw as usize / di as usize + 1)) {
+        i = (i + 1) % n;
+        if i == 0 {
+            st.cw -= di;
+            if st.cw <= 0 {
+                st.cw = mw;
+            }
+        }
+        if weights[i as usize] as i64 >= st.cw {
+            return Some(i);
+        }
+    }
+    unreachable!("a server of the largest weight is met within a round")
+}
+
+/// lc: fewest connections, weights used only to skip weight-0 servers.
+fn least_connections(
+    st: &VsState,
+    n: u32,
+    w: impl Fn(u32) -> u32,
+    active: impl Fn(&VsState, u32) -> u32,
+) -> Option<u32> {
+    let mut best: Option<(u32, u32)> = None;
+    for i in (0..n).filter(|&i| w(i) > 0) {
+        let a = active(st, i);
+        if best.is_none_or(|(_, b)| a < b) {
+            best = Some((i, a));
+        }
+    }
+    best.map(|b| b.0)
+}
+
 impl ProxyModel for Ipvs {
     fn hop(&self) -> HopKind {
         HopKind::Ipvs
@@ -212,76 +261,42 @@ impl ProxyModel for Ipvs {
         self.cost()
     }
 
-    fn pick(&mut self, cluster: &Cluster, q: &Query, _rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, cluster: &Cluster, q: &Query, _rng: &mut Stream) -> Option<Dnat> {
         let n = q.candidates.len();
         let cost = self.cost();
+        let scheduler = self.params.scheduler;
         let st = self.state.entry((q.node, q.sp, q.entry)).or_default();
         if st.active.is_empty() {
             st.active = vec![0; cluster.service_ports[q.sp as usize].endpoints.len()];
         }
         let active = |st: &VsState, i: u32| st.active[q.candidates.get(i) as usize];
         let w = |i: u32| weight(cluster, q.sp, &q.candidates, i);
-        let i = match self.params.scheduler {
-            Scheduler::Rr => {
-                let start = st.last.map_or(0, |l| (l + 1) % n);
-                (0..n).map(|k| (start + k) % n).find(|&i| w(i) > 0).unwrap_or(start)
-            }
-            Scheduler::Wrr => {
-                let weights: Vec<u32> = (0..n).map(w).collect();
-                let mw = *weights.iter().max().unwrap() as i64;
-                let di = weights.iter().fold(0, |g, &x| gcd(g, x)).max(1) as i64;
-                let mut i = st.last.map_or(n - 1, |l| l);
-                let mut chosen = 0;
-                for _ in 0..(n as usize * (mw as usize / di as usize + 1)) {
-                    i = (i + 1) % n;
-                    if i == 0 {
-                        st.cw -= di;
-                        if st.cw <= 0 {
-                            st.cw = mw;
-                        }
-                    }
-                    if weights[i as usize] as i64 >= st.cw {
-                        chosen = i;
-                        break;
-                    }
-                }
-                chosen
-            }
-            Scheduler::Lc | Scheduler::Wlc => {
-                let unweighted = self.params.scheduler == Scheduler::Lc;
-                if unweighted {
-                    // lc ignores weights except to skip weight-0 servers.
-                    let mut best: Option<(u32, u32)> = None;
-                    for i in 0..n {
-                        if w(i) == 0 {
-                            continue;
-                        }
-                        let a = active(st, i);
-                        if best.is_none_or(|(_, b)| a < b) {
-                            best = Some((i, a));
-                        }
-                    }
-                    best.map_or(0, |b| b.0)
-                } else {
-                    least(cluster, q, st, |a| (a as u64) << 8)
-                }
-            }
+        // Every scheduler finds no destination when it may choose no server
+        // of weight > 0 (ip_vs_*_schedule returns NULL).
+        let i = match scheduler {
+            Scheduler::Rr => round_robin(st, n, w),
+            Scheduler::Wrr => weighted_round_robin(st, n, w),
+            Scheduler::Lc => least_connections(st, n, w, active),
+            Scheduler::Wlc => least(cluster, q, st, |a| (a as u64) << 8),
             Scheduler::Sed => least(cluster, q, st, |a| a as u64 + 1),
             Scheduler::Nq => match (0..n).find(|&i| active(st, i) == 0 && w(i) > 0) {
-                Some(i) => i,
+                Some(i) => Some(i),
                 None => least(cluster, q, st, |a| a as u64 + 1),
             },
             Scheduler::Sh | Scheduler::Dh => {
                 if st.table.is_empty() {
                     st.table = hash_table(cluster, q);
                 }
-                let addr = if self.params.scheduler == Scheduler::Sh { q.client_ip } else { q.dest_ip };
-                st.table[hash_32(addr.0, 8) as usize]
+                let addr = if scheduler == Scheduler::Sh { q.client_ip } else { q.dest_ip };
+                // No fallback: a bucket whose server has weight 0 has no
+                // destination (ip_vs_sh_get / ip_vs_dh_schedule), whatever
+                // the other servers' weights.
+                Some(st.table[hash_32(addr.0, 8) as usize]).filter(|&i| w(i) > 0)
             }
-        };
+        }?;
         st.last = Some(i);
         st.active[q.candidates.get(i) as usize] += 1;
-        Dnat { endpoint: q.candidates.get(i), cost }
+        Some(Dnat { endpoint: q.candidates.get(i), cost })
     }
 
     fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket {
@@ -336,10 +351,10 @@ mod tests {
     fn rr_is_exactly_even_per_node_and_nodes_are_independent() {
         let c = testing::services_cluster(2, 1, 4);
         let mut p = ipvs(Scheduler::Rr, &c);
-        let picks: Vec<u32> = (0..8).map(|i| p.pick(&c, &q(0, i), &mut rng()).endpoint).collect();
+        let picks: Vec<u32> = (0..8).map(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint).collect();
         assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3]);
         // Node 1 has its own cursor: it starts from the first server too.
-        assert_eq!(p.pick(&c, &q(1, 0), &mut rng()).endpoint, 0);
+        assert_eq!(p.pick(&c, &q(1, 0), &mut rng()).unwrap().endpoint, 0);
     }
 
     fn weighted_cluster(weights: &[u32]) -> Cluster {
@@ -360,7 +375,7 @@ mod tests {
     fn wrr_follows_the_weights_interleaved() {
         let c = weighted_cluster(&[4, 3, 2, 1]);
         let mut p = ipvs(Scheduler::Wrr, &c);
-        let picks: Vec<u32> = (0..10).map(|i| p.pick(&c, &q(0, i), &mut rng()).endpoint).collect();
+        let picks: Vec<u32> = (0..10).map(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint).collect();
         // The kernel's interleaved sequence for weights 4,3,2,1 (gcd 1).
         assert_eq!(picks, [0, 0, 1, 0, 1, 2, 0, 1, 2, 3]);
     }
@@ -376,7 +391,7 @@ mod tests {
             }
             p.closed(0, 2, Entry::ClusterIp, 2);
             assert_eq!(p.active(0, 2, Entry::ClusterIp), [1, 1, 0, 1]);
-            assert_eq!(p.pick(&c, &q(0, 9), &mut rng()).endpoint, 2, "{s:?}");
+            assert_eq!(p.pick(&c, &q(0, 9), &mut rng()).unwrap().endpoint, 2, "{s:?}");
         }
     }
 
@@ -389,7 +404,7 @@ mod tests {
         let q = |client| Query { candidates: Candidates::All(2), ..q(0, client) };
         for s in [Scheduler::Wlc, Scheduler::Sed] {
             let mut p = ipvs(s, &c);
-            let picks: Vec<u32> = (0..4).map(|i| p.pick(&c, &q(i), &mut rng()).endpoint).collect();
+            let picks: Vec<u32> = (0..4).map(|i| p.pick(&c, &q(i), &mut rng()).unwrap().endpoint).collect();
             // Idle both: heavy (ties go first). Then the heavy server takes
             // connections until its load per weight passes the light one's.
             assert_eq!(picks[0], 0, "{s:?}");
@@ -400,22 +415,53 @@ mod tests {
     }
 
     #[test]
+    fn every_scheduler_finds_no_destination_when_every_weight_is_0() {
+        // ip_vs_*_schedule returns NULL ("no destination available"); the
+        // world answers with ICMP port unreachable. Before, rr fell back to
+        // its cursor, lc and the weighted ones to server 0.
+        let c = weighted_cluster(&[0, 0]);
+        let q = |client| Query { candidates: Candidates::All(2), ..q(0, client) };
+        for (name, s) in Scheduler::ALL {
+            let mut p = ipvs(s, &c);
+            for client in 0..20 {
+                assert_eq!(p.pick(&c, &q(client * 7919), &mut rng()), None, "{name}");
+            }
+            assert_eq!(p.active(0, 2, Entry::ClusterIp).iter().sum::<u32>(), 0, "{name}: nothing scheduled");
+        }
+        // One weight-1 server left: every scheduler but sh/dh finds it; sh
+        // and dh find no destination for the buckets of the weight-0 one
+        // (no fallback), and the other server for the rest.
+        let c = weighted_cluster(&[0, 1]);
+        for (name, s) in Scheduler::ALL {
+            let mut p = ipvs(s, &c);
+            let picks: Vec<Option<u32>> =
+                (0..200).map(|i| p.pick(&c, &q(i * 65_537), &mut rng()).map(|d| d.endpoint)).collect();
+            if matches!(s, Scheduler::Sh) {
+                assert!(picks.contains(&None) && picks.contains(&Some(1)), "{name}: {picks:?}");
+                assert!(!picks.contains(&Some(0)), "{name}");
+            } else if s != Scheduler::Dh {
+                assert!(picks.iter().all(|&e| e == Some(1)), "{name}: {picks:?}");
+            }
+        }
+    }
+
+    #[test]
     fn sh_pins_a_client_and_dh_pins_a_service() {
         let c = testing::services_cluster(1, 1, 4);
         let mut p = ipvs(Scheduler::Sh, &c);
         for client in 0..20 {
-            let first = p.pick(&c, &q(0, client), &mut rng()).endpoint;
+            let first = p.pick(&c, &q(0, client), &mut rng()).unwrap().endpoint;
             for _ in 0..5 {
-                assert_eq!(p.pick(&c, &q(0, client), &mut rng()).endpoint, first);
+                assert_eq!(p.pick(&c, &q(0, client), &mut rng()).unwrap().endpoint, first);
             }
         }
         let mut seen = [false; 4];
         for client in 0..200 {
-            seen[p.pick(&c, &q(0, client * 65_537), &mut rng()).endpoint as usize] = true;
+            seen[p.pick(&c, &q(0, client * 65_537), &mut rng()).unwrap().endpoint as usize] = true;
         }
         assert!(seen.iter().all(|&s| s), "sh spreads clients: {seen:?}");
         let mut p = ipvs(Scheduler::Dh, &c);
-        let first = p.pick(&c, &q(0, 0), &mut rng()).endpoint;
-        assert!((0..50).all(|i| p.pick(&c, &q(0, i), &mut rng()).endpoint == first));
+        let first = p.pick(&c, &q(0, 0), &mut rng()).unwrap().endpoint;
+        assert!((0..50).all(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint == first));
     }
 }

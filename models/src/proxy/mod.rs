@@ -136,8 +136,11 @@ pub trait ProxyModel {
     /// (a pod IP), on any node.
     fn miss(&self) -> FirstPacket;
     /// Picks an endpoint among `q.candidates` (never empty) for a new
-    /// connection, and prices the decision.
-    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Dnat;
+    /// connection, and prices the decision. `None`: the mode finds no
+    /// destination among them (IPVS when every candidate it may choose has
+    /// weight 0: its scheduler returns NULL and `ip_vs_leave` answers the
+    /// first packet with ICMP port unreachable); the other modes always pick.
+    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat>;
     /// The cost when session affinity already names the endpoint, the
     /// `position`-th candidate; the connection counts as opened to it.
     fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket;
@@ -235,7 +238,7 @@ impl ProxyModel for Proxy {
         each_mode!(self, m => m.miss())
     }
     #[inline]
-    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         debug_assert!(!q.candidates.is_empty());
         each_mode!(self, m => m.pick(cluster, q, rng))
     }

@@ -48,11 +48,13 @@ impl World<'_> {
                     return Decision::Endpoint(Dnat { endpoint: ep, cost: self.proxy.affinity_hit(cl, &q, position) });
                 }
             }
-            let d = self.proxy.pick(cl, &q, &mut self.flows[flow].rng);
+            let Some(d) = self.proxy.pick(cl, &q, &mut self.flows[flow].rng) else {
+                return Decision::NoDestination;
+            };
             self.affinity.insert((node, sp, client_ip), (d.endpoint, now));
             return Decision::Endpoint(d);
         }
-        Decision::Endpoint(self.proxy.pick(cl, &q, &mut self.flows[flow].rng))
+        self.proxy.pick(cl, &q, &mut self.flows[flow].rng).map_or(Decision::NoDestination, Decision::Endpoint)
     }
 
     /// Charges a first-packet cost to the flow's proxy and conntrack tallies.
@@ -187,9 +189,12 @@ impl World<'_> {
                 Decision::Endpoint(d) => d,
                 refused => {
                     // No endpoints: kube-proxy's filter rule REJECTs the
-                    // first packet at the client's node. No local endpoint:
-                    // the packet is dropped and the client waits out its
-                    // timeout (SYN retransmissions are not modelled).
+                    // first packet at the client's node; no destination
+                    // (IPVS, every candidate of weight 0): ip_vs_leave
+                    // answers ICMP port unreachable, which aborts the
+                    // connect (tcp_v4_err). No local endpoint: the packet
+                    // is dropped and the client waits out its timeout (SYN
+                    // retransmissions are not modelled).
                     let f = &mut self.flows[flow];
                     let leg = datapath::to_node(dp, place);
                     let hops = &mut f.stats.hops;
@@ -209,7 +214,8 @@ impl World<'_> {
                     let hops = &mut self.flows[flow].stats.hops;
                     let back = leg.reversed().idle_ns(dp, Msg::tcp(0), |k, ns| hops[k as usize].add(ns));
                     r.phase = Phase::Reject;
-                    r.failure = Failure::NoEndpoints;
+                    r.failure =
+                        if refused == Decision::NoDestination { Failure::NoDestination } else { Failure::NoEndpoints };
                     self.at(s, there + back + miss, Ev::Deliver { req });
                     return;
                 }

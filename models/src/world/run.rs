@@ -121,6 +121,9 @@ pub(super) enum Decision {
     Endpoint(Dnat),
     /// The Service has no endpoints: REJECT.
     NoEndpoints,
+    /// The mode found no destination among the candidates (IPVS, every one
+    /// of weight 0): ICMP port unreachable.
+    NoDestination,
     /// A Local traffic policy and no endpoint on this node: DROP.
     Dropped,
 }
