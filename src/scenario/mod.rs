@@ -619,6 +619,8 @@ fn proxy_params(p: &ProxyToml) -> ProxyParams {
             },
             lookup_ns: p.ipvs.lookup.ns(),
             conntrack_new_ns: p.ipvs.conntrack_new.ns(),
+            tcp_time_wait_ns: p.ipvs.tcp_time_wait.ns(),
+            udp_timeout_ns: p.ipvs.udp_timeout.ns(),
         },
         nftables: NftablesParams { lookup_ns: p.nftables.lookup.ns(), conntrack_new_ns: p.nftables.conntrack_new.ns() },
         ebpf: EbpfParams { connect_ns: p.ebpf.connect.ns(), nodeport_ns: p.ebpf.nodeport.ns() },

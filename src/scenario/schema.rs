@@ -281,6 +281,8 @@ pub struct IpvsToml {
     pub scheduler: SchedulerToml,
     pub lookup: Duration,
     pub conntrack_new: Duration,
+    pub tcp_time_wait: Duration,
+    pub udp_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -303,6 +305,8 @@ impl Default for IpvsToml {
             scheduler: SchedulerToml::Rr,
             lookup: Duration(p.lookup_ns),
             conntrack_new: Duration(p.conntrack_new_ns),
+            tcp_time_wait: Duration(p.tcp_time_wait_ns),
+            udp_timeout: Duration(p.udp_timeout_ns),
         }
     }
 }

@@ -51,6 +51,35 @@ requests = 20
 }
 
 #[test]
+fn ipvs_lc_spreads_one_clients_sequential_connections() {
+    // One client, a new connection per request, one at a time: when each
+    // connection is scheduled no server has an active one, but the closed
+    // ones are inactive for IPVS's TIME_WAIT (120 s) and count in lc's
+    // (active << 8) + inactive. So the 40 go round the 4 pods; they all
+    // went to the first pod when inactive connections were not modelled.
+    let text = format!(
+        r#"{TWO_NODES}
+[proxy]
+mode = "ipvs"
+[proxy.ipvs]
+scheduler = "lc"
+[[flows]]
+name = "seq"
+from = "a"
+to = "http://web:80"
+requests = 40
+"#
+    );
+    let (_t, out) = run_text(&text, &[]);
+    assert_eq!(hits(&out, "web"), [10, 10, 10, 10]);
+    // With the inactive connections gone at once (a 1 us TIME_WAIT),
+    // lc is back to the first pod every time.
+    let short = text.replace("scheduler = \"lc\"", "scheduler = \"lc\"\ntcp_time_wait = \"1us\"");
+    let (_t, out) = run_text(&short, &[]);
+    assert_eq!(hits(&out, "web"), [40, 0, 0, 0]);
+}
+
+#[test]
 fn ipvs_lc_favours_the_idle_endpoint() {
     let mut shares = Vec::new();
     for scheduler in ["rr", "lc"] {

@@ -33,6 +33,7 @@ fn query(node: u32, sp: u32, candidates: Candidates<'_>, client: u32) -> Query<'
         client_ip: Ipv4(0xC612_0000 + client),
         dest_ip: Ipv4(0x0A60_0002),
         affinity: false,
+        now_ns: 0,
     }
 }
 
@@ -47,7 +48,7 @@ fn every_mode_picks_only_among_the_candidates() {
             assert!(subset.contains(&d.endpoint), "{name}: chose {}", d.endpoint);
             let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng).unwrap();
             assert!(d.endpoint < 8, "{name}");
-            proxy.closed(1, 2, Entry::ClusterIp, d.endpoint);
+            proxy.closed(1, 2, Entry::ClusterIp, d.endpoint, 0);
         }
     }
 }

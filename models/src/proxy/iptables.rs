@@ -242,6 +242,7 @@ mod tests {
             client_ip: Ipv4(1),
             dest_ip: Ipv4(2),
             affinity: false,
+            now_ns: 0,
         }
     }
 

@@ -126,6 +126,9 @@ pub struct Query<'a> {
     /// Whether the Service has `sessionAffinity: ClientIP` (iptables then
     /// checks a `recent` rule per endpoint before choosing).
     pub affinity: bool,
+    /// When the first packet arrives [ns] (IPVS expires its inactive
+    /// connections lazily by it).
+    pub now_ns: u64,
 }
 
 /// The interface every proxy mode implements.
@@ -145,8 +148,8 @@ pub trait ProxyModel {
     /// `position`-th candidate; the connection counts as opened to it.
     fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket;
     /// A connection decided on `node` to endpoint `endpoint` of `sp` ended
-    /// (schedulers that count connections need it).
-    fn closed(&mut self, _node: u32, _sp: u32, _entry: Entry, _endpoint: u32) {}
+    /// at `now_ns` (schedulers that count connections need it).
+    fn closed(&mut self, _node: u32, _sp: u32, _entry: Entry, _endpoint: u32, _now_ns: u64) {}
     /// What the mode programs on every node, as (name, count) rows.
     fn counts(&self) -> Vec<(&'static str, u64)>;
 }
@@ -247,8 +250,8 @@ impl ProxyModel for Proxy {
         each_mode!(self, m => m.affinity_hit(cluster, q, position))
     }
     #[inline]
-    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32) {
-        each_mode!(self, m => m.closed(node, sp, entry, endpoint))
+    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32, now_ns: u64) {
+        each_mode!(self, m => m.closed(node, sp, entry, endpoint, now_ns))
     }
     fn counts(&self) -> Vec<(&'static str, u64)> {
         each_mode!(self, m => m.counts())

@@ -39,7 +39,8 @@ impl World<'_> {
         if candidates.is_empty() {
             return Decision::Dropped;
         }
-        let q = Query { node, sp, entry, candidates, client_ip, dest_ip, affinity: svc.affinity_timeout_ns.is_some() };
+        let affinity = svc.affinity_timeout_ns.is_some();
+        let q = Query { node, sp, entry, candidates, client_ip, dest_ip, affinity, now_ns: now };
         if let Some(timeout) = svc.affinity_timeout_ns {
             if let Some(&(ep, last)) = self.affinity.get(&(node, sp, client_ip)) {
                 let position = (0..candidates.len()).find(|&i| candidates.get(i) == ep);

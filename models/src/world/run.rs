@@ -552,7 +552,7 @@ impl World<'_> {
     pub(super) fn close_conn(&mut self, conn: u32) {
         let c = self.conns.remove(conn);
         if c.sp != NONE {
-            self.proxy.closed(c.pnode, c.sp, c.entry, c.ep);
+            self.proxy.closed(c.pnode, c.sp, c.entry, c.ep, self.now_ns);
         }
         for &n in c.ct.iter().filter(|&&n| n != NONE) {
             self.nodes[n as usize].conntrack.close_tcp(self.now_ns, self.params.node.tcp_time_wait_ns);
