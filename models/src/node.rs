@@ -13,6 +13,15 @@
 //!   retransmission timeout); a dropped DNS query after `dns_retry_ns` (the
 //!   resolver's timeout). Bounds count messages, not packets: an
 //!   approximation that is exact for messages of one packet.
+//! - A lost handshake (a SYN, or its SYN-ACK, dropped anywhere: a full
+//!   queue, a `Local` policy without endpoint, a full conntrack table) is
+//!   retransmitted as Linux retransmits a SYN ([`NodeParams::syn_rto_ns`]):
+//!   `TCP_TIMEOUT_INIT` (1 s) for the first `tcp_syn_linear_timeouts`
+//!   retransmissions and the next, then doubling (capped at `TCP_RTO_MAX`,
+//!   120 s), for `tcp_syn_retries + tcp_syn_linear_timeouts` retransmissions
+//!   in all (tcp_write_timeout in net/ipv4/tcp_timer.c); the connect then
+//!   fails one more RTO later. With the defaults: retransmissions 1, 2, 3,
+//!   4, 5, 7, 11, 19, 35 and 67 s after the first SYN, failure at 131 s.
 //! - **Conntrack**: a table of `conntrack_max` entries. A new connection
 //!   adds one entry on each node whose netfilter sees it; the entry lives
 //!   while the connection is open, then `tcp_time_wait_ns` more (TIME_WAIT);
@@ -31,10 +40,19 @@
 //! | `udp_timeout_ns` | 30 s | `nf_conntrack_udp_timeout` default (kube-proxy leaves it) |
 //! | `rto_ns` | 200 ms | Linux `TCP_RTO_MIN` |
 //! | `dns_retry_ns` | 5 s | resolv.conf `timeout` default |
+//! | `tcp_syn_retries` | 6 | `net.ipv4.tcp_syn_retries` default (Documentation/networking/ip-sysctl.rst) |
+//! | `tcp_syn_linear_timeouts` | 4 | `net.ipv4.tcp_syn_linear_timeouts` default since Linux 6.5 (ip-sysctl.rst); 0 gives older kernels' 1, 2, 4 ... s and failure at 127 s |
 
 use std::collections::VecDeque;
 
 use emu_engine::LazyFifo;
+
+/// Linux `TCP_TIMEOUT_INIT`: the RTO of a SYN before any RTT sample (RFC
+/// 6298) [ns].
+pub const TCP_TIMEOUT_INIT_NS: u64 = 1_000_000_000;
+
+/// Linux `TCP_RTO_MAX` [ns].
+pub const TCP_RTO_MAX_NS: u64 = 120_000_000_000;
 
 /// Node capacity parameters; see the module docs for sources.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +73,11 @@ pub struct NodeParams {
     pub rto_ns: u64,
     /// Retry delay of a dropped DNS query [ns].
     pub dns_retry_ns: u64,
+    /// SYN retransmissions with exponential backoff (`net.ipv4.tcp_syn_retries`).
+    pub tcp_syn_retries: u32,
+    /// SYN retransmissions first made at the initial RTO, before the
+    /// backoff starts (`net.ipv4.tcp_syn_linear_timeouts`).
+    pub tcp_syn_linear_timeouts: u32,
 }
 
 impl Default for NodeParams {
@@ -68,11 +91,24 @@ impl Default for NodeParams {
             udp_timeout_ns: 30_000_000_000,
             rto_ns: 200_000_000,
             dns_retry_ns: 5_000_000_000,
+            tcp_syn_retries: 6,
+            tcp_syn_linear_timeouts: 4,
         }
     }
 }
 
 impl NodeParams {
+    /// How long a connecting client waits after its SYN (or SYN-ACK) is
+    /// lost, `sent` transmissions so far (1 after the first SYN), and
+    /// whether it then retransmits (`true`) or gives up (`false`):
+    /// `TCP_TIMEOUT_INIT`, doubling after the linear ones, up to
+    /// `TCP_RTO_MAX` (tcp_retransmit_timer, tcp_write_timeout).
+    pub fn syn_rto_ns(&self, sent: u32) -> (u64, bool) {
+        let doublings = sent.saturating_sub(1 + self.tcp_syn_linear_timeouts).min(7);
+        let rto = (TCP_TIMEOUT_INIT_NS << doublings).min(TCP_RTO_MAX_NS);
+        (rto, sent <= self.tcp_syn_retries + self.tcp_syn_linear_timeouts)
+    }
+
     /// The conntrack table size in effect.
     pub fn conntrack_max(&self) -> u32 {
         if self.conntrack_max > 0 {
@@ -198,6 +234,35 @@ mod tests {
         assert!(ct.open_tcp(30));
         assert_eq!(ct.len(125), 2, "TIME_WAIT over");
         assert_eq!(ct.peak, 3);
+    }
+
+    #[test]
+    fn syn_retransmissions_follow_linux() {
+        // Since 6.5: four linear timeouts of 1 s, then doubling; 10
+        // retransmissions, the last at 67 s, failure at 131 s (ip-sysctl.rst).
+        let schedule = |p: &NodeParams| {
+            let (mut t, mut sends, mut sent) = (0u64, vec![0u64], 1);
+            loop {
+                let (rto, again) = p.syn_rto_ns(sent);
+                t += rto;
+                if !again {
+                    return (sends, t);
+                }
+                sends.push(t);
+                sent += 1;
+            }
+        };
+        let s = |v: &[u64]| v.iter().map(|&x| x * 1_000_000_000).collect::<Vec<_>>();
+        let (sends, fail) = schedule(&NodeParams::default());
+        assert_eq!(sends, s(&[0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67]));
+        assert_eq!(fail, 131_000_000_000);
+        // Before 6.5 (no linear timeouts): 1, 3, 7, 15, 31, 63; failure at 127 s.
+        let (sends, fail) = schedule(&NodeParams { tcp_syn_linear_timeouts: 0, ..Default::default() });
+        assert_eq!(sends, s(&[0, 1, 3, 7, 15, 31, 63]));
+        assert_eq!(fail, 127_000_000_000);
+        // The RTO stops doubling at TCP_RTO_MAX.
+        let many = NodeParams { tcp_syn_retries: 20, tcp_syn_linear_timeouts: 0, ..Default::default() };
+        assert_eq!(many.syn_rto_ns(15).0, TCP_RTO_MAX_NS);
     }
 
     #[test]

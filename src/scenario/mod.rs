@@ -417,6 +417,13 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             return Err(ctx.err(key, "must be at least 1"));
         }
     }
+    // The kernel's bounds (MAX_TCP_SYNCNT, sysctl_net_ipv4.c).
+    if !(1..=127).contains(&n.tcp_syn_retries) {
+        return Err(ctx.err("node.tcp_syn_retries", "must be 1 to 127 (the kernel's range)"));
+    }
+    if n.tcp_syn_linear_timeouts > 127 {
+        return Err(ctx.err("node.tcp_syn_linear_timeouts", "must be 0 to 127"));
+    }
     for (key, v) in [("node.rto", n.rto), ("node.dns_retry", n.dns_retry)] {
         if v.ns() < 1_000_000 {
             return Err(ctx.err(key, "must be at least 1ms (a shorter retry floods the run with resends)"));
@@ -442,6 +449,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             udp_timeout_ns: n.udp_timeout.ns(),
             rto_ns: n.rto.ns(),
             dns_retry_ns: n.dns_retry.ns(),
+            tcp_syn_retries: n.tcp_syn_retries,
+            tcp_syn_linear_timeouts: n.tcp_syn_linear_timeouts,
         },
         interval_ns: sc.output.interval.ns(),
         seed: sc.seed,

@@ -223,6 +223,8 @@ pub struct NodeToml {
     pub udp_timeout: Duration,
     pub rto: Duration,
     pub dns_retry: Duration,
+    pub tcp_syn_retries: u32,
+    pub tcp_syn_linear_timeouts: u32,
 }
 
 impl Default for NodeToml {
@@ -240,6 +242,8 @@ impl Default for NodeToml {
             udp_timeout: Duration(n.udp_timeout_ns),
             rto: Duration(n.rto_ns),
             dns_retry: Duration(n.dns_retry_ns),
+            tcp_syn_retries: n.tcp_syn_retries,
+            tcp_syn_linear_timeouts: n.tcp_syn_linear_timeouts,
         }
     }
 }
