@@ -424,6 +424,11 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     if n.tcp_syn_linear_timeouts > 127 {
         return Err(ctx.err("node.tcp_syn_linear_timeouts", "must be 0 to 127"));
     }
+    if !(1_000_000_000..=60_000_000_000).contains(&n.conntrack_gc_interval.ns()) {
+        return Err(
+            ctx.err("node.conntrack_gc_interval", "must be 1s to 60s (the collector's GC_SCAN_INTERVAL_MIN and MAX)")
+        );
+    }
     for (key, v) in [("node.rto", n.rto), ("node.dns_retry", n.dns_retry)] {
         if v.ns() < 1_000_000 {
             return Err(ctx.err(key, "must be at least 1ms (a shorter retry floods the run with resends)"));
@@ -451,6 +456,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             dns_retry_ns: n.dns_retry.ns(),
             tcp_syn_retries: n.tcp_syn_retries,
             tcp_syn_linear_timeouts: n.tcp_syn_linear_timeouts,
+            conntrack_gc_interval_ns: n.conntrack_gc_interval.ns(),
         },
         interval_ns: sc.output.interval.ns(),
         seed: sc.seed,

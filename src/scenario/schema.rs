@@ -225,6 +225,7 @@ pub struct NodeToml {
     pub dns_retry: Duration,
     pub tcp_syn_retries: u32,
     pub tcp_syn_linear_timeouts: u32,
+    pub conntrack_gc_interval: Duration,
 }
 
 impl Default for NodeToml {
@@ -244,6 +245,7 @@ impl Default for NodeToml {
             dns_retry: Duration(n.dns_retry_ns),
             tcp_syn_retries: n.tcp_syn_retries,
             tcp_syn_linear_timeouts: n.tcp_syn_linear_timeouts,
+            conntrack_gc_interval: Duration(n.conntrack_gc_interval_ns),
         }
     }
 }

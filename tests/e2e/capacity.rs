@@ -82,7 +82,13 @@ timeout = "1s"
     let fails = csv(&out.join("failures.csv"));
     let full: u64 = fails.iter().find(|r| r["reason"] == "conntrack_full").unwrap()["count"].parse().unwrap();
     // Every closed connection holds its entry 120 s (TIME_WAIT): the first
-    // 500 get through, the other 1,500 are dropped.
+    // 500 get through, the other 1,500 are dropped. TIME_WAIT entries are
+    // ASSURED, so the packet path's early_drop evicts none; only the
+    // collector may, at its next pass (60 s); and with a 1 s timeout the
+    // first SYN retransmission (1 s later) never comes. (With a 10 s or a
+    // 130 s timeout the 1,500 fail too: the server's node, whose table is
+    // as full, never dropped a packet before 60 s, so its collector is not
+    // early-dropping when the retransmissions at 67 s get past node-0.)
     assert_eq!(full, 1500);
     let c = csv(&out.join("cluster.csv"));
     assert_eq!(row(&c, "metric", "conntrack_peak_entries")["value"], "500");
@@ -128,6 +134,83 @@ requests = 1
     assert!((lat / 1e6 - 2.0).abs() < 0.001, "{lat}");
     let c = csv(&out.join("cluster.csv"));
     assert_eq!(row(&c, "metric", "conntrack_drops")["value"], "2");
+}
+
+#[test]
+fn early_drop_evicts_dns_entries_but_not_time_wait_ones() {
+    // One node, a table of 64: each request adds a DNS query's UDP entry
+    // (never ASSURED) and a TCP one (TIME_WAIT after its answer, 120 s).
+    // The packet path's early_drop evicts UDP entries while they are at
+    // least 1 in 32 of the table, so 63 requests get in, not 32 (two entries
+    // each) as when nothing was evicted; then the table holds TIME_WAIT
+    // entries, which only the collector may evict, and the rest fail.
+    let text = r#"
+[cluster]
+nodes = 1
+[dns]
+replicas = 1
+[node]
+conntrack_max = 64
+[[pods]]
+name = "a"
+[[pods]]
+name = "b"
+labels = { app = "web" }
+ports = [80]
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80 }]
+[[flows]]
+name = "f"
+from = "a"
+to = "http://web:80"
+rate = 1000
+requests = 200
+timeout = "1s"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(row(&s, "flow", "f")["completed"], "63");
+    let c = csv(&out.join("cluster.csv"));
+    assert_eq!(row(&c, "metric", "conntrack_early_drops")["value"], "62");
+    assert_eq!(row(&c, "metric", "conntrack_drops")["value"], "137");
+}
+
+#[test]
+fn the_collector_frees_5_percent_of_a_time_wait_table_after_a_drop() {
+    // 200 connections in 0.2 s into a table of 100 on one node: the first
+    // 100 take it (TIME_WAIT 120 s), the rest are dropped and retransmit
+    // their SYNs. The first drop tells the collector to early-drop: its
+    // pass at 60 s evicts TIME_WAIT entries down to 94 (below 95%), and 6
+    // of the SYNs retransmitted at 67 s get in; the 7th is dropped again.
+    // The others run out of retransmissions and fail at their 100 s timeout.
+    let text = r#"
+[cluster]
+nodes = 1
+[node]
+conntrack_max = 100
+[[pods]]
+name = "a"
+[[pods]]
+name = "b"
+ip = "10.244.0.9"
+ports = [80]
+[[flows]]
+name = "churn"
+from = "a"
+to = "10.244.0.9:80"
+rate = 1000
+requests = 200
+timeout = "100s"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(row(&s, "flow", "churn")["completed"], "106");
+    let fails = csv(&out.join("failures.csv"));
+    assert_eq!(fails.iter().find(|r| r["reason"] == "conntrack_full").unwrap()["count"], "94");
+    let c = csv(&out.join("cluster.csv"));
+    assert_eq!(row(&c, "metric", "conntrack_early_drops")["value"], "6");
 }
 
 #[test]

@@ -157,13 +157,11 @@ impl World<'_> {
         self.send_syn(req, &aim, &origin, open, ct, s);
     }
 
-    /// Whether node `node`'s conntrack table is full at `now` (a drop is
-    /// then counted on it).
+    /// Whether node `node`'s conntrack table refuses a new flow at `now`:
+    /// full, with nothing the packet path may evict (the drop is counted
+    /// on it; `Conntrack::room`).
     pub(super) fn conntrack_refuses(&mut self, node: u32, now: u64) -> bool {
-        let ct = &mut self.nodes[node as usize].conntrack;
-        let full = ct.len(now) >= self.params.node.conntrack_max();
-        ct.drops += u64::from(full);
-        full
+        !self.nodes[node as usize].conntrack.room(now)
     }
 
     /// Where request `req`'s connection goes, as its client sees it. The
