@@ -75,9 +75,10 @@ fn proxy_decision(c: &mut Criterion) {
                         client_ip: Ipv4(rng.next_u64() as u32),
                         dest_ip: Ipv4(0x0A60_0002),
                         affinity: false,
+                        now_ns: 0,
                     };
-                    let d = proxy.pick(&cluster, &q, &mut rng);
-                    proxy.closed(q.node, sp, Entry::ClusterIp, d.endpoint);
+                    let d = proxy.pick(&cluster, &q, &mut rng).expect("weight-1 endpoints");
+                    proxy.closed(q.node, sp, Entry::ClusterIp, d.endpoint, 0);
                     black_box(d)
                 });
             });

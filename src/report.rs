@@ -386,6 +386,7 @@ fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Re
     rows.push(("conntrack_max_per_node".into(), res.conntrack_max as u64));
     rows.push(("conntrack_peak_entries".into(), res.conntrack_peak as u64));
     rows.push(("conntrack_drops".into(), res.conntrack_drops));
+    rows.push(("conntrack_early_drops".into(), res.conntrack_early_drops));
     rows.push(("max_node_queue".into(), res.max_queue as u64));
     rows.push(("events".into(), res.events));
     rows.push(("simulated_ns".into(), res.end_ns));

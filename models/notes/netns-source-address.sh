@@ -48,5 +48,12 @@ ip netns exec n0 iptables -t nat -F
 echo "pod-to-pod p0 -> p1 (no NAT) sees: $(ip netns exec p0 python3 -c "
 import socket
 s=socket.create_connection(('10.244.1.2',8080),timeout=2); print(s.recv(100).decode().strip())")"
+# A pod reaching its own IP (and 127.0.0.1): through lo either way, but the
+# route to a local address prefers that address as the source.
+for dst in 10.244.0.2 127.0.0.1; do
+  echo "pod p0 -> $( [ $dst = 127.0.0.1 ] && echo 127.0.0.1 || echo "its own IP $dst") sees: $(ip netns exec p0 python3 -c "
+import socket
+s=socket.create_connection(('$dst',8080),timeout=2); print(s.recv(100).decode().strip())")"
+done
 kill %1 %2 2>/dev/null || true
 cleanup

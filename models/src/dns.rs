@@ -7,8 +7,10 @@
 //! given first; a trailing dot means "as given, only". Each try is one query
 //! (A records only; the AAAA query glibc sends alongside is not modelled)
 //! answered by CoreDNS's `kubernetes` plugin: `<svc>.<ns>.svc.<domain>`
-//! resolves to the Service's ClusterIP, anything else in the cluster domain
-//! is NXDOMAIN. Names outside the cluster domain would be forwarded
+//! resolves to the Service's ClusterIP (a headless Service's: its endpoints'
+//! pod IPs, and NXDOMAIN when it has none, as `findServices` in
+//! plugin/kubernetes/kubernetes.go leaves `errNoItems`, a name error),
+//! anything else in the cluster domain is NXDOMAIN. Names outside the cluster domain would be forwarded
 //! upstream; emu has no upstream, so they are NXDOMAIN after CoreDNS's own
 //! work. Each query is itself a UDP exchange with the `kube-dns` Service,
 //! walked through the data path and kube-proxy like any other.
@@ -106,9 +108,9 @@ pub fn candidates(params: &DnsParams, ns: &str, name: &str) -> Vec<String> {
     }
 }
 
-/// What CoreDNS answers for the fully qualified `fqdn`: a Service index, or
-/// `None` for NXDOMAIN.
-pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
+/// The Service the fully qualified `fqdn` names (`<svc>.<ns>.svc.<domain>`),
+/// whether or not CoreDNS has an address for it.
+pub fn service_named(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
     let rest = fqdn.strip_suffix(params.cluster_domain.as_str())?.strip_suffix('.')?;
     let rest = rest.strip_suffix(".svc")?;
     let (svc, ns) = rest.split_once('.')?;
@@ -116,6 +118,19 @@ pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> 
         return None;
     }
     cluster.service_by_name(cluster.namespace(ns)?, svc)
+}
+
+/// Whether Service `svc` is headless and has no endpoints: CoreDNS has no
+/// address to answer with and returns a name error (NXDOMAIN).
+pub fn headless_without_endpoints(cluster: &Cluster, svc: u32) -> bool {
+    let service = &cluster.services[svc as usize];
+    !service.has_cluster_ip() && service.ports.iter().all(|&sp| cluster.service_ports[sp as usize].endpoints.is_empty())
+}
+
+/// What CoreDNS answers for the fully qualified `fqdn`: a Service index, or
+/// `None` for NXDOMAIN (also for a headless Service without endpoints).
+pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
+    service_named(cluster, params, fqdn).filter(|&s| !headless_without_endpoints(cluster, s))
 }
 
 /// Resolves `name` as a pod in namespace `ns` would.
@@ -191,5 +206,30 @@ mod tests {
         assert_eq!((p.queries.len(), p.answer), (4, None));
         // A Service of another namespace is not found by its short name.
         assert_eq!(plan(&c, &DnsParams::default(), "default", "remote").answer, None);
+    }
+
+    #[test]
+    fn a_headless_service_without_endpoints_is_nxdomain() {
+        let mut s = testing::spec(1);
+        s.pods.push(testing::pods("web", 1, 8080));
+        let mut empty = testing::service("empty", "web", 8080);
+        (empty.headless, empty.selector) = (true, None);
+        s.services.push(empty);
+        let mut full = testing::service("full", "web", 8080);
+        full.headless = true;
+        s.services.push(full);
+        let mut plain = testing::service("plain", "web", 8080);
+        plain.selector = None;
+        s.services.push(plain);
+        let c = build(&s, 1).unwrap();
+        let p = DnsParams::default();
+        // No address to answer with: a name error, so the search path goes on.
+        assert_eq!(
+            (plan(&c, &p, "default", "empty").queries.len(), plan(&c, &p, "default", "empty").answer),
+            (4, None)
+        );
+        assert!(plan(&c, &p, "default", "full").answer.is_some());
+        // A ClusterIP Service without endpoints still answers with its ClusterIP.
+        assert!(plan(&c, &p, "default", "plain").answer.is_some());
     }
 }

@@ -17,6 +17,9 @@
 //! | `[node] backlog`, `txqueuelen` | 1 to 10,000,000 messages | emu's limit, far above Linux defaults (1,000) |
 //! | `[node] conntrack_max` | at most 1,000,000,000 entries | emu's limit (Linux's `nf_conntrack_max` is a 32-bit sysctl) |
 //! | `[node] rto`, `dns_retry` | at least 1 ms | a shorter retry floods the run with resends |
+//! | `[node] tcp_syn_retries` | 1 to 127 | the kernel's range (`MAX_TCP_SYNCNT`) |
+//! | `[node] tcp_syn_linear_timeouts` | 0 to 127 | the kernel's range |
+//! | `[node] conntrack_gc_interval` | 1 s to 60 s | the collector's `GC_SCAN_INTERVAL_MIN` and `MAX` |
 
 use crate::cluster::Cluster;
 use crate::world::Params;
@@ -128,6 +131,19 @@ fn check_node(p: &Params) -> Result<(), ParamError> {
     }
     if n.conntrack_max > MAX_CONNTRACK {
         return fail("node.conntrack_max", format!("{} is above {MAX_CONNTRACK} entries", n.conntrack_max));
+    }
+    // The kernel's bounds (MAX_TCP_SYNCNT, sysctl_net_ipv4.c).
+    if !(1..=127).contains(&n.tcp_syn_retries) {
+        return fail("node.tcp_syn_retries", "must be 1 to 127 (the kernel's range)".into());
+    }
+    if n.tcp_syn_linear_timeouts > 127 {
+        return fail("node.tcp_syn_linear_timeouts", "must be 0 to 127".into());
+    }
+    if !(1_000_000_000..=60_000_000_000).contains(&n.conntrack_gc_interval_ns) {
+        return fail(
+            "node.conntrack_gc_interval",
+            "must be 1s to 60s (the collector's GC_SCAN_INTERVAL_MIN and MAX)".into(),
+        );
     }
     for (key, v) in [("node.rto", n.rto_ns), ("node.dns_retry", n.dns_retry_ns)] {
         if v < 1_000_000 {

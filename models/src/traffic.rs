@@ -164,10 +164,13 @@ pub enum Failure {
     /// A node's conntrack table was full: the new flow's packet was
     /// dropped and the client gave up at its timeout.
     ConntrackFull,
+    /// IPVS found no destination: every real server it could choose had
+    /// weight 0, and the node answered ICMP port unreachable.
+    NoDestination,
 }
 
 /// Number of failure reasons.
-pub const FAILURES: usize = 8;
+pub const FAILURES: usize = 9;
 
 impl Failure {
     /// Every reason, in output order.
@@ -180,6 +183,7 @@ impl Failure {
         Failure::NoLocalEndpoint,
         Failure::NoRoute,
         Failure::ConntrackFull,
+        Failure::NoDestination,
     ];
 
     /// The name used in output files.
@@ -193,6 +197,7 @@ impl Failure {
             Failure::NoLocalEndpoint => "no_local_endpoint",
             Failure::NoRoute => "no_route",
             Failure::ConntrackFull => "conntrack_full",
+            Failure::NoDestination => "no_destination",
         }
     }
 }

@@ -491,6 +491,9 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             udp_timeout_ns: n.udp_timeout.ns(),
             rto_ns: n.rto.ns(),
             dns_retry_ns: n.dns_retry.ns(),
+            tcp_syn_retries: n.tcp_syn_retries,
+            tcp_syn_linear_timeouts: n.tcp_syn_linear_timeouts,
+            conntrack_gc_interval_ns: n.conntrack_gc_interval.ns(),
         },
         interval_ns: sc.output.interval.ns(),
         seed: sc.seed,
@@ -589,7 +592,20 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         if let (Target::Name { name, .. }, Client::Pods(p)) = (&target, &client) {
             let ns = &cluster.namespaces[cluster.pods[p[0] as usize].namespace as usize];
             let plan = dns::plan(&cluster, &params.dns, ns, name);
-            if plan.answer.is_none() && !f.allow_nxdomain {
+            let empty_headless = plan
+                .queries
+                .iter()
+                .filter_map(|q| dns::service_named(&cluster, &params.dns, q))
+                .find(|&s| dns::headless_without_endpoints(&cluster, s));
+            if let (None, Some(svc)) = (plan.answer, empty_headless) {
+                warnings.push(ctx.err(
+                    &format!("{key}.to"),
+                    format!(
+                        "`{name}` names the headless Service {}, which has no endpoints: CoreDNS answers NXDOMAIN and every request fails as nxdomain",
+                        cluster.service_ref(svc)
+                    ),
+                ));
+            } else if plan.answer.is_none() && !f.allow_nxdomain {
                 return Err(ctx.err(
                     &format!("{key}.to"),
                     format!("`{name}` resolves to no Service from namespace `{ns}` (tried {}); set allow_nxdomain = true to emulate the NXDOMAIN failures", plan.queries.join(", ")),
@@ -653,6 +669,8 @@ fn proxy_params(p: &ProxyToml) -> ProxyParams {
             },
             lookup_ns: p.ipvs.lookup.ns(),
             conntrack_new_ns: p.ipvs.conntrack_new.ns(),
+            tcp_time_wait_ns: p.ipvs.tcp_time_wait.ns(),
+            udp_timeout_ns: p.ipvs.udp_timeout.ns(),
         },
         nftables: NftablesParams { lookup_ns: p.nftables.lookup.ns(), conntrack_new_ns: p.nftables.conntrack_new.ns() },
         ebpf: EbpfParams { connect_ns: p.ebpf.connect.ns(), nodeport_ns: p.ebpf.nodeport.ns() },

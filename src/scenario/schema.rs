@@ -223,6 +223,9 @@ pub struct NodeToml {
     pub udp_timeout: Duration,
     pub rto: Duration,
     pub dns_retry: Duration,
+    pub tcp_syn_retries: u32,
+    pub tcp_syn_linear_timeouts: u32,
+    pub conntrack_gc_interval: Duration,
 }
 
 impl Default for NodeToml {
@@ -240,6 +243,9 @@ impl Default for NodeToml {
             udp_timeout: Duration(n.udp_timeout_ns),
             rto: Duration(n.rto_ns),
             dns_retry: Duration(n.dns_retry_ns),
+            tcp_syn_retries: n.tcp_syn_retries,
+            tcp_syn_linear_timeouts: n.tcp_syn_linear_timeouts,
+            conntrack_gc_interval: Duration(n.conntrack_gc_interval_ns),
         }
     }
 }
@@ -281,6 +287,8 @@ pub struct IpvsToml {
     pub scheduler: SchedulerToml,
     pub lookup: Duration,
     pub conntrack_new: Duration,
+    pub tcp_time_wait: Duration,
+    pub udp_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -303,6 +311,8 @@ impl Default for IpvsToml {
             scheduler: SchedulerToml::Rr,
             lookup: Duration(p.lookup_ns),
             conntrack_new: Duration(p.conntrack_new_ns),
+            tcp_time_wait: Duration(p.tcp_time_wait_ns),
+            udp_timeout: Duration(p.udp_timeout_ns),
         }
     }
 }

@@ -76,6 +76,52 @@ fn servers_see_pod_ips_for_pod_traffic_and_node_ips_for_nodeport() {
 }
 
 #[test]
+fn a_pod_reaching_its_own_ip_is_seen_from_that_ip() {
+    // Through `lo` either way, but only a localhost target is sent from
+    // 127.0.0.1: to its own pod IP (directly, or as a headless Service's
+    // only endpoint) the kernel picks the pod IP as the source.
+    let (_t, out) = run_text(
+        r#"
+[[pods]]
+name = "me"
+ip = "10.244.0.7"
+labels = { app = "me" }
+ports = [8080]
+[[services]]
+name = "self"
+cluster_ip = "None"
+selector = { app = "me" }
+ports = [{ port = 8080 }]
+[[flows]]
+name = "own-ip"
+from = "me"
+to = "10.244.0.7:8080"
+requests = 5
+[[flows]]
+name = "loopback"
+from = "me"
+to = "localhost:8080"
+requests = 5
+[[flows]]
+name = "headless-self"
+from = "me"
+to = "http://self:8080"
+requests = 5
+"#,
+        &[],
+    );
+    let src = csv(&out.join("sources.csv"));
+    for flow in ["own-ip", "headless-self"] {
+        let r = row(&src, "flow", flow);
+        assert_eq!((r["source_ip"].as_str(), r["source_kind"].as_str()), ("10.244.0.7", "pod"), "{flow}");
+        assert_eq!(r["source_name"], "default/me");
+        assert_eq!(r["requests"], "5");
+    }
+    let lo = row(&src, "flow", "loopback");
+    assert_eq!((lo["source_ip"].as_str(), lo["source_kind"].as_str()), ("127.0.0.1", "localhost"));
+}
+
+#[test]
 fn service_costs_dns_plus_dnat_over_the_pod_path() {
     // One endpoint, on another node: the Service path is the pod path plus
     // DNS and kube-proxy's DNAT, and hops.csv accounts for the difference.

@@ -586,8 +586,14 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             }
         };
         if s.selector.as_ref().is_some_and(|sel| !sel.is_empty()) && selected.is_empty() {
+            // A headless Service has no REJECT rule: CoreDNS has no address for it.
+            let outcome = if s.headless {
+                "lookups of it fail with nxdomain"
+            } else {
+                "connections to it fail with no_endpoints"
+            };
             warnings.push(format!(
-                "{o}: selector {} of Service `{}` matches no pod in namespace `{}`: connections to it fail with no_endpoints",
+                "{o}: selector {} of Service `{}` matches no pod in namespace `{}`: {outcome}",
                 fmt_labels(s.selector.as_ref().unwrap()),
                 s.name,
                 s.namespace

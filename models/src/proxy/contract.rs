@@ -33,6 +33,7 @@ fn query(node: u32, sp: u32, candidates: Candidates<'_>, client: u32) -> Query<'
         client_ip: Ipv4(0xC612_0000 + client),
         dest_ip: Ipv4(0x0A60_0002),
         affinity: false,
+        now_ns: 0,
     }
 }
 
@@ -43,11 +44,11 @@ fn every_mode_picks_only_among_the_candidates() {
     for (name, mut proxy) in every_proxy(&cluster) {
         let mut rng = Stream::new(1, Domain(5), 0);
         for c in 0..200 {
-            let d = proxy.pick(&cluster, &query(0, 2, Candidates::Subset(&subset), c), &mut rng);
+            let d = proxy.pick(&cluster, &query(0, 2, Candidates::Subset(&subset), c), &mut rng).unwrap();
             assert!(subset.contains(&d.endpoint), "{name}: chose {}", d.endpoint);
-            let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng);
+            let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng).unwrap();
             assert!(d.endpoint < 8, "{name}");
-            proxy.closed(1, 2, Entry::ClusterIp, d.endpoint);
+            proxy.closed(1, 2, Entry::ClusterIp, d.endpoint, 0);
         }
     }
 }
@@ -62,7 +63,7 @@ fn every_mode_reaches_every_endpoint_over_many_clients() {
         let mut rng = Stream::new(2, Domain(5), 0);
         let mut seen = [false; 8];
         for c in 0..4000 {
-            let d = proxy.pick(&cluster, &query(0, 2, Candidates::All(8), c * 7919), &mut rng);
+            let d = proxy.pick(&cluster, &query(0, 2, Candidates::All(8), c * 7919), &mut rng).unwrap();
             // Connections stay open: the least-connection schedulers then
             // spread them too.
             seen[d.endpoint as usize] = true;
@@ -83,6 +84,20 @@ fn only_iptables_cost_grows_with_the_number_of_services() {
             assert_eq!(ma, mb, "{name}: a miss must not depend on the number of Services");
         }
     }
+}
+
+#[test]
+fn nftables_node_ports_cost_a_second_map_lookup_and_load_balancers_do_not() {
+    // @service-ips holds ClusterIPs and load-balancer IPs; a node port
+    // misses it and is found in @service-nodeports.
+    let cluster = testing::services_cluster(1, 1, 2);
+    let mut nft = Proxy::new(&cluster, &ProxyParams { mode: Mode::Nftables, ..Default::default() }, 1);
+    let mut rng = Stream::new(1, Domain(5), 0);
+    let mut lookups = |entry| {
+        let q = Query { entry, ..query(0, 2, Candidates::All(2), 1) };
+        nft.pick(&cluster, &q, &mut rng).unwrap().cost.entries
+    };
+    assert_eq!([lookups(Entry::ClusterIp), lookups(Entry::LoadBalancer), lookups(Entry::NodePort)], [1, 1, 2]);
 }
 
 #[test]

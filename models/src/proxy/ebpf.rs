@@ -54,7 +54,8 @@ impl Ebpf {
             if !cluster.services[sp.service as usize].has_cluster_ip() {
                 continue;
             }
-            let frontends = 1 + u64::from(sp.node_port.is_some());
+            let lb = cluster.services[sp.service as usize].load_balancer_ip.is_some();
+            let frontends = 1 + u64::from(sp.node_port.is_some()) + u64::from(lb);
             s += frontends;
             b += frontends * sp.endpoints.len() as u64;
         }
@@ -62,9 +63,11 @@ impl Ebpf {
     }
 
     fn cost(&self, entry: Entry) -> FirstPacket {
+        // A load-balancer IP is a frontend of the same BPF service map as a
+        // node port, translated per packet on the entry node's device.
         let lookup_ns = match entry {
             Entry::ClusterIp => self.params.connect_ns,
-            Entry::NodePort => self.params.nodeport_ns,
+            Entry::NodePort | Entry::LoadBalancer => self.params.nodeport_ns,
         };
         FirstPacket { entries: 2, lookup_ns, conntrack_ns: 0 }
     }
@@ -79,9 +82,9 @@ impl ProxyModel for Ebpf {
         FirstPacket::default()
     }
 
-    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         let i = rng.below(q.candidates.len() as u64) as u32;
-        Dnat { endpoint: q.candidates.get(i), cost: self.cost(q.entry) }
+        Some(Dnat { endpoint: q.candidates.get(i), cost: self.cost(q.entry) })
     }
 
     fn affinity_hit(&mut self, _: &Cluster, q: &Query, _position: u32) -> FirstPacket {

@@ -4,8 +4,13 @@
 //! new connection that enters a node's netfilter (from a pod through the
 //! bridge with br_netfilter, or from `eth0`) meets `KUBE-SERVICES`, one rule
 //! per Service port that has endpoints (`-d ClusterIP --dport port -j
-//! KUBE-SVC-...`), matched in order; then, for destinations local to the
-//! node, the closing `KUBE-NODEPORTS` jump. A match jumps to the Service's
+//! KUBE-SVC-...`), and one more per port of a LoadBalancer Service (`-d
+//! <load-balancer IP> --dport port -j KUBE-EXT-...`, the "loadbalancer IP"
+//! rule pkg/proxy/iptables/proxier.go writes after the Service's ClusterIP
+//! rule), matched in order; then, for destinations local to the node, the
+//! closing `KUBE-NODEPORTS` jump. A packet a passthrough load balancer
+//! forwards still carries the load-balancer IP, so it matches its own rule
+//! in KUBE-SERVICES, not KUBE-NODEPORTS. A match jumps to the Service's
 //! `KUBE-SVC-...` chain (`KUBE-SVL-...` for a Local traffic policy, holding
 //! only node-local endpoints), where rule `i` of `n` is `-m statistic
 //! --mode random --probability 1/(n-i)`, the last unconditional: a uniform
@@ -21,6 +26,11 @@
 //! so the order is effectively random and differs per node; `random` (the
 //! default) gives each node its own seeded permutation, computed in O(1)
 //! per lookup without storing it; `declaration` uses the scenario's order.
+//! In declaration order a load-balancer rule follows its Service's
+//! ClusterIP rule, as kube-proxy writes them; in random order it is its own
+//! entry of the permutation (in kube-proxy it stays next to the ClusterIP
+//! rule; either way its position is uniform over the chain, which is all
+//! the cost depends on).
 //!
 //! Parameters:
 //!
@@ -76,8 +86,11 @@ impl Default for IptablesParams {
 #[derive(Clone, Debug)]
 pub struct Iptables {
     params: IptablesParams,
-    /// Service port -> its rule index in declaration order (None: no endpoints).
+    /// Service port -> its ClusterIP rule index in declaration order (None: no endpoints).
     service_rule: Vec<Option<u32>>,
+    /// Service port -> its load-balancer IP rule index (right after its ClusterIP rule).
+    lb_rule: Vec<Option<u32>>,
+    /// Rules in KUBE-SERVICES before the KUBE-NODEPORTS jump (ClusterIP and load-balancer IP rules).
     service_rules: u32,
     /// Service port -> its KUBE-NODEPORTS rule index.
     nodeport_rule: Vec<Option<u32>>,
@@ -91,14 +104,19 @@ impl Iptables {
     /// Builds the tables for `cluster`; `seed` keys the per-node order.
     pub fn new(cluster: &Cluster, params: IptablesParams, seed: u64) -> Iptables {
         let mut service_rule = Vec::with_capacity(cluster.service_ports.len());
+        let mut lb_rule = Vec::with_capacity(cluster.service_ports.len());
         let mut nodeport_rule = Vec::with_capacity(cluster.service_ports.len());
         let (mut n, mut np, mut kube_svc) = (0u32, 0u32, 0u64);
         for sp in &cluster.service_ports {
-            let has_rule = !sp.endpoints.is_empty() && cluster.services[sp.service as usize].has_cluster_ip();
+            let svc = &cluster.services[sp.service as usize];
+            let has_rule = !sp.endpoints.is_empty() && svc.has_cluster_ip();
+            let has_lb = has_rule && svc.load_balancer_ip.is_some();
+            // The ClusterIP rule, then the load-balancer IP's right after it.
             service_rule.push(has_rule.then_some(n));
+            lb_rule.push(has_lb.then_some(n + 1));
             nodeport_rule.push((has_rule && sp.node_port.is_some()).then_some(np));
             if has_rule {
-                n += 1;
+                n += 1 + u32::from(has_lb);
                 kube_svc += sp.endpoints.len() as u64;
                 np += u32::from(sp.node_port.is_some());
             }
@@ -106,6 +124,7 @@ impl Iptables {
         Iptables {
             params,
             service_rule,
+            lb_rule,
             service_rules: n,
             nodeport_rule,
             nodeport_rules: np,
@@ -127,10 +146,17 @@ impl Iptables {
         }
     }
 
-    /// 0-based position of Service port `sp`'s rule in KUBE-SERVICES on
-    /// `node`; `None` when it has no rule (no endpoints, or headless).
+    /// 0-based position of Service port `sp`'s ClusterIP rule in
+    /// KUBE-SERVICES on `node`; `None` when it has no rule (no endpoints, or
+    /// headless).
     pub fn service_position(&self, node: u32, sp: u32) -> Option<u32> {
         self.service_rule[sp as usize].map(|i| self.position(node, i, self.service_rules, 1))
+    }
+
+    /// 0-based position of Service port `sp`'s load-balancer IP rule in
+    /// KUBE-SERVICES on `node`; `None` without a load balancer or endpoints.
+    pub fn lb_position(&self, node: u32, sp: u32) -> Option<u32> {
+        self.lb_rule[sp as usize].map(|i| self.position(node, i, self.service_rules, 1))
     }
 
     fn cost(&self, rules: u32) -> FirstPacket {
@@ -153,6 +179,11 @@ impl Iptables {
                 // node port's rule, then KUBE-EXT's masquerade mark.
                 self.service_rules + 1 + self.position(q.node, idx, self.nodeport_rules, 2) + 1 + 1
             }
+            Entry::LoadBalancer => {
+                // KUBE-SERVICES up to the load-balancer IP's own rule, then
+                // KUBE-EXT's masquerade mark.
+                self.lb_position(q.node, q.sp).expect("a load balancer with endpoints has a rule") + 1 + 1
+            }
         }
     }
 }
@@ -166,13 +197,13 @@ impl ProxyModel for Iptables {
         self.cost(self.service_rules + 1)
     }
 
-    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         let n = q.candidates.len();
         let i = rng.below(n as u64) as u32;
         let recent = if q.affinity { n } else { 0 };
         // Up to the chain, the `recent` checks, the statistic rules up to
         // the chosen one, KUBE-SEP's two rules.
-        Dnat { endpoint: q.candidates.get(i), cost: self.cost(self.rules_before_chain(q) + recent + i + 1 + 2) }
+        Some(Dnat { endpoint: q.candidates.get(i), cost: self.cost(self.rules_before_chain(q) + recent + i + 1 + 2) })
     }
 
     fn affinity_hit(&mut self, _: &Cluster, q: &Query, position: u32) -> FirstPacket {
@@ -181,6 +212,7 @@ impl ProxyModel for Iptables {
 
     fn counts(&self) -> Vec<(&'static str, u64)> {
         vec![
+            // ClusterIP and load-balancer IP rules, and the KUBE-NODEPORTS jump.
             ("iptables_kube_services_rules", self.service_rules as u64 + 1),
             ("iptables_kube_nodeports_rules", self.nodeport_rules as u64),
             ("iptables_kube_svc_rules", self.kube_svc),
@@ -210,6 +242,7 @@ mod tests {
             client_ip: Ipv4(1),
             dest_ip: Ipv4(2),
             affinity: false,
+            now_ns: 0,
         }
     }
 
@@ -219,7 +252,7 @@ mod tests {
         let mut rng = Stream::new(1, Domain(9), 0);
         let mut costs: Vec<u64> = (0..cluster.service_ports.len() as u32)
             .filter(|&sp| cluster.service_ports[sp as usize].protocol == Protocol::Tcp)
-            .map(|sp| ipt.pick(&cluster, &q(0, sp, 10), &mut rng).cost.total_ns())
+            .map(|sp| ipt.pick(&cluster, &q(0, sp, 10), &mut rng).unwrap().cost.total_ns())
             .collect();
         costs.sort_unstable();
         costs[costs.len() / 2]
@@ -258,6 +291,48 @@ mod tests {
     }
 
     #[test]
+    fn a_load_balancer_ip_is_matched_at_its_own_rule_not_via_kube_nodeports() {
+        // 100 ClusterIP Services, then one LoadBalancer Service with one
+        // endpoint, in declaration order: KUBE-SERVICES holds kube-dns's 2
+        // rules, the 100, the LoadBalancer's ClusterIP rule and its
+        // load-balancer IP rule right after it (104 rules).
+        let mut s = testing::spec(1);
+        s.pods.push(testing::pods("backend", 1, 8080));
+        s.services = (0..100).map(|i| testing::service(&format!("svc-{i}"), "backend", 8080)).collect();
+        let mut lb = testing::service("lb", "backend", 8080);
+        lb.kind = crate::cluster::ServiceType::LoadBalancer;
+        s.services.push(lb);
+        let cluster = crate::cluster::build(&s, 1).unwrap();
+        let decl = IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() };
+        let mut ipt = Iptables::new(&cluster, decl, 1);
+        let sp = cluster.services.iter().position(|v| v.name == "lb").unwrap();
+        let sp = cluster.services[sp].ports[0];
+        assert_eq!(ipt.service_position(0, sp), Some(102));
+        assert_eq!(ipt.lb_position(0, sp), Some(103));
+        assert_eq!(ipt.miss().entries, 105, "104 KUBE-SERVICES rules and the KUBE-NODEPORTS jump");
+        let mut rng = Stream::new(1, Domain(9), 0);
+        let via = |entry| Query { entry, ..q(0, sp, 1) };
+        // Its rule (104th), the KUBE-EXT mark, KUBE-SVC's one rule, KUBE-SEP's two.
+        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 104 + 1 + 1 + 2);
+        // A node port passes all 104, the jump, KUBE-NODEPORTS' rule, the mark.
+        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).unwrap().cost.entries, 105 + 1 + 1 + 1 + 2);
+        // In random order the load-balancer rule sits anywhere, as ClusterIP
+        // rules do: over many nodes its mean position is half the chain.
+        let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
+        let mean = (0..400).map(|node| ipt.lb_position(node, sp).unwrap() as f64).sum::<f64>() / 400.0;
+        assert!((mean / 103.5 - 0.5).abs() < 0.08, "{mean}");
+        let mut seen = [false; 104];
+        for p in (0..cluster.service_ports.len() as u32)
+            .flat_map(|sp| [ipt.service_position(7, sp), ipt.lb_position(7, sp)])
+            .flatten()
+        {
+            assert!(!seen[p as usize], "two rules at {p}");
+            seen[p as usize] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "ClusterIP and load-balancer rules fill the chain");
+    }
+
+    #[test]
     fn miss_passes_every_rule_and_counts_are_reported() {
         let cluster = testing::services_cluster(1, 100, 3);
         let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
@@ -275,11 +350,11 @@ mod tests {
         let mut ipt =
             Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 1);
         let mut rng = Stream::new(1, Domain(9), 0);
-        let plain = ipt.pick(&cluster, &q(0, 2, 10), &mut rng);
+        let plain = ipt.pick(&cluster, &q(0, 2, 10), &mut rng).unwrap();
         let mut with = q(0, 2, 10);
         with.affinity = true;
         let mut rng = Stream::new(1, Domain(9), 0);
-        let sticky = ipt.pick(&cluster, &with, &mut rng);
+        let sticky = ipt.pick(&cluster, &with, &mut rng).unwrap();
         assert_eq!(plain.endpoint, sticky.endpoint);
         assert_eq!(sticky.cost.entries, plain.cost.entries + 10);
         // A hit skips the statistic rules: it jumps from its `recent` rule.

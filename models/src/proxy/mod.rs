@@ -58,8 +58,20 @@ pub struct Dnat {
 pub enum Entry {
     /// To the ClusterIP, from a pod.
     ClusterIp,
-    /// To a node port (directly, or from a load balancer).
+    /// To a node port, from outside.
     NodePort,
+    /// To the load-balancer IP, forwarded by the load balancer with its
+    /// destination kept (a passthrough load balancer): kube-proxy matches
+    /// the address itself, as it matches a ClusterIP.
+    LoadBalancer,
+}
+
+impl Entry {
+    /// Whether the external traffic policy applies (node ports and load
+    /// balancers), rather than the internal one.
+    pub fn external(self) -> bool {
+        !matches!(self, Entry::ClusterIp)
+    }
 }
 
 /// The endpoints a decision may choose from.
@@ -108,11 +120,15 @@ pub struct Query<'a> {
     pub candidates: Candidates<'a>,
     /// The client's address as the node sees it (for source hashing).
     pub client_ip: Ipv4,
-    /// The destination address (ClusterIP or node IP, for destination hashing).
+    /// The destination address (ClusterIP, node IP or load-balancer IP, for
+    /// destination hashing).
     pub dest_ip: Ipv4,
     /// Whether the Service has `sessionAffinity: ClientIP` (iptables then
     /// checks a `recent` rule per endpoint before choosing).
     pub affinity: bool,
+    /// When the first packet arrives [ns] (IPVS expires its inactive
+    /// connections lazily by it).
+    pub now_ns: u64,
 }
 
 /// The interface every proxy mode implements.
@@ -123,14 +139,17 @@ pub trait ProxyModel {
     /// (a pod IP), on any node.
     fn miss(&self) -> FirstPacket;
     /// Picks an endpoint among `q.candidates` (never empty) for a new
-    /// connection, and prices the decision.
-    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Dnat;
+    /// connection, and prices the decision. `None`: the mode finds no
+    /// destination among them (IPVS when every candidate it may choose has
+    /// weight 0: its scheduler returns NULL and `ip_vs_leave` answers the
+    /// first packet with ICMP port unreachable); the other modes always pick.
+    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat>;
     /// The cost when session affinity already names the endpoint, the
     /// `position`-th candidate; the connection counts as opened to it.
     fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket;
     /// A connection decided on `node` to endpoint `endpoint` of `sp` ended
-    /// (schedulers that count connections need it).
-    fn closed(&mut self, _node: u32, _sp: u32, _entry: Entry, _endpoint: u32) {}
+    /// at `now_ns` (schedulers that count connections need it).
+    fn closed(&mut self, _node: u32, _sp: u32, _entry: Entry, _endpoint: u32, _now_ns: u64) {}
     /// What the mode programs on every node, as (name, count) rows.
     fn counts(&self) -> Vec<(&'static str, u64)>;
 }
@@ -222,7 +241,7 @@ impl ProxyModel for Proxy {
         each_mode!(self, m => m.miss())
     }
     #[inline]
-    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, cluster: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         debug_assert!(!q.candidates.is_empty());
         each_mode!(self, m => m.pick(cluster, q, rng))
     }
@@ -231,8 +250,8 @@ impl ProxyModel for Proxy {
         each_mode!(self, m => m.affinity_hit(cluster, q, position))
     }
     #[inline]
-    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32) {
-        each_mode!(self, m => m.closed(node, sp, entry, endpoint))
+    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32, now_ns: u64) {
+        each_mode!(self, m => m.closed(node, sp, entry, endpoint, now_ns))
     }
     fn counts(&self) -> Vec<(&'static str, u64)> {
         each_mode!(self, m => m.counts())

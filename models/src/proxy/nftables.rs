@@ -1,10 +1,13 @@
 //! kube-proxy in nftables mode.
 //!
 //! Scope: kube-proxy's `ip kube-proxy` table. The first packet of a new
-//! connection is classified by one verdict-map lookup (`ip daddr . meta
-//! l4proto . th dport vmap @service-ips`, and `@service-nodeports` for
-//! node ports), O(1) whatever the number of Services; a packet to a pod IP
-//! misses the same map. The Service's chain picks an endpoint with `numgen
+//! connection is classified by verdict-map lookups in the `services` chain
+//! (pkg/proxy/nftables/proxier.go `setupNFTables`), O(1) whatever the
+//! number of Services: `ip daddr . meta l4proto . th dport vmap
+//! @service-ips`, which holds ClusterIPs and load-balancer IPs (one lookup
+//! for either), then, for a local destination, `meta l4proto . th dport
+//! vmap @service-nodeports` (a node port costs both lookups: the first
+//! misses); a packet to a pod IP misses `@service-ips`. The Service's chain picks an endpoint with `numgen
 //! random mod n vmap { ... }`: uniform, and the only algorithm this mode
 //! has. Session affinity uses a set with timeouts, found by one more lookup.
 //!
@@ -20,7 +23,7 @@
 
 use emu_engine::rng::Stream;
 
-use super::{Dnat, FirstPacket, ProxyModel, Query};
+use super::{Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::cluster::Cluster;
 use crate::datapath::HopKind;
 
@@ -56,11 +59,21 @@ impl Nftables {
             if !cluster.services[sp.service as usize].has_cluster_ip() {
                 continue;
             }
-            ips += 1;
+            // The ClusterIP, and the load-balancer IP of a LoadBalancer Service.
+            ips += 1 + u64::from(cluster.services[sp.service as usize].load_balancer_ip.is_some());
             nps += u64::from(sp.node_port.is_some());
             eps += sp.endpoints.len() as u64;
         }
         Nftables { params, service_ips: ips, service_nodeports: nps, endpoints: eps }
+    }
+
+    /// Map lookups until the Service's chain: `@service-ips`, and
+    /// `@service-nodeports` after it for a node port.
+    fn lookups(entry: Entry) -> u32 {
+        match entry {
+            Entry::ClusterIp | Entry::LoadBalancer => 1,
+            Entry::NodePort => 2,
+        }
     }
 
     fn cost(&self, lookups: u32) -> FirstPacket {
@@ -81,13 +94,14 @@ impl ProxyModel for Nftables {
         self.cost(1)
     }
 
-    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Dnat {
+    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         let i = rng.below(q.candidates.len() as u64) as u32;
-        Dnat { endpoint: q.candidates.get(i), cost: self.cost(1) }
+        Some(Dnat { endpoint: q.candidates.get(i), cost: self.cost(Self::lookups(q.entry)) })
     }
 
-    fn affinity_hit(&mut self, _: &Cluster, _q: &Query, _position: u32) -> FirstPacket {
-        self.cost(2)
+    fn affinity_hit(&mut self, _: &Cluster, q: &Query, _position: u32) -> FirstPacket {
+        // One more: the affinity set.
+        self.cost(Self::lookups(q.entry) + 1)
     }
 
     fn counts(&self) -> Vec<(&'static str, u64)> {

@@ -11,6 +11,50 @@ use crate::datapath::{self, Cni, HopKind, Msg, Path, Place};
 use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::traffic::{Client, Failure, Target};
 
+/// Where a connection goes, as its client sees it.
+struct Aim {
+    /// The Service port whose proxy decides; NONE straight to a pod.
+    sp: u32,
+    /// The Service port counted in `endpoints.csv` (a headless Service's too).
+    hit_sp: u32,
+    /// Straight to this pod (NONE: `localhost`), on `port`.
+    pod: u32,
+    port: u16,
+    /// A headless Service's endpoint index; NONE otherwise.
+    ep: u32,
+    /// The node an external client enters by.
+    entry_node: Option<u32>,
+    /// Through a load balancer.
+    via_lb: bool,
+}
+
+/// Where the SYN starts.
+struct Origin {
+    place: Place,
+    /// The node whose proxy decides (the client pod's, or the entry node).
+    node: u32,
+    /// The client's address.
+    ip: Ipv4,
+    /// The client pod; NONE for an external client.
+    pod: u32,
+}
+
+/// The connection as decided, before its SYN leaves.
+struct Opening {
+    path: Path,
+    server_pod: u32,
+    server_port: u16,
+    /// Endpoint index in the Service port's list (NONE straight to a pod).
+    ep: u32,
+    /// The source address the server will see.
+    src: Ipv4,
+    entry: Entry,
+    /// The server's node; NONE inside the client pod (no netfilter).
+    snode: u32,
+    /// First-packet work [ns] on the first and second node.
+    extra: [u64; 2],
+}
+
 impl World<'_> {
     /// Asks node `node`'s proxy for an endpoint of Service port `sp` for a
     /// new connection, applying the traffic policy and session affinity.
@@ -31,10 +75,7 @@ impl World<'_> {
             return Decision::NoEndpoints;
         }
         let svc = &cl.services[port.service as usize];
-        let policy = match entry {
-            Entry::ClusterIp => svc.internal_traffic_policy,
-            Entry::NodePort => svc.external_traffic_policy,
-        };
+        let policy = if entry.external() { svc.external_traffic_policy } else { svc.internal_traffic_policy };
         let candidates = match policy {
             TrafficPolicy::Cluster => Candidates::All(port.endpoints.len() as u32),
             TrafficPolicy::Local => Candidates::Subset(port.local_endpoints(node)),
@@ -42,7 +83,8 @@ impl World<'_> {
         if candidates.is_empty() {
             return Decision::Dropped;
         }
-        let q = Query { node, sp, entry, candidates, client_ip, dest_ip, affinity: svc.affinity_timeout_ns.is_some() };
+        let affinity = svc.affinity_timeout_ns.is_some();
+        let q = Query { node, sp, entry, candidates, client_ip, dest_ip, affinity, now_ns: now };
         if let Some(timeout) = svc.affinity_timeout_ns {
             if let Some(&(ep, last)) = self.affinity.get(&(node, sp, client_ip)) {
                 let position = (0..candidates.len()).find(|&i| candidates.get(i) == ep);
@@ -51,11 +93,13 @@ impl World<'_> {
                     return Decision::Endpoint(Dnat { endpoint: ep, cost: self.proxy.affinity_hit(cl, &q, position) });
                 }
             }
-            let d = self.proxy.pick(cl, &q, &mut self.flows[flow].rng);
+            let Some(d) = self.proxy.pick(cl, &q, &mut self.flows[flow].rng) else {
+                return Decision::NoDestination;
+            };
             self.affinity.insert((node, sp, client_ip), (d.endpoint, now));
             return Decision::Endpoint(d);
         }
-        Decision::Endpoint(self.proxy.pick(cl, &q, &mut self.flows[flow].rng))
+        self.proxy.pick(cl, &q, &mut self.flows[flow].rng).map_or(Decision::NoDestination, Decision::Endpoint)
     }
 
     /// Charges a first-packet cost to the flow's proxy and conntrack tallies.
@@ -70,221 +114,308 @@ impl World<'_> {
     }
 
     /// Opens a new connection for `req`: picks the server, builds the
-    /// route, and sends the SYN.
+    /// route, and sends the SYN. A retransmitted SYN (after `syn_lost`)
+    /// comes here again: the client's own choices are kept (`aim`), the
+    /// nodes decide afresh, as for any first packet.
     pub(super) fn connect(&mut self, req: u32, s: &mut Scheduler<Ev>) {
-        let (flow, client) = {
-            let r = self.reqs.get(req);
-            (r.flow as usize, r.client)
-        };
         let now = s.now().as_nanos();
-        let cl = self.cluster;
-        let hop = self.proxy.hop();
-        // Where the connection goes: a pod socket directly (`sp == NONE`;
-        // `direct_pod == NONE` means localhost) or a Service port; and, for
-        // external clients, which node it enters by and whether a load
-        // balancer sits in front.
-        let (sp, mut direct_pod, mut direct_port, entry_node, via_lb) = {
-            let f = &mut self.flows[flow];
-            match &f.flow.target {
-                Target::Localhost(port) => (NONE, NONE, *port, None, false),
-                Target::Pod { pod, port } => (NONE, *pod, *port, None, false),
-                Target::Name { port, .. } => {
-                    let svc = f.dns.as_ref().and_then(|p| p.answer).expect("resolved before connect");
-                    (cl.service_port(svc, *port, Protocol::Tcp).expect("validated"), NONE, 0, None, false)
-                }
-                Target::ServiceIp { service, port } => {
-                    (cl.service_port(*service, *port, Protocol::Tcp).expect("validated"), NONE, 0, None, false)
-                }
-                Target::NodePort { node, port } => {
-                    let entry = node.unwrap_or_else(|| f.rng.below(cl.nodes.len() as u64) as u32);
-                    (cl.port_by_node_port(*port).expect("validated"), NONE, 0, Some(entry), false)
-                }
-                Target::LoadBalancer { service, port } => {
-                    let sp = cl.service_port(*service, *port, Protocol::Tcp).expect("validated");
-                    (sp, NONE, 0, None, true)
-                }
-                Target::Ingress { service, port, .. } => {
-                    // The controller's Service: its load balancer, or a
-                    // random node's node port.
-                    let sp = cl.service_port(*service, *port, Protocol::Tcp).expect("validated");
-                    if cl.services[*service as usize].load_balancer_ip.is_some() {
-                        (sp, NONE, 0, None, true)
-                    } else {
-                        (sp, NONE, 0, Some(f.rng.below(cl.nodes.len() as u64) as u32), false)
-                    }
-                }
-            }
-        };
-        let entry_node = if via_lb { Some(self.lb_pick(flow, sp, now)) } else { entry_node };
-        // A headless Service: DNS answered with the pod IPs (CoreDNS's
-        // `loadbalance` shuffles them) and the client takes the first.
-        let mut headless_ep = NONE;
-        if sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip() {
-            let eps = &cl.service_ports[sp as usize].endpoints;
-            if !eps.is_empty() {
-                let i = self.flows[flow].rng.below(eps.len() as u64) as usize;
-                headless_ep = i as u32;
-                (direct_pod, direct_port) = (eps[i].pod, eps[i].port);
-            }
-        }
-        let headless = sp != NONE && direct_pod != NONE;
-        let headless_sp = sp;
-        let sp = if headless { NONE } else { sp };
-        // (place of the client, client node, client address)
-        let (place, cnode, cip) = match &self.flows[flow].flow.client {
-            Client::Pods(pods) => {
-                let pod = pods[client as usize];
-                let node = cl.pods[pod as usize].node;
-                (Place::Pod { pod, node }, node, cl.pods[pod as usize].ip)
-            }
-            Client::External(_) => {
-                let entry = entry_node.expect("validated: external clients target node ports or load balancers");
-                let place =
-                    if via_lb { Place::ViaLoadBalancer { node: entry } } else { Place::External { node: entry } };
-                (place, entry, external_ip(client))
-            }
-        };
-        let client_pod = match place {
-            Place::Pod { pod, .. } => pod,
-            _ => NONE,
-        };
-        let dp = &self.params.datapath.clone();
+        let aim = self.aim(req, now);
+        let origin = self.origin(req, &aim);
         // With an eBPF CNI, pod traffic bypasses netfilter: no rule walk,
         // no conntrack entry.
-        let netfilter = dp.cni != Cni::Ebpf;
-        // First-packet work on the first and the second node the SYN meets.
-        let mut extra = [0u64; 2];
-        let (server_pod, server_port, ep, src, path, entry, snode);
-        if sp == NONE {
-            let pod = if direct_pod == NONE { client_pod } else { direct_pod };
-            let node = cl.pods[pod as usize].node;
-            path = Path::Route { from: place, to_pod: pod, to_node: node };
-            let f = &mut self.flows[flow];
-            if pod != client_pod && netfilter {
-                f.stats.first_packet.record(self.proxy.miss().total_ns());
-                extra[0] = Self::charge(hop, f, self.proxy.miss());
-                if node != cnode {
-                    extra[1] = Self::charge(hop, f, self.proxy.miss());
-                }
-            }
-            snode = if pod == client_pod { NONE } else { node };
-            src = if pod == client_pod { LOCALHOST } else { cip };
-            (server_pod, server_port, ep, entry) = (pod, direct_port, headless_ep, Entry::ClusterIp);
+        let netfilter = self.params.datapath.cni != Cni::Ebpf;
+        let open = if aim.sp == NONE {
+            self.open_direct(req, &aim, &origin, netfilter)
         } else {
-            entry = if matches!(place, Place::Pod { .. }) { Entry::ClusterIp } else { Entry::NodePort };
-            let svc = &cl.services[cl.service_ports[sp as usize].service as usize];
-            let dest = match entry {
-                Entry::ClusterIp => svc.cluster_ip.expect("not headless"),
-                Entry::NodePort => cl.nodes[cnode as usize].ip,
-            };
-            let d = match self.decide(flow, cnode, sp, entry, cip, dest, now) {
-                Decision::Endpoint(d) => d,
-                refused => {
-                    // No endpoints: kube-proxy's filter rule REJECTs the
-                    // first packet at the client's node. No local endpoint:
-                    // the packet is dropped and the client waits out its
-                    // timeout (SYN retransmissions are not modelled).
-                    let f = &mut self.flows[flow];
-                    let leg = datapath::to_node(dp, place);
-                    let hops = &mut f.stats.hops;
-                    let there = leg.idle_ns(dp, Msg::tcp(0), |k, ns| hops[k as usize].add(ns));
-                    let miss = Self::charge(hop, f, self.proxy.miss());
-                    let r = self.reqs.get_mut(req);
-                    if refused == Decision::Dropped {
-                        // Nothing comes back; the client gives up at its
-                        // timeout, when this Deliver ends the request.
-                        r.phase = Phase::Dropped;
-                        r.failure = Failure::NoLocalEndpoint;
-                        // (The SYN's trip `there` and `miss` are in the hop tallies.)
-                        let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
-                        self.at(s, left, Ev::Deliver { req });
-                        return;
-                    }
-                    let hops = &mut self.flows[flow].stats.hops;
-                    let back = leg.reversed().idle_ns(dp, Msg::tcp(0), |k, ns| hops[k as usize].add(ns));
-                    r.phase = Phase::Reject;
-                    r.failure = Failure::NoEndpoints;
-                    self.at(s, there + back + miss, Ev::Deliver { req });
-                    return;
-                }
-            };
-            let f = &mut self.flows[flow];
-            f.stats.first_packet.record(d.cost.total_ns());
-            extra[0] = Self::charge(hop, f, d.cost);
-            let e = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
-            let node = cl.pods[e.pod as usize].node;
-            let at = &cl.nodes[cnode as usize];
-            let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
-            if e.pod == client_pod {
-                // Hairpin: kube-proxy masquerades a pod reaching itself.
-                path = Path::Hairpin { node: cnode };
-                src = at.bridge_ip;
-            } else {
-                path = Path::Route { from: place, to_pod: e.pod, to_node: node };
-                src = match place {
-                    Place::Pod { .. } => cip,
-                    // externalTrafficPolicy Local: no SNAT, the client's
-                    // address reaches the pod.
-                    _ if local_policy => cip,
-                    // Cluster: MASQUERADE takes the address of the
-                    // interface the packet leaves by.
-                    _ if node != cnode => at.ip,
-                    _ => at.bridge_ip,
-                };
+            // Conntrack runs before the nat table and IPVS (PREROUTING
+            // priority -200): a full table on the entry node drops the SYN
+            // before any proxy decision.
+            if netfilter && self.conntrack_refuses(origin.node, now) {
+                return self.syn_lost(req, Failure::ConntrackFull, s);
             }
-            if node != cnode && netfilter {
-                extra[1] = Self::charge(hop, f, self.proxy.miss());
+            match self.open_service(req, &aim, &origin, netfilter, s) {
+                Some(open) => open,
+                None => return,
             }
-            (server_pod, server_port, ep, snode) = (e.pod, e.port, d.endpoint, node);
-        }
+        };
         // Conntrack: an entry on each node whose netfilter sees the flow.
         let mut ct = [NONE; 2];
-        if netfilter && snode != NONE {
-            ct = [cnode, if snode != cnode { snode } else { NONE }];
-            let full = ct
-                .iter()
-                .any(|&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= self.params.node.conntrack_max());
-            if full {
-                // Counted once, on the first full node the SYN meets.
-                let max = self.params.node.conntrack_max();
-                if let Some(&n) = ct.iter().find(|&&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max) {
-                    self.nodes[n as usize].conntrack.drops += 1;
+        if netfilter && open.snode != NONE {
+            ct = [origin.node, if open.snode != origin.node { open.snode } else { NONE }];
+            if ct.iter().any(|&n| n != NONE && self.conntrack_refuses(n, now)) {
+                if aim.sp != NONE {
+                    // The entry node decided (its own entry would stay in
+                    // SYN_SENT); the proxy hears the connection went nowhere.
+                    self.proxy.closed(origin.node, aim.sp, open.entry, open.ep, now);
                 }
-                // The SYN is dropped; the client retries until its timeout.
-                let r = self.reqs.get_mut(req);
-                r.phase = Phase::Dropped;
-                r.failure = Failure::ConntrackFull;
-                let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
-                self.at(s, left, Ev::Deliver { req });
-                return;
+                return self.syn_lost(req, Failure::ConntrackFull, s);
             }
             for &n in ct.iter().filter(|&&n| n != NONE) {
                 self.nodes[n as usize].conntrack.open_tcp(now);
             }
         }
-        self.flows[flow].stats.connections += 1;
-        let server = if cl.pods[server_pod as usize].listens_on(server_port, Protocol::Tcp).is_some() {
-            self.server(server_pod, server_port, Protocol::Tcp)
+        self.send_syn(req, &aim, &origin, open, ct, s);
+    }
+
+    /// Whether node `node`'s conntrack table refuses a new flow at `now`:
+    /// full, with nothing the packet path may evict (the drop is counted
+    /// on it; `Conntrack::room`).
+    pub(super) fn conntrack_refuses(&mut self, node: u32, now: u64) -> bool {
+        !self.nodes[node as usize].conntrack.room(now)
+    }
+
+    /// Where request `req`'s connection goes, as its client sees it. The
+    /// client's draws (a `<NodeIP>` node port's node, the load balancer's
+    /// node, a headless Service's pod) are made at its first SYN and kept
+    /// in the request: a retransmitted SYN has the same addresses (the load
+    /// balancer hashes it to the same node while that node is healthy).
+    fn aim(&mut self, req: u32, now: u64) -> Aim {
+        let cl = self.cluster;
+        let (flow, kept_node, kept_ep) = {
+            let r = self.reqs.get(req);
+            (r.flow as usize, r.entry_node, r.headless_ep)
+        };
+        let nodes = cl.nodes.len() as u64;
+        let f = &mut self.flows[flow];
+        let (target, dns, rng) = (&f.flow.target, &f.dns, &mut f.rng);
+        let mut node = || if kept_node != NONE { kept_node } else { rng.below(nodes) as u32 };
+        let tcp = |svc: u32, port: u16| cl.service_port(svc, port, Protocol::Tcp).expect("validated");
+        let (sp, pod, port, entry_node, via_lb) = match target {
+            Target::Localhost(port) => (NONE, NONE, *port, None, false),
+            Target::Pod { pod, port } => (NONE, *pod, *port, None, false),
+            Target::Name { port, .. } => (
+                tcp(dns.as_ref().and_then(|p| p.answer).expect("resolved before connect"), *port),
+                NONE,
+                0,
+                None,
+                false,
+            ),
+            Target::ServiceIp { service, port } => (tcp(*service, *port), NONE, 0, None, false),
+            Target::NodePort { node: at, port } => {
+                let entry = at.unwrap_or_else(&mut node);
+                (cl.port_by_node_port(*port).expect("validated"), NONE, 0, Some(entry), false)
+            }
+            Target::LoadBalancer { service, port } => (tcp(*service, *port), NONE, 0, None, true),
+            // The controller's Service: its load balancer, or a random
+            // node's node port.
+            Target::Ingress { service, port, .. } if cl.services[*service as usize].load_balancer_ip.is_some() => {
+                (tcp(*service, *port), NONE, 0, None, true)
+            }
+            Target::Ingress { service, port, .. } => (tcp(*service, *port), NONE, 0, Some(node()), false),
+        };
+        let entry_node = if via_lb { Some(self.lb_node(flow, sp, now, kept_node)) } else { entry_node };
+        let mut aim = Aim { sp, hit_sp: sp, pod, port, ep: NONE, entry_node, via_lb };
+        // A headless Service: DNS answered with the pod IPs (CoreDNS's
+        // `loadbalance` shuffles them) and the client takes the first.
+        if sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip() {
+            let eps = &cl.service_ports[sp as usize].endpoints;
+            assert!(!eps.is_empty(), "a headless Service without endpoints is NXDOMAIN (dns::answer)");
+            let i = if kept_ep != NONE { kept_ep } else { self.flows[flow].rng.below(eps.len() as u64) as u32 };
+            (aim.sp, aim.ep, aim.pod, aim.port) = (NONE, i, eps[i as usize].pod, eps[i as usize].port);
+        }
+        let r = self.reqs.get_mut(req);
+        (r.entry_node, r.headless_ep) = (entry_node.unwrap_or(NONE), aim.ep);
+        aim
+    }
+
+    /// Where request `req`'s SYN starts: the client's place, the node whose
+    /// proxy decides, and the client's address.
+    fn origin(&self, req: u32, aim: &Aim) -> Origin {
+        let cl = self.cluster;
+        let r = self.reqs.get(req);
+        match &self.flows[r.flow as usize].flow.client {
+            Client::Pods(pods) => {
+                let pod = pods[r.client as usize];
+                let node = cl.pods[pod as usize].node;
+                Origin { place: Place::Pod { pod, node }, node, ip: cl.pods[pod as usize].ip, pod }
+            }
+            Client::External(_) => {
+                let node = aim.entry_node.expect("validated: external clients target node ports or load balancers");
+                let place = if aim.via_lb { Place::ViaLoadBalancer { node } } else { Place::External { node } };
+                Origin { place, node, ip: external_ip(r.client), pod: NONE }
+            }
+        }
+    }
+
+    /// A connection straight to a pod socket (a pod IP, `localhost`, a
+    /// headless Service's pod): no proxy decision, only misses.
+    fn open_direct(&mut self, req: u32, aim: &Aim, origin: &Origin, netfilter: bool) -> Opening {
+        let cl = self.cluster;
+        let hop = self.proxy.hop();
+        let pod = if aim.pod == NONE { origin.pod } else { aim.pod };
+        let node = cl.pods[pod as usize].node;
+        let f = &mut self.flows[self.reqs.get(req).flow as usize];
+        let mut extra = [0u64; 2];
+        if pod != origin.pod && netfilter {
+            f.stats.first_packet.record(self.proxy.miss().total_ns());
+            extra[0] = Self::charge(hop, f, self.proxy.miss());
+            if node != origin.node {
+                extra[1] = Self::charge(hop, f, self.proxy.miss());
+            }
+        }
+        Opening {
+            path: Path::Route { from: origin.place, to_pod: pod, to_node: node },
+            server_pod: pod,
+            server_port: aim.port,
+            ep: aim.ep,
+            // Only a `localhost` target is sent from 127.0.0.1. A pod
+            // reaching its own IP goes through `lo` too, but the route's
+            // preferred source is that address (`local <pod IP> dev lo src
+            // <pod IP>`): the server sees the pod IP
+            // (models/notes/source-address.md).
+            src: if aim.pod == NONE { LOCALHOST } else { origin.ip },
+            entry: Entry::ClusterIp,
+            snode: if pod == origin.pod { NONE } else { node },
+            extra,
+        }
+    }
+
+    /// A connection to a Service port: the entry node's proxy decides.
+    /// `None` when it refused the SYN (then the request's next step is
+    /// already scheduled).
+    fn open_service(
+        &mut self,
+        req: u32,
+        aim: &Aim,
+        origin: &Origin,
+        netfilter: bool,
+        s: &mut Scheduler<Ev>,
+    ) -> Option<Opening> {
+        let cl = self.cluster;
+        let (flow, now, hop, cnode) =
+            (self.reqs.get(req).flow as usize, s.now().as_nanos(), self.proxy.hop(), origin.node);
+        let entry = match origin.place {
+            Place::Pod { .. } => Entry::ClusterIp,
+            Place::ViaLoadBalancer { .. } => Entry::LoadBalancer,
+            _ => Entry::NodePort,
+        };
+        let svc = &cl.services[cl.service_ports[aim.sp as usize].service as usize];
+        let dest = match entry {
+            Entry::ClusterIp => svc.cluster_ip.expect("not headless"),
+            Entry::NodePort => cl.nodes[cnode as usize].ip,
+            Entry::LoadBalancer => svc.load_balancer_ip.expect("via a load balancer"),
+        };
+        let d = match self.decide(flow, cnode, aim.sp, entry, origin.ip, dest, now) {
+            Decision::Endpoint(d) => d,
+            refused => {
+                self.refuse(req, origin.place, refused, s);
+                return None;
+            }
+        };
+        let f = &mut self.flows[flow];
+        f.stats.first_packet.record(d.cost.total_ns());
+        let mut extra = [Self::charge(hop, f, d.cost), 0];
+        let e = cl.service_ports[aim.sp as usize].endpoints[d.endpoint as usize];
+        let node = cl.pods[e.pod as usize].node;
+        let at = &cl.nodes[cnode as usize];
+        let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
+        let (path, src) = if e.pod == origin.pod {
+            // Hairpin: kube-proxy masquerades a pod reaching itself.
+            (Path::Hairpin { node: cnode }, at.bridge_ip)
+        } else {
+            let src = match origin.place {
+                Place::Pod { .. } => origin.ip,
+                // externalTrafficPolicy Local: no SNAT, the client's
+                // address reaches the pod.
+                _ if local_policy => origin.ip,
+                // Cluster: MASQUERADE takes the address of the
+                // interface the packet leaves by.
+                _ if node != cnode => at.ip,
+                _ => at.bridge_ip,
+            };
+            (Path::Route { from: origin.place, to_pod: e.pod, to_node: node }, src)
+        };
+        if node != cnode && netfilter {
+            extra[1] = Self::charge(hop, f, self.proxy.miss());
+        }
+        Some(Opening { path, server_pod: e.pod, server_port: e.port, ep: d.endpoint, src, entry, snode: node, extra })
+    }
+
+    /// The entry node's proxy refused `req`'s SYN. No endpoints:
+    /// kube-proxy's filter rule REJECTs it; no destination (IPVS, every
+    /// candidate of weight 0): ip_vs_leave answers ICMP port unreachable,
+    /// which aborts the connect (tcp_v4_err). Either comes back after a
+    /// round trip to the node. No local endpoint: the SYN is dropped,
+    /// nothing comes back, and the client retransmits it (`syn_lost`).
+    fn refuse(&mut self, req: u32, place: Place, refused: Decision, s: &mut Scheduler<Ev>) {
+        let (flow, hop) = (self.reqs.get(req).flow as usize, self.proxy.hop());
+        let dp = &self.params.datapath;
+        let leg = datapath::to_node(dp, place);
+        let f = &mut self.flows[flow];
+        let hops = &mut f.stats.hops;
+        let there = leg.idle_ns(dp, Msg::tcp(0), |k, ns| hops[k as usize].add(ns));
+        let miss = Self::charge(hop, f, self.proxy.miss());
+        if refused == Decision::Dropped {
+            // (The SYN's trip `there` and `miss` are in the hop tallies.)
+            return self.syn_lost(req, Failure::NoLocalEndpoint, s);
+        }
+        let back = leg.reversed().idle_ns(dp, Msg::tcp(0), |k, ns| f.stats.hops[k as usize].add(ns));
+        let r = self.reqs.get_mut(req);
+        r.phase = Phase::Reject;
+        r.failure = if refused == Decision::NoDestination { Failure::NoDestination } else { Failure::NoEndpoints };
+        self.at(s, there + back + miss, Ev::Deliver { req });
+    }
+
+    /// Request `req`'s SYN was dropped on its way (`why`): the client
+    /// retransmits it after the SYN RTO (`NodeParams::syn_rto_ns`) while
+    /// retransmissions remain and the flow's timeout has not come; else the
+    /// connect gives up, and the request fails for `why` one RTO later or
+    /// at its timeout, whichever is first.
+    pub(super) fn syn_lost(&mut self, req: u32, why: Failure, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let r = self.reqs.get_mut(req);
+        r.syn_losses = r.syn_losses.saturating_add(1);
+        r.failure = why;
+        let f = &mut self.flows[r.flow as usize];
+        let deadline = r.start.as_nanos() + f.flow.timeout_ns;
+        let (wait, again) = self.params.node.syn_rto_ns(r.syn_losses as u32);
+        if again && now + wait < deadline {
+            r.phase = Phase::SynLost;
+            f.stats.retransmits += 1;
+            return self.at(s, wait, Ev::Retry { req });
+        }
+        r.phase = Phase::Dropped;
+        let end = (now + wait).min(deadline).max(now);
+        self.at(s, end - now, Ev::Deliver { req });
+    }
+
+    /// Sends request `req`'s SYN on a new connection.
+    fn send_syn(&mut self, req: u32, aim: &Aim, origin: &Origin, open: Opening, ct: [u32; 2], s: &mut Scheduler<Ev>) {
+        let cl = self.cluster;
+        let client = self.reqs.get(req).client;
+        self.flows[self.reqs.get(req).flow as usize].stats.connections += 1;
+        let server = if cl.pods[open.server_pod as usize].listens_on(open.server_port, Protocol::Tcp).is_some() {
+            self.server(open.server_pod, open.server_port, Protocol::Tcp)
         } else {
             NONE
         };
         let c = self.conns.insert(Conn {
-            path,
+            path: open.path,
             server,
-            server_pod,
-            sp,
-            ep,
-            hit_sp: if headless { headless_sp } else { sp },
-            src,
+            server_pod: open.server_pod,
+            sp: aim.sp,
+            ep: open.ep,
+            hit_sp: aim.hit_sp,
+            src: open.src,
             client,
-            pnode: cnode,
-            entry,
+            pnode: origin.node,
+            entry: open.entry,
             ct,
         });
         let r = self.reqs.get_mut(req);
         r.conn = c;
         r.phase = Phase::Syn;
-        self.start_walk(req, c, false, Msg::tcp(0), extra, s);
+        self.start_walk(req, c, false, Msg::tcp(0), open.extra, s);
+    }
+
+    /// The load balancer's node for a new connection's SYN: `kept` (the
+    /// node it sent this connection's earlier SYN to) while that node is
+    /// still healthy, else a fresh choice.
+    fn lb_node(&mut self, flow: usize, sp: u32, now: u64, kept: u32) -> u32 {
+        if kept != NONE && self.lb_healthy(sp, now).is_none_or(|local| local.contains(&kept)) {
+            return kept;
+        }
+        self.lb_pick(flow, sp, now)
     }
 
     /// The node the load balancer of Service port `sp` sends a new
@@ -292,16 +423,10 @@ impl World<'_> {
     pub(super) fn lb_pick(&mut self, flow: usize, sp: u32, now: u64) -> u32 {
         let cl = self.cluster;
         let port = &cl.service_ports[sp as usize];
-        let svc = &cl.services[port.service as usize];
-        let lb = &self.params.load_balancer;
-        let detected = now >= lb.check_interval_ns.saturating_mul(lb.unhealthy_threshold as u64);
         let n = cl.nodes.len() as u32;
-        // Healthy nodes: all of them, unless the policy is Local and the
-        // health checks have had time to fail the nodes without endpoints
-        // (if no node has one, the load balancer fails open to all).
-        let local_only = svc.external_traffic_policy == TrafficPolicy::Local && detected && !port.local.is_empty();
+        let local_only = self.lb_healthy(sp, now).is_some();
         let count = if local_only { port.local.len() as u32 } else { n };
-        let k = match lb.policy {
+        let k = match self.params.load_balancer.policy {
             LbPolicy::Random => self.flows[flow].rng.below(count as u64) as u32,
             LbPolicy::RoundRobin => {
                 let c = self.lb_cursor.entry(port.service).or_insert(0);
@@ -314,6 +439,25 @@ impl World<'_> {
             self.healthy_nodes(sp)[k as usize]
         } else {
             k
+        }
+    }
+
+    /// The nodes the load balancer of `sp` still sends to at `now`, when
+    /// its health checks have taken some out; `None` while every node is
+    /// healthy. With a Local policy a node without local endpoint fails the
+    /// checks of healthCheckNodePort, once they have had time to fail (if
+    /// no node has an endpoint, the load balancer fails open to all).
+    fn lb_healthy(&mut self, sp: u32, now: u64) -> Option<&[u32]> {
+        let cl = self.cluster;
+        let port = &cl.service_ports[sp as usize];
+        let svc = &cl.services[port.service as usize];
+        let lb = &self.params.load_balancer;
+        let detected = now >= lb.check_interval_ns.saturating_mul(lb.unhealthy_threshold as u64);
+        let local_only = svc.external_traffic_policy == TrafficPolicy::Local && detected && !port.local.is_empty();
+        if local_only {
+            Some(self.healthy_nodes(sp))
+        } else {
+            None
         }
     }
 

@@ -225,8 +225,10 @@ pub struct Results {
     pub conntrack_max: u32,
     /// Most conntrack entries any node held at once.
     pub conntrack_peak: u32,
-    /// New flows dropped because a conntrack table was full.
+    /// New flows' packets dropped because a conntrack table was full.
     pub conntrack_drops: u64,
+    /// Conntrack entries evicted to make room (early drop).
+    pub conntrack_early_drops: u64,
     /// Most messages waiting at any node's CPU or NIC at once.
     pub max_queue: u32,
     /// Events handled.
@@ -656,6 +658,7 @@ impl<'c> World<'c> {
             conntrack_max: self.params.node.conntrack_max(),
             conntrack_peak: self.nodes.iter().map(|n| n.conntrack.peak).max().unwrap_or(0),
             conntrack_drops: self.nodes.iter().map(|n| n.conntrack.drops).sum(),
+            conntrack_early_drops: self.nodes.iter().map(|n| n.conntrack.early_drops).sum(),
             max_queue: self.nodes.iter().map(|n| n.cpu.max_queue().max(n.nic.max_queue())).max().unwrap_or(0),
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),

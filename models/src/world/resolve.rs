@@ -76,36 +76,31 @@ impl World<'_> {
         let sp = cl.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
         let src = cl.pods[pod as usize].ip;
         let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
-        let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, s.now().as_nanos()) {
+        let now = s.now().as_nanos();
+        let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
+        // As for a SYN: the client node's conntrack before its proxy.
+        if netfilter && self.conntrack_refuses(node, now) {
+            return self.query_lost(req, s);
+        }
+        let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, now) {
             Decision::Endpoint(d) => d,
             _ => unreachable!("kube-dns has endpoints and a Cluster policy"),
         };
         let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
         let ep_node = cl.pods[ep.pod as usize].node;
         let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };
-        let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
         let mut extra = [d.cost.total_ns(), 0];
         if ep_node != node && netfilter {
             extra[1] = self.proxy.miss().total_ns();
         }
         // UDP conntrack entries on both nodes, expiring on their own.
-        let now = s.now().as_nanos();
-        let (max, udp) = (self.params.node.conntrack_max(), self.params.node.udp_timeout_ns);
+        let udp = self.params.node.udp_timeout_ns;
         if netfilter {
-            let nodes = [node, if ep_node != node { ep_node } else { NONE }];
-            let full = nodes.iter().any(|&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max);
-            if full {
-                if let Some(&n) = nodes.iter().find(|&&n| n != NONE && self.nodes[n as usize].conntrack.len(now) >= max)
-                {
-                    self.nodes[n as usize].conntrack.drops += 1;
-                }
-                let r = self.reqs.get_mut(req);
-                r.phase = Phase::Dropped;
-                r.failure = crate::traffic::Failure::ConntrackFull;
-                let left = (r.start.as_nanos() + self.flows[flow].flow.timeout_ns).saturating_sub(now);
-                return self.at(s, left, Ev::Deliver { req });
+            if ep_node != node && self.conntrack_refuses(ep_node, now) {
+                self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, now);
+                return self.query_lost(req, s);
             }
-            for &n in nodes.iter().filter(|&&n| n != NONE) {
+            for &n in [node, ep_node].iter().take(if ep_node != node { 2 } else { 1 }) {
                 self.nodes[n as usize].conntrack.open_udp(now, udp);
             }
         }
@@ -124,6 +119,25 @@ impl World<'_> {
             ct: [NONE; 2],
         });
         self.send_query(req, c, extra, s);
+    }
+
+    /// Request `req`'s DNS query was dropped by a full conntrack table: the
+    /// resolver sends it again after its `timeout` (`[node] dns_retry`, as
+    /// for a query lost at a full queue), until the flow's timeout.
+    fn query_lost(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let r = self.reqs.get_mut(req);
+        r.failure = crate::traffic::Failure::ConntrackFull;
+        let f = &mut self.flows[r.flow as usize];
+        let deadline = r.start.as_nanos() + f.flow.timeout_ns;
+        let wait = self.params.node.dns_retry_ns;
+        if now + wait < deadline {
+            r.phase = Phase::QueryLost;
+            f.stats.retransmits += 1;
+            return self.at(s, wait, Ev::Retry { req });
+        }
+        r.phase = Phase::Dropped;
+        self.at(s, deadline.saturating_sub(now), Ev::Deliver { req });
     }
 
     /// Starts DNS query `req` on connection `c` (first-packet work `extra`).

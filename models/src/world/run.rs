@@ -43,6 +43,13 @@ pub enum Ev {
         /// Request slab key.
         req: u32,
     },
+    /// Request `req`'s first packet, dropped before it got anywhere (a
+    /// `Local` policy without endpoint, a full conntrack table), is sent
+    /// again: the SYN's retransmission, or the resolver's next try.
+    Retry {
+        /// Request slab key.
+        req: u32,
+    },
     /// The earliest pending timeout of `flow` is due. Timeouts wait in a
     /// per-flow FIFO (a flow's timeout is one constant, so deadlines come in
     /// issue order) rather than in the event queue: one pending event per
@@ -67,8 +74,15 @@ pub(super) enum Phase {
     AtServer,
     Response,
     ErrorReply,
-    /// Dropped by a Local traffic policy: nothing comes back.
+    /// The first packet was dropped and will not be sent again: the
+    /// request fails (`failure`) at its Deliver.
     Dropped,
+    /// The SYN was dropped (`failure` says why); its retransmission waits
+    /// for a `Retry`.
+    SynLost,
+    /// The DNS query was dropped by a full conntrack table; the resolver's
+    /// next try waits for a `Retry`.
+    QueryLost,
     /// The ingress controller's request on its way to the backend pod.
     Upstream,
     /// At the backend server, behind the ingress controller.
@@ -121,6 +135,9 @@ pub(super) enum Decision {
     Endpoint(Dnat),
     /// The Service has no endpoints: REJECT.
     NoEndpoints,
+    /// The mode found no destination among the candidates (IPVS, every one
+    /// of weight 0): ICMP port unreachable.
+    NoDestination,
     /// A Local traffic policy and no endpoint on this node: DROP.
     Dropped,
 }
@@ -143,6 +160,15 @@ pub(crate) struct Req {
     pub(super) arrived: SimTime,
     pub(super) abandoned: bool,
     pub(super) failure: Failure,
+    /// SYNs (or SYN-ACKs) of the connection attempt lost so far.
+    pub(super) syn_losses: u8,
+    /// The node the connection enters by, once drawn (a `<NodeIP>` node
+    /// port, a load balancer's choice), kept for retransmitted SYNs; NONE
+    /// before the first.
+    pub(super) entry_node: u32,
+    /// The headless Service endpoint the client took from its DNS answer,
+    /// kept for retransmitted SYNs; NONE before the first.
+    pub(super) headless_ep: u32,
     /// The message in flight.
     pub(super) walk: super::walk::Walk,
 }
@@ -186,6 +212,7 @@ impl Model for World<'_> {
             Ev::ServiceDone { req } => self.service_done(req, s),
             Ev::HopArrive { req } => self.hop_arrive(req, s),
             Ev::Walk { req } => self.walk_on(req, 0, s),
+            Ev::Retry { req } => self.retry(req, s),
             Ev::FlowTimeout { flow } => self.flow_timeouts(flow, s),
         }
         if self.live == 0 {
@@ -247,6 +274,9 @@ impl World<'_> {
             arrived: now,
             abandoned: false,
             failure: Failure::Timeout,
+            syn_losses: 0,
+            entry_node: NONE,
+            headless_ep: NONE,
             walk: super::walk::Walk::IDLE,
         });
         let deadline = now.as_nanos() + timeout;
@@ -395,7 +425,12 @@ impl World<'_> {
                 let why = r.failure;
                 self.fail(req, why, s);
             }
-            Phase::DnsAtServer | Phase::AtServer | Phase::UpAtServer | Phase::DnsUpAtServer => {
+            Phase::DnsAtServer
+            | Phase::AtServer
+            | Phase::UpAtServer
+            | Phase::DnsUpAtServer
+            | Phase::SynLost
+            | Phase::QueryLost => {
                 unreachable!("delivery in phase {phase:?}")
             }
         }
@@ -463,7 +498,7 @@ impl World<'_> {
             return;
         }
         if r.phase == Phase::Dropped {
-            return; // its Deliver at this same instant ends it as no_local_endpoint
+            return; // its Deliver at this same instant ends it with its drop reason
         }
         let (flow, slot) = (r.flow, r.slot);
         let f = &mut self.flows[flow as usize];
@@ -473,6 +508,26 @@ impl World<'_> {
         // A request waiting in a server queue stays there until served, as
         // the server does not know the client gave up; it is dropped then.
         // A request in flight is dropped when its message arrives.
+    }
+
+    /// Request `req`'s dropped first packet is sent again: its SYN, or its
+    /// DNS query.
+    pub(super) fn retry(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        if r.abandoned {
+            // (Retries are only scheduled before the timeout; kept for safety.)
+            return self.drop_req(req);
+        }
+        match r.phase {
+            Phase::SynLost => self.connect(req, s),
+            Phase::QueryLost => {
+                // One DNS exchange, from its first try: the wait is in `dns`.
+                let mark = r.mark;
+                self.dns_query(req, s);
+                self.reqs.get_mut(req).mark = mark;
+            }
+            p => unreachable!("retry in phase {p:?}"),
+        }
     }
 
     /// A closed-loop slot whose request ended schedules its next request.
@@ -549,7 +604,7 @@ impl World<'_> {
     pub(super) fn close_conn(&mut self, conn: u32) {
         let c = self.conns.remove(conn);
         if c.sp != NONE {
-            self.proxy.closed(c.pnode, c.sp, c.entry, c.ep);
+            self.proxy.closed(c.pnode, c.sp, c.entry, c.ep, self.now_ns);
         }
         for &n in c.ct.iter().filter(|&&n| n != NONE) {
             self.nodes[n as usize].conntrack.close_tcp(self.now_ns, self.params.node.tcp_time_wait_ns);

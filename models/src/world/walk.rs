@@ -10,6 +10,7 @@ use emu_engine::Scheduler;
 use super::run::{Ev, Phase};
 use super::World;
 use crate::datapath::{HopKind, Leg, Msg, NO_NODE};
+use crate::traffic::Failure;
 
 /// The state of the one message a request has in flight.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +93,33 @@ impl World<'_> {
         self.at(s, delay, Ev::Deliver { req });
     }
 
+    /// `req`'s message, dropped at a full queue, is sent again from the
+    /// start of its leg: a DNS message after `dns_retry`, a handshake
+    /// message (SYN or SYN-ACK) on the SYN's schedule (`syn_rto_ns`; the
+    /// connect gives up as `timeout` when it runs out), any other after
+    /// `rto`.
+    fn resend(&mut self, req: u32, phase: Phase, msg: Msg, s: &mut Scheduler<Ev>) {
+        let p = &self.params.node;
+        let wait = if msg.udp {
+            p.dns_retry_ns
+        } else if matches!(phase, Phase::Syn | Phase::SynAck) {
+            let r = self.reqs.get_mut(req);
+            r.syn_losses = r.syn_losses.saturating_add(1);
+            let (wait, again) = p.syn_rto_ns(r.syn_losses as u32);
+            if !again {
+                let now = s.now().as_nanos();
+                let deadline = r.start.as_nanos() + self.flows[r.flow as usize].flow.timeout_ns;
+                (r.phase, r.failure) = (Phase::Dropped, Failure::Timeout);
+                return self.at(s, (now + wait).min(deadline).max(now) - now, Ev::Deliver { req });
+            }
+            wait
+        } else {
+            p.rto_ns
+        };
+        self.flows[self.reqs.get(req).flow as usize].stats.retransmits += 1;
+        self.at(s, wait, Ev::Walk { req });
+    }
+
     /// `req`'s message reaches the capacity hop at its position: it queues
     /// (FIFO, resolved without departure events) and walks on from its
     /// finish time, or is dropped if the queue is full and sent again.
@@ -119,15 +147,12 @@ impl World<'_> {
             r.walk.pos = 0;
             r.walk.cpus = 0;
             let st = &mut self.flows[flow].stats;
-            st.retransmits += 1;
             if h.kind == HopKind::Cpu {
                 st.cpu_drops += 1;
             } else {
                 st.nic_drops += 1;
             }
-            let p = &self.params.node;
-            let wait = if msg.udp { p.dns_retry_ns } else { p.rto_ns };
-            return self.at(s, wait, Ev::Walk { req });
+            return self.resend(req, phase, msg, s);
         };
         if accounted(phase) {
             let hops = &mut self.flows[flow].stats.hops;
