@@ -1,7 +1,8 @@
 //! A deterministic, bounded fuzz pass over the scenario loader and small
 //! runs, in `cargo test`: mutated copies of the shipped workloads (and of
 //! the manifests they load), from a fixed seed. Every case must load
-//! without panicking (`emu validate` would exit 0 or 2), every refusal
+//! without panicking (`emu validate`, run on every 50th, exits 0 or 2 as
+//! the in-process load says), every refusal
 //! must name the file, and memory must stay bounded; cases small enough
 //! are also run, and must not panic.
 //!
@@ -130,6 +131,19 @@ fn mutated_workloads_never_panic_and_refusals_name_the_file() {
         PEAK.store(before, Ordering::Relaxed);
         let outcome = catch_unwind(AssertUnwindSafe(|| scenario::load(&path, None, None, 1)));
         let peak = PEAK.load(Ordering::Relaxed) - before;
+        // Every 50th case also through the binary: `emu validate` exits 0
+        // or 2, as the in-process load said.
+        if case % 50 == 0 {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_emu")).arg("validate").arg(&path).output().unwrap();
+            let want = match &outcome {
+                Ok(Ok(_)) => Some(0),
+                Ok(Err(_)) => Some(2),
+                Err(_) => None,
+            };
+            if o.status.code() != want {
+                failures.push(fail(format!("emu validate exited {:?}, expected {want:?}", o.status.code())));
+            }
+        }
         if peak > MAX_CASE_BYTES {
             failures.push(fail(format!("loading used {peak} bytes")));
         }
