@@ -254,6 +254,10 @@ fn errors_caused_by_objects_emu_adds_name_the_cluster_key() {
         &format!("{}{ingress}", GOOD.replace("nodes = 2", "nodes = 2\nnode_port_range = \"30007-30008\"")),
         &["cluster.node_port_range", "is exhausted", "ingress controller"],
     );
+    bad(
+        &format!("{GOOD}{ingress}namespace = \"Bad_NS\"\n"),
+        &["bad.toml:25:1", "ingress_controller.namespace", "not a valid Kubernetes name"],
+    );
 }
 
 #[test]

@@ -228,6 +228,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let dns_spec = coredns_spec(spec.dns_replicas);
     let ingress_on = !spec.ingresses.is_empty() && spec.ingress_controller.replicas > 0;
     let ingress_pods = ingress_on.then(|| controller_pods(&spec.ingress_controller));
+    if ingress_on {
+        // The scenario's `[ingress_controller]` table, for errors in its keys.
+        let table = Origin { file: co.file.clone(), line: 0, path: "ingress_controller".into() };
+        check_name(&table, "namespace", &spec.ingress_controller.namespace)?;
+    }
     if ingress_on && !namespaces.contains(&spec.ingress_controller.namespace) {
         namespaces.push(spec.ingress_controller.namespace.clone());
     }
