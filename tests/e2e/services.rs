@@ -321,29 +321,11 @@ fn a_syn_dropped_by_a_local_policy_is_retransmitted_as_linux_does() {
     // the client retransmits it 1, 2, 3, 4, 5, 7, 11, 19, 35 and 67 s after
     // the first (tcp_syn_linear_timeouts 4, then doubling; tcp_syn_retries
     // 6), then gives up at 131 s: the request fails as no_local_endpoint.
-    let one = r#"
-[cluster]
-nodes = 3
-[output]
-interval = "1s"
-[[pods]]
-name = "web"
-replicas = 2
-labels = { app = "web" }
-ports = [8080]
-[[services]]
-name = "web"
-type = "NodePort"
-external_traffic_policy = "Local"
-selector = { app = "web" }
-ports = [{ port = 80, target_port = 8080, node_port = 30080 }]
-[[flows]]
-name = "ext"
-from = "external"
-to = "http://node-2:30080"
-requests = 1
-timeout = "300s"
-"#;
+    let one = &NODEPORT_LOCAL
+        .replace("[[pods]]", "[output]\ninterval = \"1s\"\n[[pods]]")
+        .replace("clients = 50\n", "")
+        .replace("<NodeIP>", "node-2")
+        .replace("rate = 1000\nrequests = 3000\ntimeout = \"1s\"", "requests = 1\ntimeout = \"300s\"");
     let (_t, out) = run_text(one, &[]);
     let s = csv(&out.join("summary.csv"));
     assert_eq!(row(&s, "flow", "ext")["retransmits"], "10");
