@@ -10,6 +10,8 @@
 //! - [`report`]: runs every point and writes the CSV files.
 //! - [`outdir`]: what may be replaced by results, written atomically.
 
+#![warn(missing_docs)]
+
 pub mod outdir;
 pub mod report;
 pub mod scenario;

@@ -22,10 +22,15 @@ use serde_saphyr::Spanned;
 /// What a manifest file adds to a scenario.
 #[derive(Default)]
 pub struct Loaded {
+    /// Namespace objects.
     pub namespaces: Vec<String>,
+    /// Pods, and Deployments' pod templates.
     pub pods: Vec<PodSpec>,
+    /// Services.
     pub services: Vec<ServiceSpec>,
+    /// Ingresses.
     pub ingresses: Vec<IngressSpec>,
+    /// Kinds skipped and fields not modelled.
     pub warnings: Vec<String>,
 }
 

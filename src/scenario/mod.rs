@@ -6,6 +6,9 @@ mod expand;
 pub mod limits;
 mod locate;
 pub mod manifests;
+// The TOML structs: every key is documented, with unit, default and
+// source, in docs/scenario.md (one home), not field by field here.
+#[allow(missing_docs)]
 pub mod schema;
 mod targets;
 pub mod units;
@@ -32,10 +35,15 @@ use targets::{resolve_from, resolve_to};
 pub struct Prepared {
     /// Manifest files: (path as written, path on disk, text).
     pub manifests: Vec<(String, PathBuf, String)>,
+    /// The built cluster.
     pub cluster: Cluster,
+    /// Every model parameter.
     pub params: Params,
+    /// The flows, `count` expanded, targets resolved.
     pub flows: Vec<Flow>,
+    /// The servers, `count` expanded.
     pub servers: Vec<Server>,
+    /// Warnings, to print once each.
     pub warnings: Vec<String>,
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct Duration(pub u64);
 
 impl Duration {
+    /// Nanoseconds.
     pub fn ns(self) -> u64 {
         self.0
     }
@@ -85,6 +86,7 @@ impl fmt::Display for Bandwidth {
     }
 }
 
+/// Parses a bandwidth (`10Gbps`) into bit/s.
 pub fn parse_bandwidth(t: &str) -> Result<u64, String> {
     let t = t.trim();
     let split = t
