@@ -25,13 +25,16 @@
 //! - **Conntrack**: a table of `conntrack_max` entries. A new connection
 //!   adds one entry on each node whose netfilter sees it; the entry lives
 //!   while the connection is open, then `tcp_time_wait_ns` more (TIME_WAIT);
+//!   a connection refused with a RST (nothing listens) leaves its entry in
+//!   CLOSE for `tcp_close_ns`, never ASSURED (nf_conntrack_proto_tcp.c: the
+//!   RST moves the entry to CLOSE; ASSURED needs the handshake's last ACK);
 //!   a UDP flow's entry lives `udp_timeout_ns`. When the table is full the
 //!   kernel first tries to make room ([`Conntrack::room`]), as
 //!   nf_conntrack_core.c does:
 //!   - `early_drop`, on the packet's path: up to `NF_CT_EVICTION_RANGE` (8)
 //!     hash buckets from the new tuple's are scanned and the non-ASSURED
-//!     entries of the first bucket holding one are deleted. Here the only
-//!     non-ASSURED entries are UDP ones: a DNS query and its answer never
+//!     entries of the first bucket holding one are deleted. Here the
+//!     non-ASSURED entries are refused TCP ones and UDP ones: a DNS query and its answer never
 //!     make an ASSURED flow (nf_conntrack_proto_udp.c sets it only for a
 //!     stream still active after 2 s); a TCP entry is ASSURED once the
 //!     handshake's last ACK passes, a round trip after its SYN, and that
@@ -40,7 +43,7 @@
 //!     [`EARLY_DROP_SCAN`] entries (8 buckets of the 4 entries a full table
 //!     averages per bucket, kube-proxy setting `hashsize` to
 //!     `nf_conntrack_max / 4`) and to find a victim when at least one in
-//!     that many entries is a UDP one; it then evicts the oldest UDP entry
+//!     that many entries is a non-ASSURED one; it then evicts the oldest
 //!     (the kernel evicts every non-ASSURED entry of that bucket, about one
 //!     at that share).
 //!   - Otherwise the packet is dropped ("nf_conntrack: table full, dropping
@@ -65,6 +68,7 @@
 //! | `txqueuelen` | 1,000 | Linux's default for Ethernet devices |
 //! | `conntrack_max` | max(32,768 x cores, 131,072) = 131,072 | kube-proxy's `--conntrack-max-per-core` 32,768 and `--conntrack-min` 131,072 (published-figures.md) |
 //! | `tcp_time_wait_ns` | 120 s | `nf_conntrack_tcp_timeout_time_wait` default |
+//! | `tcp_close_ns` | 10 s | `nf_conntrack_tcp_timeout_close` default: a SYN answered by a RST leaves its entry in CLOSE, not ASSURED |
 //! | `udp_timeout_ns` | 30 s | `nf_conntrack_udp_timeout` default (kube-proxy leaves it) |
 //! | `rto_ns` | 200 ms | Linux `TCP_RTO_MIN` |
 //! | `dns_retry_ns` | 5 s | resolv.conf `timeout` default |
@@ -101,6 +105,8 @@ pub struct NodeParams {
     pub conntrack_max: u32,
     /// TIME_WAIT of a closed TCP connection's entry [ns].
     pub tcp_time_wait_ns: u64,
+    /// CLOSE of a TCP connection refused with a RST [ns].
+    pub tcp_close_ns: u64,
     /// Lifetime of a UDP flow's entry [ns].
     pub udp_timeout_ns: u64,
     /// Retransmission delay of a dropped TCP message [ns].
@@ -124,6 +130,7 @@ impl Default for NodeParams {
             txqueuelen: 1_000,
             conntrack_max: 0,
             tcp_time_wait_ns: 120_000_000_000,
+            tcp_close_ns: 10_000_000_000,
             udp_timeout_ns: 30_000_000_000,
             rto_ns: 200_000_000,
             dns_retry_ns: 5_000_000_000,
@@ -168,6 +175,9 @@ pub struct Conntrack {
     closing: VecDeque<u64>,
     /// UDP entries (never ASSURED: evictable by `early_drop`).
     udp: VecDeque<u64>,
+    /// TCP entries of connections refused with a RST, in CLOSE (never
+    /// ASSURED: evictable by `early_drop`).
+    refused: VecDeque<u64>,
     gc_interval_ns: u64,
     /// The collector pass that will early-drop, armed by a drop.
     gc_at: Option<u64>,
@@ -188,6 +198,7 @@ impl Conntrack {
             open: 0,
             closing: VecDeque::new(),
             udp: VecDeque::new(),
+            refused: VecDeque::new(),
             gc_interval_ns: gc_interval_ns.max(1),
             gc_at: None,
             peak: 0,
@@ -203,10 +214,23 @@ impl Conntrack {
         while self.udp.front().is_some_and(|&t| t <= now) {
             self.udp.pop_front();
         }
+        while self.refused.front().is_some_and(|&t| t <= now) {
+            self.refused.pop_front();
+        }
     }
 
     fn count(&self) -> u32 {
-        self.open + self.closing.len() as u32 + self.udp.len() as u32
+        self.open + self.closing.len() as u32 + self.unassured()
+    }
+
+    /// Entries `early_drop` may evict: UDP and refused TCP (never ASSURED).
+    fn unassured(&self) -> u32 {
+        (self.udp.len() + self.refused.len()) as u32
+    }
+
+    /// The queue of the oldest of `queues`' front entries.
+    fn oldest<'a>(queues: impl IntoIterator<Item = &'a mut VecDeque<u64>>) -> Option<&'a mut VecDeque<u64>> {
+        queues.into_iter().filter(|q| !q.is_empty()).min_by_key(|q| q[0])
     }
 
     /// Brings the table to `now`: expiries, and an armed collector pass
@@ -225,12 +249,7 @@ impl Conntrack {
     fn collect(&mut self) {
         let floor = self.max / 100 * 95;
         while self.count() >= floor {
-            let queue = match (self.closing.front(), self.udp.front()) {
-                (Some(&c), Some(&u)) if u < c => &mut self.udp,
-                (Some(_), _) => &mut self.closing,
-                (None, Some(_)) => &mut self.udp,
-                (None, None) => return,
-            };
+            let Some(queue) = Self::oldest([&mut self.closing, &mut self.udp, &mut self.refused]) else { return };
             queue.pop_front();
             self.early_drops += 1;
         }
@@ -255,8 +274,10 @@ impl Conntrack {
         if n < self.max {
             return true;
         }
-        if self.udp.len() as u64 * EARLY_DROP_SCAN >= n as u64 {
-            self.udp.pop_front();
+        if self.unassured() as u64 * EARLY_DROP_SCAN >= n as u64 {
+            if let Some(q) = Self::oldest([&mut self.udp, &mut self.refused]) {
+                q.pop_front();
+            }
             self.early_drops += 1;
             return true;
         }
@@ -287,6 +308,15 @@ impl Conntrack {
         self.catch_up(now);
         self.open -= 1;
         self.closing.push_back(now + time_wait_ns);
+    }
+
+    /// An open TCP connection refused with a RST at `now`: CLOSE, for
+    /// `close_ns`, not ASSURED.
+    pub fn refuse_tcp(&mut self, now: u64, close_ns: u64) {
+        assert!(self.open > 0, "refusing a connection conntrack never saw");
+        self.catch_up(now);
+        self.open -= 1;
+        self.refused.push_back(now + close_ns);
     }
 
     /// A new UDP flow at `now` living `timeout_ns`: `false` if full.
@@ -338,6 +368,19 @@ mod tests {
         assert!(!ct.open_tcp(10), "and the packet path does not evict it (ASSURED)");
         assert!(ct.open_tcp(125), "TIME_WAIT over");
         assert_eq!(ct.peak, 3);
+    }
+
+    #[test]
+    fn a_refused_connection_leaves_an_evictable_close_entry_for_10_s() {
+        let mut ct = Conntrack::new(2, NEVER);
+        assert!(ct.open_tcp(0) && ct.open_tcp(0));
+        ct.refuse_tcp(1, 10);
+        assert_eq!(ct.len(5), 2, "CLOSE keeps the entry");
+        assert!(ct.open_tcp(5), "early_drop evicts it: not ASSURED (a TIME_WAIT one would stay)");
+        assert_eq!((ct.drops, ct.early_drops), (0, 1));
+        ct.refuse_tcp(6, 10);
+        assert_eq!(ct.len(15), 2);
+        assert_eq!(ct.len(16), 1, "CLOSE over after 10");
     }
 
     #[test]

@@ -496,6 +496,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             txqueuelen: n.txqueuelen,
             conntrack_max: n.conntrack_max,
             tcp_time_wait_ns: n.tcp_time_wait.ns(),
+            tcp_close_ns: n.tcp_close.ns(),
             udp_timeout_ns: n.udp_timeout.ns(),
             rto_ns: n.rto.ns(),
             dns_retry_ns: n.dns_retry.ns(),

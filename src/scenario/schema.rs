@@ -220,6 +220,7 @@ pub struct NodeToml {
     /// 0: kube-proxy's max(32768 x softirq_cores, 131072).
     pub conntrack_max: u32,
     pub tcp_time_wait: Duration,
+    pub tcp_close: Duration,
     pub udp_timeout: Duration,
     pub rto: Duration,
     pub dns_retry: Duration,
@@ -240,6 +241,7 @@ impl Default for NodeToml {
             txqueuelen: n.txqueuelen,
             conntrack_max: n.conntrack_max,
             tcp_time_wait: Duration(n.tcp_time_wait_ns),
+            tcp_close: Duration(n.tcp_close_ns),
             udp_timeout: Duration(n.udp_timeout_ns),
             rto: Duration(n.rto_ns),
             dns_retry: Duration(n.dns_retry_ns),

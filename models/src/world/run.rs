@@ -606,8 +606,15 @@ impl World<'_> {
         if c.sp != NONE {
             self.proxy.closed(c.pnode, c.sp, c.entry, c.ep, self.now_ns);
         }
+        let node = &self.params.node;
         for &n in c.ct.iter().filter(|&&n| n != NONE) {
-            self.nodes[n as usize].conntrack.close_tcp(self.now_ns, self.params.node.tcp_time_wait_ns);
+            let ct = &mut self.nodes[n as usize].conntrack;
+            if c.server == NONE {
+                // Refused with a RST: CLOSE, never ASSURED.
+                ct.refuse_tcp(self.now_ns, node.tcp_close_ns);
+            } else {
+                ct.close_tcp(self.now_ns, node.tcp_time_wait_ns);
+            }
         }
     }
 }
