@@ -103,6 +103,14 @@ fn main() -> ExitCode {
                 eprintln!("error: --lps must be at least 1");
                 return ExitCode::from(2);
             }
+            if lps as u64 * init as u64 > MAX_PHOLD_PENDING {
+                eprintln!(
+                    "error: --lps {lps} x --init {init} = {} pending events, more than the {MAX_PHOLD_PENDING} \
+                     the benchmark allows (about 50 bytes each, queue entry and stream)",
+                    lps as u64 * init as u64
+                );
+                return ExitCode::from(2);
+            }
             let wall = std::time::Instant::now();
             let r = emu_engine::phold::phold(lps, init, events, seed);
             let secs = wall.elapsed().as_secs_f64();
@@ -168,6 +176,10 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Most events PHOLD may hold pending at once (`--lps` x `--init`): about
+/// 5 GB at 16 bytes of queue an event and 32 of random stream an LP.
+const MAX_PHOLD_PENDING: u64 = 100_000_000;
 
 /// The machine's cores.
 fn cores() -> u64 {

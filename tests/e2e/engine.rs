@@ -25,6 +25,15 @@ fn phold_prints_its_line_and_a_stable_checksum() {
 }
 
 #[test]
+fn phold_refuses_more_pending_events_than_it_allows() {
+    for args in [["--lps", "4000000000", "--init", "1"], ["--lps", "1000", "--init", "4000000000"]] {
+        let o = emu(&["bench", "phold", args[0], args[1], args[2], args[3], "--events", "10"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("pending events, more than the 100000000"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn replications_add_a_column_and_differ_only_by_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("rep");
