@@ -191,9 +191,10 @@ fn announce(loaded: &scenario::Loaded, threads: u64) {
     let points: Vec<&scenario::Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
     let e = scenario::limits::estimate(&points, 1, loaded.base.replications, threads);
     let secs = e.seconds(threads);
+    let busy = threads.clamp(1, e.runs.max(1));
     if secs > 60.0 {
         eprintln!(
-            "note: {} run(s), {} requests, about {:.1e} events: about {} on {threads} thread(s), {} of memory (estimates)",
+            "note: {} run(s), {} requests, about {:.1e} events: about {} on {busy} thread(s), {} of memory (estimates)",
             e.runs,
             e.requests,
             e.events as f64,

@@ -178,7 +178,8 @@ fn check_first_packet(p: &Params, cluster: &Cluster) -> Result<(), ParamError> {
         Mode::Nftables => {
             ("proxy.nftables.lookup", x.nftables.lookup_ns, x.nftables.conntrack_new_ns, "proxy.nftables.conntrack_new")
         }
-        Mode::Ebpf => ("proxy.ebpf.connect", x.ebpf.connect_ns.max(x.ebpf.nodeport_ns), 0, "proxy.ebpf.connect"),
+        Mode::Ebpf if x.ebpf.nodeport_ns > x.ebpf.connect_ns => ("proxy.ebpf.nodeport", x.ebpf.nodeport_ns, 0, ""),
+        Mode::Ebpf => ("proxy.ebpf.connect", x.ebpf.connect_ns, 0, ""),
     };
     if conntrack > MAX_FIRST_PACKET_NS {
         return fail(

@@ -89,9 +89,8 @@ fn check_pod_count(spec: &ClusterSpec) -> Result<(), BuildError> {
     let biggest = spec.pods.iter().max_by_key(|p| p.replicas);
     match builtin.iter().max_by_key(|(r, _)| *r) {
         Some(&(r, key)) if biggest.is_none_or(|p| r > p.replicas) => {
-            let top = key.split('.').next().unwrap_or(key);
-            let origin = Origin { file: spec.origin.file.clone(), line: 0, path: top.into() };
-            Err(err(&origin, &key[top.len() + 1..], message))
+            let origin = Origin { file: spec.origin.file.clone(), line: 0, path: key.into() };
+            Err(err(&origin, "", message))
         }
         _ => {
             let p = biggest.expect("more pods than the limit come from some template");
