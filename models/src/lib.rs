@@ -3,6 +3,8 @@
 //! - [`addr`]: IPv4 addresses and CIDR blocks.
 //! - [`cluster`]: nodes, namespaces, pods, Services; IPAM, placement,
 //!   ClusterIP/NodePort allocation, endpoints.
+//! - [`ids`]: typed indices of nodes, pods, Services, Service ports,
+//!   endpoints, connections and requests.
 //! - [`params`]: range checks of every model parameter.
 #![warn(missing_docs)]
 
@@ -10,6 +12,7 @@ pub mod addr;
 pub mod cluster;
 pub mod datapath;
 pub mod dns;
+pub mod ids;
 pub mod node;
 pub mod params;
 pub mod proxy;
