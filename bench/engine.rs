@@ -10,6 +10,7 @@ use emu_engine::rng::{Domain, Stream};
 use emu_engine::{EventQueue, SimTime};
 use emu_models::addr::Ipv4;
 use emu_models::cluster::testing;
+use emu_models::ids::{NodeId, PodId, SpId};
 use emu_models::proxy::{Candidates, Entry, Mode, Proxy, ProxyModel, ProxyParams, Query};
 use emu_models::traffic::{Arrivals, Client, Flow, Target};
 use emu_models::world::{simulate, Params};
@@ -65,10 +66,10 @@ fn proxy_decision(c: &mut Criterion) {
             let n = cluster.service_ports.len() as u64;
             g.bench_function(BenchmarkId::new(mode.name(), services), |b| {
                 b.iter(|| {
-                    let sp = rng.below(n) as u32;
-                    let eps = cluster.service_ports[sp as usize].endpoints.len() as u32;
+                    let sp = SpId::new(rng.below(n) as u32);
+                    let eps = cluster.service_ports[sp.index()].endpoints.len() as u32;
                     let q = Query {
-                        node: rng.below(4) as u32,
+                        node: NodeId::new(rng.below(4) as u32),
                         sp,
                         entry: Entry::ClusterIp,
                         candidates: Candidates::All(eps),
@@ -95,8 +96,10 @@ fn end_to_end(c: &mut Criterion) {
     spec.pods.push(testing::pods("client", 4, 9000));
     spec.services.push(testing::service("web", "web", 8080));
     let cluster = emu_models::cluster::build(&spec, 1).unwrap();
-    let clients: Vec<u32> =
-        (0..cluster.pods.len() as u32).filter(|&p| cluster.pods[p as usize].name.starts_with("client")).collect();
+    let clients: Vec<PodId> = (0..cluster.pods.len())
+        .filter(|&p| cluster.pods[p].name.starts_with("client"))
+        .map(PodId::from_index)
+        .collect();
     let flow = Flow {
         origin: Default::default(),
         name: "bench".into(),

@@ -252,11 +252,11 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         for (spi, sp) in cl.service_ports.iter().enumerate() {
             let hits = &res.endpoint_hits[spi];
             let total: u64 = hits.iter().sum();
-            let svc = &cl.services[sp.service as usize];
+            let svc = &cl.services[sp.service.index()];
             let ns = cl.namespaces[svc.namespace as usize].clone();
             let port = format!("{}/{}", sp.port, sp.protocol);
             for (e, &n) in sp.endpoints.iter().zip(hits) {
-                let pod = &cl.pods[e.pod as usize];
+                let pod = &cl.pods[e.pod.index()];
                 let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
                 endpoints.row(
                     pre,
@@ -266,7 +266,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                         port.clone(),
                         pod.name.clone(),
                         pod.ip.to_string(),
-                        cl.nodes[pod.node as usize].name.clone(),
+                        cl.nodes[pod.node.index()].name.clone(),
                         n.to_string(),
                         format!("{share:.6}"),
                     ],
@@ -278,7 +278,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             let expected: Vec<f64> = sp
                 .endpoints
                 .iter()
-                .map(|e| if weighted { cl.pods[e.pod as usize].weight as f64 } else { 1.0 })
+                .map(|e| if weighted { cl.pods[e.pod.index()].weight as f64 } else { 1.0 })
                 .collect();
             let shares: Vec<f64> = hits.iter().map(|&h| h as f64 / total as f64).collect();
             let (min, max) = shares.iter().fold((f64::MAX, 0f64), |(a, b), &s| (a.min(s), b.max(s)));
@@ -305,13 +305,13 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         }
         for (&(flow, pod, ip), &n) in &res.sources {
             let (kind, name) = describe(cl, ip);
-            let sp = &cl.pods[pod as usize];
+            let sp = &cl.pods[pod.index()];
             sources.row(
                 pre,
                 &[
                     res.flows[flow as usize].name.clone(),
                     cl.pod_ref(pod),
-                    cl.nodes[sp.node as usize].name.clone(),
+                    cl.nodes[sp.node.index()].name.clone(),
                     ip.to_string(),
                     kind.into(),
                     name,
@@ -320,13 +320,13 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             )?;
         }
         for (&(flow, pod, kind), &n) in &res.sources_overflow {
-            let sp = &cl.pods[pod as usize];
+            let sp = &cl.pods[pod.index()];
             sources.row(
                 pre,
                 &[
                     res.flows[flow as usize].name.clone(),
                     cl.pod_ref(pod),
-                    cl.nodes[sp.node as usize].name.clone(),
+                    cl.nodes[sp.node.index()].name.clone(),
                     "*".into(),
                     kind.into(),
                     "(more sources)".into(),
@@ -339,12 +339,12 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                 .ports
                 .iter()
                 .map(|&i| {
-                    let sp = &cl.service_ports[i as usize];
+                    let sp = &cl.service_ports[i.index()];
                     let np = sp.node_port.map(|n| format!(" nodePort {n}")).unwrap_or_default();
                     format!("{}/{}->{}{np}", sp.port, sp.protocol, sp.target_port)
                 })
                 .collect();
-            let eps: usize = svc.ports.first().map_or(0, |&i| cl.service_ports[i as usize].endpoints.len());
+            let eps: usize = svc.ports.first().map_or(0, |&i| cl.service_ports[i.index()].endpoints.len());
             let policy = |p: TrafficPolicy| p.to_string();
             services.row(
                 pre,
@@ -435,10 +435,10 @@ fn describe(cl: &Cluster, ip: Ipv4) -> (&'static str, String) {
         return ("pod", cl.pod_ref(pod));
     }
     if let Some(n) = cl.node_by_ip(ip) {
-        return ("node", cl.nodes[n as usize].name.clone());
+        return ("node", cl.nodes[n.index()].name.clone());
     }
     if let Some(n) = cl.node_by_bridge_ip(ip) {
-        return ("node", format!("{} (cbr0)", cl.nodes[n as usize].name));
+        return ("node", format!("{} (cbr0)", cl.nodes[n.index()].name));
     }
     ("external", ip.to_string())
 }

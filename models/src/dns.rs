@@ -37,6 +37,7 @@
 use emu_engine::Dist;
 
 use crate::cluster::Cluster;
+use crate::ids::SvcId;
 
 /// CoreDNS replicas: kubeadm's CoreDNS Deployment runs 2.
 pub const DEFAULT_REPLICAS: u32 = 2;
@@ -89,7 +90,7 @@ pub struct DnsPlan {
     /// The names queried, in order, up to and including the one answered.
     pub queries: Vec<String>,
     /// The Service the last query resolved to; `None` means NXDOMAIN.
-    pub answer: Option<u32>,
+    pub answer: Option<SvcId>,
 }
 
 /// The names a resolver in namespace `ns` tries for `name`, in order.
@@ -110,7 +111,7 @@ pub fn candidates(params: &DnsParams, ns: &str, name: &str) -> Vec<String> {
 
 /// The Service the fully qualified `fqdn` names (`<svc>.<ns>.svc.<domain>`),
 /// whether or not CoreDNS has an address for it.
-pub fn service_named(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
+pub fn service_named(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<SvcId> {
     let rest = fqdn.strip_suffix(params.cluster_domain.as_str())?.strip_suffix('.')?;
     let rest = rest.strip_suffix(".svc")?;
     let (svc, ns) = rest.split_once('.')?;
@@ -122,14 +123,14 @@ pub fn service_named(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Optio
 
 /// Whether Service `svc` is headless and has no endpoints: CoreDNS has no
 /// address to answer with and returns a name error (NXDOMAIN).
-pub fn headless_without_endpoints(cluster: &Cluster, svc: u32) -> bool {
-    let service = &cluster.services[svc as usize];
-    !service.has_cluster_ip() && service.ports.iter().all(|&sp| cluster.service_ports[sp as usize].endpoints.is_empty())
+pub fn headless_without_endpoints(cluster: &Cluster, svc: SvcId) -> bool {
+    let service = &cluster.services[svc.index()];
+    !service.has_cluster_ip() && service.ports.iter().all(|&sp| cluster.service_ports[sp.index()].endpoints.is_empty())
 }
 
-/// What CoreDNS answers for the fully qualified `fqdn`: a Service index, or
+/// What CoreDNS answers for the fully qualified `fqdn`: a Service, or
 /// `None` for NXDOMAIN (also for a headless Service without endpoints).
-pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<u32> {
+pub fn answer(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<SvcId> {
     service_named(cluster, params, fqdn).filter(|&s| !headless_without_endpoints(cluster, s))
 }
 
@@ -184,7 +185,7 @@ mod tests {
         let c = cluster();
         let plan = plan(&c, &DnsParams::default(), "default", "myservice");
         assert_eq!(plan.queries.len(), 1);
-        assert_eq!(c.services[plan.answer.unwrap() as usize].name, "myservice");
+        assert_eq!(c.services[plan.answer.unwrap().index()].name, "myservice");
     }
 
     #[test]
@@ -193,7 +194,7 @@ mod tests {
         // 4 dots < ndots 5: the three suffixed forms fail first.
         let p = plan(&c, &DnsParams::default(), "default", "remote.otherns.svc.cluster.local");
         assert_eq!(p.queries.len(), 4);
-        assert_eq!(c.services[p.answer.unwrap() as usize].name, "remote");
+        assert_eq!(c.services[p.answer.unwrap().index()].name, "remote");
         let p = plan(&c, &DnsParams::default(), "default", "remote.otherns");
         assert_eq!(p.queries.len(), 2);
         assert!(p.answer.is_some());

@@ -12,13 +12,14 @@
 use emu_engine::Dist;
 
 use crate::cluster::Origin;
+use crate::ids::{NodeId, PodId, SpId, SvcId};
 
 /// Who sends a flow's requests.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Client {
     /// Containers in these pods (one pod is picked per request); shared,
     /// since many flows often draw from the same large set.
-    Pods(std::sync::Arc<[u32]>),
+    Pods(std::sync::Arc<[PodId]>),
     /// Clients outside the cluster, with addresses from 198.18.0.0/15
     /// (RFC 2544's benchmarking block).
     External(u32),
@@ -31,8 +32,8 @@ pub enum Target {
     Localhost(u16),
     /// A pod IP and port, directly.
     Pod {
-        /// Pod index.
-        pod: u32,
+        /// The pod.
+        pod: PodId,
         /// Port.
         port: u16,
     },
@@ -45,16 +46,16 @@ pub enum Target {
     },
     /// A ClusterIP and port given literally.
     ServiceIp {
-        /// Service index.
-        service: u32,
+        /// The Service.
+        service: SvcId,
         /// Port.
         port: u16,
     },
     /// A node IP and node port; `node: None` spreads connections uniformly
     /// over all nodes (the seed's `<NodeIP>`).
     NodePort {
-        /// Node index, or any.
-        node: Option<u32>,
+        /// The node, or any.
+        node: Option<NodeId>,
         /// The node port.
         port: u16,
     },
@@ -62,17 +63,17 @@ pub enum Target {
     /// connection goes to the controller's Service (its load balancer, or a
     /// random node's node port) and the controller proxies to `backend`.
     Ingress {
-        /// The controller's Service index.
-        service: u32,
+        /// The controller's Service.
+        service: SvcId,
         /// The controller's Service port (80).
         port: u16,
         /// The backend Service port the Ingress rules route to; `None`: 404.
-        backend: Option<u32>,
+        backend: Option<SpId>,
     },
     /// A LoadBalancer Service's load-balancer IP and Service port.
     LoadBalancer {
-        /// Service index.
-        service: u32,
+        /// The Service.
+        service: SvcId,
         /// The Service port.
         port: u16,
     },
@@ -130,7 +131,7 @@ pub struct Flow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Server {
     /// Pods it runs in.
-    pub pods: Vec<u32>,
+    pub pods: Vec<PodId>,
     /// The port it serves.
     pub port: u16,
     /// Work per request.

@@ -56,7 +56,7 @@ struct Ctx<'a> {
 }
 
 /// Pods selected by (namespace, selector).
-type ClientSets = std::collections::BTreeMap<(u32, cluster::Labels), std::sync::Arc<[u32]>>;
+type ClientSets = std::collections::BTreeMap<(u32, cluster::Labels), std::sync::Arc<[emu_models::ids::PodId]>>;
 
 impl Ctx<'_> {
     fn origin(&self, path: String) -> Origin {
@@ -550,7 +550,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             .ok()
             .filter(|&p| p > 0)
             .ok_or_else(|| ctx.err(&format!("{key}.port"), format!("port {} is out of range 1-65535", s.port)))?;
-        if !pods.iter().any(|&p| cluster.pods[p as usize].listens_on(port, Protocol::Tcp).is_some()) {
+        if !pods.iter().any(|&p| cluster.pods[p.index()].listens_on(port, Protocol::Tcp).is_some()) {
             return Err(ctx.err(&format!("{key}.port"), format!("none of the selected pods listens on {port}/TCP")));
         }
         servers.push(Server {
@@ -599,7 +599,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             ));
         }
         if let (Target::Name { name, .. }, Client::Pods(p)) = (&target, &client) {
-            let ns = &cluster.namespaces[cluster.pods[p[0] as usize].namespace as usize];
+            let ns = &cluster.namespaces[cluster.pods[p[0].index()].namespace as usize];
             let plan = dns::plan(&cluster, &params.dns, ns, name);
             let empty_headless = plan
                 .queries

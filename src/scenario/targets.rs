@@ -2,13 +2,14 @@
 
 use emu_models::addr::Ipv4;
 use emu_models::cluster::Cluster;
+use emu_models::ids::PodId;
 use emu_models::traffic::{Client, Target};
 
 use super::schema::{FlowToml, FromToml};
 use super::Ctx;
 
 /// Pods of pod or template `name` in namespace `ns`.
-fn pods_named(cluster: &Cluster, templates: &[(String, String, u32)], ns: &str, name: &str) -> Vec<u32> {
+fn pods_named(cluster: &Cluster, templates: &[(String, String, u32)], ns: &str, name: &str) -> Vec<PodId> {
     let Some(nsi) = cluster.namespace(ns) else {
         return vec![];
     };
@@ -71,8 +72,8 @@ pub(super) fn resolve_from(
                         ));
                     }
                     if let Some(c) = &t.container {
-                        if let Some(&bad) = pods.iter().find(|&&q| !cluster.pods[q as usize].containers.contains(c)) {
-                            let p = &cluster.pods[bad as usize].name;
+                        if let Some(&bad) = pods.iter().find(|&&q| !cluster.pods[q.index()].containers.contains(c)) {
+                            let p = &cluster.pods[bad.index()].name;
                             return Err(ctx.err(&format!("{k}.container"), format!("pod `{p}` has no container `{c}`")));
                         }
                     }
@@ -83,7 +84,7 @@ pub(super) fn resolve_from(
                     if let Some(shared) = ctx.clients.borrow().get(&key) {
                         return Ok(Client::Pods(shared.clone()));
                     }
-                    let pods: std::sync::Arc<[u32]> = cluster.select(nsi, sel).into();
+                    let pods: std::sync::Arc<[PodId]> = cluster.select(nsi, sel).into();
                     if pods.is_empty() {
                         return Err(ctx.err(&format!("{k}.selector"), "matches no pod"));
                     }
@@ -151,7 +152,7 @@ pub(super) fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, exte
             .namespace(ns)
             .and_then(|n| cluster.service_by_name(n, name))
             .ok_or_else(|| ctx.err(&k, format!("no Service `{ns}/{name}`")))?;
-        if cluster.services[svc as usize].load_balancer_ip.is_none() {
+        if cluster.services[svc.index()].load_balancer_ip.is_none() {
             return Err(ctx.err(&k, format!("Service `{ns}/{name}` is not of type LoadBalancer")));
         }
         return Ok(Target::LoadBalancer { service: svc, port });

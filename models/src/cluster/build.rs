@@ -12,6 +12,7 @@ use super::ingress::{Ingress, IngressControllerSpec, IngressPath, IngressRule};
 use super::spec::*;
 use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort};
 use crate::addr::Ipv4;
+use crate::ids::{EpId, NodeId, PodId, SpId, SvcId};
 
 /// Random-stream domain of the placement policy.
 const PLACEMENT: Domain = Domain(0x504c_4143); // "PLAC"
@@ -23,11 +24,11 @@ fn err(origin: &Origin, field: impl Into<String>, message: impl Into<String>) ->
 /// Pods by label: key -> value -> namespace -> pods (in pod order). Nested
 /// so lookups take `&str` without allocating; probed, never iterated.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct LabelIndex(HashMap<String, HashMap<String, HashMap<u32, Vec<u32>>>>);
+pub(crate) struct LabelIndex(HashMap<String, HashMap<String, HashMap<u32, Vec<PodId>>>>);
 
 impl LabelIndex {
     fn new(pods: &[Pod]) -> LabelIndex {
-        let mut idx: HashMap<String, HashMap<String, HashMap<u32, Vec<u32>>>> = HashMap::new();
+        let mut idx: HashMap<String, HashMap<String, HashMap<u32, Vec<PodId>>>> = HashMap::new();
         for (i, p) in pods.iter().enumerate() {
             for (k, v) in &p.labels {
                 let values = match idx.get_mut(k.as_str()) {
@@ -38,7 +39,7 @@ impl LabelIndex {
                     Some(m) => m,
                     None => values.entry(v.clone()).or_default(),
                 };
-                nss.entry(p.namespace).or_default().push(i as u32);
+                nss.entry(p.namespace).or_default().push(PodId::from_index(i));
             }
         }
         LabelIndex(idx)
@@ -46,8 +47,8 @@ impl LabelIndex {
 
     /// Pods of namespace `ns` matching every pair of `sel` (non-empty), in
     /// pod order: the shortest posting list, filtered.
-    pub(crate) fn select(&self, pods: &[Pod], ns: u32, sel: &Labels) -> Vec<u32> {
-        let mut best: Option<&Vec<u32>> = None;
+    pub(crate) fn select(&self, pods: &[Pod], ns: u32, sel: &Labels) -> Vec<PodId> {
+        let mut best: Option<&Vec<PodId>> = None;
         for (k, v) in sel {
             match self.0.get(k.as_str()).and_then(|m| m.get(v.as_str())).and_then(|m| m.get(&ns)) {
                 None => return Vec::new(),
@@ -56,7 +57,7 @@ impl LabelIndex {
             }
         }
         match best {
-            Some(list) => list.iter().copied().filter(|&p| matches(sel, &pods[p as usize].labels)).collect(),
+            Some(list) => list.iter().copied().filter(|&p| matches(sel, &pods[p.index()].labels)).collect(),
             None => Vec::new(),
         }
     }
@@ -196,8 +197,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             Node { name: format!("node-{i}"), ip: spec.node_ip_cidr.nth(i + 1), pod_cidr, bridge_ip: pod_cidr.nth(1) }
         })
         .collect();
-    let node_by_name: HashMap<String, u32> =
-        nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
+    let node_by_name: HashMap<String, NodeId> =
+        nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), NodeId::from_index(i))).collect();
     let (lo, hi) = spec.node_port_range;
     if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi {
         return Err(err(co, "node_port_range", format!("{lo}-{hi} is not a valid port range")));
@@ -222,7 +223,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         spec: &'a PodSpec,
         name: String,
         ns: u32,
-        node: Option<u32>,
+        node: Option<NodeId>,
     }
     let dns_spec = coredns_spec(spec.dns_replicas);
     let ingress_on = !spec.ingresses.is_empty() && spec.ingress_controller.replicas > 0;
@@ -263,7 +264,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             None => None,
         };
         if let Some(ip) = ps.ip {
-            let owner = nodes.iter().position(|n| n.pod_cidr.contains(ip)).map(|i| i as u32);
+            let owner = nodes.iter().position(|n| n.pod_cidr.contains(ip)).map(NodeId::from_index);
             match (owner, node) {
                 (None, _) => {
                     return Err(err(
@@ -278,7 +279,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                         "ip",
                         format!(
                             "{ip} belongs to {} ({}), not to {}",
-                            nodes[a as usize].name, nodes[a as usize].pod_cidr, nodes[b as usize].name
+                            nodes[a.index()].name,
+                            nodes[a.index()].pod_cidr,
+                            nodes[b.index()].name
                         ),
                     ))
                 }
@@ -297,20 +300,20 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             Placement::RoundRobin => {
                 let n = next_rr % spec.nodes as u64;
                 next_rr += 1;
-                n as u32
+                NodeId::new(n as u32)
             }
-            Placement::Random => rng.below(spec.nodes as u64) as u32,
+            Placement::Random => NodeId::new(rng.below(spec.nodes as u64) as u32),
         });
     }
 
     // Pod IPs: explicit ones reserved first, then each node hands out the
     // lowest free address from .2 up (.0 is the network, .1 the bridge, the
     // last the broadcast address).
-    let mut pod_by_ip: HashMap<Ipv4, u32> = HashMap::with_capacity(pending.len());
+    let mut pod_by_ip: HashMap<Ipv4, PodId> = HashMap::with_capacity(pending.len());
     let mut reserved: Vec<HashSet<u64>> = vec![HashSet::new(); nodes.len()];
     for (i, p) in pending.iter().enumerate() {
         if let Some(ip) = p.spec.ip {
-            let node = &nodes[p.node.unwrap() as usize];
+            let node = &nodes[p.node.unwrap().index()];
             let off = node.pod_cidr.offset(ip);
             if off < 2 || off + 1 >= node.pod_cidr.size() {
                 return Err(err(
@@ -323,18 +326,18 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 return Err(err(
                     &p.spec.origin,
                     "ip",
-                    format!("{ip} is already the IP of pod {}", pending[other as usize].name),
+                    format!("{ip} is already the IP of pod {}", pending[other.index()].name),
                 ));
             }
-            pod_by_ip.insert(ip, i as u32);
-            reserved[p.node.unwrap() as usize].insert(off);
+            pod_by_ip.insert(ip, PodId::from_index(i));
+            reserved[p.node.unwrap().index()].insert(off);
         }
     }
     let mut next_off: Vec<u64> = vec![2; nodes.len()];
     let mut pods: Vec<Pod> = Vec::with_capacity(pending.len());
-    let mut pod_by_name: HashMap<(u32, String), u32> = HashMap::with_capacity(pending.len());
+    let mut pod_by_name: HashMap<(u32, String), PodId> = HashMap::with_capacity(pending.len());
     for (i, p) in pending.iter().enumerate() {
-        let n = p.node.unwrap() as usize;
+        let n = p.node.unwrap().index();
         let node = &nodes[n];
         let ip = match p.spec.ip {
             Some(ip) => ip,
@@ -360,11 +363,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 }
                 let ip = node.pod_cidr.nth(next_off[n]);
                 next_off[n] += 1;
-                pod_by_ip.insert(ip, i as u32);
+                pod_by_ip.insert(ip, PodId::from_index(i));
                 ip
             }
         };
-        if pod_by_name.insert((p.ns, p.name.clone()), i as u32).is_some() {
+        if pod_by_name.insert((p.ns, p.name.clone()), PodId::from_index(i)).is_some() {
             return Err(err(
                 &p.spec.origin,
                 "name",
@@ -409,7 +412,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         pods.push(Pod {
             name: p.name.clone(),
             namespace: p.ns,
-            node: n as u32,
+            node: NodeId::from_index(n),
             ip,
             labels: p.spec.labels.clone(),
             weight: p.spec.weight,
@@ -426,9 +429,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let all_services: Vec<&ServiceSpec> =
         dns_svc.iter().chain(spec.services.iter()).chain(ingress_svc.iter()).collect();
     let scidr = spec.service_cidr;
-    let mut service_by_ip: HashMap<Ipv4, u32> = HashMap::new();
-    let mut service_by_name: HashMap<(u32, String), u32> = HashMap::new();
-    let mut used_node_ports: HashMap<u16, u32> = HashMap::new();
+    let mut service_by_ip: HashMap<Ipv4, SvcId> = HashMap::new();
+    let mut service_by_name: HashMap<(u32, String), SvcId> = HashMap::new();
+    let mut used_node_ports: HashMap<u16, SvcId> = HashMap::new();
     // Reserved: network, .1 (the `kubernetes` Service), .10 (kube-dns), broadcast.
     let reserved_ips: HashSet<u64> = [0, 1, 10, scidr.size() - 1].into_iter().collect();
     for (si, s) in all_services.iter().enumerate() {
@@ -448,10 +451,10 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 return Err(err(
                     &s.origin,
                     "cluster_ip",
-                    format!("{ip} is already the ClusterIP of Service `{}`", all_services[o as usize].name),
+                    format!("{ip} is already the ClusterIP of Service `{}`", all_services[o.index()].name),
                 ));
             }
-            service_by_ip.insert(ip, si as u32);
+            service_by_ip.insert(ip, SvcId::from_index(si));
         }
         for (pi, p) in s.ports.iter().enumerate() {
             if let Some(np) = p.node_port {
@@ -470,24 +473,24 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     return Err(err(
                         &s.origin,
                         field,
-                        format!("node port {np} is already used by Service `{}`", all_services[o as usize].name),
+                        format!("node port {np} is already used by Service `{}`", all_services[o.index()].name),
                     ));
                 }
-                used_node_ports.insert(np as u16, si as u32);
+                used_node_ports.insert(np as u16, SvcId::from_index(si));
             }
         }
     }
     let mut next_ip: u64 = 2;
     let mut next_lb: u64 = 0;
-    let mut service_by_lb_ip: HashMap<Ipv4, u32> = HashMap::new();
+    let mut service_by_lb_ip: HashMap<Ipv4, SvcId> = HashMap::new();
     let mut next_node_port: u32 = lo;
     let mut services: Vec<Service> = Vec::with_capacity(all_services.len());
     let mut service_ports: Vec<ServicePort> = Vec::new();
-    let mut port_by_node_port: HashMap<u16, u32> = HashMap::new();
+    let mut port_by_node_port: HashMap<u16, SpId> = HashMap::new();
     // Endpoint selection, the costly part at scale, runs in parallel; its
     // results are used in declaration order, so the outcome is the same on
     // any number of threads.
-    let mut selections: Vec<Option<Vec<u32>>> = all_services
+    let mut selections: Vec<Option<Vec<PodId>>> = all_services
         .par_iter()
         .map(|s| match (&s.selector, ns_index(&s.namespace)) {
             (Some(sel), Some(ns)) if !sel.is_empty() => Some(labels.select(&pods, ns, sel)),
@@ -500,7 +503,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let ns = ns_index(&s.namespace).ok_or_else(|| {
             err(o, "namespace", format!("namespace `{}` does not exist; declare it in cluster.namespaces", s.namespace))
         })?;
-        if service_by_name.insert((ns, s.name.clone()), si as u32).is_some() {
+        if service_by_name.insert((ns, s.name.clone()), SvcId::from_index(si)).is_some() {
             return Err(err(
                 o,
                 "name",
@@ -545,7 +548,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     }
                 }
                 let ip = scidr.nth(next_ip);
-                service_by_ip.insert(ip, si as u32);
+                service_by_ip.insert(ip, SvcId::from_index(si));
                 ip
             }),
         };
@@ -561,12 +564,12 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 ));
             }
             let ip = spec.load_balancer_cidr.nth(next_lb);
-            service_by_lb_ip.insert(ip, si as u32);
+            service_by_lb_ip.insert(ip, SvcId::from_index(si));
             Some(ip)
         } else {
             None
         };
-        let mut alloc_node_port = |used: &mut HashMap<u16, u32>, field: String| -> Result<u16, BuildError> {
+        let mut alloc_node_port = |used: &mut HashMap<u16, SvcId>, field: String| -> Result<u16, BuildError> {
             while used.contains_key(&(next_node_port as u16)) && next_node_port <= hi {
                 next_node_port += 1;
             }
@@ -579,10 +582,10 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     format!("node port range {lo}-{hi} is exhausted"),
                 ));
             }
-            used.insert(next_node_port as u16, si as u32);
+            used.insert(next_node_port as u16, SvcId::from_index(si));
             Ok(next_node_port as u16)
         };
-        let selected: Vec<u32> = match selections[si].take() {
+        let selected: Vec<PodId> = match selections[si].take() {
             Some(selected) => selected,
             None => {
                 warnings.push(format!("{o}: Service `{}` has no selector, so it has no endpoints", s.name));
@@ -622,7 +625,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             }
             let mut endpoints = Vec::with_capacity(selected.len());
             for &pod in &selected {
-                let pd = &pods[pod as usize];
+                let pd = &pods[pod.index()];
                 match &target {
                     TargetPort::Number(n) => {
                         let n = port16(o, &format!("ports[{pi}].target_port"), *n)?;
@@ -638,7 +641,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 }
             }
             if !selected.is_empty() {
-                let listening = endpoints.iter().any(|e| pods[e.pod as usize].listens_on(e.port, p.protocol).is_some());
+                let listening = endpoints.iter().any(|e| pods[e.pod.index()].listens_on(e.port, p.protocol).is_some());
                 if !listening {
                     return Err(err(
                         o,
@@ -647,7 +650,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                             "target port `{target}` matches no {} container port of the {} pod(s) the selector picks (e.g. {})",
                             p.protocol,
                             selected.len(),
-                            pods[selected[0] as usize].name
+                            pods[selected[0].index()].name
                         ),
                     ));
                 }
@@ -657,18 +660,18 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 (_, Some(np)) => Some(np as u16),
                 (_, None) => Some(alloc_node_port(&mut used_node_ports, format!("ports[{pi}]"))?),
             };
-            let mut local: HashMap<u32, Vec<u32>> = HashMap::new();
+            let mut local: HashMap<NodeId, Vec<EpId>> = HashMap::new();
             if s.external_traffic_policy == TrafficPolicy::Local || s.internal_traffic_policy == TrafficPolicy::Local {
                 for (i, e) in endpoints.iter().enumerate() {
-                    local.entry(pods[e.pod as usize].node).or_default().push(i as u32);
+                    local.entry(pods[e.pod.index()].node).or_default().push(EpId::from_index(i));
                 }
             }
-            let id = service_ports.len() as u32;
+            let id = SpId::from_index(service_ports.len());
             if let Some(np) = node_port {
                 port_by_node_port.insert(np, id);
             }
             service_ports.push(ServicePort {
-                service: si as u32,
+                service: SvcId::from_index(si),
                 name: p.name.clone(),
                 port,
                 protocol: p.protocol,
@@ -700,7 +703,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         });
     }
 
-    let ingress_service = ingress_svc.as_ref().map(|_| services.len() as u32 - 1);
+    let ingress_service = ingress_svc.as_ref().map(|_| SvcId::from_index(services.len() - 1));
     let mut ingresses = Vec::with_capacity(spec.ingresses.len());
     for ing in &spec.ingresses {
         let o = &ing.origin;
@@ -712,16 +715,16 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 format!("namespace `{}` does not exist; declare it in cluster.namespaces", ing.namespace),
             )
         })?;
-        let backend = |field: String, svc: &str, port: u32| -> Result<u32, BuildError> {
+        let backend = |field: String, svc: &str, port: u32| -> Result<SpId, BuildError> {
             let s = service_by_name
                 .get(&(ns, svc.to_string()))
                 .ok_or_else(|| err(o, field.clone(), format!("no Service `{svc}` in namespace `{}`", ing.namespace)))?;
-            services[*s as usize]
+            services[s.index()]
                 .ports
                 .iter()
                 .copied()
                 .find(|&p| {
-                    service_ports[p as usize].port as u32 == port && service_ports[p as usize].protocol == Protocol::Tcp
+                    service_ports[p.index()].port as u32 == port && service_ports[p.index()].protocol == Protocol::Tcp
                 })
                 .ok_or_else(|| err(o, field, format!("Service `{svc}` has no TCP port {port}")))
         };
@@ -748,8 +751,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         ingresses.push(Ingress { name: ing.name.clone(), namespace: ns, rules, default_backend });
     }
 
-    let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, i as u32)).collect();
-    let node_by_bridge_ip = nodes.iter().enumerate().map(|(i, n)| (n.bridge_ip, i as u32)).collect();
+    let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, NodeId::from_index(i))).collect();
+    let node_by_bridge_ip = nodes.iter().enumerate().map(|(i, n)| (n.bridge_ip, NodeId::from_index(i))).collect();
     Ok(Cluster {
         labels,
         ingresses,
@@ -757,7 +760,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         nodes,
         namespaces,
         pods,
-        dns_service: dns_svc.as_ref().map(|_| 0),
+        dns_service: dns_svc.as_ref().map(|_| SvcId::new(0)),
         services,
         service_ports,
         warnings,

@@ -12,6 +12,7 @@
 //! serves, else the controller answers 404.
 
 use super::spec::{Origin, ServiceType};
+use crate::ids::SpId;
 
 /// The ingress controller deployment emu creates when a scenario has
 /// Ingresses: ingress-nginx's namespace and LoadBalancer Service, and two
@@ -92,8 +93,8 @@ pub struct IngressPath {
     pub path: String,
     /// How it matches.
     pub path_type: PathType,
-    /// Backend Service port index.
-    pub sp: u32,
+    /// Backend Service port.
+    pub sp: SpId,
 }
 
 /// A built Ingress rule.
@@ -115,7 +116,7 @@ pub struct Ingress {
     /// Rules.
     pub rules: Vec<IngressRule>,
     /// Default backend Service port.
-    pub default_backend: Option<u32>,
+    pub default_backend: Option<SpId>,
 }
 
 /// Whether rule host `pattern` matches request host `host`.
@@ -146,8 +147,8 @@ fn path_match(p: &IngressPath, path: &str) -> Option<usize> {
 
 /// The Service port that serves `host` + `path` across `ingresses`, or
 /// `None` for the controller's 404.
-pub fn route(ingresses: &[Ingress], host: &str, path: &str) -> Option<u32> {
-    let mut best: Option<(usize, bool, u32)> = None;
+pub fn route(ingresses: &[Ingress], host: &str, path: &str) -> Option<SpId> {
+    let mut best: Option<(usize, bool, SpId)> = None;
     let mut default = None;
     for ing in ingresses {
         for rule in ing.rules.iter().filter(|r| host_matches(&r.host, host)) {
@@ -179,11 +180,19 @@ mod tests {
                 .into_iter()
                 .map(|(h, ps)| IngressRule {
                     host: h.map(String::from),
-                    paths: ps.into_iter().map(|(p, t, sp)| IngressPath { path: p.into(), path_type: t, sp }).collect(),
+                    paths: ps
+                        .into_iter()
+                        .map(|(p, t, sp)| IngressPath { path: p.into(), path_type: t, sp: SpId::new(sp) })
+                        .collect(),
                 })
                 .collect(),
-            default_backend: default,
+            default_backend: default.map(SpId::new),
         }
+    }
+
+    /// `route`, as a bare index.
+    fn at(i: &[Ingress], host: &str, path: &str) -> Option<u32> {
+        route(i, host, path).map(SpId::get)
     }
 
     #[test]
@@ -192,10 +201,10 @@ mod tests {
             vec![(Some("shop.example.com"), vec![("/", PathType::Prefix, 1), ("/api", PathType::Prefix, 2)])],
             None,
         )];
-        assert_eq!(route(&i, "shop.example.com", "/api/cart"), Some(2));
-        assert_eq!(route(&i, "shop.example.com", "/api"), Some(2));
-        assert_eq!(route(&i, "shop.example.com", "/apis"), Some(1), "element-wise: /apis is not under /api");
-        assert_eq!(route(&i, "other.example.com", "/api"), None);
+        assert_eq!(at(&i, "shop.example.com", "/api/cart"), Some(2));
+        assert_eq!(at(&i, "shop.example.com", "/api"), Some(2));
+        assert_eq!(at(&i, "shop.example.com", "/apis"), Some(1), "element-wise: /apis is not under /api");
+        assert_eq!(at(&i, "other.example.com", "/api"), None);
     }
 
     #[test]
@@ -207,10 +216,10 @@ mod tests {
             ],
             Some(9),
         )];
-        assert_eq!(route(&i, "foo.example.com", "/a"), Some(2));
-        assert_eq!(route(&i, "foo.example.com", "/a/b"), Some(1));
-        assert_eq!(route(&i, "a.b.example.com", "/a"), Some(9), "a wildcard covers one label only");
-        assert_eq!(route(&i, "anything", "/x/y"), Some(3));
-        assert_eq!(route(&i, "anything", "/nothing"), Some(9));
+        assert_eq!(at(&i, "foo.example.com", "/a"), Some(2));
+        assert_eq!(at(&i, "foo.example.com", "/a/b"), Some(1));
+        assert_eq!(at(&i, "a.b.example.com", "/a"), Some(9), "a wildcard covers one label only");
+        assert_eq!(at(&i, "anything", "/x/y"), Some(3));
+        assert_eq!(at(&i, "anything", "/nothing"), Some(9));
     }
 }

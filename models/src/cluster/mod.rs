@@ -19,6 +19,7 @@ pub use spec::{
 };
 
 use crate::addr::{Cidr, Ipv4};
+use crate::ids::{EpId, NodeId, PodId, SpId, SvcId};
 
 /// A node: a host with an IP on the node network and a pod CIDR bridged
 /// behind `cbr0`.
@@ -55,8 +56,8 @@ pub struct Pod {
     pub name: String,
     /// Namespace index into [`Cluster::namespaces`].
     pub namespace: u32,
-    /// Node index.
-    pub node: u32,
+    /// Its node.
+    pub node: NodeId,
     /// Pod IP.
     pub ip: Ipv4,
     /// Labels.
@@ -80,8 +81,8 @@ impl Pod {
 /// An endpoint of a Service port: a ready pod and the port on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    /// Pod index.
-    pub pod: u32,
+    /// The pod.
+    pub pod: PodId,
     /// Target port on the pod.
     pub port: u16,
 }
@@ -89,8 +90,8 @@ pub struct Endpoint {
 /// One port of a Service, with its endpoints.
 #[derive(Clone, Debug)]
 pub struct ServicePort {
-    /// Owning Service index.
-    pub service: u32,
+    /// Owning Service.
+    pub service: SvcId,
     /// Port name.
     pub name: Option<String>,
     /// The Service port.
@@ -101,16 +102,16 @@ pub struct ServicePort {
     pub target_port: TargetPort,
     /// Node port, for NodePort Services.
     pub node_port: Option<u16>,
-    /// Endpoints in pod order.
+    /// Endpoints in pod order, indexed by [`EpId`].
     pub endpoints: Vec<Endpoint>,
-    /// For Services with a Local traffic policy: node -> indices of its
-    /// endpoints on that node (empty map otherwise).
-    pub local: HashMap<u32, Vec<u32>>,
+    /// For Services with a Local traffic policy: node -> its endpoints on
+    /// that node (empty map otherwise).
+    pub local: HashMap<NodeId, Vec<EpId>>,
 }
 
 impl ServicePort {
-    /// Indices of the endpoints on `node` (Local traffic policies only).
-    pub fn local_endpoints(&self, node: u32) -> &[u32] {
+    /// The endpoints on `node` (Local traffic policies only).
+    pub fn local_endpoints(&self, node: NodeId) -> &[EpId] {
         self.local.get(&node).map_or(&[], Vec::as_slice)
     }
 }
@@ -138,8 +139,8 @@ pub struct Service {
     pub internal_traffic_policy: TrafficPolicy,
     /// `sessionAffinity: ClientIP` timeout [ns].
     pub affinity_timeout_ns: Option<u64>,
-    /// Indices into [`Cluster::service_ports`].
-    pub ports: Vec<u32>,
+    /// Its ports in [`Cluster::service_ports`].
+    pub ports: Vec<SpId>,
 }
 
 /// The built, validated cluster.
@@ -156,22 +157,22 @@ pub struct Cluster {
     /// Every port of every Service, in Service order.
     pub service_ports: Vec<ServicePort>,
     /// The `kube-dns` Service, when cluster DNS is enabled.
-    pub dns_service: Option<u32>,
+    pub dns_service: Option<SvcId>,
     /// Ingress objects, backends resolved.
     pub ingresses: Vec<ingress::Ingress>,
     /// The ingress controller's Service, when there are Ingresses.
-    pub ingress_service: Option<u32>,
+    pub ingress_service: Option<SvcId>,
     /// Non-fatal findings (a selector that matches nothing, ...).
     pub warnings: Vec<String>,
-    pub(crate) pod_by_ip: HashMap<Ipv4, u32>,
-    pub(crate) node_by_ip: HashMap<Ipv4, u32>,
-    pub(crate) node_by_bridge_ip: HashMap<Ipv4, u32>,
-    pub(crate) node_by_name: HashMap<String, u32>,
-    pub(crate) pod_by_name: HashMap<(u32, String), u32>,
-    pub(crate) service_by_name: HashMap<(u32, String), u32>,
-    pub(crate) service_by_ip: HashMap<Ipv4, u32>,
-    pub(crate) port_by_node_port: HashMap<u16, u32>,
-    pub(crate) service_by_lb_ip: HashMap<Ipv4, u32>,
+    pub(crate) pod_by_ip: HashMap<Ipv4, PodId>,
+    pub(crate) node_by_ip: HashMap<Ipv4, NodeId>,
+    pub(crate) node_by_bridge_ip: HashMap<Ipv4, NodeId>,
+    pub(crate) node_by_name: HashMap<String, NodeId>,
+    pub(crate) pod_by_name: HashMap<(u32, String), PodId>,
+    pub(crate) service_by_name: HashMap<(u32, String), SvcId>,
+    pub(crate) service_by_ip: HashMap<Ipv4, SvcId>,
+    pub(crate) port_by_node_port: HashMap<u16, SpId>,
+    pub(crate) service_by_lb_ip: HashMap<Ipv4, SvcId>,
     pub(crate) labels: build::LabelIndex,
 }
 
@@ -184,19 +185,19 @@ impl Service {
 
 impl Cluster {
     /// Pod at `ip`.
-    pub fn pod_by_ip(&self, ip: Ipv4) -> Option<u32> {
+    pub fn pod_by_ip(&self, ip: Ipv4) -> Option<PodId> {
         self.pod_by_ip.get(&ip).copied()
     }
     /// Node whose `eth0` is `ip`.
-    pub fn node_by_ip(&self, ip: Ipv4) -> Option<u32> {
+    pub fn node_by_ip(&self, ip: Ipv4) -> Option<NodeId> {
         self.node_by_ip.get(&ip).copied()
     }
     /// Node whose `cbr0` bridge has address `ip`.
-    pub fn node_by_bridge_ip(&self, ip: Ipv4) -> Option<u32> {
+    pub fn node_by_bridge_ip(&self, ip: Ipv4) -> Option<NodeId> {
         self.node_by_bridge_ip.get(&ip).copied()
     }
     /// Node named `name`.
-    pub fn node_by_name(&self, name: &str) -> Option<u32> {
+    pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
         self.node_by_name.get(name).copied()
     }
     /// Namespace index of `name`.
@@ -204,46 +205,48 @@ impl Cluster {
         self.namespaces.iter().position(|n| n == name).map(|i| i as u32)
     }
     /// Pod `name` in namespace `ns`.
-    pub fn pod_by_name(&self, ns: u32, name: &str) -> Option<u32> {
+    pub fn pod_by_name(&self, ns: u32, name: &str) -> Option<PodId> {
         self.pod_by_name.get(&(ns, name.to_string())).copied()
     }
     /// Service `name` in namespace `ns`.
-    pub fn service_by_name(&self, ns: u32, name: &str) -> Option<u32> {
+    pub fn service_by_name(&self, ns: u32, name: &str) -> Option<SvcId> {
         self.service_by_name.get(&(ns, name.to_string())).copied()
     }
     /// Service whose ClusterIP is `ip`.
-    pub fn service_by_ip(&self, ip: Ipv4) -> Option<u32> {
+    pub fn service_by_ip(&self, ip: Ipv4) -> Option<SvcId> {
         self.service_by_ip.get(&ip).copied()
     }
     /// The Service port of Service `svc` with number `port` and `protocol`.
-    pub fn service_port(&self, svc: u32, port: u16, protocol: Protocol) -> Option<u32> {
-        self.services[svc as usize].ports.iter().copied().find(|&p| {
-            self.service_ports[p as usize].port == port && self.service_ports[p as usize].protocol == protocol
-        })
+    pub fn service_port(&self, svc: SvcId, port: u16, protocol: Protocol) -> Option<SpId> {
+        self.services[svc.index()]
+            .ports
+            .iter()
+            .copied()
+            .find(|&p| self.service_ports[p.index()].port == port && self.service_ports[p.index()].protocol == protocol)
     }
     /// The LoadBalancer Service whose load balancer IP is `ip`.
-    pub fn service_by_lb_ip(&self, ip: Ipv4) -> Option<u32> {
+    pub fn service_by_lb_ip(&self, ip: Ipv4) -> Option<SvcId> {
         self.service_by_lb_ip.get(&ip).copied()
     }
     /// The Service port that owns node port `port`.
-    pub fn port_by_node_port(&self, port: u16) -> Option<u32> {
+    pub fn port_by_node_port(&self, port: u16) -> Option<SpId> {
         self.port_by_node_port.get(&port).copied()
     }
     /// Pods whose labels match `selector` in namespace `ns`, in pod order.
-    pub fn select(&self, ns: u32, selector: &Labels) -> Vec<u32> {
+    pub fn select(&self, ns: u32, selector: &Labels) -> Vec<PodId> {
         if selector.is_empty() {
-            return (0..self.pods.len() as u32).filter(|&p| self.pods[p as usize].namespace == ns).collect();
+            return (0..self.pods.len()).filter(|&p| self.pods[p].namespace == ns).map(PodId::from_index).collect();
         }
         self.labels.select(&self.pods, ns, selector)
     }
     /// "namespace/name" of a pod.
-    pub fn pod_ref(&self, pod: u32) -> String {
-        let p = &self.pods[pod as usize];
+    pub fn pod_ref(&self, pod: PodId) -> String {
+        let p = &self.pods[pod.index()];
         format!("{}/{}", self.namespaces[p.namespace as usize], p.name)
     }
     /// "namespace/name" of a Service.
-    pub fn service_ref(&self, svc: u32) -> String {
-        let s = &self.services[svc as usize];
+    pub fn service_ref(&self, svc: SvcId) -> String {
+        let s = &self.services[svc.index()];
         format!("{}/{}", self.namespaces[s.namespace as usize], s.name)
     }
 }

@@ -18,12 +18,12 @@ fn nodes_get_their_block_and_pods_start_at_dot_two() {
     assert_eq!(c.nodes[2].bridge_ip, ip("10.244.2.1"));
     assert_eq!(c.nodes[1].ip, ip("192.168.0.2"));
     // Round-robin: web-0 node-0, web-1 node-1, web-2 node-2, web-3 node-0.
-    let placed: Vec<(u32, String)> = c.pods.iter().map(|p| (p.node, p.ip.to_string())).collect();
+    let placed: Vec<(u32, String)> = c.pods.iter().map(|p| (p.node.get(), p.ip.to_string())).collect();
     assert_eq!(
         placed,
         [(0, "10.244.0.2".into()), (1, "10.244.1.2".into()), (2, "10.244.2.2".into()), (0, "10.244.0.3".into())]
     );
-    assert_eq!(c.pod_by_ip(ip("10.244.0.3")), Some(3));
+    assert_eq!(c.pod_by_ip(ip("10.244.0.3")), Some(PodId::new(3)));
 }
 
 #[test]
@@ -35,7 +35,7 @@ fn explicit_ips_pick_the_node_and_are_skipped_by_allocation() {
     s.pods.push(a);
     s.pods.push(pods("b", 2, 80));
     let c = build(&s, 1).unwrap();
-    assert_eq!(c.pods[0].node, 1);
+    assert_eq!(c.pods[0].node, NodeId::new(1));
     // b-0 goes to node-0 (.2), b-1 to node-1 where .2 is taken: .3.
     assert_eq!(c.pods[2].ip, ip("10.244.1.3"));
 }
@@ -93,7 +93,7 @@ fn node_ports_are_checked_and_allocated_lowest_free() {
     b.kind = ServiceType::NodePort;
     s.services.extend([a.clone(), b]);
     let c = build(&s, 1).unwrap();
-    let np = |svc: usize| c.service_ports[c.services[svc].ports[0] as usize].node_port;
+    let np = |svc: usize| c.service_ports[c.services[svc].ports[0].index()].node_port;
     assert_eq!((np(1), np(2)), (Some(30000), Some(30001)));
     a.ports[0].node_port = Some(29999);
     s.services[0] = a;
@@ -115,9 +115,9 @@ fn endpoints_follow_selector_namespace_and_named_ports() {
     named.ports[0].target_port = Some(TargetPort::Name("http".into()));
     s.services.push(named);
     let c = build(&s, 1).unwrap();
-    let sp = &c.service_ports[c.services[1].ports[0] as usize];
+    let sp = &c.service_ports[c.services[1].ports[0].index()];
     // Same-namespace pods only; the named port resolves to 8080 on each.
-    assert_eq!(sp.endpoints.iter().map(|e| e.pod).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(sp.endpoints.iter().map(|e| e.pod.get()).collect::<Vec<_>>(), [0, 1, 2]);
     assert!(sp.endpoints.iter().all(|e| e.port == 8080));
 }
 
@@ -128,7 +128,7 @@ fn a_selector_matching_nothing_warns_and_a_dead_target_port_errors() {
     s.services.push(service("nobody", "ghost", 8080));
     let c = build(&s, 1).unwrap();
     assert!(c.warnings.iter().any(|w| w.contains("matches no pod")));
-    assert!(c.service_ports[c.services[1].ports[0] as usize].endpoints.is_empty());
+    assert!(c.service_ports[c.services[1].ports[0].index()].endpoints.is_empty());
     s.services.push(service("wrong", "web", 9090));
     let e = build(&s, 1).unwrap_err();
     assert!(e.message.contains("target port `9090` matches no TCP container port"), "{e}");

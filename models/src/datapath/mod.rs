@@ -71,6 +71,8 @@ pub mod vxlan;
 
 use std::fmt;
 
+use crate::ids::{NodeId, PodId};
+
 /// Kinds of hop, the rows of `hops.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -413,9 +415,6 @@ impl DataPathParams {
     }
 }
 
-/// Node index meaning "no node" (a hop with no capacity behind it).
-pub const NO_NODE: u32 = u32::MAX;
-
 /// One hop of a leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hop {
@@ -426,10 +425,11 @@ pub struct Hop {
     /// Latency per traversal [ns] (after the service, for a capacity hop).
     pub base_ns: u32,
     /// The node whose resource serves a capacity hop: the CPU's node, or
-    /// the sending node of an underlay or external hop; [`NO_NODE`] for none.
-    pub node: u32,
+    /// the sending node of an underlay or external hop; `None` for a hop
+    /// with no capacity behind it.
+    pub node: Option<NodeId>,
     /// The receiving node of an underlay hop.
-    pub peer: u32,
+    pub peer: Option<NodeId>,
 }
 
 /// Most hops a leg holds.
@@ -450,10 +450,8 @@ impl Default for Leg {
 
 impl Leg {
     /// A leg of no hops.
-    pub const EMPTY: Leg = Leg {
-        hops: [Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: NO_NODE, peer: NO_NODE }; MAX_HOPS],
-        len: 0,
-    };
+    pub const EMPTY: Leg =
+        Leg { hops: [Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: None, peer: None }; MAX_HOPS], len: 0 };
 
     /// The hops in order.
     #[inline]
@@ -463,11 +461,11 @@ impl Leg {
 
     /// Appends a delay hop.
     pub fn push(&mut self, kind: HopKind, base_ns: u64) {
-        self.push_at(kind, base_ns, NO_NODE, NO_NODE, 0);
+        self.push_at(kind, base_ns, None, None, 0);
     }
 
     /// Appends a hop served by `node` (and, for the underlay, received by `peer`).
-    pub fn push_at(&mut self, kind: HopKind, base_ns: u64, node: u32, peer: u32, flags: u8) {
+    pub fn push_at(&mut self, kind: HopKind, base_ns: u64, node: Option<NodeId>, peer: Option<NodeId>, flags: u8) {
         assert!((self.len as usize) < MAX_HOPS, "leg longer than {MAX_HOPS} hops");
         let base_ns = u32::try_from(base_ns).expect("hop latency above 4.29 s");
         self.hops[self.len as usize] = Hop { kind, flags, base_ns, node, peer };
@@ -476,9 +474,9 @@ impl Leg {
 
     /// Appends the wire between nodes `from` and `to`: the sender's NIC,
     /// the underlay (with `flags`), the receiver's NIC.
-    pub(super) fn push_wire(&mut self, p: &DataPathParams, from: u32, to: u32, flags: u8) {
+    pub(super) fn push_wire(&mut self, p: &DataPathParams, from: NodeId, to: NodeId, flags: u8) {
         self.push(HopKind::Nic, p.nic_ns);
-        self.push_at(HopKind::Underlay, p.underlay_latency_ns, from, to, flags);
+        self.push_at(HopKind::Underlay, p.underlay_latency_ns, Some(from), Some(to), flags);
         self.push(HopKind::Nic, p.nic_ns);
     }
 
@@ -512,7 +510,7 @@ impl Leg {
     pub fn idle_hop_ns(p: &DataPathParams, h: &Hop, m: Msg) -> (u64, u64) {
         let service = match h.kind {
             HopKind::Cpu => p.cpu_ns(m, h.flags),
-            HopKind::Underlay | HopKind::External if h.node != NO_NODE => p.nic_ns(m, h.flags),
+            HopKind::Underlay | HopKind::External if h.node.is_some() => p.nic_ns(m, h.flags),
             HopKind::Underlay | HopKind::External => serialization_ns(p.wire_bytes(m, false), p.external_bandwidth_bps),
             _ => 0,
         };
@@ -542,28 +540,28 @@ pub fn serialization_ns(bytes: impl Into<u64>, bps: u64) -> u64 {
 /// One end of a connection, as far as routing cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
-    /// A pod (by index) on a node (by index).
+    /// A pod on a node.
     Pod {
-        /// Pod index.
-        pod: u32,
-        /// Node index.
-        node: u32,
+        /// The pod.
+        pod: PodId,
+        /// Its node.
+        node: NodeId,
     },
     /// A client outside the cluster, entering at node `node`.
     External {
-        /// Entry node index.
-        node: u32,
+        /// The entry node.
+        node: NodeId,
     },
     /// A client outside the cluster whose load balancer forwards it to node
     /// `node` over the underlay.
     ViaLoadBalancer {
-        /// Entry node index.
-        node: u32,
+        /// The entry node.
+        node: NodeId,
     },
     /// A process in node `node`'s own network namespace (hostNetwork).
     Host {
-        /// Node index.
-        node: u32,
+        /// The node.
+        node: NodeId,
     },
 }
 
@@ -576,19 +574,19 @@ pub enum Path {
         /// The sending end.
         from: Place,
         /// The receiving pod.
-        to_pod: u32,
+        to_pod: PodId,
         /// Its node.
-        to_node: u32,
+        to_node: NodeId,
     },
     /// [`hairpin`] on `node`.
     Hairpin {
         /// The pod's node.
-        node: u32,
+        node: NodeId,
     },
     /// [`to_host`] on `node`.
     ToHost {
         /// The node.
-        node: u32,
+        node: NodeId,
     },
 }
 
@@ -611,7 +609,7 @@ impl Path {
 
 /// The leg from socket `from` to a pod socket on `to_node`, for the
 /// configured CNI.
-pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg {
+pub fn route(p: &DataPathParams, from: Place, to_pod: PodId, to_node: NodeId) -> Leg {
     let mut leg = Leg::default();
     leg.push(HopKind::Socket, p.socket_ns);
     if let Place::Pod { pod, .. } = from {
@@ -632,13 +630,13 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg 
         Place::Host { node } => node,
         Place::External { node } | Place::ViaLoadBalancer { node } => {
             // The client's link: on the way back, sent by the node's NIC.
-            let peer = if matches!(from, Place::External { .. }) { node } else { NO_NODE };
-            leg.push_at(HopKind::External, p.external_latency_ns, NO_NODE, peer, 0);
+            let peer = matches!(from, Place::External { .. }).then_some(node);
+            leg.push_at(HopKind::External, p.external_latency_ns, None, peer, 0);
             if matches!(from, Place::ViaLoadBalancer { .. }) {
                 leg.push(HopKind::LoadBalancer, p.load_balancer_ns);
                 // The load balancer's link to the node: on the way back,
                 // sent by the node's NIC.
-                leg.push_at(HopKind::Underlay, p.underlay_latency_ns, NO_NODE, node, 0);
+                leg.push_at(HopKind::Underlay, p.underlay_latency_ns, None, Some(node), 0);
             }
             leg.push(HopKind::Nic, p.nic_ns);
             node
@@ -656,17 +654,17 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg 
 
 /// The leg of a hairpin connection: a pod reaching itself through a
 /// Service, out to the node and back in.
-pub fn hairpin(p: &DataPathParams, node: u32) -> Leg {
+pub fn hairpin(p: &DataPathParams, node: NodeId) -> Leg {
     let mut leg = Leg::default();
     leg.push(HopKind::Socket, p.socket_ns);
     match p.cni {
         Cni::Ebpf => {
-            leg.push_at(HopKind::Cpu, 0, node, NO_NODE, 0);
+            leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
             leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
         }
         _ => {
             leg.push(HopKind::Veth, p.veth_ns);
-            leg.push_at(HopKind::Cpu, 0, node, NO_NODE, 0);
+            leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
             leg.push_bridge_to_pod(p);
         }
     }
@@ -675,15 +673,15 @@ pub fn hairpin(p: &DataPathParams, node: u32) -> Leg {
 }
 
 /// The leg from a pod to a hostNetwork process on its own node.
-pub fn to_host(p: &DataPathParams, node: u32) -> Leg {
+pub fn to_host(p: &DataPathParams, node: NodeId) -> Leg {
     let mut leg = Leg::default();
     leg.push(HopKind::Socket, p.socket_ns);
     if p.cni == Cni::Ebpf {
-        leg.push_at(HopKind::Cpu, 0, node, NO_NODE, 0);
+        leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
         leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
     } else {
         leg.push(HopKind::Veth, p.veth_ns);
-        leg.push_at(HopKind::Cpu, 0, node, NO_NODE, 0);
+        leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
     }
     leg.push(HopKind::Socket, p.socket_ns);
     leg

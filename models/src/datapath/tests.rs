@@ -8,7 +8,16 @@ fn rtt_us(p: &DataPathParams, leg: &Leg) -> f64 {
 }
 
 fn pod(pod: u32, node: u32) -> Place {
-    Place::Pod { pod, node }
+    Place::Pod { pod: PodId::new(pod), node: NodeId::new(node) }
+}
+
+/// `super::route` to pod `to_pod` on node `to_node`, by index.
+fn route(p: &DataPathParams, from: Place, to_pod: u32, to_node: u32) -> Leg {
+    super::route(p, from, PodId::new(to_pod), NodeId::new(to_node))
+}
+
+fn n(i: u32) -> Option<NodeId> {
+    Some(NodeId::new(i))
 }
 
 #[test]
@@ -20,7 +29,8 @@ fn reproduces_daocloud_round_trips() {
     let cross = rtt_us(&p, &route(&p, pod(0, 0), 1, 1));
     assert!((cross / 196.0 - 1.0).abs() < 0.01, "cross-node {cross}");
     // Node to node, 113 us: host sockets both ends.
-    let host = rtt_us(&p, &route(&p, Place::Host { node: 0 }, 1, 1)) - 2.0 * (p.bridge_ns + p.veth_ns) as f64 / 1_000.0;
+    let host = rtt_us(&p, &route(&p, Place::Host { node: NodeId::new(0) }, 1, 1))
+        - 2.0 * (p.bridge_ns + p.veth_ns) as f64 / 1_000.0;
     assert!((host / 113.0 - 1.0).abs() < 0.015, "node-node {host}");
     // Calico VXLAN: cross node 275 us, same node unchanged (105 published).
     let vx = DataPathParams { cni: Cni::Vxlan, ..Default::default() };
@@ -41,9 +51,12 @@ fn routes_have_the_expected_shape() {
     assert_eq!(kinds(route(&p, pod(3, 0), 3, 0)), "socket,loopback,socket");
     assert_eq!(kinds(route(&p, pod(3, 0), 4, 0)), "socket,veth,cpu,bridge,veth,socket");
     assert_eq!(kinds(route(&p, pod(3, 0), 4, 1)), "socket,veth,cpu,bridge,nic,underlay,nic,cpu,bridge,veth,socket");
-    assert_eq!(kinds(route(&p, Place::External { node: 2 }, 4, 2)), "socket,external,nic,cpu,bridge,veth,socket");
     assert_eq!(
-        kinds(route(&p, Place::External { node: 2 }, 4, 1)),
+        kinds(route(&p, Place::External { node: NodeId::new(2) }, 4, 2)),
+        "socket,external,nic,cpu,bridge,veth,socket"
+    );
+    assert_eq!(
+        kinds(route(&p, Place::External { node: NodeId::new(2) }, 4, 1)),
         "socket,external,nic,cpu,nic,underlay,nic,cpu,bridge,veth,socket"
     );
     let vx = DataPathParams { cni: Cni::Vxlan, ..Default::default() };
@@ -65,12 +78,12 @@ fn the_way_back_is_sent_by_the_other_node() {
     let fwd = route(&vx, pod(0, 3), 1, 7);
     let back = fwd.reversed();
     let under = |l: &Leg| *l.hops().iter().find(|h| h.kind == HopKind::Underlay).unwrap();
-    assert_eq!((under(&fwd).node, under(&fwd).peer), (3, 7));
-    assert_eq!((under(&back).node, under(&back).peer), (7, 3));
+    assert_eq!((under(&fwd).node, under(&fwd).peer), (n(3), n(7)));
+    assert_eq!((under(&back).node, under(&back).peer), (n(7), n(3)));
     let cpus =
         |l: &Leg| l.hops().iter().filter(|h| h.kind == HopKind::Cpu).map(|h| (h.node, h.flags)).collect::<Vec<_>>();
-    assert_eq!(cpus(&fwd), [(3, flags::ENCAP), (7, flags::DECAP)]);
-    assert_eq!(cpus(&back), [(7, flags::ENCAP), (3, flags::DECAP)]);
+    assert_eq!(cpus(&fwd), [(n(3), flags::ENCAP), (n(7), flags::DECAP)]);
+    assert_eq!(cpus(&back), [(n(7), flags::ENCAP), (n(3), flags::DECAP)]);
 }
 
 #[test]

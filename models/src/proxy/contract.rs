@@ -6,6 +6,7 @@ use emu_engine::rng::{Domain, Stream};
 use super::ipvs::{IpvsParams, Scheduler};
 use super::*;
 use crate::cluster::testing;
+use crate::ids::{EpId, NodeId, SpId};
 
 fn every_proxy(cluster: &Cluster) -> Vec<(String, Proxy)> {
     let mut v = Vec::new();
@@ -26,8 +27,8 @@ fn every_proxy(cluster: &Cluster) -> Vec<(String, Proxy)> {
 
 fn query(node: u32, sp: u32, candidates: Candidates<'_>, client: u32) -> Query<'_> {
     Query {
-        node,
-        sp,
+        node: NodeId::new(node),
+        sp: SpId::new(sp),
         entry: Entry::ClusterIp,
         candidates,
         client_ip: Ipv4(0xC612_0000 + client),
@@ -40,15 +41,15 @@ fn query(node: u32, sp: u32, candidates: Candidates<'_>, client: u32) -> Query<'
 #[test]
 fn every_mode_picks_only_among_the_candidates() {
     let cluster = testing::services_cluster(2, 3, 8);
-    let subset = [1u32, 4, 6];
+    let subset = [1, 4, 6].map(EpId::new);
     for (name, mut proxy) in every_proxy(&cluster) {
         let mut rng = Stream::new(1, Domain(5), 0);
         for c in 0..200 {
             let d = proxy.pick(&cluster, &query(0, 2, Candidates::Subset(&subset), c), &mut rng).unwrap();
             assert!(subset.contains(&d.endpoint), "{name}: chose {}", d.endpoint);
             let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng).unwrap();
-            assert!(d.endpoint < 8, "{name}");
-            proxy.closed(1, 2, Entry::ClusterIp, d.endpoint, 0);
+            assert!(d.endpoint.get() < 8, "{name}");
+            proxy.closed(NodeId::new(1), SpId::new(2), Entry::ClusterIp, d.endpoint, 0);
         }
     }
 }
@@ -66,7 +67,7 @@ fn every_mode_reaches_every_endpoint_over_many_clients() {
             let d = proxy.pick(&cluster, &query(0, 2, Candidates::All(8), c * 7919), &mut rng).unwrap();
             // Connections stay open: the least-connection schedulers then
             // spread them too.
-            seen[d.endpoint as usize] = true;
+            seen[d.endpoint.index()] = true;
         }
         assert!(seen.iter().all(|&s| s), "{name}: {seen:?}");
     }

@@ -51,10 +51,10 @@ impl Ebpf {
     pub fn new(cluster: &Cluster, params: EbpfParams) -> Ebpf {
         let (mut s, mut b) = (0, 0);
         for sp in &cluster.service_ports {
-            if !cluster.services[sp.service as usize].has_cluster_ip() {
+            if !cluster.services[sp.service.index()].has_cluster_ip() {
                 continue;
             }
-            let lb = cluster.services[sp.service as usize].load_balancer_ip.is_some();
+            let lb = cluster.services[sp.service.index()].load_balancer_ip.is_some();
             let frontends = 1 + u64::from(sp.node_port.is_some()) + u64::from(lb);
             s += frontends;
             b += frontends * sp.endpoints.len() as u64;

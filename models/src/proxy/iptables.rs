@@ -53,6 +53,7 @@ use emu_engine::rng::{mix64, permute, Stream};
 use super::{Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::cluster::Cluster;
 use crate::datapath::HopKind;
+use crate::ids::{NodeId, SpId};
 
 /// Order of the rules in KUBE-SERVICES.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -108,7 +109,7 @@ impl Iptables {
         let mut nodeport_rule = Vec::with_capacity(cluster.service_ports.len());
         let (mut n, mut np, mut kube_svc) = (0u32, 0u32, 0u64);
         for sp in &cluster.service_ports {
-            let svc = &cluster.services[sp.service as usize];
+            let svc = &cluster.services[sp.service.index()];
             let has_rule = !sp.endpoints.is_empty() && svc.has_cluster_ip();
             let has_lb = has_rule && svc.load_balancer_ip.is_some();
             // The ClusterIP rule, then the load-balancer IP's right after it.
@@ -139,24 +140,26 @@ impl Iptables {
         &self.params
     }
 
-    fn position(&self, node: u32, index: u32, n: u32, table: u64) -> u32 {
+    fn position(&self, node: NodeId, index: u32, n: u32, table: u64) -> u32 {
         match self.params.rule_order {
             RuleOrder::Declaration => index,
-            RuleOrder::Random => permute(index as u64, n as u64, mix64(mix64(self.key ^ table) ^ node as u64)) as u32,
+            RuleOrder::Random => {
+                permute(index as u64, n as u64, mix64(mix64(self.key ^ table) ^ node.get() as u64)) as u32
+            }
         }
     }
 
     /// 0-based position of Service port `sp`'s ClusterIP rule in
     /// KUBE-SERVICES on `node`; `None` when it has no rule (no endpoints, or
     /// headless).
-    pub fn service_position(&self, node: u32, sp: u32) -> Option<u32> {
-        self.service_rule[sp as usize].map(|i| self.position(node, i, self.service_rules, 1))
+    pub fn service_position(&self, node: NodeId, sp: SpId) -> Option<u32> {
+        self.service_rule[sp.index()].map(|i| self.position(node, i, self.service_rules, 1))
     }
 
     /// 0-based position of Service port `sp`'s load-balancer IP rule in
     /// KUBE-SERVICES on `node`; `None` without a load balancer or endpoints.
-    pub fn lb_position(&self, node: u32, sp: u32) -> Option<u32> {
-        self.lb_rule[sp as usize].map(|i| self.position(node, i, self.service_rules, 1))
+    pub fn lb_position(&self, node: NodeId, sp: SpId) -> Option<u32> {
+        self.lb_rule[sp.index()].map(|i| self.position(node, i, self.service_rules, 1))
     }
 
     fn cost(&self, rules: u32) -> FirstPacket {
@@ -174,7 +177,7 @@ impl Iptables {
                 self.service_position(q.node, q.sp).expect("a Service port with endpoints has a rule") + 1
             }
             Entry::NodePort => {
-                let idx = self.nodeport_rule[q.sp as usize].expect("a node port with endpoints has a rule");
+                let idx = self.nodeport_rule[q.sp.index()].expect("a node port with endpoints has a rule");
                 // Every KUBE-SERVICES rule, the KUBE-NODEPORTS jump, the
                 // node port's rule, then KUBE-EXT's masquerade mark.
                 self.service_rules + 1 + self.position(q.node, idx, self.nodeport_rules, 2) + 1 + 1
@@ -235,8 +238,8 @@ mod tests {
 
     fn q(node: u32, sp: u32, n: u32) -> Query<'static> {
         Query {
-            node,
-            sp,
+            node: NodeId::new(node),
+            sp: SpId::new(sp),
             entry: Entry::ClusterIp,
             candidates: Candidates::All(n),
             client_ip: Ipv4(1),
@@ -276,18 +279,19 @@ mod tests {
         for node in 0..3 {
             let mut seen = vec![false; n as usize];
             for sp in 0..cluster.service_ports.len() as u32 {
-                if let Some(p) = ipt.service_position(node, sp) {
+                if let Some(p) = ipt.service_position(NodeId::new(node), SpId::new(sp)) {
                     assert!(!seen[p as usize]);
                     seen[p as usize] = true;
                 }
             }
             assert!(seen.iter().all(|&s| s));
         }
-        let order = |node| (0..50).map(|sp| ipt.service_position(node, sp)).collect::<Vec<_>>();
+        let order = |node| (0..50).map(|sp| ipt.service_position(NodeId::new(node), SpId::new(sp))).collect::<Vec<_>>();
         assert_ne!(order(0), order(1));
         let decl =
             Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 7);
-        assert_eq!(decl.service_position(2, 5), decl.service_position(0, 5));
+        let (n0, n2, sp5) = (NodeId::new(0), NodeId::new(2), SpId::new(5));
+        assert_eq!(decl.service_position(n2, sp5), decl.service_position(n0, sp5));
     }
 
     #[test]
@@ -307,11 +311,12 @@ mod tests {
         let mut ipt = Iptables::new(&cluster, decl, 1);
         let sp = cluster.services.iter().position(|v| v.name == "lb").unwrap();
         let sp = cluster.services[sp].ports[0];
-        assert_eq!(ipt.service_position(0, sp), Some(102));
-        assert_eq!(ipt.lb_position(0, sp), Some(103));
+        let n0 = NodeId::new(0);
+        assert_eq!(ipt.service_position(n0, sp), Some(102));
+        assert_eq!(ipt.lb_position(n0, sp), Some(103));
         assert_eq!(ipt.miss().entries, 105, "104 KUBE-SERVICES rules and the KUBE-NODEPORTS jump");
         let mut rng = Stream::new(1, Domain(9), 0);
-        let via = |entry| Query { entry, ..q(0, sp, 1) };
+        let via = |entry| Query { entry, ..q(0, sp.get(), 1) };
         // Its rule (104th), the KUBE-EXT mark, KUBE-SVC's one rule, KUBE-SEP's two.
         assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 104 + 1 + 1 + 2);
         // A node port passes all 104, the jump, KUBE-NODEPORTS' rule, the mark.
@@ -319,11 +324,13 @@ mod tests {
         // In random order the load-balancer rule sits anywhere, as ClusterIP
         // rules do: over many nodes its mean position is half the chain.
         let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
-        let mean = (0..400).map(|node| ipt.lb_position(node, sp).unwrap() as f64).sum::<f64>() / 400.0;
+        let mean = (0..400).map(|node| ipt.lb_position(NodeId::new(node), sp).unwrap() as f64).sum::<f64>() / 400.0;
         assert!((mean / 103.5 - 0.5).abs() < 0.08, "{mean}");
         let mut seen = [false; 104];
-        for p in (0..cluster.service_ports.len() as u32)
-            .flat_map(|sp| [ipt.service_position(7, sp), ipt.lb_position(7, sp)])
+        let n7 = NodeId::new(7);
+        for p in (0..cluster.service_ports.len())
+            .map(SpId::from_index)
+            .flat_map(|sp| [ipt.service_position(n7, sp), ipt.lb_position(n7, sp)])
             .flatten()
         {
             assert!(!seen[p as usize], "two rules at {p}");

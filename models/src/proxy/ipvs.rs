@@ -56,6 +56,7 @@ use emu_engine::rng::Stream;
 use super::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::cluster::{Cluster, Protocol};
 use crate::datapath::HopKind;
+use crate::ids::{EpId, NodeId, SpId};
 
 /// An IPVS scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -146,7 +147,7 @@ struct VsState {
     inactive: Vec<u32>,
     /// Connections still counted after their close, by (expiry [ns],
     /// endpoint), in expiry order: TCP ones inactive, UDP ones active.
-    lingering: VecDeque<(u64, u32)>,
+    lingering: VecDeque<(u64, EpId)>,
     /// Whether the virtual server is UDP.
     udp: bool,
     /// sh/dh: the 256-bucket table of candidate indices.
@@ -155,9 +156,9 @@ struct VsState {
 
 impl VsState {
     /// Sizes the counts for Service port `sp` on first use.
-    fn init(&mut self, cluster: &Cluster, sp: u32) {
+    fn init(&mut self, cluster: &Cluster, sp: SpId) {
         if self.active.is_empty() {
-            let port = &cluster.service_ports[sp as usize];
+            let port = &cluster.service_ports[sp.index()];
             self.active = vec![0; port.endpoints.len()];
             self.inactive = vec![0; port.endpoints.len()];
             self.udp = port.protocol == Protocol::Udp;
@@ -172,13 +173,13 @@ impl VsState {
             }
             self.lingering.pop_front();
             let count = if self.udp { &mut self.active } else { &mut self.inactive };
-            count[ep as usize] -= 1;
+            count[ep.index()] -= 1;
         }
     }
 
     /// `ip_vs_dest_conn_overhead`: `(active << 8) + inactive` of endpoint `ep`.
-    fn overhead(&self, ep: u32) -> u64 {
-        ((self.active[ep as usize] as u64) << 8) + self.inactive[ep as usize] as u64
+    fn overhead(&self, ep: EpId) -> u64 {
+        ((self.active[ep.index()] as u64) << 8) + self.inactive[ep.index()] as u64
     }
 }
 
@@ -187,7 +188,7 @@ impl VsState {
 pub struct Ipvs {
     params: IpvsParams,
     /// (node, service port, entry) -> state; created on first use.
-    state: HashMap<(u32, u32, Entry), VsState>,
+    state: HashMap<(NodeId, SpId, Entry), VsState>,
     virtual_servers: u64,
     real_servers: u64,
 }
@@ -210,13 +211,13 @@ impl Ipvs {
     pub fn new(cluster: &Cluster, params: IpvsParams) -> Ipvs {
         let (mut vs, mut rs) = (0u64, 0u64);
         for sp in &cluster.service_ports {
-            if !cluster.services[sp.service as usize].has_cluster_ip() {
+            if !cluster.services[sp.service.index()].has_cluster_ip() {
                 continue;
             }
             // The ClusterIP, plus, for a node port, one virtual server per
             // local address of the node (eth0 and cbr0), plus the
             // load-balancer IP's (kube-proxy binds it to kube-ipvs0).
-            let lb = cluster.services[sp.service as usize].load_balancer_ip.is_some();
+            let lb = cluster.services[sp.service.index()].load_balancer_ip.is_some();
             let per = 1 + if sp.node_port.is_some() { 2 } else { 0 } + u64::from(lb);
             vs += per;
             rs += per * sp.endpoints.len() as u64;
@@ -229,26 +230,26 @@ impl Ipvs {
     }
 
     /// Active connections per endpoint of a virtual server on a node.
-    pub fn active(&self, node: u32, sp: u32, entry: Entry) -> Vec<u32> {
+    pub fn active(&self, node: NodeId, sp: SpId, entry: Entry) -> Vec<u32> {
         self.state.get(&(node, sp, entry)).map(|s| s.active.clone()).unwrap_or_default()
     }
 
     /// Inactive connections per endpoint of a virtual server on a node, as
     /// of its last scheduling or close.
-    pub fn inactive(&self, node: u32, sp: u32, entry: Entry) -> Vec<u32> {
+    pub fn inactive(&self, node: NodeId, sp: SpId, entry: Entry) -> Vec<u32> {
         self.state.get(&(node, sp, entry)).map(|s| s.inactive.clone()).unwrap_or_default()
     }
 }
 
-fn weight(cluster: &Cluster, sp: u32, c: &Candidates, i: u32) -> u32 {
-    let e = cluster.service_ports[sp as usize].endpoints[c.get(i) as usize];
-    cluster.pods[e.pod as usize].weight
+fn weight(cluster: &Cluster, sp: SpId, c: &Candidates, i: u32) -> u32 {
+    let e = cluster.service_ports[sp.index()].endpoints[c.get(i).index()];
+    cluster.pods[e.pod.index()].weight
 }
 
 /// The candidate minimising `overhead / weight` (cross-multiplied, as the
 /// kernel does); weight-0 servers are skipped; ties keep the first; `None`
 /// when every candidate has weight 0.
-fn least(cluster: &Cluster, q: &Query, overhead: impl Fn(u32) -> u64) -> Option<u32> {
+fn least(cluster: &Cluster, q: &Query, overhead: impl Fn(EpId) -> u64) -> Option<u32> {
     let mut best: Option<(u32, u64, u64)> = None;
     for i in 0..q.candidates.len() {
         let w = weight(cluster, q.sp, &q.candidates, i) as u64;
@@ -314,7 +315,7 @@ fn weighted_round_robin(st: &mut VsState, n: u32, w: impl Fn(u32) -> u32) -> Opt
 }
 
 /// lc: least overhead, weights used only to skip weight-0 servers.
-fn least_connections(q: &Query, w: impl Fn(u32) -> u32, overhead: impl Fn(u32) -> u64) -> Option<u32> {
+fn least_connections(q: &Query, w: impl Fn(u32) -> u32, overhead: impl Fn(EpId) -> u64) -> Option<u32> {
     let mut best: Option<(u32, u64)> = None;
     for i in (0..q.candidates.len()).filter(|&i| w(i) > 0) {
         let oh = overhead(q.candidates.get(i));
@@ -349,10 +350,10 @@ impl ProxyModel for Ipvs {
             Scheduler::Wrr => weighted_round_robin(st, n, w),
             Scheduler::Lc => least_connections(q, w, |ep| st.overhead(ep)),
             Scheduler::Wlc => least(cluster, q, |ep| st.overhead(ep)),
-            Scheduler::Sed => least(cluster, q, |ep| st.active[ep as usize] as u64 + 1),
-            Scheduler::Nq => match (0..n).find(|&i| st.active[q.candidates.get(i) as usize] == 0 && w(i) > 0) {
+            Scheduler::Sed => least(cluster, q, |ep| st.active[ep.index()] as u64 + 1),
+            Scheduler::Nq => match (0..n).find(|&i| st.active[q.candidates.get(i).index()] == 0 && w(i) > 0) {
                 Some(i) => Some(i),
-                None => least(cluster, q, |ep| st.active[ep as usize] as u64 + 1),
+                None => least(cluster, q, |ep| st.active[ep.index()] as u64 + 1),
             },
             Scheduler::Sh | Scheduler::Dh => {
                 if st.table.is_empty() {
@@ -366,7 +367,7 @@ impl ProxyModel for Ipvs {
             }
         }?;
         st.last = Some(i);
-        st.active[q.candidates.get(i) as usize] += 1;
+        st.active[q.candidates.get(i).index()] += 1;
         Some(Dnat { endpoint: q.candidates.get(i), cost })
     }
 
@@ -376,11 +377,11 @@ impl ProxyModel for Ipvs {
         let st = self.state.entry((q.node, q.sp, q.entry)).or_default();
         st.init(cluster, q.sp);
         st.expire(q.now_ns);
-        st.active[q.candidates.get(position) as usize] += 1;
+        st.active[q.candidates.get(position).index()] += 1;
         self.cost()
     }
 
-    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32, now_ns: u64) {
+    fn closed(&mut self, node: NodeId, sp: SpId, entry: Entry, endpoint: EpId, now_ns: u64) {
         let p = &self.params;
         let st = self.state.get_mut(&(node, sp, entry)).expect("closed a connection IPVS never scheduled");
         st.expire(now_ns);
@@ -389,9 +390,9 @@ impl ProxyModel for Ipvs {
             st.lingering.push_back((now_ns + p.udp_timeout_ns, endpoint));
             return;
         }
-        st.active[endpoint as usize] -= 1;
+        st.active[endpoint.index()] -= 1;
         if !st.udp && p.scheduler.reads_inactive() {
-            st.inactive[endpoint as usize] += 1;
+            st.inactive[endpoint.index()] += 1;
             st.lingering.push_back((now_ns + p.tcp_time_wait_ns, endpoint));
         }
     }
@@ -412,10 +413,18 @@ mod tests {
         Ipvs::new(cluster, IpvsParams { scheduler, ..Default::default() })
     }
 
+    fn n(i: u32) -> NodeId {
+        NodeId::new(i)
+    }
+
+    fn sp(i: u32) -> SpId {
+        SpId::new(i)
+    }
+
     fn q(node: u32, client: u32) -> Query<'static> {
         Query {
-            node,
-            sp: 2,
+            node: n(node),
+            sp: sp(2),
             entry: Entry::ClusterIp,
             candidates: Candidates::All(4),
             client_ip: Ipv4(0xC612_0000 + client),
@@ -433,10 +442,10 @@ mod tests {
     fn rr_is_exactly_even_per_node_and_nodes_are_independent() {
         let c = testing::services_cluster(2, 1, 4);
         let mut p = ipvs(Scheduler::Rr, &c);
-        let picks: Vec<u32> = (0..8).map(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint).collect();
+        let picks: Vec<u32> = (0..8).map(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint.get()).collect();
         assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3]);
         // Node 1 has its own cursor: it starts from the first server too.
-        assert_eq!(p.pick(&c, &q(1, 0), &mut rng()).unwrap().endpoint, 0);
+        assert_eq!(p.pick(&c, &q(1, 0), &mut rng()).unwrap().endpoint.get(), 0);
     }
 
     fn weighted_cluster(weights: &[u32]) -> Cluster {
@@ -457,7 +466,7 @@ mod tests {
     fn wrr_follows_the_weights_interleaved() {
         let c = weighted_cluster(&[4, 3, 2, 1]);
         let mut p = ipvs(Scheduler::Wrr, &c);
-        let picks: Vec<u32> = (0..10).map(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint).collect();
+        let picks: Vec<u32> = (0..10).map(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint.get()).collect();
         // The kernel's interleaved sequence for weights 4,3,2,1 (gcd 1).
         assert_eq!(picks, [0, 0, 1, 0, 1, 2, 0, 1, 2, 3]);
     }
@@ -471,9 +480,9 @@ mod tests {
             for i in 0..4 {
                 p.pick(&c, &q(0, i), &mut rng());
             }
-            p.closed(0, 2, Entry::ClusterIp, 2, 0);
-            assert_eq!(p.active(0, 2, Entry::ClusterIp), [1, 1, 0, 1]);
-            assert_eq!(p.pick(&c, &q(0, 9), &mut rng()).unwrap().endpoint, 2, "{s:?}");
+            p.closed(n(0), sp(2), Entry::ClusterIp, EpId::new(2), 0);
+            assert_eq!(p.active(n(0), sp(2), Entry::ClusterIp), [1, 1, 0, 1]);
+            assert_eq!(p.pick(&c, &q(0, 9), &mut rng()).unwrap().endpoint.get(), 2, "{s:?}");
         }
     }
 
@@ -492,16 +501,16 @@ mod tests {
             for k in 0..8u64 {
                 let now = k * 1_000_000;
                 let d = p.pick(&c, &Query { now_ns: now, ..q(0, 7) }, &mut rng()).unwrap();
-                p.closed(0, 2, Entry::ClusterIp, d.endpoint, now + 500_000);
-                picks.push(d.endpoint);
+                p.closed(n(0), sp(2), Entry::ClusterIp, d.endpoint, now + 500_000);
+                picks.push(d.endpoint.get());
             }
             (p, picks)
         };
         for s in [Scheduler::Lc, Scheduler::Wlc] {
             let (p, picks) = sequential(s);
             assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3], "{s:?}");
-            assert_eq!(p.inactive(0, 2, Entry::ClusterIp), [2, 2, 2, 2], "{s:?}");
-            assert_eq!(p.active(0, 2, Entry::ClusterIp), [0; 4]);
+            assert_eq!(p.inactive(n(0), sp(2), Entry::ClusterIp), [2, 2, 2, 2], "{s:?}");
+            assert_eq!(p.active(n(0), sp(2), Entry::ClusterIp), [0; 4]);
         }
         for s in [Scheduler::Sed, Scheduler::Nq] {
             assert_eq!(sequential(s).1, [0; 8], "{s:?}");
@@ -510,8 +519,8 @@ mod tests {
         // its close, server 0 is the least loaded again.
         let (mut p, _) = sequential(Scheduler::Lc);
         let late = Query { now_ns: 120_000_000_000 + 4_500_000, ..q(0, 7) };
-        assert_eq!(p.pick(&c, &late, &mut rng()).unwrap().endpoint, 0);
-        assert_eq!(p.inactive(0, 2, Entry::ClusterIp), [0, 1, 1, 1], "the first five closed by then expired");
+        assert_eq!(p.pick(&c, &late, &mut rng()).unwrap().endpoint.get(), 0);
+        assert_eq!(p.inactive(n(0), sp(2), Entry::ClusterIp), [0, 1, 1, 1], "the first five closed by then expired");
     }
 
     #[test]
@@ -519,15 +528,15 @@ mod tests {
         // kube-dns 53/UDP is Service port 0 of the test cluster.
         let c = testing::services_cluster(1, 1, 4);
         let mut p = ipvs(Scheduler::Lc, &c);
-        let dns = |now| Query { sp: 0, now_ns: now, candidates: Candidates::All(1), ..q(0, 1) };
+        let dns = |now| Query { sp: sp(0), now_ns: now, candidates: Candidates::All(1), ..q(0, 1) };
         assert_eq!(c.service_ports[0].protocol, Protocol::Udp);
         p.pick(&c, &dns(0), &mut rng()).unwrap();
-        p.closed(0, 0, Entry::ClusterIp, 0, 1_000);
+        p.closed(n(0), sp(0), Entry::ClusterIp, EpId::new(0), 1_000);
         p.pick(&c, &dns(299_000_000_000), &mut rng()).unwrap();
-        assert_eq!(p.active(0, 0, Entry::ClusterIp), [2], "no states for UDP: still active");
+        assert_eq!(p.active(n(0), sp(0), Entry::ClusterIp), [2], "no states for UDP: still active");
         p.pick(&c, &dns(300_000_001_000), &mut rng()).unwrap();
-        assert_eq!(p.active(0, 0, Entry::ClusterIp), [2], "the first expired after 300 s");
-        assert_eq!(p.inactive(0, 0, Entry::ClusterIp), [0]);
+        assert_eq!(p.active(n(0), sp(0), Entry::ClusterIp), [2], "the first expired after 300 s");
+        assert_eq!(p.inactive(n(0), sp(0), Entry::ClusterIp), [0]);
     }
 
     #[test]
@@ -539,11 +548,11 @@ mod tests {
         let q = |client| Query { candidates: Candidates::All(2), ..q(0, client) };
         for s in [Scheduler::Wlc, Scheduler::Sed] {
             let mut p = ipvs(s, &c);
-            let picks: Vec<u32> = (0..4).map(|i| p.pick(&c, &q(i), &mut rng()).unwrap().endpoint).collect();
+            let picks: Vec<u32> = (0..4).map(|i| p.pick(&c, &q(i), &mut rng()).unwrap().endpoint.get()).collect();
             // Idle both: heavy (ties go first). Then the heavy server takes
             // connections until its load per weight passes the light one's.
             assert_eq!(picks[0], 0, "{s:?}");
-            let active = p.active(0, 2, Entry::ClusterIp);
+            let active = p.active(n(0), sp(2), Entry::ClusterIp);
             assert_eq!(active.iter().sum::<u32>(), 4);
             assert!(active[0] >= 2 * active[1], "{s:?}: weight 3 takes the larger share {active:?}");
         }
@@ -561,7 +570,7 @@ mod tests {
             for client in 0..20 {
                 assert_eq!(p.pick(&c, &q(client * 7919), &mut rng()), None, "{name}");
             }
-            assert_eq!(p.active(0, 2, Entry::ClusterIp).iter().sum::<u32>(), 0, "{name}: nothing scheduled");
+            assert_eq!(p.active(n(0), sp(2), Entry::ClusterIp).iter().sum::<u32>(), 0, "{name}: nothing scheduled");
         }
         // One weight-1 server left: every scheduler but sh/dh finds it; sh
         // and dh find no destination for the buckets of the weight-0 one
@@ -570,7 +579,7 @@ mod tests {
         for (name, s) in Scheduler::ALL {
             let mut p = ipvs(s, &c);
             let picks: Vec<Option<u32>> =
-                (0..200).map(|i| p.pick(&c, &q(i * 65_537), &mut rng()).map(|d| d.endpoint)).collect();
+                (0..200).map(|i| p.pick(&c, &q(i * 65_537), &mut rng()).map(|d| d.endpoint.get())).collect();
             if matches!(s, Scheduler::Sh) {
                 assert!(picks.contains(&None) && picks.contains(&Some(1)), "{name}: {picks:?}");
                 assert!(!picks.contains(&Some(0)), "{name}");
@@ -585,18 +594,18 @@ mod tests {
         let c = testing::services_cluster(1, 1, 4);
         let mut p = ipvs(Scheduler::Sh, &c);
         for client in 0..20 {
-            let first = p.pick(&c, &q(0, client), &mut rng()).unwrap().endpoint;
+            let first = p.pick(&c, &q(0, client), &mut rng()).unwrap().endpoint.get();
             for _ in 0..5 {
-                assert_eq!(p.pick(&c, &q(0, client), &mut rng()).unwrap().endpoint, first);
+                assert_eq!(p.pick(&c, &q(0, client), &mut rng()).unwrap().endpoint.get(), first);
             }
         }
         let mut seen = [false; 4];
         for client in 0..200 {
-            seen[p.pick(&c, &q(0, client * 65_537), &mut rng()).unwrap().endpoint as usize] = true;
+            seen[p.pick(&c, &q(0, client * 65_537), &mut rng()).unwrap().endpoint.index()] = true;
         }
         assert!(seen.iter().all(|&s| s), "sh spreads clients: {seen:?}");
         let mut p = ipvs(Scheduler::Dh, &c);
-        let first = p.pick(&c, &q(0, 0), &mut rng()).unwrap().endpoint;
-        assert!((0..50).all(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint == first));
+        let first = p.pick(&c, &q(0, 0), &mut rng()).unwrap().endpoint.get();
+        assert!((0..50).all(|i| p.pick(&c, &q(0, i), &mut rng()).unwrap().endpoint.get() == first));
     }
 }

@@ -25,6 +25,7 @@ use emu_engine::rng::Stream;
 use crate::addr::Ipv4;
 use crate::cluster::Cluster;
 use crate::datapath::HopKind;
+use crate::ids::{EpId, NodeId, SpId};
 
 /// What a new connection's first packet costs on one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -47,8 +48,8 @@ impl FirstPacket {
 /// A load-balancing decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dnat {
-    /// Index of the chosen endpoint in the Service port's endpoint list.
-    pub endpoint: u32,
+    /// The chosen endpoint of the Service port.
+    pub endpoint: EpId,
     /// The cost on the deciding node.
     pub cost: FirstPacket,
 }
@@ -79,8 +80,8 @@ impl Entry {
 pub enum Candidates<'a> {
     /// All `n` endpoints of the Service port.
     All(u32),
-    /// Only these endpoint indices (a Local traffic policy's node-local set).
-    Subset(&'a [u32]),
+    /// Only these endpoints (a Local traffic policy's node-local set).
+    Subset(&'a [EpId]),
 }
 
 impl Candidates<'_> {
@@ -97,11 +98,11 @@ impl Candidates<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The endpoint index of candidate `i`.
+    /// The endpoint of candidate `i`.
     #[inline]
-    pub fn get(&self, i: u32) -> u32 {
+    pub fn get(&self, i: u32) -> EpId {
         match self {
-            Candidates::All(_) => i,
+            Candidates::All(_) => EpId::new(i),
             Candidates::Subset(s) => s[i as usize],
         }
     }
@@ -111,9 +112,9 @@ impl Candidates<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct Query<'a> {
     /// The deciding node.
-    pub node: u32,
+    pub node: NodeId,
     /// The Service port.
-    pub sp: u32,
+    pub sp: SpId,
     /// How the connection arrived.
     pub entry: Entry,
     /// Who may be chosen (never empty).
@@ -149,7 +150,7 @@ pub trait ProxyModel {
     fn affinity_hit(&mut self, cluster: &Cluster, q: &Query, position: u32) -> FirstPacket;
     /// A connection decided on `node` to endpoint `endpoint` of `sp` ended
     /// at `now_ns` (schedulers that count connections need it).
-    fn closed(&mut self, _node: u32, _sp: u32, _entry: Entry, _endpoint: u32, _now_ns: u64) {}
+    fn closed(&mut self, _node: NodeId, _sp: SpId, _entry: Entry, _endpoint: EpId, _now_ns: u64) {}
     /// What the mode programs on every node, as (name, count) rows.
     fn counts(&self) -> Vec<(&'static str, u64)>;
 }
@@ -250,7 +251,7 @@ impl ProxyModel for Proxy {
         each_mode!(self, m => m.affinity_hit(cluster, q, position))
     }
     #[inline]
-    fn closed(&mut self, node: u32, sp: u32, entry: Entry, endpoint: u32, now_ns: u64) {
+    fn closed(&mut self, node: NodeId, sp: SpId, entry: Entry, endpoint: EpId, now_ns: u64) {
         each_mode!(self, m => m.closed(node, sp, entry, endpoint, now_ns))
     }
     fn counts(&self) -> Vec<(&'static str, u64)> {

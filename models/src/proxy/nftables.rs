@@ -56,11 +56,11 @@ impl Nftables {
     pub fn new(cluster: &Cluster, params: NftablesParams) -> Nftables {
         let (mut ips, mut nps, mut eps) = (0, 0, 0);
         for sp in &cluster.service_ports {
-            if !cluster.services[sp.service as usize].has_cluster_ip() {
+            if !cluster.services[sp.service.index()].has_cluster_ip() {
                 continue;
             }
             // The ClusterIP, and the load-balancer IP of a LoadBalancer Service.
-            ips += 1 + u64::from(cluster.services[sp.service as usize].load_balancer_ip.is_some());
+            ips += 1 + u64::from(cluster.services[sp.service.index()].load_balancer_ip.is_some());
             nps += u64::from(sp.node_port.is_some());
             eps += sp.endpoints.len() as u64;
         }

@@ -8,22 +8,23 @@ use super::{FlowRt, LbPolicy, World, NONE};
 use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
 use crate::datapath::{self, Cni, HopKind, Msg, Path, Place};
+use crate::ids::{EpId, NodeId, PodId, SpId};
 use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::traffic::{Client, Failure, Target};
 
 /// Where a connection goes, as its client sees it.
 struct Aim {
-    /// The Service port whose proxy decides; NONE straight to a pod.
-    sp: u32,
+    /// The Service port whose proxy decides; `None` straight to a pod.
+    sp: Option<SpId>,
     /// The Service port counted in `endpoints.csv` (a headless Service's too).
-    hit_sp: u32,
-    /// Straight to this pod (NONE: `localhost`), on `port`.
-    pod: u32,
+    hit_sp: Option<SpId>,
+    /// Straight to this pod (`None`: `localhost`), on `port`.
+    pod: Option<PodId>,
     port: u16,
-    /// A headless Service's endpoint index; NONE otherwise.
-    ep: u32,
+    /// A headless Service's endpoint; `None` otherwise.
+    ep: Option<EpId>,
     /// The node an external client enters by.
-    entry_node: Option<u32>,
+    entry_node: Option<NodeId>,
     /// Through a load balancer.
     via_lb: bool,
 }
@@ -32,25 +33,25 @@ struct Aim {
 struct Origin {
     place: Place,
     /// The node whose proxy decides (the client pod's, or the entry node).
-    node: u32,
+    node: NodeId,
     /// The client's address.
     ip: Ipv4,
-    /// The client pod; NONE for an external client.
-    pod: u32,
+    /// The client pod; `None` for an external client.
+    pod: Option<PodId>,
 }
 
 /// The connection as decided, before its SYN leaves.
 struct Opening {
     path: Path,
-    server_pod: u32,
+    server_pod: PodId,
     server_port: u16,
-    /// Endpoint index in the Service port's list (NONE straight to a pod).
-    ep: u32,
+    /// The endpoint of the Service port (`None` straight to a pod).
+    ep: Option<EpId>,
     /// The source address the server will see.
     src: Ipv4,
     entry: Entry,
-    /// The server's node; NONE inside the client pod (no netfilter).
-    snode: u32,
+    /// The server's node; `None` inside the client pod (no netfilter).
+    snode: Option<NodeId>,
     /// First-packet work [ns] on the first and second node.
     extra: [u64; 2],
 }
@@ -62,19 +63,19 @@ impl World<'_> {
     pub(super) fn decide(
         &mut self,
         flow: usize,
-        node: u32,
-        sp: u32,
+        node: NodeId,
+        sp: SpId,
         entry: Entry,
         client_ip: Ipv4,
         dest_ip: Ipv4,
         now: u64,
     ) -> Decision {
         let cl = self.cluster;
-        let port = &cl.service_ports[sp as usize];
+        let port = &cl.service_ports[sp.index()];
         if port.endpoints.is_empty() {
             return Decision::NoEndpoints;
         }
-        let svc = &cl.services[port.service as usize];
+        let svc = &cl.services[port.service.index()];
         let policy = if entry.external() { svc.external_traffic_policy } else { svc.internal_traffic_policy };
         let candidates = match policy {
             TrafficPolicy::Cluster => Candidates::All(port.endpoints.len() as u32),
@@ -124,34 +125,34 @@ impl World<'_> {
         // With an eBPF CNI, pod traffic bypasses netfilter: no rule walk,
         // no conntrack entry.
         let netfilter = self.params.datapath.cni != Cni::Ebpf;
-        let open = if aim.sp == NONE {
-            self.open_direct(req, &aim, &origin, netfilter)
-        } else {
+        let open = if let Some(sp) = aim.sp {
             // Conntrack runs before the nat table and IPVS (PREROUTING
             // priority -200): a full table on the entry node drops the SYN
             // before any proxy decision.
             if netfilter && self.conntrack_refuses(origin.node, now) {
                 return self.syn_lost(req, Failure::ConntrackFull, s);
             }
-            match self.open_service(req, &aim, &origin, netfilter, s) {
+            match self.open_service(req, sp, &origin, netfilter, s) {
                 Some(open) => open,
                 None => return,
             }
+        } else {
+            self.open_direct(req, &aim, &origin, netfilter)
         };
         // Conntrack: an entry on each node whose netfilter sees the flow.
-        let mut ct = [NONE; 2];
-        if netfilter && open.snode != NONE {
-            ct = [origin.node, if open.snode != origin.node { open.snode } else { NONE }];
-            if ct.iter().any(|&n| n != NONE && self.conntrack_refuses(n, now)) {
-                if aim.sp != NONE {
+        let mut ct = [None; 2];
+        if let (true, Some(snode)) = (netfilter, open.snode) {
+            ct = [Some(origin.node), (snode != origin.node).then_some(snode)];
+            if ct.into_iter().flatten().any(|n| self.conntrack_refuses(n, now)) {
+                if let Some(sp) = aim.sp {
                     // The entry node decided (its own entry would stay in
                     // SYN_SENT); the proxy hears the connection went nowhere.
-                    self.proxy.closed(origin.node, aim.sp, open.entry, open.ep, now);
+                    self.proxy.closed(origin.node, sp, open.entry, open.ep.expect("the proxy decided"), now);
                 }
                 return self.syn_lost(req, Failure::ConntrackFull, s);
             }
-            for &n in ct.iter().filter(|&&n| n != NONE) {
-                self.nodes[n as usize].conntrack.open_tcp(now);
+            for n in ct.into_iter().flatten() {
+                self.nodes[n.index()].conntrack.open_tcp(now);
             }
         }
         self.send_syn(req, &aim, &origin, open, ct, s);
@@ -160,8 +161,8 @@ impl World<'_> {
     /// Whether node `node`'s conntrack table refuses a new flow at `now`:
     /// full, with nothing the packet path may evict (the drop is counted
     /// on it; `Conntrack::room`).
-    pub(super) fn conntrack_refuses(&mut self, node: u32, now: u64) -> bool {
-        !self.nodes[node as usize].conntrack.room(now)
+    pub(super) fn conntrack_refuses(&mut self, node: NodeId, now: u64) -> bool {
+        !self.nodes[node.index()].conntrack.room(now)
     }
 
     /// Where request `req`'s connection goes, as its client sees it. The
@@ -178,43 +179,48 @@ impl World<'_> {
         let nodes = cl.nodes.len() as u64;
         let f = &mut self.flows[flow];
         let (target, dns, rng) = (&f.flow.target, &f.dns, &mut f.rng);
-        let mut node = || if kept_node != NONE { kept_node } else { rng.below(nodes) as u32 };
-        let tcp = |svc: u32, port: u16| cl.service_port(svc, port, Protocol::Tcp).expect("validated");
+        let mut node = || kept_node.unwrap_or_else(|| NodeId::new(rng.below(nodes) as u32));
+        let tcp = |svc, port| Some(cl.service_port(svc, port, Protocol::Tcp).expect("validated"));
         let (sp, pod, port, entry_node, via_lb) = match target {
-            Target::Localhost(port) => (NONE, NONE, *port, None, false),
-            Target::Pod { pod, port } => (NONE, *pod, *port, None, false),
+            Target::Localhost(port) => (None, None, *port, None, false),
+            Target::Pod { pod, port } => (None, Some(*pod), *port, None, false),
             Target::Name { port, .. } => (
                 tcp(dns.as_ref().and_then(|p| p.answer).expect("resolved before connect"), *port),
-                NONE,
+                None,
                 0,
                 None,
                 false,
             ),
-            Target::ServiceIp { service, port } => (tcp(*service, *port), NONE, 0, None, false),
+            Target::ServiceIp { service, port } => (tcp(*service, *port), None, 0, None, false),
             Target::NodePort { node: at, port } => {
                 let entry = at.unwrap_or_else(&mut node);
-                (cl.port_by_node_port(*port).expect("validated"), NONE, 0, Some(entry), false)
+                (Some(cl.port_by_node_port(*port).expect("validated")), None, 0, Some(entry), false)
             }
-            Target::LoadBalancer { service, port } => (tcp(*service, *port), NONE, 0, None, true),
+            Target::LoadBalancer { service, port } => (tcp(*service, *port), None, 0, None, true),
             // The controller's Service: its load balancer, or a random
             // node's node port.
-            Target::Ingress { service, port, .. } if cl.services[*service as usize].load_balancer_ip.is_some() => {
-                (tcp(*service, *port), NONE, 0, None, true)
+            Target::Ingress { service, port, .. } if cl.services[service.index()].load_balancer_ip.is_some() => {
+                (tcp(*service, *port), None, 0, None, true)
             }
-            Target::Ingress { service, port, .. } => (tcp(*service, *port), NONE, 0, Some(node()), false),
+            Target::Ingress { service, port, .. } => (tcp(*service, *port), None, 0, Some(node()), false),
         };
-        let entry_node = if via_lb { Some(self.lb_node(flow, sp, now, kept_node)) } else { entry_node };
-        let mut aim = Aim { sp, hit_sp: sp, pod, port, ep: NONE, entry_node, via_lb };
+        let entry_node = match (via_lb, sp) {
+            (true, Some(sp)) => Some(self.lb_node(flow, sp, now, kept_node)),
+            _ => entry_node,
+        };
+        let mut aim = Aim { sp, hit_sp: sp, pod, port, ep: None, entry_node, via_lb };
         // A headless Service: DNS answered with the pod IPs (CoreDNS's
         // `loadbalance` shuffles them) and the client takes the first.
-        if sp != NONE && !cl.services[cl.service_ports[sp as usize].service as usize].has_cluster_ip() {
-            let eps = &cl.service_ports[sp as usize].endpoints;
+        if let Some(sp) = sp.filter(|sp| !cl.services[cl.service_ports[sp.index()].service.index()].has_cluster_ip()) {
+            let eps = &cl.service_ports[sp.index()].endpoints;
             assert!(!eps.is_empty(), "a headless Service without endpoints is NXDOMAIN (dns::answer)");
-            let i = if kept_ep != NONE { kept_ep } else { self.flows[flow].rng.below(eps.len() as u64) as u32 };
-            (aim.sp, aim.ep, aim.pod, aim.port) = (NONE, i, eps[i as usize].pod, eps[i as usize].port);
+            let rng = &mut self.flows[flow].rng;
+            let i = kept_ep.unwrap_or_else(|| EpId::new(rng.below(eps.len() as u64) as u32));
+            let e = eps[i.index()];
+            (aim.sp, aim.ep, aim.pod, aim.port) = (None, Some(i), Some(e.pod), e.port);
         }
         let r = self.reqs.get_mut(req);
-        (r.entry_node, r.headless_ep) = (entry_node.unwrap_or(NONE), aim.ep);
+        (r.entry_node, r.headless_ep) = (entry_node, aim.ep);
         aim
     }
 
@@ -226,13 +232,13 @@ impl World<'_> {
         match &self.flows[r.flow as usize].flow.client {
             Client::Pods(pods) => {
                 let pod = pods[r.client as usize];
-                let node = cl.pods[pod as usize].node;
-                Origin { place: Place::Pod { pod, node }, node, ip: cl.pods[pod as usize].ip, pod }
+                let node = cl.pods[pod.index()].node;
+                Origin { place: Place::Pod { pod, node }, node, ip: cl.pods[pod.index()].ip, pod: Some(pod) }
             }
             Client::External(_) => {
                 let node = aim.entry_node.expect("validated: external clients target node ports or load balancers");
                 let place = if aim.via_lb { Place::ViaLoadBalancer { node } } else { Place::External { node } };
-                Origin { place, node, ip: external_ip(r.client), pod: NONE }
+                Origin { place, node, ip: external_ip(r.client), pod: None }
             }
         }
     }
@@ -242,11 +248,11 @@ impl World<'_> {
     fn open_direct(&mut self, req: u32, aim: &Aim, origin: &Origin, netfilter: bool) -> Opening {
         let cl = self.cluster;
         let hop = self.proxy.hop();
-        let pod = if aim.pod == NONE { origin.pod } else { aim.pod };
-        let node = cl.pods[pod as usize].node;
+        let pod = aim.pod.or(origin.pod).expect("validated: localhost only from a pod");
+        let node = cl.pods[pod.index()].node;
         let f = &mut self.flows[self.reqs.get(req).flow as usize];
         let mut extra = [0u64; 2];
-        if pod != origin.pod && netfilter {
+        if Some(pod) != origin.pod && netfilter {
             f.stats.first_packet.record(self.proxy.miss().total_ns());
             extra[0] = Self::charge(hop, f, self.proxy.miss());
             if node != origin.node {
@@ -263,9 +269,9 @@ impl World<'_> {
             // preferred source is that address (`local <pod IP> dev lo src
             // <pod IP>`): the server sees the pod IP
             // (models/notes/source-address.md).
-            src: if aim.pod == NONE { LOCALHOST } else { origin.ip },
+            src: if aim.pod.is_none() { LOCALHOST } else { origin.ip },
             entry: Entry::ClusterIp,
-            snode: if pod == origin.pod { NONE } else { node },
+            snode: if Some(pod) == origin.pod { None } else { Some(node) },
             extra,
         }
     }
@@ -276,7 +282,7 @@ impl World<'_> {
     fn open_service(
         &mut self,
         req: u32,
-        aim: &Aim,
+        sp: SpId,
         origin: &Origin,
         netfilter: bool,
         s: &mut Scheduler<Ev>,
@@ -289,13 +295,13 @@ impl World<'_> {
             Place::ViaLoadBalancer { .. } => Entry::LoadBalancer,
             _ => Entry::NodePort,
         };
-        let svc = &cl.services[cl.service_ports[aim.sp as usize].service as usize];
+        let svc = &cl.services[cl.service_ports[sp.index()].service.index()];
         let dest = match entry {
             Entry::ClusterIp => svc.cluster_ip.expect("not headless"),
-            Entry::NodePort => cl.nodes[cnode as usize].ip,
+            Entry::NodePort => cl.nodes[cnode.index()].ip,
             Entry::LoadBalancer => svc.load_balancer_ip.expect("via a load balancer"),
         };
-        let d = match self.decide(flow, cnode, aim.sp, entry, origin.ip, dest, now) {
+        let d = match self.decide(flow, cnode, sp, entry, origin.ip, dest, now) {
             Decision::Endpoint(d) => d,
             refused => {
                 self.refuse(req, origin.place, refused, s);
@@ -305,11 +311,11 @@ impl World<'_> {
         let f = &mut self.flows[flow];
         f.stats.first_packet.record(d.cost.total_ns());
         let mut extra = [Self::charge(hop, f, d.cost), 0];
-        let e = cl.service_ports[aim.sp as usize].endpoints[d.endpoint as usize];
-        let node = cl.pods[e.pod as usize].node;
-        let at = &cl.nodes[cnode as usize];
+        let e = cl.service_ports[sp.index()].endpoints[d.endpoint.index()];
+        let node = cl.pods[e.pod.index()].node;
+        let at = &cl.nodes[cnode.index()];
         let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
-        let (path, src) = if e.pod == origin.pod {
+        let (path, src) = if Some(e.pod) == origin.pod {
             // Hairpin: kube-proxy masquerades a pod reaching itself.
             (Path::Hairpin { node: cnode }, at.bridge_ip)
         } else {
@@ -328,7 +334,16 @@ impl World<'_> {
         if node != cnode && netfilter {
             extra[1] = Self::charge(hop, f, self.proxy.miss());
         }
-        Some(Opening { path, server_pod: e.pod, server_port: e.port, ep: d.endpoint, src, entry, snode: node, extra })
+        Some(Opening {
+            path,
+            server_pod: e.pod,
+            server_port: e.port,
+            ep: Some(d.endpoint),
+            src,
+            entry,
+            snode: Some(node),
+            extra,
+        })
     }
 
     /// The entry node's proxy refused `req`'s SYN. No endpoints:
@@ -380,11 +395,19 @@ impl World<'_> {
     }
 
     /// Sends request `req`'s SYN on a new connection.
-    fn send_syn(&mut self, req: u32, aim: &Aim, origin: &Origin, open: Opening, ct: [u32; 2], s: &mut Scheduler<Ev>) {
+    fn send_syn(
+        &mut self,
+        req: u32,
+        aim: &Aim,
+        origin: &Origin,
+        open: Opening,
+        ct: [Option<NodeId>; 2],
+        s: &mut Scheduler<Ev>,
+    ) {
         let cl = self.cluster;
         let client = self.reqs.get(req).client;
         self.flows[self.reqs.get(req).flow as usize].stats.connections += 1;
-        let server = if cl.pods[open.server_pod as usize].listens_on(open.server_port, Protocol::Tcp).is_some() {
+        let server = if cl.pods[open.server_pod.index()].listens_on(open.server_port, Protocol::Tcp).is_some() {
             self.server(open.server_pod, open.server_port, Protocol::Tcp)
         } else {
             NONE
@@ -392,7 +415,7 @@ impl World<'_> {
         let c = self.conns.insert(Conn {
             path: open.path,
             server,
-            server_pod: open.server_pod,
+            server_pod: Some(open.server_pod),
             sp: aim.sp,
             ep: open.ep,
             hit_sp: aim.hit_sp,
@@ -411,8 +434,8 @@ impl World<'_> {
     /// The load balancer's node for a new connection's SYN: `kept` (the
     /// node it sent this connection's earlier SYN to) while that node is
     /// still healthy, else a fresh choice.
-    fn lb_node(&mut self, flow: usize, sp: u32, now: u64, kept: u32) -> u32 {
-        if kept != NONE && self.lb_healthy(sp, now).is_none_or(|local| local.contains(&kept)) {
+    fn lb_node(&mut self, flow: usize, sp: SpId, now: u64, kept: Option<NodeId>) -> NodeId {
+        if let Some(kept) = kept.filter(|kept| self.lb_healthy(sp, now).is_none_or(|local| local.contains(kept))) {
             return kept;
         }
         self.lb_pick(flow, sp, now)
@@ -420,9 +443,9 @@ impl World<'_> {
 
     /// The node the load balancer of Service port `sp` sends a new
     /// connection to at time `now`.
-    pub(super) fn lb_pick(&mut self, flow: usize, sp: u32, now: u64) -> u32 {
+    pub(super) fn lb_pick(&mut self, flow: usize, sp: SpId, now: u64) -> NodeId {
         let cl = self.cluster;
-        let port = &cl.service_ports[sp as usize];
+        let port = &cl.service_ports[sp.index()];
         let n = cl.nodes.len() as u32;
         let local_only = self.lb_healthy(sp, now).is_some();
         let count = if local_only { port.local.len() as u32 } else { n };
@@ -438,7 +461,7 @@ impl World<'_> {
         if local_only {
             self.healthy_nodes(sp)[k as usize]
         } else {
-            k
+            NodeId::new(k)
         }
     }
 
@@ -447,10 +470,10 @@ impl World<'_> {
     /// healthy. With a Local policy a node without local endpoint fails the
     /// checks of healthCheckNodePort, once they have had time to fail (if
     /// no node has an endpoint, the load balancer fails open to all).
-    fn lb_healthy(&mut self, sp: u32, now: u64) -> Option<&[u32]> {
+    fn lb_healthy(&mut self, sp: SpId, now: u64) -> Option<&[NodeId]> {
         let cl = self.cluster;
-        let port = &cl.service_ports[sp as usize];
-        let svc = &cl.services[port.service as usize];
+        let port = &cl.service_ports[sp.index()];
+        let svc = &cl.services[port.service.index()];
         let lb = &self.params.load_balancer;
         let detected = now >= lb.check_interval_ns.saturating_mul(lb.unhealthy_threshold as u64);
         let local_only = svc.external_traffic_policy == TrafficPolicy::Local && detected && !port.local.is_empty();
@@ -462,10 +485,11 @@ impl World<'_> {
     }
 
     /// The nodes with a local endpoint of `sp`, in node order.
-    pub(super) fn healthy_nodes(&mut self, sp: u32) -> &[u32] {
+    pub(super) fn healthy_nodes(&mut self, sp: SpId) -> &[NodeId] {
         let cl = self.cluster;
         self.healthy.entry(sp).or_insert_with(|| {
-            let mut v: Vec<u32> = cl.service_ports[sp as usize].local.keys().copied().collect();
+            // In node order: `NodeId` orders by index.
+            let mut v: Vec<NodeId> = cl.service_ports[sp.index()].local.keys().copied().collect();
             v.sort_unstable();
             v
         })

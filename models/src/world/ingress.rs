@@ -7,6 +7,7 @@ use super::run::{Conn, Ev, Phase};
 use super::{World, NONE};
 use crate::cluster::Protocol;
 use crate::datapath::{Path, Place};
+use crate::ids::EpId;
 use crate::proxy::Entry;
 use crate::traffic::{Failure, Target};
 
@@ -28,7 +29,7 @@ impl World<'_> {
         let cl = self.cluster;
         let r = self.reqs.get(req);
         let flow = r.flow as usize;
-        let controller = self.conns.get(r.conn).server_pod;
+        let controller = self.conns.get(r.conn).server_pod.expect("the controller is a pod");
         // A request that reached the controller some other way (its
         // Service's ClusterIP or load balancer) carries no routable host:
         // the controller's default 404.
@@ -40,7 +41,7 @@ impl World<'_> {
             self.reqs.get_mut(req).failure = Failure::NoRoute;
             return self.send(req, Phase::ErrorReply, true, 0, s);
         };
-        let eps = &cl.service_ports[sp as usize].endpoints;
+        let eps = &cl.service_ports[sp.index()].endpoints;
         if eps.is_empty() {
             self.reqs.get_mut(req).failure = Failure::NoEndpoints;
             return self.send(req, Phase::ErrorReply, true, 0, s);
@@ -49,9 +50,9 @@ impl World<'_> {
         let i = *cursor % eps.len() as u32;
         *cursor = cursor.wrapping_add(1);
         let e = eps[i as usize];
-        let (cnode, enode) = (cl.pods[controller as usize].node, cl.pods[e.pod as usize].node);
+        let (cnode, enode) = (cl.pods[controller.index()].node, cl.pods[e.pod.index()].node);
         let path = Path::Route { from: Place::Pod { pod: controller, node: cnode }, to_pod: e.pod, to_node: enode };
-        if cl.pods[e.pod as usize].listens_on(e.port, Protocol::Tcp).is_none() {
+        if cl.pods[e.pod.index()].listens_on(e.port, Protocol::Tcp).is_none() {
             // nginx's upstream connect is refused: 502 to the client.
             self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
             return self.send(req, Phase::ErrorReply, true, 0, s);
@@ -60,15 +61,15 @@ impl World<'_> {
         let up = self.conns.insert(Conn {
             path,
             server,
-            server_pod: e.pod,
-            sp: NONE,
-            ep: i,
-            hit_sp: sp,
-            src: cl.pods[controller as usize].ip,
+            server_pod: Some(e.pod),
+            sp: None,
+            ep: Some(EpId::new(i)),
+            hit_sp: Some(sp),
+            src: cl.pods[controller.index()].ip,
             client: NONE,
             pnode: cnode,
             entry: Entry::ClusterIp,
-            ct: [NONE; 2],
+            ct: [None; 2],
         });
         self.reqs.get_mut(req).up_conn = up;
         let bytes = self.flows[flow].flow.request_bytes;

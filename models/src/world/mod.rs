@@ -35,6 +35,7 @@ use crate::addr::Ipv4;
 use crate::cluster::{BuildError, Cluster, Protocol};
 use crate::datapath::{DataPathParams, HOP_KINDS};
 use crate::dns::{self, DnsParams, DnsPlan};
+use crate::ids::{EpId, NodeId, PodId, SpId, SvcId};
 use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
 
@@ -215,10 +216,10 @@ pub struct Results {
     /// endpoint `i` of that Service port (DNS queries included for kube-dns).
     pub endpoint_hits: Vec<Vec<u64>>,
     /// Requests by (flow, server pod, source address the server saw).
-    pub sources: BTreeMap<(u32, u32, Ipv4), u64>,
+    pub sources: BTreeMap<(u32, PodId, Ipv4), u64>,
     /// Requests beyond the first [`MAX_SOURCES`] distinct (flow, server pod,
     /// source) triples, by (flow, server pod, source kind).
-    pub sources_overflow: BTreeMap<(u32, u32, &'static str), u64>,
+    pub sources_overflow: BTreeMap<(u32, PodId, &'static str), u64>,
     /// What the proxy mode programs on every node: (name, count) rows.
     pub proxy_counts: Vec<(&'static str, u64)>,
     /// Conntrack table size per node.
@@ -317,23 +318,23 @@ pub struct World<'c> {
     pub(crate) now_ns: u64,
     /// Session affinity: (node, Service port, client address) -> (endpoint,
     /// last use [ns]). Probed only.
-    pub(crate) affinity: HashMap<(u32, u32, Ipv4), (u32, u64)>,
+    pub(crate) affinity: HashMap<(NodeId, SpId, Ipv4), (EpId, u64)>,
     /// Round-robin cursor of each LoadBalancer Service's load balancer.
-    pub(crate) lb_cursor: HashMap<u32, u32>,
+    pub(crate) lb_cursor: HashMap<SvcId, u32>,
     /// Nodes with a local endpoint, per Service port (load balancer health).
-    pub(crate) healthy: HashMap<u32, Vec<u32>>,
+    pub(crate) healthy: HashMap<SpId, Vec<NodeId>>,
     /// Round-robin cursor per (ingress controller pod, backend Service port).
-    pub(crate) upstream_rr: HashMap<(u32, u32), u32>,
+    pub(crate) upstream_rr: HashMap<(PodId, SpId), u32>,
     /// NodeLocal DNSCache: (node, name id) -> expiry [ns].
-    pub(crate) dns_cache: HashMap<(u32, u32), u64>,
+    pub(crate) dns_cache: HashMap<(NodeId, u32), u64>,
     /// The cache server of each node, created on first use.
-    pub(crate) cache_servers: HashMap<u32, u32>,
+    pub(crate) cache_servers: HashMap<NodeId, u32>,
     pub(crate) flows: Vec<FlowRt>,
     pub(crate) servers: Vec<ServerRt>,
-    pub(crate) server_index: HashMap<(u32, u16, Protocol), u32>,
+    pub(crate) server_index: HashMap<(PodId, u16, Protocol), u32>,
     /// The endpoints of kube-dns and of the ingress controller's Service.
-    special_servers: HashMap<(u32, u16, Protocol), ServerKind>,
-    server_specs: HashMap<(u32, u16), usize>,
+    special_servers: HashMap<(PodId, u16, Protocol), ServerKind>,
+    server_specs: HashMap<(PodId, u16), usize>,
     server_defs: Vec<Server>,
     pub(crate) conns: Slab<run::Conn>,
     pub(crate) reqs: Slab<run::Req>,
@@ -341,8 +342,8 @@ pub struct World<'c> {
     /// Pending events other than timeouts; at zero the run is over.
     pub(crate) live: u64,
     pub(crate) endpoint_hits: Vec<Vec<u64>>,
-    pub(crate) sources: HashMap<(u32, u32, Ipv4), u64>,
-    pub(crate) sources_overflow: BTreeMap<(u32, u32, &'static str), u64>,
+    pub(crate) sources: HashMap<(u32, PodId, Ipv4), u64>,
+    pub(crate) sources_overflow: BTreeMap<(u32, PodId, &'static str), u64>,
 }
 
 /// Highest open-loop rate [requests/s]: one per nanosecond, the clock's
@@ -373,8 +374,8 @@ impl<'c> World<'c> {
         let proxy = Proxy::new(cluster, &params.proxy, params.seed);
         let mut special_servers = HashMap::new();
         for (svc, kind) in [(cluster.dns_service, ServerKind::Dns), (cluster.ingress_service, ServerKind::Ingress)] {
-            for &sp in svc.iter().flat_map(|&s| &cluster.services[s as usize].ports) {
-                let sp = &cluster.service_ports[sp as usize];
+            for &sp in svc.iter().flat_map(|&s| &cluster.services[s.index()].ports) {
+                let sp = &cluster.service_ports[sp.index()];
                 for e in &sp.endpoints {
                     special_servers.insert((e.pod, e.port, sp.protocol), kind);
                 }
@@ -461,8 +462,8 @@ impl<'c> World<'c> {
                 }
                 Target::Name { name, port } => {
                     let Client::Pods(pods) = &f.client else { unreachable!() };
-                    let ns = cluster.pods[pods[0] as usize].namespace;
-                    if pods.iter().any(|&p| cluster.pods[p as usize].namespace != ns) {
+                    let ns = cluster.pods[pods[0].index()].namespace;
+                    if pods.iter().any(|&p| cluster.pods[p.index()].namespace != ns) {
                         return Err(err(&f, "from", "clients of a flow to a name must share one namespace (their resolv.conf search path)".into()));
                     }
                     if cluster.dns_service.is_none() {
@@ -565,7 +566,7 @@ impl<'c> World<'c> {
 
     /// The server on `pod`'s `port`, created on first use. Its random
     /// stream is keyed by (pod, port, protocol), not by creation order.
-    pub(crate) fn server(&mut self, pod: u32, port: u16, proto: Protocol) -> u32 {
+    pub(crate) fn server(&mut self, pod: PodId, port: u16, proto: Protocol) -> u32 {
         // A CoreDNS pod's workers answer UDP and TCP queries alike: one pool.
         let (port, proto) =
             if self.serves(ServerKind::Dns, pod, port, proto) { (53, Protocol::Udp) } else { (port, proto) };
@@ -582,7 +583,7 @@ impl<'c> World<'c> {
         } else {
             (Dist::Constant(0), 0, u32::MAX, ServerKind::App)
         };
-        let id = ((pod as u64) << 20) | ((port as u64) << 2) | proto as u64;
+        let id = ((pod.get() as u64) << 20) | ((port as u64) << 2) | proto as u64;
         let s = self.servers.len() as u32;
         self.servers.push(ServerRt {
             fifo: Fifo::new(servers, queue),
@@ -596,19 +597,19 @@ impl<'c> World<'c> {
 
     /// Whether `pod`'s `port` is an endpoint of kube-dns (`Dns`) or of the
     /// ingress controller's Service (`Ingress`): a hash probe, built once.
-    fn serves(&self, kind: ServerKind, pod: u32, port: u16, proto: Protocol) -> bool {
+    fn serves(&self, kind: ServerKind, pod: PodId, port: u16, proto: Protocol) -> bool {
         self.special_servers.get(&(pod, port, proto)) == Some(&kind)
     }
 
     /// Node `node`'s NodeLocal DNSCache server, created on first use.
-    pub(crate) fn cache_server(&mut self, node: u32) -> u32 {
+    pub(crate) fn cache_server(&mut self, node: NodeId) -> u32 {
         if let Some(&s) = self.cache_servers.get(&node) {
             return s;
         }
         let d = &self.params.dns;
         let s = self.servers.len() as u32;
         // Stream ids above every (pod, port, protocol) key.
-        let id = (1u64 << 60) | node as u64;
+        let id = (1u64 << 60) | node.get() as u64;
         self.servers.push(ServerRt {
             fifo: Fifo::new(d.cache_concurrency, u32::MAX),
             dist: d.cache_service_time,

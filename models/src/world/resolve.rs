@@ -7,11 +7,12 @@ use super::run::{Conn, Decision, Ev, Phase};
 use super::{World, NONE};
 use crate::cluster::Protocol;
 use crate::datapath::{Msg, Path, Place};
+use crate::ids::NodeId;
 use crate::proxy::{Entry, ProxyModel};
 
 impl World<'_> {
     /// The NodeLocal DNSCache key of `req`'s current query.
-    pub(super) fn cache_key(&self, req: u32) -> (u32, u32) {
+    pub(super) fn cache_key(&self, req: u32) -> (NodeId, u32) {
         let r = self.reqs.get(req);
         let (_, node) = self.client_pod(req);
         (node, self.flows[r.flow as usize].dns_ids[r.dns_query as usize])
@@ -31,28 +32,28 @@ impl World<'_> {
         let cl = self.cluster;
         let svc = cl.dns_service.expect("validated: DNS enabled");
         let sp = cl.service_port(svc, 53, Protocol::Tcp).expect("kube-dns has 53/TCP");
-        let node_ip = cl.nodes[node as usize].ip;
-        let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
+        let node_ip = cl.nodes[node.index()].ip;
+        let vip = cl.services[svc.index()].cluster_ip.expect("kube-dns has a ClusterIP");
         let Decision::Endpoint(d) = self.decide(flow, node, sp, Entry::ClusterIp, node_ip, vip, s.now().as_nanos())
         else {
             unreachable!("kube-dns has endpoints and a Cluster policy")
         };
-        let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
-        let ep_node = cl.pods[ep.pod as usize].node;
+        let ep = cl.service_ports[sp.index()].endpoints[d.endpoint.index()];
+        let ep_node = cl.pods[ep.pod.index()].node;
         let path = Path::Route { from: Place::Host { node }, to_pod: ep.pod, to_node: ep_node };
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
             path,
             server,
-            server_pod: ep.pod,
-            sp,
-            ep: d.endpoint,
-            hit_sp: sp,
+            server_pod: Some(ep.pod),
+            sp: Some(sp),
+            ep: Some(d.endpoint),
+            hit_sp: Some(sp),
             src: node_ip,
             client: NONE,
             pnode: node,
             entry: Entry::ClusterIp,
-            ct: [NONE; 2],
+            ct: [None; 2],
         });
         self.reqs.get_mut(req).up_conn = up;
         // A kept-alive TCP connection: conntrack hits, no first-packet cost.
@@ -74,8 +75,8 @@ impl World<'_> {
         let cl = self.cluster;
         let svc = cl.dns_service.expect("validated: DNS enabled");
         let sp = cl.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
-        let src = cl.pods[pod as usize].ip;
-        let vip = cl.services[svc as usize].cluster_ip.expect("kube-dns has a ClusterIP");
+        let src = cl.pods[pod.index()].ip;
+        let vip = cl.services[svc.index()].cluster_ip.expect("kube-dns has a ClusterIP");
         let now = s.now().as_nanos();
         let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
         // As for a SYN: the client node's conntrack before its proxy.
@@ -86,8 +87,8 @@ impl World<'_> {
             Decision::Endpoint(d) => d,
             _ => unreachable!("kube-dns has endpoints and a Cluster policy"),
         };
-        let ep = cl.service_ports[sp as usize].endpoints[d.endpoint as usize];
-        let ep_node = cl.pods[ep.pod as usize].node;
+        let ep = cl.service_ports[sp.index()].endpoints[d.endpoint.index()];
+        let ep_node = cl.pods[ep.pod.index()].node;
         let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };
         let mut extra = [d.cost.total_ns(), 0];
         if ep_node != node && netfilter {
@@ -101,22 +102,22 @@ impl World<'_> {
                 return self.query_lost(req, s);
             }
             for &n in [node, ep_node].iter().take(if ep_node != node { 2 } else { 1 }) {
-                self.nodes[n as usize].conntrack.open_udp(now, udp);
+                self.nodes[n.index()].conntrack.open_udp(now, udp);
             }
         }
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
         let c = self.conns.insert(Conn {
             path,
             server,
-            server_pod: ep.pod,
-            sp,
-            ep: d.endpoint,
-            hit_sp: sp,
+            server_pod: Some(ep.pod),
+            sp: Some(sp),
+            ep: Some(d.endpoint),
+            hit_sp: Some(sp),
             src,
             client,
             pnode: node,
             entry: Entry::ClusterIp,
-            ct: [NONE; 2],
+            ct: [None; 2],
         });
         self.send_query(req, c, extra, s);
     }
@@ -160,15 +161,15 @@ impl World<'_> {
         let c = self.conns.insert(Conn {
             path,
             server,
-            server_pod: NONE,
-            sp: NONE,
-            ep: NONE,
-            hit_sp: NONE,
-            src: self.cluster.pods[pod as usize].ip,
+            server_pod: None,
+            sp: None,
+            ep: None,
+            hit_sp: None,
+            src: self.cluster.pods[pod.index()].ip,
             client,
             pnode: node,
             entry: Entry::ClusterIp,
-            ct: [NONE; 2],
+            ct: [None; 2],
         });
         self.send_query(req, c, [0, 0], s);
     }

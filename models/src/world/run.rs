@@ -5,6 +5,7 @@ use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
 use super::{ServerKind, World, NONE};
 use crate::addr::Ipv4;
 use crate::datapath::{HopKind, Msg};
+use crate::ids::{EpId, NodeId, PodId, SpId};
 use crate::proxy::{Dnat, Entry, ProxyModel};
 use crate::traffic::{Arrivals, Client, Failure};
 
@@ -110,22 +111,23 @@ pub(crate) struct Conn {
     pub(super) path: crate::datapath::Path,
     /// Server id, or NONE when nothing listens (the SYN gets a RST).
     pub(super) server: u32,
-    pub(super) server_pod: u32,
-    /// Service port whose kube-proxy decided, and endpoint index; NONE
-    /// for direct traffic.
-    pub(super) sp: u32,
-    pub(super) ep: u32,
+    /// The server's pod; `None` for a node's DNS cache.
+    pub(super) server_pod: Option<PodId>,
+    /// Service port whose kube-proxy decided; `None` for direct traffic.
+    pub(super) sp: Option<SpId>,
+    /// The endpoint (of `hit_sp`) that serves it.
+    pub(super) ep: Option<EpId>,
     /// Service port whose endpoint serves this connection (counted in
-    /// `endpoint_hits`); NONE when the target is no Service.
-    pub(super) hit_sp: u32,
+    /// `endpoint_hits`); `None` when the target is no Service.
+    pub(super) hit_sp: Option<SpId>,
     /// The source address the server sees.
     pub(super) src: Ipv4,
     pub(super) client: u32,
     /// The node whose proxy decided, and how the connection arrived there.
-    pub(super) pnode: u32,
+    pub(super) pnode: NodeId,
     pub(super) entry: Entry,
-    /// Nodes holding a conntrack entry for it (NONE: none).
-    pub(super) ct: [u32; 2],
+    /// Nodes holding a conntrack entry for it.
+    pub(super) ct: [Option<NodeId>; 2],
 }
 
 /// What a node's proxy did with a new connection to a Service.
@@ -163,12 +165,12 @@ pub(crate) struct Req {
     /// SYNs (or SYN-ACKs) of the connection attempt lost so far.
     pub(super) syn_losses: u8,
     /// The node the connection enters by, once drawn (a `<NodeIP>` node
-    /// port, a load balancer's choice), kept for retransmitted SYNs; NONE
+    /// port, a load balancer's choice), kept for retransmitted SYNs; `None`
     /// before the first.
-    pub(super) entry_node: u32,
+    pub(super) entry_node: Option<NodeId>,
     /// The headless Service endpoint the client took from its DNS answer,
-    /// kept for retransmitted SYNs; NONE before the first.
-    pub(super) headless_ep: u32,
+    /// kept for retransmitted SYNs; `None` before the first.
+    pub(super) headless_ep: Option<EpId>,
     /// The message in flight.
     pub(super) walk: super::walk::Walk,
 }
@@ -275,8 +277,8 @@ impl World<'_> {
             abandoned: false,
             failure: Failure::Timeout,
             syn_losses: 0,
-            entry_node: NONE,
-            headless_ep: NONE,
+            entry_node: None,
+            headless_ep: None,
             walk: super::walk::Walk::IDLE,
         });
         let deadline = now.as_nanos() + timeout;
@@ -296,11 +298,11 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn client_pod(&self, req: u32) -> (u32, u32) {
+    pub(super) fn client_pod(&self, req: u32) -> (PodId, NodeId) {
         let r = self.reqs.get(req);
         let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else { unreachable!("pod client expected") };
         let pod = pods[r.client as usize];
-        (pod, self.cluster.pods[pod as usize].node)
+        (pod, self.cluster.pods[pod.index()].node)
     }
 
     /// Sends `req`'s message along its connection, forward or back.
@@ -350,11 +352,11 @@ impl World<'_> {
                 let (flow, conn) = (r.flow, r.conn_of(phase));
                 let c = self.conns.get(conn);
                 let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
-                if sp != NONE {
-                    self.endpoint_hits[sp as usize][ep as usize] += 1;
+                if let Some(sp) = sp {
+                    self.endpoint_hits[sp.index()][ep.expect("a Service's endpoint serves it").index()] += 1;
                 }
                 if matches!(phase, Phase::Request | Phase::Upstream) {
-                    self.count_source(flow, pod, src);
+                    self.count_source(flow, pod.expect("a request reaches a pod"), src);
                 }
                 let r = self.reqs.get_mut(req);
                 r.phase = match phase {
@@ -566,7 +568,7 @@ impl World<'_> {
     }
 
     /// Counts a request `pod` received from `src` for `flow`.
-    fn count_source(&mut self, flow: u32, pod: u32, src: Ipv4) {
+    fn count_source(&mut self, flow: u32, pod: PodId, src: Ipv4) {
         if let Some(n) = self.sources.get_mut(&(flow, pod, src)) {
             *n += 1;
         } else if self.sources.len() < super::MAX_SOURCES {
@@ -603,12 +605,12 @@ impl World<'_> {
     /// Frees a connection; the proxy that chose its endpoint hears of it.
     pub(super) fn close_conn(&mut self, conn: u32) {
         let c = self.conns.remove(conn);
-        if c.sp != NONE {
-            self.proxy.closed(c.pnode, c.sp, c.entry, c.ep, self.now_ns);
+        if let Some(sp) = c.sp {
+            self.proxy.closed(c.pnode, sp, c.entry, c.ep.expect("the proxy chose an endpoint"), self.now_ns);
         }
         let node = &self.params.node;
-        for &n in c.ct.iter().filter(|&&n| n != NONE) {
-            let ct = &mut self.nodes[n as usize].conntrack;
+        for n in c.ct.into_iter().flatten() {
+            let ct = &mut self.nodes[n.index()].conntrack;
             if c.server == NONE {
                 // Refused with a RST: CLOSE, never ASSURED.
                 ct.refuse_tcp(self.now_ns, node.tcp_close_ns);

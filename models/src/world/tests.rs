@@ -4,6 +4,7 @@
 use super::*;
 use crate::cluster::{build, testing};
 use crate::datapath::{route, serialization_ns, Msg, Place};
+use crate::ids::{NodeId, PodId};
 use crate::traffic::{Arrivals, Client, Flow, Target};
 use emu_engine::Dist;
 
@@ -34,7 +35,7 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     let c = build(&s, 1).unwrap();
     let p = Params::default();
     let dp = &p.datapath;
-    let leg = route(dp, Place::Pod { pod: 0, node: 0 }, 1, 1);
+    let leg = route(dp, Place::Pod { pod: PodId::new(0), node: NodeId::new(0) }, PodId::new(1), NodeId::new(1));
     let back = leg.reversed();
     let walk = |bytes: u32| leg.idle_ns(dp, Msg::tcp(bytes), |_, _| {});
     let walk_back = |bytes: u32| back.idle_ns(dp, Msg::tcp(bytes), |_, _| {});
@@ -46,7 +47,7 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     let r = simulate(
         &c,
         p.clone(),
-        vec![flow(Client::Pods(vec![0].into()), Target::Pod { pod: 1, port: 8080 }, false)],
+        vec![flow(Client::Pods(vec![PodId::new(0)].into()), Target::Pod { pod: PodId::new(1), port: 8080 }, false)],
         vec![],
     )
     .unwrap();
@@ -61,7 +62,7 @@ fn an_idle_cross_node_request_costs_exactly_its_four_legs() {
     let r = simulate(
         &c,
         p.clone(),
-        vec![flow(Client::Pods(vec![0].into()), Target::Pod { pod: 1, port: 8080 }, true)],
+        vec![flow(Client::Pods(vec![PodId::new(0)].into()), Target::Pod { pod: PodId::new(1), port: 8080 }, true)],
         vec![],
     )
     .unwrap();
@@ -78,13 +79,13 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
     s.pods.push(testing::pods("b", 1, 8080));
     let c = build(&s, 1).unwrap();
     let server = Server {
-        pods: vec![1],
+        pods: vec![PodId::new(1)],
         port: 8080,
         service_time: Dist::Constant(1_000_000),
         concurrency: 1,
         queue_limit: u32::MAX,
     };
-    let mut f = flow(Client::Pods(vec![0].into()), Target::Pod { pod: 1, port: 8080 }, true);
+    let mut f = flow(Client::Pods(vec![PodId::new(0)].into()), Target::Pod { pod: PodId::new(1), port: 8080 }, true);
     f.arrivals = Arrivals::Closed { clients: 4, think: Dist::Constant(0) };
     f.requests = Some(400);
     let r = simulate(&c, Params::default(), vec![f], vec![server]).unwrap();
@@ -96,7 +97,7 @@ fn a_server_with_one_worker_queues_in_fifo_order() {
     // that round trip.
     assert!((st.throughput_rps() / 1000.0 - 1.0).abs() < 0.01, "{}", st.throughput_rps());
     let dp = DataPathParams::default();
-    let leg = route(&dp, Place::Pod { pod: 0, node: 0 }, 1, 0);
+    let leg = route(&dp, Place::Pod { pod: PodId::new(0), node: NodeId::new(0) }, PodId::new(1), NodeId::new(0));
     let rtt =
         (leg.idle_ns(&dp, Msg::tcp(100), |_, _| {}) + leg.reversed().idle_ns(&dp, Msg::tcp(1000), |_, _| {})) as f64;
     let q = st.hops[crate::datapath::HopKind::Queue as usize];

@@ -9,7 +9,7 @@ use emu_engine::Scheduler;
 
 use super::run::{Ev, Phase};
 use super::World;
-use crate::datapath::{HopKind, Leg, Msg, NO_NODE};
+use crate::datapath::{HopKind, Leg, Msg};
 use crate::traffic::Failure;
 
 /// The state of the one message a request has in flight.
@@ -78,7 +78,7 @@ impl World<'_> {
         let acc = accounted(phase);
         while (pos as usize) < hops.len() {
             let h = &hops[pos as usize];
-            if h.kind.is_capacity() && h.node != NO_NODE {
+            if h.kind.is_capacity() && h.node.is_some() {
                 self.reqs.get_mut(req).walk.pos = pos;
                 return self.at(s, delay, Ev::HopArrive { req });
             }
@@ -135,7 +135,7 @@ impl World<'_> {
             HopKind::Cpu => (dp.cpu_ns(msg, h.flags), extra_ns.get(cpus as usize).copied().unwrap_or(0) as u64),
             _ => (dp.nic_ns(msg, h.flags), 0),
         };
-        let node = &mut self.nodes[h.node as usize];
+        let node = &mut self.nodes[h.node.expect("a capacity hop walked to has a node").index()];
         let res = if h.kind == HopKind::Cpu { &mut node.cpu } else { &mut node.nic };
         let Some((start, finish)) = res.admit(now, service + extra) else {
             // Dropped: the sender sends it again from the start. First-packet
