@@ -16,6 +16,8 @@ macro_rules! id {
         #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         $vis struct $name(NonZeroU32);
 
+        // (A crate-private id may leave a constructor unused.)
+        #[allow(dead_code)]
         impl $name {
             /// The id of index `v`. Panics at `u32::MAX`, the one value an
             /// id cannot hold.
@@ -114,6 +116,19 @@ id! {
 id! {
     /// A request: its key in the world's request slab.
     pub struct ReqId;
+}
+
+id! {
+    /// A server of the world (a pod's listening port, or a node's DNS
+    /// cache): its index in the world's server list.
+    pub(crate) struct ServerId;
+}
+
+id! {
+    /// A client of one flow: its index in the flow's
+    /// [`Client::Pods`](crate::traffic::Client::Pods), or the external
+    /// client's number.
+    pub(crate) struct ClientId;
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 use emu_engine::Scheduler;
 
 use super::run::{external_ip, Conn, Decision, Ev, Phase, LOCALHOST};
-use super::{FlowRt, LbPolicy, World, NONE};
+use super::{FlowRt, LbPolicy, World};
 use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
 use crate::datapath::{self, Cni, HopKind, Msg, Path, Place};
-use crate::ids::{EpId, NodeId, PodId, SpId};
+use crate::ids::{EpId, NodeId, PodId, ReqId, SpId};
 use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::traffic::{Client, Failure, Target};
 
@@ -118,7 +118,7 @@ impl World<'_> {
     /// route, and sends the SYN. A retransmitted SYN (after `syn_lost`)
     /// comes here again: the client's own choices are kept (`aim`), the
     /// nodes decide afresh, as for any first packet.
-    pub(super) fn connect(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn connect(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let aim = self.aim(req, now);
         let origin = self.origin(req, &aim);
@@ -170,7 +170,7 @@ impl World<'_> {
     /// node, a headless Service's pod) are made at its first SYN and kept
     /// in the request: a retransmitted SYN has the same addresses (the load
     /// balancer hashes it to the same node while that node is healthy).
-    fn aim(&mut self, req: u32, now: u64) -> Aim {
+    fn aim(&mut self, req: ReqId, now: u64) -> Aim {
         let cl = self.cluster;
         let (flow, kept_node, kept_ep) = {
             let r = self.reqs.get(req);
@@ -226,12 +226,12 @@ impl World<'_> {
 
     /// Where request `req`'s SYN starts: the client's place, the node whose
     /// proxy decides, and the client's address.
-    fn origin(&self, req: u32, aim: &Aim) -> Origin {
+    fn origin(&self, req: ReqId, aim: &Aim) -> Origin {
         let cl = self.cluster;
         let r = self.reqs.get(req);
         match &self.flows[r.flow as usize].flow.client {
             Client::Pods(pods) => {
-                let pod = pods[r.client as usize];
+                let pod = pods[r.client.index()];
                 let node = cl.pods[pod.index()].node;
                 Origin { place: Place::Pod { pod, node }, node, ip: cl.pods[pod.index()].ip, pod: Some(pod) }
             }
@@ -245,7 +245,7 @@ impl World<'_> {
 
     /// A connection straight to a pod socket (a pod IP, `localhost`, a
     /// headless Service's pod): no proxy decision, only misses.
-    fn open_direct(&mut self, req: u32, aim: &Aim, origin: &Origin, netfilter: bool) -> Opening {
+    fn open_direct(&mut self, req: ReqId, aim: &Aim, origin: &Origin, netfilter: bool) -> Opening {
         let cl = self.cluster;
         let hop = self.proxy.hop();
         let pod = aim.pod.or(origin.pod).expect("validated: localhost only from a pod");
@@ -281,7 +281,7 @@ impl World<'_> {
     /// already scheduled).
     fn open_service(
         &mut self,
-        req: u32,
+        req: ReqId,
         sp: SpId,
         origin: &Origin,
         netfilter: bool,
@@ -352,7 +352,7 @@ impl World<'_> {
     /// which aborts the connect (tcp_v4_err). Either comes back after a
     /// round trip to the node. No local endpoint: the SYN is dropped,
     /// nothing comes back, and the client retransmits it (`syn_lost`).
-    fn refuse(&mut self, req: u32, place: Place, refused: Decision, s: &mut Scheduler<Ev>) {
+    fn refuse(&mut self, req: ReqId, place: Place, refused: Decision, s: &mut Scheduler<Ev>) {
         let (flow, hop) = (self.reqs.get(req).flow as usize, self.proxy.hop());
         let dp = &self.params.datapath;
         let leg = datapath::to_node(dp, place);
@@ -376,7 +376,7 @@ impl World<'_> {
     /// retransmissions remain and the flow's timeout has not come; else the
     /// connect gives up, and the request fails for `why` one RTO later or
     /// at its timeout, whichever is first.
-    pub(super) fn syn_lost(&mut self, req: u32, why: Failure, s: &mut Scheduler<Ev>) {
+    pub(super) fn syn_lost(&mut self, req: ReqId, why: Failure, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let r = self.reqs.get_mut(req);
         r.syn_losses = r.syn_losses.saturating_add(1);
@@ -397,7 +397,7 @@ impl World<'_> {
     /// Sends request `req`'s SYN on a new connection.
     fn send_syn(
         &mut self,
-        req: u32,
+        req: ReqId,
         aim: &Aim,
         origin: &Origin,
         open: Opening,
@@ -408,9 +408,9 @@ impl World<'_> {
         let client = self.reqs.get(req).client;
         self.flows[self.reqs.get(req).flow as usize].stats.connections += 1;
         let server = if cl.pods[open.server_pod.index()].listens_on(open.server_port, Protocol::Tcp).is_some() {
-            self.server(open.server_pod, open.server_port, Protocol::Tcp)
+            Some(self.server(open.server_pod, open.server_port, Protocol::Tcp))
         } else {
-            NONE
+            None
         };
         let c = self.conns.insert(Conn {
             path: open.path,
@@ -420,13 +420,13 @@ impl World<'_> {
             ep: open.ep,
             hit_sp: aim.hit_sp,
             src: open.src,
-            client,
+            client: Some(client),
             pnode: origin.node,
             entry: open.entry,
             ct,
         });
         let r = self.reqs.get_mut(req);
-        r.conn = c;
+        r.conn = Some(c);
         r.phase = Phase::Syn;
         self.start_walk(req, c, false, Msg::tcp(0), open.extra, s);
     }

@@ -4,19 +4,18 @@
 use emu_engine::Scheduler;
 
 use super::run::{Conn, Ev, Phase};
-use super::{World, NONE};
+use super::World;
 use crate::cluster::Protocol;
 use crate::datapath::{Path, Place};
-use crate::ids::EpId;
+use crate::ids::{EpId, ReqId};
 use crate::proxy::Entry;
 use crate::traffic::{Failure, Target};
 
 impl World<'_> {
     /// Frees the ingress controller's upstream connection of `req`.
-    pub(super) fn close_up(&mut self, req: u32) {
+    pub(super) fn close_up(&mut self, req: ReqId) {
         let r = self.reqs.get_mut(req);
-        let up = std::mem::replace(&mut r.up_conn, NONE);
-        if up != NONE {
+        if let Some(up) = r.up_conn.take() {
             self.close_conn(up);
         }
     }
@@ -25,11 +24,12 @@ impl World<'_> {
     /// backend endpoint (round robin per controller pod, over a kept-alive
     /// upstream connection straight to the pod IP, as ingress-nginx does),
     /// or answer 404 / 503 itself.
-    pub(super) fn upstream(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn upstream(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let cl = self.cluster;
         let r = self.reqs.get(req);
         let flow = r.flow as usize;
-        let controller = self.conns.get(r.conn).server_pod.expect("the controller is a pod");
+        let controller =
+            self.conns.get(r.conn.expect("the request's connection")).server_pod.expect("the controller is a pod");
         // A request that reached the controller some other way (its
         // Service's ClusterIP or load balancer) carries no routable host:
         // the controller's default 404.
@@ -60,18 +60,18 @@ impl World<'_> {
         let server = self.server(e.pod, e.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
             path,
-            server,
+            server: Some(server),
             server_pod: Some(e.pod),
             sp: None,
             ep: Some(EpId::new(i)),
             hit_sp: Some(sp),
             src: cl.pods[controller.index()].ip,
-            client: NONE,
+            client: None,
             pnode: cnode,
             entry: Entry::ClusterIp,
             ct: [None; 2],
         });
-        self.reqs.get_mut(req).up_conn = up;
+        self.reqs.get_mut(req).up_conn = Some(up);
         let bytes = self.flows[flow].flow.request_bytes;
         self.send(req, Phase::Upstream, false, bytes, s);
     }

@@ -35,7 +35,7 @@ use crate::addr::Ipv4;
 use crate::cluster::{BuildError, Cluster, Protocol};
 use crate::datapath::{DataPathParams, HOP_KINDS};
 use crate::dns::{self, DnsParams, DnsPlan};
-use crate::ids::{EpId, NodeId, PodId, SpId, SvcId};
+use crate::ids::{ClientId, ConnId, EpId, NodeId, PodId, ReqId, ServerId, SpId, SvcId};
 use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
 
@@ -52,9 +52,6 @@ const SERVER_STREAM: Domain = Domain(3);
 /// lists one by one; requests beyond are counted by source kind, so a run
 /// of millions of clients keeps a bounded table.
 pub const MAX_SOURCES: usize = 100_000;
-
-/// A null index.
-pub(crate) const NONE: u32 = u32::MAX;
 
 /// Every model parameter of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -251,6 +248,74 @@ pub(crate) enum ServerKind {
     DnsCache,
 }
 
+/// The engine's [`Slab`] keyed by a typed id (the engine's keys are bare
+/// `u32`s; the ids wrap them here, at the models' boundary).
+pub(crate) struct Keyed<K, T> {
+    slab: Slab<T>,
+    key: std::marker::PhantomData<K>,
+}
+
+/// An id that is a slab key.
+pub(crate) trait SlabKey: Copy {
+    /// The id of slab key `k`.
+    fn of_key(k: u32) -> Self;
+    /// Its slab key.
+    fn key(self) -> u32;
+}
+
+impl SlabKey for ConnId {
+    #[inline]
+    fn of_key(k: u32) -> Self {
+        ConnId::new(k)
+    }
+    #[inline]
+    fn key(self) -> u32 {
+        self.get()
+    }
+}
+
+impl SlabKey for ReqId {
+    #[inline]
+    fn of_key(k: u32) -> Self {
+        ReqId::new(k)
+    }
+    #[inline]
+    fn key(self) -> u32 {
+        self.get()
+    }
+}
+
+impl<K: SlabKey, T> Keyed<K, T> {
+    fn new() -> Self {
+        Keyed { slab: Slab::new(), key: std::marker::PhantomData }
+    }
+    /// Stores `value` under a free id.
+    #[inline]
+    pub(crate) fn insert(&mut self, value: T) -> K {
+        K::of_key(self.slab.insert(value))
+    }
+    /// Takes the record of `k` out; its id may be reused.
+    #[inline]
+    pub(crate) fn remove(&mut self, k: K) -> T {
+        self.slab.remove(k.key())
+    }
+    /// The record of `k`.
+    #[inline]
+    pub(crate) fn get(&self, k: K) -> &T {
+        self.slab.get(k.key())
+    }
+    /// The record of `k`, if it is still there.
+    #[inline]
+    pub(crate) fn try_get(&self, k: K) -> Option<&T> {
+        self.slab.try_get(k.key())
+    }
+    /// The record of `k`, to change.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, k: K) -> &mut T {
+        self.slab.get_mut(k.key())
+    }
+}
+
 pub(crate) struct ServerRt {
     fifo: Fifo,
     dist: Dist,
@@ -290,11 +355,11 @@ pub(crate) struct FlowRt {
     /// The flow's time series in the making.
     series: series::Series,
     /// Pending timeouts (deadline, request, generation), in deadline order.
-    timeouts: std::collections::VecDeque<(u64, u32, u32)>,
+    timeouts: std::collections::VecDeque<(u64, ReqId, u32)>,
     /// Whether a FlowTimeout event is pending for the front of `timeouts`.
     timer_armed: bool,
     /// Idle kept-alive connections per client index.
-    idle: HashMap<u32, Vec<u32>>,
+    idle: HashMap<ClientId, Vec<ConnId>>,
     stats: FlowStats,
 }
 
@@ -328,16 +393,16 @@ pub struct World<'c> {
     /// NodeLocal DNSCache: (node, name id) -> expiry [ns].
     pub(crate) dns_cache: HashMap<(NodeId, u32), u64>,
     /// The cache server of each node, created on first use.
-    pub(crate) cache_servers: HashMap<NodeId, u32>,
+    pub(crate) cache_servers: HashMap<NodeId, ServerId>,
     pub(crate) flows: Vec<FlowRt>,
     pub(crate) servers: Vec<ServerRt>,
-    pub(crate) server_index: HashMap<(PodId, u16, Protocol), u32>,
+    pub(crate) server_index: HashMap<(PodId, u16, Protocol), ServerId>,
     /// The endpoints of kube-dns and of the ingress controller's Service.
     special_servers: HashMap<(PodId, u16, Protocol), ServerKind>,
     server_specs: HashMap<(PodId, u16), usize>,
     server_defs: Vec<Server>,
-    pub(crate) conns: Slab<run::Conn>,
-    pub(crate) reqs: Slab<run::Req>,
+    pub(crate) conns: Keyed<ConnId, run::Conn>,
+    pub(crate) reqs: Keyed<ReqId, run::Req>,
     pub(crate) next_gen: u32,
     /// Pending events other than timeouts; at zero the run is over.
     pub(crate) live: u64,
@@ -549,8 +614,8 @@ impl<'c> World<'c> {
             special_servers,
             server_specs,
             server_defs: servers,
-            conns: Slab::new(),
-            reqs: Slab::new(),
+            conns: Keyed::new(),
+            reqs: Keyed::new(),
             next_gen: 0,
             live: 0,
             endpoint_hits,
@@ -566,7 +631,7 @@ impl<'c> World<'c> {
 
     /// The server on `pod`'s `port`, created on first use. Its random
     /// stream is keyed by (pod, port, protocol), not by creation order.
-    pub(crate) fn server(&mut self, pod: PodId, port: u16, proto: Protocol) -> u32 {
+    pub(crate) fn server(&mut self, pod: PodId, port: u16, proto: Protocol) -> ServerId {
         // A CoreDNS pod's workers answer UDP and TCP queries alike: one pool.
         let (port, proto) =
             if self.serves(ServerKind::Dns, pod, port, proto) { (53, Protocol::Udp) } else { (port, proto) };
@@ -584,7 +649,7 @@ impl<'c> World<'c> {
             (Dist::Constant(0), 0, u32::MAX, ServerKind::App)
         };
         let id = ((pod.get() as u64) << 20) | ((port as u64) << 2) | proto as u64;
-        let s = self.servers.len() as u32;
+        let s = ServerId::from_index(self.servers.len());
         self.servers.push(ServerRt {
             fifo: Fifo::new(servers, queue),
             dist,
@@ -602,12 +667,12 @@ impl<'c> World<'c> {
     }
 
     /// Node `node`'s NodeLocal DNSCache server, created on first use.
-    pub(crate) fn cache_server(&mut self, node: NodeId) -> u32 {
+    pub(crate) fn cache_server(&mut self, node: NodeId) -> ServerId {
         if let Some(&s) = self.cache_servers.get(&node) {
             return s;
         }
         let d = &self.params.dns;
-        let s = self.servers.len() as u32;
+        let s = ServerId::from_index(self.servers.len());
         // Stream ids above every (pod, port, protocol) key.
         let id = (1u64 << 60) | node.get() as u64;
         self.servers.push(ServerRt {

@@ -4,29 +4,29 @@
 use emu_engine::Scheduler;
 
 use super::run::{Conn, Decision, Ev, Phase};
-use super::{World, NONE};
+use super::World;
 use crate::cluster::Protocol;
 use crate::datapath::{Msg, Path, Place};
-use crate::ids::NodeId;
+use crate::ids::{ConnId, NodeId, ReqId};
 use crate::proxy::{Entry, ProxyModel};
 
 impl World<'_> {
     /// The NodeLocal DNSCache key of `req`'s current query.
-    pub(super) fn cache_key(&self, req: u32) -> (NodeId, u32) {
+    pub(super) fn cache_key(&self, req: ReqId) -> (NodeId, u32) {
         let r = self.reqs.get(req);
         let (_, node) = self.client_pod(req);
         (node, self.flows[r.flow as usize].dns_ids[r.dns_query as usize])
     }
 
     /// Sends `req`'s DNS answer back to the pod that asked.
-    pub(super) fn dns_answer(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn dns_answer(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let bytes = self.params.dns.response_bytes;
         self.send(req, Phase::DnsReply, true, bytes, s);
     }
 
     /// A NodeLocal DNSCache miss: the node forwards the query to CoreDNS
     /// through kube-dns over a kept-alive TCP connection.
-    pub(super) fn dns_forward(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn dns_forward(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let (_, node) = self.client_pod(req);
         let flow = self.reqs.get(req).flow as usize;
         let cl = self.cluster;
@@ -44,18 +44,18 @@ impl World<'_> {
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
             path,
-            server,
+            server: Some(server),
             server_pod: Some(ep.pod),
             sp: Some(sp),
             ep: Some(d.endpoint),
             hit_sp: Some(sp),
             src: node_ip,
-            client: NONE,
+            client: None,
             pnode: node,
             entry: Entry::ClusterIp,
             ct: [None; 2],
         });
-        self.reqs.get_mut(req).up_conn = up;
+        self.reqs.get_mut(req).up_conn = Some(up);
         // A kept-alive TCP connection: conntrack hits, no first-packet cost.
         let bytes = self.params.dns.query_bytes;
         self.send(req, Phase::DnsUpstream, false, bytes, s);
@@ -63,7 +63,7 @@ impl World<'_> {
 
     /// Sends one DNS query of request `req`: to the node's NodeLocal
     /// DNSCache when there is one, else to CoreDNS via kube-dns.
-    pub(super) fn dns_query(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn dns_query(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         if self.params.dns.node_local_cache {
             return self.dns_to_cache(req, s);
         }
@@ -108,13 +108,13 @@ impl World<'_> {
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
         let c = self.conns.insert(Conn {
             path,
-            server,
+            server: Some(server),
             server_pod: Some(ep.pod),
             sp: Some(sp),
             ep: Some(d.endpoint),
             hit_sp: Some(sp),
             src,
-            client,
+            client: Some(client),
             pnode: node,
             entry: Entry::ClusterIp,
             ct: [None; 2],
@@ -125,7 +125,7 @@ impl World<'_> {
     /// Request `req`'s DNS query was dropped by a full conntrack table: the
     /// resolver sends it again after its `timeout` (`[node] dns_retry`, as
     /// for a query lost at a full queue), until the flow's timeout.
-    fn query_lost(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    fn query_lost(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let r = self.reqs.get_mut(req);
         r.failure = crate::traffic::Failure::ConntrackFull;
@@ -142,9 +142,9 @@ impl World<'_> {
     }
 
     /// Starts DNS query `req` on connection `c` (first-packet work `extra`).
-    fn send_query(&mut self, req: u32, c: u32, extra: [u64; 2], s: &mut Scheduler<Ev>) {
+    fn send_query(&mut self, req: ReqId, c: ConnId, extra: [u64; 2], s: &mut Scheduler<Ev>) {
         let r = self.reqs.get_mut(req);
-        r.dns_conn = c;
+        r.dns_conn = Some(c);
         r.phase = Phase::DnsQuery;
         r.mark = s.now();
         let bytes = self.params.dns.query_bytes;
@@ -153,20 +153,20 @@ impl World<'_> {
 
     /// Sends `req`'s query to the cache on its own node (link-local,
     /// NOTRACK: no conntrack, no DNAT).
-    pub(super) fn dns_to_cache(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn dns_to_cache(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
         let server = self.cache_server(node);
         let path = Path::ToHost { node };
         let client = self.reqs.get(req).client;
         let c = self.conns.insert(Conn {
             path,
-            server,
+            server: Some(server),
             server_pod: None,
             sp: None,
             ep: None,
             hit_sp: None,
             src: self.cluster.pods[pod.index()].ip,
-            client,
+            client: Some(client),
             pnode: node,
             entry: Entry::ClusterIp,
             ct: [None; 2],

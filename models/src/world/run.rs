@@ -2,10 +2,10 @@
 
 use emu_engine::{Acquire, Model, Scheduler, SimDuration, SimTime};
 
-use super::{ServerKind, World, NONE};
+use super::{ServerKind, World};
 use crate::addr::Ipv4;
 use crate::datapath::{HopKind, Msg};
-use crate::ids::{EpId, NodeId, PodId, SpId};
+use crate::ids::{ClientId, ConnId, EpId, NodeId, PodId, ReqId, ServerId, SpId};
 use crate::proxy::{Dnat, Entry, ProxyModel};
 use crate::traffic::{Arrivals, Client, Failure};
 
@@ -26,30 +26,30 @@ pub enum Ev {
     },
     /// The message in flight for request `req` reached the end of its leg.
     Deliver {
-        /// Request slab key.
-        req: u32,
+        /// The request.
+        req: ReqId,
     },
     /// The server finished working on request `req`.
     ServiceDone {
-        /// Request slab key.
-        req: u32,
+        /// The request.
+        req: ReqId,
     },
     /// Request `req`'s message reaches the capacity hop it walked to.
     HopArrive {
-        /// Request slab key.
-        req: u32,
+        /// The request.
+        req: ReqId,
     },
     /// Request `req`'s dropped message is sent again.
     Walk {
-        /// Request slab key.
-        req: u32,
+        /// The request.
+        req: ReqId,
     },
     /// Request `req`'s first packet, dropped before it got anywhere (a
     /// `Local` policy without endpoint, a full conntrack table), is sent
     /// again: the SYN's retransmission, or the resolver's next try.
     Retry {
-        /// Request slab key.
-        req: u32,
+        /// The request.
+        req: ReqId,
     },
     /// The earliest pending timeout of `flow` is due. Timeouts wait in a
     /// per-flow FIFO (a flow's timeout is one constant, so deadlines come in
@@ -109,8 +109,8 @@ impl Phase {
 pub(crate) struct Conn {
     /// Its path; legs are built per message.
     pub(super) path: crate::datapath::Path,
-    /// Server id, or NONE when nothing listens (the SYN gets a RST).
-    pub(super) server: u32,
+    /// Its server; `None` when nothing listens (the SYN gets a RST).
+    pub(super) server: Option<ServerId>,
     /// The server's pod; `None` for a node's DNS cache.
     pub(super) server_pod: Option<PodId>,
     /// Service port whose kube-proxy decided; `None` for direct traffic.
@@ -122,7 +122,9 @@ pub(crate) struct Conn {
     pub(super) hit_sp: Option<SpId>,
     /// The source address the server sees.
     pub(super) src: Ipv4,
-    pub(super) client: u32,
+    /// The flow's client that opened it; `None` for the connections of
+    /// nodes' DNS caches and the ingress controller.
+    pub(super) client: Option<ClientId>,
     /// The node whose proxy decided, and how the connection arrived there.
     pub(super) pnode: NodeId,
     pub(super) entry: Entry,
@@ -146,15 +148,17 @@ pub(super) enum Decision {
 
 pub(crate) struct Req {
     pub(super) flow: u32,
-    pub(super) slot: u32,
-    pub(super) client: u32,
+    /// The closed-loop client slot; `None` in an open loop.
+    pub(super) slot: Option<u32>,
+    pub(super) client: ClientId,
     pub(super) gen: u32,
     pub(super) start: SimTime,
     pub(super) phase: Phase,
-    pub(super) conn: u32,
-    pub(super) dns_conn: u32,
-    /// The ingress controller's connection to the backend.
-    pub(super) up_conn: u32,
+    pub(super) conn: Option<ConnId>,
+    pub(super) dns_conn: Option<ConnId>,
+    /// The ingress controller's connection to the backend (or a node's DNS
+    /// cache's to CoreDNS).
+    pub(super) up_conn: Option<ConnId>,
     pub(super) dns_query: u8,
     /// Start of the current DNS query.
     pub(super) mark: SimTime,
@@ -177,19 +181,20 @@ pub(crate) struct Req {
 
 impl Req {
     /// The connection a message of `phase` travels on.
-    pub(super) fn conn_of(&self, phase: Phase) -> u32 {
+    pub(super) fn conn_of(&self, phase: Phase) -> ConnId {
         match phase {
             Phase::DnsQuery | Phase::DnsAtServer | Phase::DnsReply => self.dns_conn,
             Phase::Upstream | Phase::UpAtServer | Phase::UpResponse => self.up_conn,
             Phase::DnsUpstream | Phase::DnsUpAtServer | Phase::DnsUpReply => self.up_conn,
             _ => self.conn,
         }
+        .expect("a message travels on a connection")
     }
 }
 
 /// The address of external client `i`: 198.18.0.0/15 (RFC 2544).
-pub(super) fn external_ip(i: u32) -> Ipv4 {
-    Ipv4(u32::from_be_bytes([198, 18, 0, 0]) + 1 + i)
+pub(super) fn external_ip(i: ClientId) -> Ipv4 {
+    Ipv4(u32::from_be_bytes([198, 18, 0, 0]) + 1 + i.get())
 }
 
 pub(super) const LOCALHOST: Ipv4 = Ipv4(0x7f00_0001);
@@ -207,7 +212,7 @@ impl Model for World<'_> {
             Ev::ClientReady { flow, slot } => {
                 let f = &self.flows[flow as usize];
                 if f.issued < f.limit && s.now().as_nanos() < f.end_ns {
-                    self.issue(flow, slot, s);
+                    self.issue(flow, Some(slot), s);
                 }
             }
             Ev::Deliver { req } => self.deliver(req, s),
@@ -236,7 +241,7 @@ impl World<'_> {
         let now = s.now().as_nanos();
         let f = &self.flows[flow as usize];
         if f.issued < f.limit && now < f.end_ns {
-            self.issue(flow, NONE, s);
+            self.issue(flow, None, s);
         }
         let f = &mut self.flows[flow as usize];
         let Arrivals::Open { rate_per_s } = f.flow.arrivals else { unreachable!("arrival of a closed-loop flow") };
@@ -246,7 +251,7 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn issue(&mut self, flow: u32, slot: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn issue(&mut self, flow: u32, slot: Option<u32>, s: &mut Scheduler<Ev>) {
         let now = s.now();
         let f = &mut self.flows[flow as usize];
         f.issued += 1;
@@ -255,7 +260,10 @@ impl World<'_> {
             f.stats.first_ns = now.as_nanos();
         }
         let clients = f.clients();
-        let client = if slot == NONE { f.rng.below(clients as u64) as u32 } else { slot % clients };
+        let client = ClientId::new(match slot {
+            None => f.rng.below(clients as u64) as u32,
+            Some(slot) => slot % clients,
+        });
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let timeout = f.flow.timeout_ns;
@@ -268,9 +276,9 @@ impl World<'_> {
             gen,
             start: now,
             phase: Phase::Syn,
-            conn: NONE,
-            dns_conn: NONE,
-            up_conn: NONE,
+            conn: None,
+            dns_conn: None,
+            up_conn: None,
             dns_query: 0,
             mark: now,
             arrived: now,
@@ -290,7 +298,7 @@ impl World<'_> {
         }
         match reused {
             Some(c) => {
-                self.reqs.get_mut(req).conn = c;
+                self.reqs.get_mut(req).conn = Some(c);
                 self.send_request(req, s);
             }
             None if wants_dns => self.dns_query(req, s),
@@ -298,15 +306,15 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn client_pod(&self, req: u32) -> (PodId, NodeId) {
+    pub(super) fn client_pod(&self, req: ReqId) -> (PodId, NodeId) {
         let r = self.reqs.get(req);
         let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else { unreachable!("pod client expected") };
-        let pod = pods[r.client as usize];
+        let pod = pods[r.client.index()];
         (pod, self.cluster.pods[pod.index()].node)
     }
 
     /// Sends `req`'s message along its connection, forward or back.
-    pub(super) fn send(&mut self, req: u32, phase: Phase, back: bool, bytes: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn send(&mut self, req: ReqId, phase: Phase, back: bool, bytes: u32, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get_mut(req);
         r.phase = phase;
         let conn = r.conn_of(phase);
@@ -314,14 +322,14 @@ impl World<'_> {
         self.start_walk(req, conn, back, Msg { bytes, udp }, [0, 0], s);
     }
 
-    pub(super) fn send_request(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn send_request(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let bytes = self.flows[self.reqs.get(req).flow as usize].flow.request_bytes;
         self.send(req, Phase::Request, false, bytes, s);
     }
 
     /// Starts service of `req` on `server` now.
-    pub(super) fn start_service(&mut self, req: u32, server: u32, s: &mut Scheduler<Ev>) {
-        let sv = &mut self.servers[server as usize];
+    pub(super) fn start_service(&mut self, req: ReqId, server: ServerId, s: &mut Scheduler<Ev>) {
+        let sv = &mut self.servers[server.index()];
         let t = sv.dist.sample(&mut sv.rng);
         let r = self.reqs.get(req);
         let hops = &mut self.flows[r.flow as usize].stats.hops;
@@ -340,7 +348,7 @@ impl World<'_> {
         self.at(s, t, Ev::ServiceDone { req });
     }
 
-    pub(super) fn deliver(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn deliver(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let now = s.now();
         let r = self.reqs.get(req);
         let phase = r.phase;
@@ -366,7 +374,8 @@ impl World<'_> {
                     _ => Phase::UpAtServer,
                 };
                 r.arrived = now;
-                match self.servers[server as usize].fifo.acquire(req) {
+                let server = server.expect("a server listens: the handshake was answered");
+                match self.servers[server.index()].fifo.acquire(req.get()) {
                     Acquire::Granted => self.start_service(req, server, s),
                     Acquire::Queued => {}
                     Acquire::Rejected => {
@@ -384,11 +393,11 @@ impl World<'_> {
             Phase::DnsReply => {
                 let flow = r.flow as usize;
                 let took = now.since(r.mark).as_nanos();
-                let dc = r.dns_conn;
+                let dc = r.dns_conn.expect("a DNS reply travels on its query's connection");
                 self.flows[flow].stats.hops[HopKind::Dns as usize].add(took);
                 self.close_conn(dc);
                 let r = self.reqs.get_mut(req);
-                r.dns_conn = NONE;
+                r.dns_conn = None;
                 r.dns_query += 1;
                 let plan = self.flows[flow].dns.as_ref().expect("DNS flow");
                 if (r.dns_query as usize) < plan.queries.len() {
@@ -400,7 +409,7 @@ impl World<'_> {
                 }
             }
             Phase::Syn => {
-                if self.conns.get(r.conn).server == NONE {
+                if self.conns.get(r.conn_of(phase)).server.is_none() {
                     self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
                     self.send(req, Phase::Rst, true, 0, s);
                 } else {
@@ -438,13 +447,13 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn service_done(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn service_done(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let phase = r.phase;
         let dns = phase == Phase::DnsAtServer;
-        let server = self.conns.get(r.conn_of(phase)).server;
-        if let Some(next) = self.servers[server as usize].fifo.release() {
-            self.start_service(next, server, s);
+        let server = self.conns.get(r.conn_of(phase)).server.expect("served by its server");
+        if let Some(next) = self.servers[server.index()].fifo.release() {
+            self.start_service(ReqId::new(next), server, s);
         }
         let r = self.reqs.get(req);
         if r.abandoned {
@@ -456,14 +465,14 @@ impl World<'_> {
         } else if phase == Phase::DnsUpAtServer {
             let bytes = self.params.dns.response_bytes;
             self.send(req, Phase::DnsUpReply, true, bytes, s);
-        } else if self.servers[server as usize].kind == ServerKind::DnsCache {
+        } else if self.servers[server.index()].kind == ServerKind::DnsCache {
             let key = self.cache_key(req);
             if self.dns_cache.get(&key).is_some_and(|&exp| exp > s.now().as_nanos()) {
                 self.dns_answer(req, s);
             } else {
                 self.dns_forward(req, s);
             }
-        } else if self.servers[server as usize].kind == ServerKind::Ingress {
+        } else if self.servers[server.index()].kind == ServerKind::Ingress {
             self.upstream(req, s);
         } else if dns {
             let bytes = self.params.dns.response_bytes;
@@ -492,7 +501,7 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn timeout(&mut self, req: u32, gen: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn timeout(&mut self, req: ReqId, gen: u32, s: &mut Scheduler<Ev>) {
         let Some(r) = self.reqs.try_get(req) else {
             return;
         };
@@ -514,7 +523,7 @@ impl World<'_> {
 
     /// Request `req`'s dropped first packet is sent again: its SYN, or its
     /// DNS query.
-    pub(super) fn retry(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn retry(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         if r.abandoned {
             // (Retries are only scheduled before the timeout; kept for safety.)
@@ -533,10 +542,10 @@ impl World<'_> {
     }
 
     /// A closed-loop slot whose request ended schedules its next request.
-    pub(super) fn next_for_slot(&mut self, flow: u32, slot: u32, s: &mut Scheduler<Ev>) {
-        if slot == NONE {
+    pub(super) fn next_for_slot(&mut self, flow: u32, slot: Option<u32>, s: &mut Scheduler<Ev>) {
+        let Some(slot) = slot else {
             return;
-        }
+        };
         let f = &mut self.flows[flow as usize];
         if let Arrivals::Closed { think, .. } = f.flow.arrivals {
             let t = think.sample(&mut f.rng);
@@ -544,21 +553,22 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn complete(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn complete(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let now = s.now();
         let r = self.reqs.remove(req);
         let f = &mut self.flows[r.flow as usize];
         f.stats.complete(&mut f.series, now.as_nanos(), now.since(r.start).as_nanos());
+        let conn = r.conn.expect("a response travels on the request's connection");
         if f.flow.keep_alive {
-            let client = self.conns.get(r.conn).client;
-            f.idle.entry(client).or_default().push(r.conn);
+            let client = self.conns.get(conn).client.expect("a flow's client opened it");
+            f.idle.entry(client).or_default().push(conn);
         } else {
-            self.close_conn(r.conn);
+            self.close_conn(conn);
         }
         self.next_for_slot(r.flow, r.slot, s);
     }
 
-    pub(super) fn fail(&mut self, req: u32, why: Failure, s: &mut Scheduler<Ev>) {
+    pub(super) fn fail(&mut self, req: ReqId, why: Failure, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let (flow, slot) = (r.flow, r.slot);
         let f = &mut self.flows[flow as usize];
@@ -589,21 +599,15 @@ impl World<'_> {
     }
 
     /// Frees a request and any connection it holds (never back to a pool).
-    pub(super) fn drop_req(&mut self, req: u32) {
+    pub(super) fn drop_req(&mut self, req: ReqId) {
         let r = self.reqs.remove(req);
-        if r.conn != NONE {
-            self.close_conn(r.conn);
-        }
-        if r.dns_conn != NONE {
-            self.close_conn(r.dns_conn);
-        }
-        if r.up_conn != NONE {
-            self.close_conn(r.up_conn);
+        for c in [r.conn, r.dns_conn, r.up_conn].into_iter().flatten() {
+            self.close_conn(c);
         }
     }
 
     /// Frees a connection; the proxy that chose its endpoint hears of it.
-    pub(super) fn close_conn(&mut self, conn: u32) {
+    pub(super) fn close_conn(&mut self, conn: ConnId) {
         let c = self.conns.remove(conn);
         if let Some(sp) = c.sp {
             self.proxy.closed(c.pnode, sp, c.entry, c.ep.expect("the proxy chose an endpoint"), self.now_ns);
@@ -611,7 +615,7 @@ impl World<'_> {
         let node = &self.params.node;
         for n in c.ct.into_iter().flatten() {
             let ct = &mut self.nodes[n.index()].conntrack;
-            if c.server == NONE {
+            if c.server.is_none() {
                 // Refused with a RST: CLOSE, never ASSURED.
                 ct.refuse_tcp(self.now_ns, node.tcp_close_ns);
             } else {

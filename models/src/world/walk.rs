@@ -10,6 +10,7 @@ use emu_engine::Scheduler;
 use super::run::{Ev, Phase};
 use super::World;
 use crate::datapath::{HopKind, Leg, Msg};
+use crate::ids::{ConnId, ReqId};
 use crate::traffic::Failure;
 
 /// The state of the one message a request has in flight.
@@ -53,8 +54,8 @@ impl World<'_> {
     /// leg), with first-packet work `extra` on its first two CPU hops.
     pub(super) fn start_walk(
         &mut self,
-        req: u32,
-        conn: u32,
+        req: ReqId,
+        conn: ConnId,
         back: bool,
         msg: Msg,
         extra: [u64; 2],
@@ -68,7 +69,7 @@ impl World<'_> {
 
     /// Walks delay hops from the current position, `delay` already owed,
     /// up to the next capacity hop (or the end of the leg).
-    pub(super) fn walk_on(&mut self, req: u32, mut delay: u64, s: &mut Scheduler<Ev>) {
+    pub(super) fn walk_on(&mut self, req: ReqId, mut delay: u64, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let (flow, phase, msg) = (r.flow as usize, r.phase, r.walk.msg);
         let mut pos = r.walk.pos;
@@ -98,7 +99,7 @@ impl World<'_> {
     /// message (SYN or SYN-ACK) on the SYN's schedule (`syn_rto_ns`; the
     /// connect gives up as `timeout` when it runs out), any other after
     /// `rto`.
-    fn resend(&mut self, req: u32, phase: Phase, msg: Msg, s: &mut Scheduler<Ev>) {
+    fn resend(&mut self, req: ReqId, phase: Phase, msg: Msg, s: &mut Scheduler<Ev>) {
         let p = &self.params.node;
         let wait = if msg.udp {
             p.dns_retry_ns
@@ -123,7 +124,7 @@ impl World<'_> {
     /// `req`'s message reaches the capacity hop at its position: it queues
     /// (FIFO, resolved without departure events) and walks on from its
     /// finish time, or is dropped if the queue is full and sent again.
-    pub(super) fn hop_arrive(&mut self, req: u32, s: &mut Scheduler<Ev>) {
+    pub(super) fn hop_arrive(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let r = self.reqs.get(req);
         let (flow, phase) = (r.flow as usize, r.phase);
