@@ -566,7 +566,7 @@ pub enum Place {
 }
 
 /// A connection's path, small enough to keep per connection; its legs are
-/// built when a message starts (a [`Leg`] is 258 bytes, a `Path` 16).
+/// built when a message starts (a [`Leg`] is 260 bytes, a `Path` 20).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
     /// [`route`] from `from` to pod `to_pod` on `to_node`.
