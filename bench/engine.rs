@@ -77,6 +77,8 @@ fn proxy_decision(c: &mut Criterion) {
                         dest_ip: Ipv4(0x0A60_0002),
                         affinity: false,
                         now_ns: 0,
+                        extra: &[],
+                        version: 0,
                     };
                     let d = proxy.pick(&cluster, &q, &mut rng).expect("weight-1 endpoints");
                     proxy.closed(q.node, sp, Entry::ClusterIp, d.endpoint, 0);

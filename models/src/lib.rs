@@ -5,6 +5,8 @@
 //!   ClusterIP/NodePort allocation, endpoints.
 //! - [`ids`]: typed indices of nodes, pods, Services, Service ports,
 //!   endpoints, connections and requests.
+//! - [`dynamics`]: a cluster that changes: the timeline, pod lifecycles,
+//!   rollouts, kube-proxy sync costs.
 //! - [`params`]: range checks of every model parameter.
 #![warn(missing_docs)]
 
@@ -12,6 +14,7 @@ pub mod addr;
 pub mod cluster;
 pub mod datapath;
 pub mod dns;
+pub mod dynamics;
 pub mod ids;
 pub mod node;
 pub mod params;

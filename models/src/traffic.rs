@@ -125,6 +125,9 @@ pub struct Flow {
     pub keep_alive: bool,
     /// A request not answered within this is failed as `timeout` [ns].
     pub timeout_ns: u64,
+    /// Kept-alive connections older than this [ns] are closed after
+    /// their request and reopened (gRPC's MAX_CONNECTION_AGE); `None`: never.
+    pub max_connection_age_ns: Option<u64>,
 }
 
 /// The application behind a port on a set of pods.

@@ -5,7 +5,7 @@ use super::Ctx;
 
 /// Replaces `{i}` in `text` with `i`, and `{i*K}`, `{i+K}`, `{i*K+M}` with
 /// the arithmetic (K, M non-negative integers).
-fn substitute_str(text: &str, i: u32) -> String {
+pub(super) fn substitute_str(text: &str, i: u32) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find("{i") {

@@ -382,6 +382,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
                 let node = spec.value.node_name.clone();
                 out.pods.push(PodSpec {
+                    lifecycle: Default::default(),
                     containers: containers(&origin, &spec.value)?,
                     origin,
                     name,
@@ -413,6 +414,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                     return Err(format!("{o}: spec.selector does not match spec.template.metadata.labels"));
                 }
                 out.pods.push(PodSpec {
+                    lifecycle: Default::default(),
                     containers: containers(&o, &t.spec)?,
                     origin,
                     name,

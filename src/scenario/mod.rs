@@ -2,6 +2,8 @@
 //! cluster, model parameters, flows and servers out. Every error names the
 //! file, the line where the line is known, and the key.
 
+mod changes;
+pub mod dynamics_schema;
 mod expand;
 pub mod limits;
 mod locate;
@@ -152,6 +154,11 @@ pub fn load_str(
         }
     };
     let mut base: Scenario = toml::from_str(text).map_err(toml_err)?;
+    if !base.changes.is_empty() {
+        // A changing cluster: its control plane's resolved values go to run.toml.
+        base.control_plane.get_or_insert_with(Default::default);
+        base.proxy.sync.get_or_insert_with(Default::default);
+    }
     if let Some(s) = seed {
         base.seed = s;
     }
@@ -311,7 +318,9 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             Some(t) => Some(t.parse::<Ipv4>().map_err(|e| ctx.err(&format!("{key}.ip"), e))?),
             None => None,
         };
+        let lifecycle = lifecycle(ctx, &key, &p)?;
         pods.push(PodSpec {
+            lifecycle,
             origin: ctx.origin(key),
             name: p.name.clone(),
             namespace: p.namespace.clone(),
@@ -381,6 +390,9 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         });
     }
     services.extend(extra.services);
+    // Services a change creates: built now (ClusterIPs allocated), absent
+    // from every node until their change.
+    services.extend(changes::created_services(ctx, &sc.changes)?);
     let mut ingresses: Vec<IngressSpec> = sc
         .ingresses
         .iter()
@@ -532,6 +544,9 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             cache_service_time: d.cache_service_time.0,
             cache_concurrency: d.cache_concurrency.max(1),
         },
+        changes: changes::resolve(ctx, &sc.changes, &cluster)?,
+        control: sc.control_plane.clone().unwrap_or_default().params(),
+        sync: sc.proxy.sync.clone().unwrap_or_default().params(),
     };
     emu_models::params::check(&params, &cluster).map_err(|e| ctx.err(&e.key, e.message))?;
 
@@ -637,6 +652,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             response_bytes: f.response_bytes,
             keep_alive: f.keep_alive,
             timeout_ns: f.timeout.ns(),
+            max_connection_age_ns: f.max_connection_age.map(|d| d.ns()).filter(|&d| d > 0),
         });
     }
     if flows.is_empty() {
@@ -646,6 +662,44 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     // `validate` catches everything `run` would.
     World::new(&cluster, params.clone(), flows.clone(), servers.clone()).map_err(|e| ctx.build_err(e))?;
     Ok(Prepared { manifests, cluster, params, flows, servers, warnings })
+}
+
+/// The lifecycle keys of `[[pods]]` entry `key`.
+fn lifecycle(ctx: &Ctx, key: &str, p: &PodToml) -> Result<emu_models::dynamics::Lifecycle, String> {
+    let mut l = emu_models::dynamics::Lifecycle::default();
+    if let Some(probe) = &p.readiness_probe {
+        let pr = probe.probe();
+        if pr.period_ns == 0 {
+            return Err(ctx.err(&format!("{key}.readiness_probe.period"), "must be above zero"));
+        }
+        if pr.success_threshold == 0 || pr.failure_threshold == 0 {
+            return Err(ctx.err(&format!("{key}.readiness_probe"), "thresholds must be at least 1"));
+        }
+        l.readiness = Some(pr);
+    }
+    if let Some(d) = p.app_start {
+        l.app_start = d.0;
+    }
+    if let Some(d) = p.pre_stop {
+        l.pre_stop_ns = d.ns();
+    }
+    if let Some(d) = p.termination_grace_period {
+        l.grace_ns = d.ns();
+    }
+    if let Some(d) = p.min_ready {
+        l.min_ready_ns = d.ns();
+    }
+    for (field, v, slot) in
+        [("max_surge", &p.max_surge, &mut l.max_surge), ("max_unavailable", &p.max_unavailable, &mut l.max_unavailable)]
+    {
+        if let Some(v) = v {
+            *slot = v.parse().map_err(|e| ctx.err(&format!("{key}.{field}"), e))?;
+        }
+    }
+    if l.max_surge.scaled(100, true) == 0 && l.max_unavailable.scaled(100, false) == 0 {
+        return Err(ctx.err(&format!("{key}.max_surge"), "max_surge and max_unavailable cannot both be 0"));
+    }
+    Ok(l)
 }
 
 fn proxy_params(p: &ProxyToml) -> ProxyParams {

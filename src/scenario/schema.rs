@@ -58,6 +58,12 @@ pub struct Scenario {
     pub servers: Vec<ServerToml>,
     #[serde(default)]
     pub flows: Vec<FlowToml>,
+    /// The timeline of a changing cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<super::dynamics_schema::ChangeToml>,
+    /// The control plane (resolved into run.toml when there are changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<super::dynamics_schema::ControlPlaneToml>,
     /// Key path -> values: run the cartesian product of every list.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub sweep: toml::Table,
@@ -260,6 +266,9 @@ pub struct ProxyToml {
     pub ipvs: IpvsToml,
     pub nftables: NftablesToml,
     pub ebpf: EbpfToml,
+    /// kube-proxy's sync loop (resolved into run.toml when there are changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<super::dynamics_schema::SyncToml>,
 }
 
 impl Default for ProxyToml {
@@ -270,6 +279,7 @@ impl Default for ProxyToml {
             ipvs: IpvsToml::default(),
             nftables: NftablesToml::default(),
             ebpf: EbpfToml::default(),
+            sync: None,
         }
     }
 }
@@ -585,6 +595,20 @@ pub struct PodToml {
     pub ports: Vec<PortToml>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<ContainerToml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<super::dynamics_schema::ProbeToml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_start: Option<DistText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<super::dynamics_schema::IntOrPercentToml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<super::dynamics_schema::IntOrPercentToml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready: Option<Duration>,
 }
 
 pub fn default_ns() -> String {
@@ -751,6 +775,10 @@ pub struct FlowToml {
     pub clients: Option<u32>,
     #[serde(default)]
     pub allow_nxdomain: bool,
+    /// Kept-alive connections older than this are closed and reopened
+    /// (gRPC's MAX_CONNECTION_AGE); absent or 0: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connection_age: Option<Duration>,
 }
 
 fn zero_duration() -> Duration {

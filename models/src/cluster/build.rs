@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::ingress::{Ingress, IngressControllerSpec, IngressPath, IngressRule};
 use super::spec::*;
-use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort};
+use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort, Workload};
 use crate::addr::Ipv4;
 use crate::ids::{EpId, NodeId, PodId, SpId, SvcId};
 
@@ -224,7 +224,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         name: String,
         ns: u32,
         node: Option<NodeId>,
+        workload: u32,
     }
+    let mut workloads: Vec<Workload> = Vec::new();
     let dns_spec = coredns_spec(spec.dns_replicas);
     let ingress_on = !spec.ingresses.is_empty() && spec.ingress_controller.replicas > 0;
     let ingress_pods = ingress_on.then(|| controller_pods(&spec.ingress_controller));
@@ -288,9 +290,19 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 (Some(a), _) => node = Some(a),
             }
         }
+        let workload = workloads.len() as u32;
+        let first = pending.len();
+        workloads.push(Workload {
+            origin: ps.origin.clone(),
+            name: ps.name.clone(),
+            namespace: ns,
+            pods: (first..first + ps.replicas as usize).map(PodId::from_index).collect(),
+            pinned: node.is_some(),
+            lifecycle: ps.lifecycle.clone(),
+        });
         for r in 0..ps.replicas {
             let name = if ps.replicas == 1 { ps.name.clone() } else { format!("{}-{r}", ps.name) };
-            pending.push(Pending { spec: ps, name, ns, node });
+            pending.push(Pending { spec: ps, name, ns, node, workload });
         }
     }
     let mut rng = Stream::new(seed, PLACEMENT, 0);
@@ -418,6 +430,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             weight: p.spec.weight,
             containers: p.spec.containers.iter().map(|c| c.name.clone()).collect(),
             listens,
+            workload: p.workload,
         });
     }
 
@@ -629,13 +642,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 match &target {
                     TargetPort::Number(n) => {
                         let n = port16(o, &format!("ports[{pi}].target_port"), *n)?;
-                        endpoints.push(Endpoint { pod, port: n });
+                        endpoints.push(Endpoint { pod, port: n, weight: pd.weight });
                     }
                     TargetPort::Name(name) => {
                         if let Some(l) =
                             pd.listens.iter().find(|l| l.name.as_deref() == Some(name) && l.protocol == p.protocol)
                         {
-                            endpoints.push(Endpoint { pod, port: l.port });
+                            endpoints.push(Endpoint { pod, port: l.port, weight: pd.weight });
                         }
                     }
                 }
@@ -754,6 +767,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, NodeId::from_index(i))).collect();
     let node_by_bridge_ip = nodes.iter().enumerate().map(|(i, n)| (n.bridge_ip, NodeId::from_index(i))).collect();
     Ok(Cluster {
+        workloads,
+        placement: spec.placement,
         labels,
         ingresses,
         ingress_service,
@@ -782,6 +797,7 @@ fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
     PodSpec {
         origin: Origin { file: "<ingress controller>".into(), line: 0, path: "ingress_controller".into() },
         name: "ingress-nginx-controller".into(),
+        lifecycle: crate::dynamics::Lifecycle::default(),
         namespace: c.namespace.clone(),
         replicas: c.replicas,
         node: None,
@@ -852,6 +868,14 @@ fn coredns_spec(replicas: u32) -> Option<PodSpec> {
                 PortSpec { name: Some("metrics".into()), port: 9153, protocol: Protocol::Tcp },
             ],
         }],
+        // kubeadm's CoreDNS: a readiness probe (/ready, periodSeconds 10),
+        // and `health { lameduck 5s }` in its Corefile: after SIGTERM it
+        // keeps serving for 5 s before it exits, as a preStop sleep would.
+        lifecycle: crate::dynamics::Lifecycle {
+            readiness: Some(crate::dynamics::Probe::default()),
+            pre_stop_ns: 5_000_000_000,
+            ..Default::default()
+        },
     })
 }
 

@@ -68,6 +68,27 @@ pub struct Pod {
     pub containers: Vec<String>,
     /// Ports listened on by its containers.
     pub listens: Vec<Listen>,
+    /// Its workload (index into [`Cluster::workloads`]).
+    pub workload: u32,
+}
+
+/// A workload: the pods of one `[[pods]]` entry or Deployment (or CoreDNS,
+/// or the ingress controller), which a changing cluster rolls, scales and
+/// replaces.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Where it was declared.
+    pub origin: Origin,
+    /// Name (its pods are `name`, or `name-0`, `name-1`, ...).
+    pub name: String,
+    /// Namespace index.
+    pub namespace: u32,
+    /// Its pods at time 0, in pod order.
+    pub pods: Vec<PodId>,
+    /// Whether its pods are pinned to a node (`node` or `ip`).
+    pub pinned: bool,
+    /// How its pods start, stop and roll.
+    pub lifecycle: crate::dynamics::Lifecycle,
 }
 
 impl Pod {
@@ -85,6 +106,8 @@ pub struct Endpoint {
     pub pod: PodId,
     /// Target port on the pod.
     pub port: u16,
+    /// The pod's IPVS weight.
+    pub weight: u32,
 }
 
 /// One port of a Service, with its endpoints.
@@ -164,6 +187,11 @@ pub struct Cluster {
     pub ingress_service: Option<SvcId>,
     /// Non-fatal findings (a selector that matches nothing, ...).
     pub warnings: Vec<String>,
+    /// Workloads, in declaration order (user pods, CoreDNS, the ingress
+    /// controller).
+    pub workloads: Vec<Workload>,
+    /// The placement policy (new pods of a changing cluster follow it).
+    pub placement: Placement,
     pub(crate) pod_by_ip: HashMap<Ipv4, PodId>,
     pub(crate) node_by_ip: HashMap<Ipv4, NodeId>,
     pub(crate) node_by_bridge_ip: HashMap<Ipv4, NodeId>,
@@ -195,6 +223,10 @@ impl Cluster {
     /// Node whose `cbr0` bridge has address `ip`.
     pub fn node_by_bridge_ip(&self, ip: Ipv4) -> Option<NodeId> {
         self.node_by_bridge_ip.get(&ip).copied()
+    }
+    /// Workload `name` in namespace `ns`.
+    pub fn workload_by_name(&self, ns: u32, name: &str) -> Option<u32> {
+        self.workloads.iter().position(|w| w.namespace == ns && w.name == name).map(|i| i as u32)
     }
     /// Node named `name`.
     pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
@@ -293,6 +325,7 @@ pub mod testing {
                 name: "main".into(),
                 ports: vec![PortSpec { name: Some("http".into()), port, protocol: Protocol::Tcp }],
             }],
+            lifecycle: Default::default(),
         }
     }
 

@@ -117,7 +117,7 @@ pub struct ContainerSpec {
 }
 
 /// A pod, or a template of `replicas` identical pods.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PodSpec {
     /// Where it was declared.
     pub origin: Origin,
@@ -139,6 +139,8 @@ pub struct PodSpec {
     pub labels: Labels,
     /// Containers; they share one network namespace.
     pub containers: Vec<ContainerSpec>,
+    /// How its pods start, stop and roll (a changing cluster's).
+    pub lifecycle: crate::dynamics::Lifecycle,
 }
 
 /// A Service's target port: a number or a container port name.

@@ -35,6 +35,8 @@ fn query(node: u32, sp: u32, candidates: Candidates<'_>, client: u32) -> Query<'
         dest_ip: Ipv4(0x0A60_0002),
         affinity: false,
         now_ns: 0,
+        extra: &[],
+        version: 0,
     }
 }
 

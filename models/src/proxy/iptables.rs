@@ -246,6 +246,8 @@ mod tests {
             dest_ip: Ipv4(2),
             affinity: false,
             now_ns: 0,
+            extra: &[],
+            version: 0,
         }
     }
 

@@ -53,7 +53,7 @@ use std::collections::{HashMap, VecDeque};
 
 use emu_engine::rng::Stream;
 
-use super::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
+use super::{Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::cluster::{Cluster, Protocol};
 use crate::datapath::HopKind;
 use crate::ids::{EpId, NodeId, SpId};
@@ -152,16 +152,25 @@ struct VsState {
     udp: bool,
     /// sh/dh: the 256-bucket table of candidate indices.
     table: Vec<u32>,
+    /// The endpoint set version `table` was built for.
+    table_version: u64,
 }
 
 impl VsState {
-    /// Sizes the counts for Service port `sp` on first use.
-    fn init(&mut self, cluster: &Cluster, sp: SpId) {
-        if self.active.is_empty() {
-            let port = &cluster.service_ports[sp.index()];
-            self.active = vec![0; port.endpoints.len()];
-            self.inactive = vec![0; port.endpoints.len()];
+    /// Sizes the counts for Service port `sp` on first use, and for the
+    /// endpoints added since.
+    fn init(&mut self, cluster: &Cluster, q: &Query) {
+        let port = &cluster.service_ports[q.sp.index()];
+        let n = port.endpoints.len() + q.extra.len();
+        if self.active.len() < n {
+            self.active.resize(n, 0);
+            self.inactive.resize(n, 0);
             self.udp = port.protocol == Protocol::Udp;
+        }
+        if self.table_version != q.version {
+            // A new endpoint set: sh and dh rebuild their buckets.
+            self.table.clear();
+            self.table_version = q.version;
         }
     }
 
@@ -241,9 +250,10 @@ impl Ipvs {
     }
 }
 
-fn weight(cluster: &Cluster, sp: SpId, c: &Candidates, i: u32) -> u32 {
-    let e = cluster.service_ports[sp.index()].endpoints[c.get(i).index()];
-    cluster.pods[e.pod.index()].weight
+fn weight(cluster: &Cluster, q: &Query, i: u32) -> u32 {
+    let base = &cluster.service_ports[q.sp.index()].endpoints;
+    let ep = q.candidates.get(i).index();
+    base.get(ep).unwrap_or_else(|| &q.extra[ep - base.len()]).weight
 }
 
 /// The candidate minimising `overhead / weight` (cross-multiplied, as the
@@ -252,7 +262,7 @@ fn weight(cluster: &Cluster, sp: SpId, c: &Candidates, i: u32) -> u32 {
 fn least(cluster: &Cluster, q: &Query, overhead: impl Fn(EpId) -> u64) -> Option<u32> {
     let mut best: Option<(u32, u64, u64)> = None;
     for i in 0..q.candidates.len() {
-        let w = weight(cluster, q.sp, &q.candidates, i) as u64;
+        let w = weight(cluster, q, i) as u64;
         if w == 0 {
             continue;
         }
@@ -272,7 +282,7 @@ fn hash_table(cluster: &Cluster, q: &Query) -> Vec<u32> {
     let mut table = Vec::with_capacity(256);
     let (mut i, mut used) = (0u32, 0u32);
     while table.len() < 256 {
-        let w = weight(cluster, q.sp, &q.candidates, i).max(1);
+        let w = weight(cluster, q, i).max(1);
         table.push(i);
         used += 1;
         if used >= w {
@@ -340,9 +350,9 @@ impl ProxyModel for Ipvs {
         let cost = self.cost();
         let scheduler = self.params.scheduler;
         let st = self.state.entry((q.node, q.sp, q.entry)).or_default();
-        st.init(cluster, q.sp);
+        st.init(cluster, q);
         st.expire(q.now_ns);
-        let w = |i: u32| weight(cluster, q.sp, &q.candidates, i);
+        let w = |i: u32| weight(cluster, q, i);
         // Every scheduler finds no destination when it may choose no server
         // of weight > 0 (ip_vs_*_schedule returns NULL).
         let i = match scheduler {
@@ -375,7 +385,7 @@ impl ProxyModel for Ipvs {
         // IPVS persistence: the persistent template is found by the same
         // lookup, and the connection counts against its server.
         let st = self.state.entry((q.node, q.sp, q.entry)).or_default();
-        st.init(cluster, q.sp);
+        st.init(cluster, q);
         st.expire(q.now_ns);
         st.active[q.candidates.get(position).index()] += 1;
         self.cost()
@@ -431,6 +441,8 @@ mod tests {
             dest_ip: Ipv4(0x0A60_0002),
             affinity: false,
             now_ns: 0,
+            extra: &[],
+            version: 0,
         }
     }
 

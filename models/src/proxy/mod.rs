@@ -130,6 +130,12 @@ pub struct Query<'a> {
     /// When the first packet arrives [ns] (IPVS expires its inactive
     /// connections lazily by it).
     pub now_ns: u64,
+    /// Endpoints added at run time to the port (ids from the base's count
+    /// on); empty in a static cluster.
+    pub extra: &'a [crate::cluster::Endpoint],
+    /// The version of the endpoint set the deciding node has programmed
+    /// (0: the base); schedulers that cache per set rebuild on a new one.
+    pub version: u64,
 }
 
 /// The interface every proxy mode implements.

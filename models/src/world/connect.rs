@@ -9,7 +9,7 @@ use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
 use crate::datapath::{self, Cni, HopKind, Msg, Path, Place};
 use crate::ids::{EpId, NodeId, PodId, ReqId, SpId};
-use crate::proxy::{Candidates, Dnat, Entry, FirstPacket, ProxyModel, Query};
+use crate::proxy::{Dnat, Entry, FirstPacket, ProxyModel, Query};
 use crate::traffic::{Client, Failure, Target};
 
 /// Where a connection goes, as its client sees it.
@@ -71,21 +71,34 @@ impl World<'_> {
         now: u64,
     ) -> Decision {
         let cl = self.cluster;
-        let port = &cl.service_ports[sp.index()];
-        if port.endpoints.is_empty() {
+        // The endpoints as this node's kube-proxy last programmed them.
+        let view = self.state.view(cl, sp, node);
+        if !view.usable() {
             return Decision::NoEndpoints;
         }
+        let port = &cl.service_ports[sp.index()];
         let svc = &cl.services[port.service.index()];
         let policy = if entry.external() { svc.external_traffic_policy } else { svc.internal_traffic_policy };
         let candidates = match policy {
-            TrafficPolicy::Cluster => Candidates::All(port.endpoints.len() as u32),
-            TrafficPolicy::Local => Candidates::Subset(port.local_endpoints(node)),
+            TrafficPolicy::Cluster => view.cluster(),
+            TrafficPolicy::Local => view.local(node),
         };
         if candidates.is_empty() {
             return Decision::Dropped;
         }
         let affinity = svc.affinity_timeout_ns.is_some();
-        let q = Query { node, sp, entry, candidates, client_ip, dest_ip, affinity, now_ns: now };
+        let q = Query {
+            node,
+            sp,
+            entry,
+            candidates,
+            client_ip,
+            dest_ip,
+            affinity,
+            now_ns: now,
+            extra: self.state.extra(sp),
+            version: self.state.synced[node.index()],
+        };
         if let Some(timeout) = svc.affinity_timeout_ns {
             if let Some(&(ep, last)) = self.affinity.get(&(node, sp, client_ip)) {
                 let position = (0..candidates.len()).find(|&i| candidates.get(i) == ep);
@@ -212,11 +225,19 @@ impl World<'_> {
         // A headless Service: DNS answered with the pod IPs (CoreDNS's
         // `loadbalance` shuffles them) and the client takes the first.
         if let Some(sp) = sp.filter(|sp| !cl.services[cl.service_ports[sp.index()].service.index()].has_cluster_ip()) {
-            let eps = &cl.service_ports[sp.index()].endpoints;
-            assert!(!eps.is_empty(), "a headless Service without endpoints is NXDOMAIN (dns::answer)");
+            // CoreDNS answers from the latest slices: the ready endpoints.
+            let eps = self.state.at(cl, sp, u64::MAX).cluster();
             let rng = &mut self.flows[flow].rng;
-            let i = kept_ep.unwrap_or_else(|| EpId::new(rng.below(eps.len() as u64) as u32));
-            let e = eps[i.index()];
+            let i = match kept_ep {
+                Some(i) => i,
+                None if eps.is_empty() => {
+                    // Every endpoint went away since the answer: the
+                    // client connects to the last one it was given.
+                    EpId::from_index(self.state.endpoints_ever(cl, sp) - 1)
+                }
+                None => eps.get(rng.below(eps.len() as u64) as u32),
+            };
+            let e = self.state.endpoint(cl, sp, i);
             (aim.sp, aim.ep, aim.pod, aim.port) = (None, Some(i), Some(e.pod), e.port);
         }
         let r = self.reqs.get_mut(req);
@@ -227,13 +248,12 @@ impl World<'_> {
     /// Where request `req`'s SYN starts: the client's place, the node whose
     /// proxy decides, and the client's address.
     fn origin(&self, req: ReqId, aim: &Aim) -> Origin {
-        let cl = self.cluster;
         let r = self.reqs.get(req);
         match &self.flows[r.flow as usize].flow.client {
             Client::Pods(pods) => {
                 let pod = pods[r.client.index()];
-                let node = cl.pods[pod.index()].node;
-                Origin { place: Place::Pod { pod, node }, node, ip: cl.pods[pod.index()].ip, pod: Some(pod) }
+                let loc = self.state.loc[pod.index()];
+                Origin { place: Place::Pod { pod, node: loc.node }, node: loc.node, ip: loc.ip, pod: Some(pod) }
             }
             Client::External(_) => {
                 let node = aim.entry_node.expect("validated: external clients target node ports or load balancers");
@@ -246,10 +266,9 @@ impl World<'_> {
     /// A connection straight to a pod socket (a pod IP, `localhost`, a
     /// headless Service's pod): no proxy decision, only misses.
     fn open_direct(&mut self, req: ReqId, aim: &Aim, origin: &Origin, netfilter: bool) -> Opening {
-        let cl = self.cluster;
         let hop = self.proxy.hop();
         let pod = aim.pod.or(origin.pod).expect("validated: localhost only from a pod");
-        let node = cl.pods[pod.index()].node;
+        let node = self.state.loc[pod.index()].node;
         let f = &mut self.flows[self.reqs.get(req).flow as usize];
         let mut extra = [0u64; 2];
         if Some(pod) != origin.pod && netfilter {
@@ -311,8 +330,8 @@ impl World<'_> {
         let f = &mut self.flows[flow];
         f.stats.first_packet.record(d.cost.total_ns());
         let mut extra = [Self::charge(hop, f, d.cost), 0];
-        let e = cl.service_ports[sp.index()].endpoints[d.endpoint.index()];
-        let node = cl.pods[e.pod.index()].node;
+        let e = self.state.endpoint(cl, sp, d.endpoint);
+        let node = self.state.loc[e.pod.index()].node;
         let at = &cl.nodes[cnode.index()];
         let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
         let (path, src) = if Some(e.pod) == origin.pod {
@@ -404,10 +423,9 @@ impl World<'_> {
         ct: [Option<NodeId>; 2],
         s: &mut Scheduler<Ev>,
     ) {
-        let cl = self.cluster;
         let client = self.reqs.get(req).client;
         self.flows[self.reqs.get(req).flow as usize].stats.connections += 1;
-        let server = if cl.pods[open.server_pod.index()].listens_on(open.server_port, Protocol::Tcp).is_some() {
+        let server = if self.spec_pod(open.server_pod).listens_on(open.server_port, Protocol::Tcp).is_some() {
             Some(self.server(open.server_pod, open.server_port, Protocol::Tcp))
         } else {
             None

@@ -7,7 +7,7 @@ use super::run::{Conn, Ev, Phase};
 use super::World;
 use crate::cluster::Protocol;
 use crate::datapath::{Path, Place};
-use crate::ids::{EpId, ReqId};
+use crate::ids::ReqId;
 use crate::proxy::Entry;
 use crate::traffic::{Failure, Target};
 
@@ -41,7 +41,8 @@ impl World<'_> {
             self.reqs.get_mut(req).failure = Failure::NoRoute;
             return self.send(req, Phase::ErrorReply, true, 0, s);
         };
-        let eps = &cl.service_ports[sp.index()].endpoints;
+        // ingress-nginx watches the slices itself: the latest ready endpoints.
+        let eps = self.state.at(cl, sp, u64::MAX).cluster();
         if eps.is_empty() {
             self.reqs.get_mut(req).failure = Failure::NoEndpoints;
             return self.send(req, Phase::ErrorReply, true, 0, s);
@@ -49,10 +50,12 @@ impl World<'_> {
         let cursor = self.upstream_rr.entry((controller, sp)).or_insert(0);
         let i = *cursor % eps.len() as u32;
         *cursor = cursor.wrapping_add(1);
-        let e = eps[i as usize];
-        let (cnode, enode) = (cl.pods[controller.index()].node, cl.pods[e.pod.index()].node);
-        let path = Path::Route { from: Place::Pod { pod: controller, node: cnode }, to_pod: e.pod, to_node: enode };
-        if cl.pods[e.pod.index()].listens_on(e.port, Protocol::Tcp).is_none() {
+        let ep = eps.get(i);
+        let e = self.state.endpoint(cl, sp, ep);
+        let (cloc, eloc) = (self.state.loc[controller.index()], self.state.loc[e.pod.index()]);
+        let cnode = cloc.node;
+        let path = Path::Route { from: Place::Pod { pod: controller, node: cnode }, to_pod: e.pod, to_node: eloc.node };
+        if self.spec_pod(e.pod).listens_on(e.port, Protocol::Tcp).is_none() {
             // nginx's upstream connect is refused: 502 to the client.
             self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
             return self.send(req, Phase::ErrorReply, true, 0, s);
@@ -63,9 +66,9 @@ impl World<'_> {
             server: Some(server),
             server_pod: Some(e.pod),
             sp: None,
-            ep: Some(EpId::new(i)),
+            ep: Some(ep),
             hit_sp: Some(sp),
-            src: cl.pods[controller.index()].ip,
+            src: cloc.ip,
             client: None,
             pnode: cnode,
             entry: Entry::ClusterIp,

@@ -19,7 +19,9 @@
 //!    is kept or closed; the record returns to the slab.
 
 mod connect;
+mod control;
 mod ingress;
+mod live;
 mod resolve;
 mod run;
 mod series;
@@ -39,6 +41,7 @@ use crate::ids::{ClientId, ConnId, EpId, NodeId, PodId, ReqId, ServerId, SpId, S
 use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
 
+pub use control::{ChangeStats, ControlResults};
 pub use run::Ev;
 pub use series::IntervalRow;
 
@@ -72,6 +75,12 @@ pub struct Params {
     pub node: crate::node::NodeParams,
     /// Cluster DNS.
     pub dns: DnsParams,
+    /// The timeline of changes (empty: a static cluster).
+    pub changes: Vec<crate::dynamics::Change>,
+    /// The control plane of a changing cluster.
+    pub control: crate::dynamics::ControlParams,
+    /// kube-proxy's sync loop and its costs.
+    pub sync: crate::dynamics::SyncParams,
 }
 
 impl Default for Params {
@@ -85,6 +94,9 @@ impl Default for Params {
             interval_ns: 100_000_000,
             node: crate::node::NodeParams::default(),
             dns: DnsParams::default(),
+            changes: Vec::new(),
+            control: Default::default(),
+            sync: Default::default(),
         }
     }
 }
@@ -233,6 +245,8 @@ pub struct Results {
     pub events: u64,
     /// Simulated time at the end [ns].
     pub end_ns: u64,
+    /// What the control plane measured (a changing cluster only).
+    pub control: Option<ControlResults>,
 }
 
 /// What a server is, for accounting its time.
@@ -409,6 +423,11 @@ pub struct World<'c> {
     pub(crate) endpoint_hits: Vec<Vec<u64>>,
     pub(crate) sources: HashMap<(u32, PodId, Ipv4), u64>,
     pub(crate) sources_overflow: BTreeMap<(u32, PodId, &'static str), u64>,
+    /// The cluster as it is now: pods' places, endpoint tables, what each
+    /// node's rules reflect.
+    pub(crate) state: live::Live,
+    /// The control plane; `None` in a static run.
+    pub(crate) control: Option<Box<control::Control>>,
 }
 
 /// Highest open-loop rate [requests/s]: one per nanosecond, the clock's
@@ -596,7 +615,19 @@ impl<'c> World<'c> {
             }
         }
         let endpoint_hits = cluster.service_ports.iter().map(|sp| vec![0; sp.endpoints.len()]).collect();
+        let control = (!params.changes.is_empty()).then(|| {
+            Box::new(control::Control::new(
+                cluster,
+                params.changes.clone(),
+                params.control.clone(),
+                params.sync.clone(),
+                params.proxy.mode,
+                params.seed,
+            ))
+        });
         Ok(World {
+            state: live::Live::new(cluster),
+            control,
             cluster,
             params,
             proxy,
@@ -622,6 +653,17 @@ impl<'c> World<'c> {
             sources: HashMap::new(),
             sources_overflow: BTreeMap::new(),
         })
+    }
+
+    /// The base pod whose containers, ports and labels `pod` has (itself,
+    /// unless a changing cluster created it).
+    #[inline]
+    pub(crate) fn spec_pod(&self, pod: PodId) -> &'c crate::cluster::Pod {
+        let cl = self.cluster;
+        match cl.pods.get(pod.index()) {
+            Some(p) => p,
+            None => &cl.pods[self.control.as_ref().expect("run-time pods").pods[pod.index()].proto.index()],
+        }
     }
 
     /// The DNS plan of each flow that targets a name (`None` otherwise).
@@ -702,6 +744,7 @@ impl<'c> World<'c> {
                 }
             }
         }
+        self.start_control(sched);
     }
 
     /// Ends the run and hands back what it measured.
@@ -728,6 +771,7 @@ impl<'c> World<'c> {
             max_queue: self.nodes.iter().map(|n| n.cpu.max_queue().max(n.nic.max_queue())).max().unwrap_or(0),
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),
+            control: self.control.as_ref().map(|c| c.results()),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::cluster::Protocol;
 use crate::datapath::{Msg, Path, Place};
 use crate::ids::{ConnId, NodeId, ReqId};
 use crate::proxy::{Entry, ProxyModel};
+use crate::traffic::Failure;
 
 impl World<'_> {
     /// The NodeLocal DNSCache key of `req`'s current query.
@@ -36,10 +37,12 @@ impl World<'_> {
         let vip = cl.services[svc.index()].cluster_ip.expect("kube-dns has a ClusterIP");
         let Decision::Endpoint(d) = self.decide(flow, node, sp, Entry::ClusterIp, node_ip, vip, s.now().as_nanos())
         else {
-            unreachable!("kube-dns has endpoints and a Cluster policy")
+            // kube-dns without an endpoint (only while CoreDNS is replaced):
+            // the cache answers SERVFAIL.
+            return self.fail(req, Failure::NoEndpoints, s);
         };
-        let ep = cl.service_ports[sp.index()].endpoints[d.endpoint.index()];
-        let ep_node = cl.pods[ep.pod.index()].node;
+        let ep = self.state.endpoint(cl, sp, d.endpoint);
+        let ep_node = self.state.loc[ep.pod.index()].node;
         let path = Path::Route { from: Place::Host { node }, to_pod: ep.pod, to_node: ep_node };
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
@@ -75,7 +78,7 @@ impl World<'_> {
         let cl = self.cluster;
         let svc = cl.dns_service.expect("validated: DNS enabled");
         let sp = cl.service_port(svc, 53, Protocol::Udp).expect("kube-dns has 53/UDP");
-        let src = cl.pods[pod.index()].ip;
+        let src = self.state.loc[pod.index()].ip;
         let vip = cl.services[svc.index()].cluster_ip.expect("kube-dns has a ClusterIP");
         let now = s.now().as_nanos();
         let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
@@ -85,10 +88,12 @@ impl World<'_> {
         }
         let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, now) {
             Decision::Endpoint(d) => d,
-            _ => unreachable!("kube-dns has endpoints and a Cluster policy"),
+            // kube-dns without an endpoint (only while CoreDNS is replaced):
+            // the query is refused and the resolver tries again.
+            _ => return self.query_lost(req, s),
         };
-        let ep = cl.service_ports[sp.index()].endpoints[d.endpoint.index()];
-        let ep_node = cl.pods[ep.pod.index()].node;
+        let ep = self.state.endpoint(cl, sp, d.endpoint);
+        let ep_node = self.state.loc[ep.pod.index()].node;
         let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };
         let mut extra = [d.cost.total_ns(), 0];
         if ep_node != node && netfilter {
@@ -165,7 +170,7 @@ impl World<'_> {
             sp: None,
             ep: None,
             hit_sp: None,
-            src: self.cluster.pods[pod.index()].ip,
+            src: self.state.loc[pod.index()].ip,
             client: Some(client),
             pnode: node,
             entry: Entry::ClusterIp,

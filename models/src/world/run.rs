@@ -59,6 +59,75 @@ pub enum Ev {
         /// Flow index.
         flow: u32,
     },
+    /// Change `index` of the timeline happens.
+    Change {
+        /// Index into the timeline.
+        index: u32,
+    },
+    /// A pod's sandbox and containers are up.
+    PodStarted {
+        /// The pod.
+        pod: PodId,
+    },
+    /// A readiness probe of a pod.
+    Probe {
+        /// The pod.
+        pod: PodId,
+    },
+    /// A pod has been Ready for minReadySeconds.
+    Available {
+        /// The pod.
+        pod: PodId,
+    },
+    /// A deleted pod's preStop hook is done: SIGTERM.
+    Sigterm {
+        /// The pod.
+        pod: PodId,
+    },
+    /// A deleted pod's grace period is over: SIGKILL.
+    Kill {
+        /// The pod.
+        pod: PodId,
+    },
+    /// The EndpointSlice controller writes a pod's endpoints.
+    SliceSync {
+        /// The pod.
+        pod: PodId,
+    },
+    /// A node's kube-proxy starts a sync.
+    SyncStart {
+        /// The node.
+        node: NodeId,
+        /// The node's generation when it was scheduled (a failed node's
+        /// pending syncs are void).
+        gen: u32,
+    },
+    /// A node's kube-proxy sync has written its rules.
+    SyncEnd {
+        /// The node.
+        node: NodeId,
+        /// The node's generation.
+        gen: u32,
+    },
+    /// A node's periodic sync (syncPeriod); not counted as pending work.
+    Resync {
+        /// The node.
+        node: NodeId,
+    },
+    /// A lost node is marked NotReady.
+    NodeNotReady {
+        /// The node.
+        node: NodeId,
+        /// The node's generation.
+        gen: u32,
+    },
+    /// A NotReady node's pods are evicted.
+    Evict {
+        /// The node.
+        node: NodeId,
+        /// The node's generation.
+        gen: u32,
+    },
 }
 
 // The hot records keep their size (x86-64: an event 12 bytes, a connection
@@ -210,7 +279,7 @@ impl Model for World<'_> {
 
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
         self.now_ns = s.now().as_nanos();
-        if !matches!(ev, Ev::FlowTimeout { .. }) {
+        if !matches!(ev, Ev::FlowTimeout { .. } | Ev::Resync { .. }) {
             self.live -= 1;
         }
         match ev {
@@ -227,6 +296,18 @@ impl Model for World<'_> {
             Ev::Walk { req } => self.walk_on(req, 0, s),
             Ev::Retry { req } => self.retry(req, s),
             Ev::FlowTimeout { flow } => self.flow_timeouts(flow, s),
+            Ev::Change { index } => self.change(index, s),
+            Ev::PodStarted { pod } => self.pod_started(pod, s),
+            Ev::Probe { pod } => self.probe(pod, s),
+            Ev::Available { pod } => self.available(pod, s),
+            Ev::Sigterm { pod } => self.sigterm(pod, s),
+            Ev::Kill { pod } => self.kill(pod, s),
+            Ev::SliceSync { pod } => self.slice_sync(pod, s),
+            Ev::SyncStart { node, gen } => self.sync_start(node, gen, false, s),
+            Ev::SyncEnd { node, gen } => self.sync_end(node, gen, s),
+            Ev::Resync { node } => self.resync(node, s),
+            Ev::NodeNotReady { node, gen } => self.node_not_ready(node, gen, s),
+            Ev::Evict { node, gen } => self.evict(node, gen, s),
         }
         if self.live == 0 {
             // Only timeouts of finished requests are left: the run is over.
@@ -316,7 +397,7 @@ impl World<'_> {
         let r = self.reqs.get(req);
         let Client::Pods(pods) = &self.flows[r.flow as usize].flow.client else { unreachable!("pod client expected") };
         let pod = pods[r.client.index()];
-        (pod, self.cluster.pods[pod.index()].node)
+        (pod, self.state.loc[pod.index()].node)
     }
 
     /// Sends `req`'s message along its connection, forward or back.

@@ -1,0 +1,343 @@
+//! Pods: the workload controller (rollouts, scaling, replacements), each
+//! pod's start, readiness probe, deletion, SIGTERM, drain and SIGKILL, and
+//! host-local IPAM.
+
+use emu_engine::Scheduler;
+
+use super::*;
+
+impl World<'_> {
+    /// The pods on `node` that are not being deleted, in id order.
+    pub(in crate::world) fn pods_on(&self, node: NodeId) -> Vec<PodId> {
+        let ctl = self.control.as_ref().unwrap();
+        (0..ctl.pods.len() as u32)
+            .map(PodId::new)
+            .filter(|&p| ctl.pods[p.index()].active() && self.state.loc[p.index()].node == node)
+            .collect()
+    }
+
+    /// Brings workload `w` towards its desired state: a rolling update
+    /// while pods of older templates remain, else the ReplicaSet's
+    /// scale up or down.
+    pub(in crate::world) fn reconcile(&mut self, w: u32, s: &mut Scheduler<Ev>) {
+        let cl = self.cluster;
+        let ctl = self.ctl();
+        let wl = &ctl.workloads[w as usize];
+        let (gen, desired, cause) = (wl.gen, wl.desired, wl.cause);
+        let mut c = rollout::Counts { desired, ..Default::default() };
+        let active: Vec<PodId> = wl.pods.iter().copied().filter(|p| ctl.pods[p.index()].active()).collect();
+        for &p in &active {
+            let pr = &ctl.pods[p.index()];
+            if pr.gen == gen {
+                c.new += 1;
+                c.new_available += pr.available as u32;
+            } else {
+                c.old += 1;
+                c.old_available += pr.available as u32;
+            }
+        }
+        let (create, delete_old, delete_new) = if c.old > 0 {
+            let (surge, unavailable) = rollout::fenceposts(&cl.workloads[w as usize].lifecycle, desired);
+            let (cr, del) = rollout::step(c, surge, unavailable);
+            (cr, del, c.new.saturating_sub(desired))
+        } else {
+            (desired.saturating_sub(c.new), 0, c.new.saturating_sub(desired))
+        };
+        // Victims: unavailable pods first, then the newest
+        // (ActivePodsWithRanks: not ready before ready, newer before older).
+        let mut victims = Vec::new();
+        for (old, n) in [(true, delete_old), (false, delete_new)] {
+            let mut pool: Vec<PodId> =
+                active.iter().copied().filter(|p| (ctl.pods[p.index()].gen != gen) == old).collect();
+            pool.sort_by_key(|p| (ctl.pods[p.index()].available, std::cmp::Reverse(p.get())));
+            victims.extend(pool.into_iter().take(n as usize));
+        }
+        for p in victims {
+            self.delete_pod(p, cause, s);
+        }
+        for _ in 0..create {
+            self.create_pod(w, s);
+        }
+    }
+
+    /// Creates a pod of workload `w`'s current template: scheduled to a
+    /// node now, started after the sandbox and container start times.
+    pub(in crate::world) fn create_pod(&mut self, w: u32, s: &mut Scheduler<Ev>) {
+        let cl = self.cluster;
+        let Some(node) = self.schedule_node() else {
+            return; // no schedulable node: the pod stays Pending (not modelled further)
+        };
+        let ctl = self.ctl();
+        let wl = &mut ctl.workloads[w as usize];
+        let (gen, cause) = (wl.gen, wl.cause);
+        wl.named += 1;
+        let proto = cl.workloads[w as usize].pods[0];
+        let id = PodId::new(ctl.pods.len() as u32);
+        wl.pods.push(id);
+        ctl.created += 1;
+        if let Some(st) = ctl.stats.get_mut(cause as usize) {
+            st.created += 1;
+        }
+        ctl.pods.push(PodRt {
+            proto,
+            workload: w,
+            gen,
+            cause,
+            state: PodState::Starting,
+            ready: false,
+            available: false,
+            cond_ns: s.now().as_nanos(),
+            probe_run: 0,
+            inflight: 0,
+            slice_pending: false,
+            eps: Vec::new(),
+        });
+        let start = ctl.params.sandbox.sample(&mut ctl.rng) + ctl.params.container_start.sample(&mut ctl.rng);
+        self.state.loc.push(crate::world::live::PodLoc { node, ip: crate::addr::Ipv4(0) });
+        // Its endpoints: one per (Service port, target port) of the
+        // workload, appended with new ids, not yet listed.
+        let members = self.ctl().members[w as usize].clone();
+        let mut eps = Vec::with_capacity(members.len());
+        for (sp, port) in members {
+            let ep = EpId::new(self.state.endpoints_ever(cl, sp) as u32);
+            let weight = cl.pods[proto.index()].weight;
+            let t = self.state.table(cl, sp);
+            t.extra.push(crate::cluster::Endpoint { pod: id, port, weight });
+            t.cond.push(Cond::default());
+            self.endpoint_hits[sp.index()].push(0);
+            eps.push((sp, ep));
+        }
+        self.ctl().pods[id.index()].eps = eps;
+        self.at(s, start, Ev::PodStarted { pod: id });
+    }
+
+    /// The node a new pod goes to: the placement policy over schedulable
+    /// nodes (alive, Ready, not cordoned, with a free address).
+    pub(in crate::world) fn schedule_node(&mut self) -> Option<NodeId> {
+        let cl = self.cluster;
+        let n = cl.nodes.len() as u64;
+        let ctl = self.ctl();
+        for _ in 0..n {
+            let k = match cl.placement {
+                crate::cluster::Placement::RoundRobin => {
+                    let k = ctl.next_rr % n;
+                    ctl.next_rr += 1;
+                    k
+                }
+                crate::cluster::Placement::Random => ctl.rng.below(n),
+            };
+            let node = &ctl.nodes[k as usize];
+            if node.alive && node.ready && !node.cordoned {
+                return Some(NodeId::new(k as u32));
+            }
+        }
+        None
+    }
+
+    /// Pod `pod`'s sandbox and containers are up: it gets its IP (CNI
+    /// ADD), its application starts, and its readiness is probed.
+    pub(in crate::world) fn pod_started(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let cl = self.cluster;
+        let node = self.state.loc[pod.index()].node;
+        if !self.ctl().nodes[node.index()].alive || self.ctl().pods[pod.index()].state != PodState::Starting {
+            return;
+        }
+        let ip = self.allocate_ip(node);
+        let Some(ip) = ip else {
+            // The node's pod CIDR is full: the sandbox fails (not retried).
+            self.ctl().pods[pod.index()].state = PodState::Gone;
+            return;
+        };
+        self.state.loc[pod.index()].ip = ip;
+        self.state.ip_owner.insert(ip, Some(pod));
+        let w = self.ctl().pods[pod.index()].workload as usize;
+        let lc = &cl.workloads[w].lifecycle;
+        let app = lc.app_start.sample(&mut self.ctl().rng);
+        let listen_ns = now + app;
+        let ctl = self.ctl();
+        ctl.pods[pod.index()].state = PodState::Running { listen_ns };
+        match &lc.readiness {
+            None => {
+                // No probe: Ready once the containers run.
+                self.set_ready(pod, true, now, s);
+            }
+            Some(p) => {
+                let first = p.initial_delay_ns;
+                self.slice_update(pod, now, s); // listed, not ready
+                self.at(s, first, Ev::Probe { pod });
+            }
+        }
+    }
+
+    pub(in crate::world) fn allocate_ip(&mut self, node: NodeId) -> Option<crate::addr::Ipv4> {
+        let cl = self.cluster;
+        let cidr = cl.nodes[node.index()].pod_cidr;
+        if self.ctl().nodes[node.index()].ipam.is_none() {
+            let taken: Vec<u32> = (0..self.state.loc.len())
+                .filter(|&p| {
+                    let l = self.state.loc[p];
+                    l.node == node && l.ip.0 != 0 && self.state.pod_by_ip(cl, l.ip) == Some(PodId::new(p as u32))
+                })
+                .map(|p| cidr.offset(self.state.loc[p].ip) as u32)
+                .collect();
+            self.ctl().nodes[node.index()].ipam = Some(Ipam::new(cidr.size() as u32, taken));
+        }
+        let off = self.ctl().nodes[node.index()].ipam.as_mut().unwrap().allocate()?;
+        Some(cidr.nth(off as u64))
+    }
+
+    /// A readiness probe of `pod`.
+    pub(in crate::world) fn probe(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let cl = self.cluster;
+        let pr = &self.ctl().pods[pod.index()];
+        let w = pr.workload as usize;
+        let Some(p) = cl.workloads[w].lifecycle.readiness.clone() else { return };
+        let ok = match pr.state {
+            PodState::Running { listen_ns } => now >= listen_ns,
+            PodState::Terminating { sigterm_ns, .. } => now < sigterm_ns,
+            _ => return,
+        };
+        let ready = pr.ready;
+        let node = self.state.loc[pod.index()].node;
+        let alive = self.ctl().nodes[node.index()].alive;
+        if !alive {
+            return;
+        }
+        let pr = &mut self.ctl().pods[pod.index()];
+        if ok != ready {
+            pr.probe_run += 1;
+        } else {
+            pr.probe_run = 0;
+        }
+        let threshold = if ready { p.failure_threshold } else { p.success_threshold };
+        if ok != ready && pr.probe_run >= threshold {
+            pr.probe_run = 0;
+            self.set_ready(pod, ok, now, s);
+        }
+        // Probing goes on while the pod may still change: until Ready, and
+        // during termination until it fails.
+        let pr = &self.ctl().pods[pod.index()];
+        let terminating = matches!(pr.state, PodState::Terminating { .. });
+        if (!pr.ready && pr.active()) || (pr.ready && terminating) {
+            self.at(s, p.period_ns, Ev::Probe { pod });
+        }
+    }
+
+    /// The kubelet reports `pod` Ready (or not).
+    pub(in crate::world) fn set_ready(&mut self, pod: PodId, ready: bool, now: u64, s: &mut Scheduler<Ev>) {
+        let cl = self.cluster;
+        let pr = &mut self.ctl().pods[pod.index()];
+        pr.ready = ready;
+        if !ready {
+            pr.available = false;
+        }
+        let w = pr.workload;
+        let active = pr.active();
+        self.slice_update(pod, now, s);
+        if ready && active {
+            let min_ready = cl.workloads[w as usize].lifecycle.min_ready_ns;
+            self.at(s, min_ready, Ev::Available { pod });
+        }
+    }
+
+    /// `pod` has been Ready for minReadySeconds.
+    pub(in crate::world) fn available(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let pr = &mut self.ctl().pods[pod.index()];
+        if !pr.ready || !pr.active() || pr.available {
+            return;
+        }
+        pr.available = true;
+        let w = pr.workload;
+        self.reconcile(w, s);
+    }
+
+    /// Deletes `pod` gracefully: its endpoints turn terminating, the
+    /// preStop hook runs, then SIGTERM; SIGKILL at the grace period's end.
+    pub(in crate::world) fn delete_pod(&mut self, pod: PodId, cause: u32, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let cl = self.cluster;
+        let pr = &self.ctl().pods[pod.index()];
+        if !pr.active() {
+            return;
+        }
+        let lc = &cl.workloads[pr.workload as usize].lifecycle;
+        let (pre_stop, grace) = (lc.pre_stop_ns.min(lc.grace_ns), lc.grace_ns);
+        let started = matches!(pr.state, PodState::Running { .. });
+        let pr = &mut self.ctl().pods[pod.index()];
+        pr.cause = cause;
+        pr.available = false;
+        if let Some(st) = self.ctl().stats.get_mut(cause as usize) {
+            st.deleted += 1;
+        }
+        if !started {
+            // Not started yet: nothing to stop.
+            self.ctl().pods[pod.index()].state = PodState::Gone;
+            return;
+        }
+        self.ctl().pods[pod.index()].state = PodState::Terminating { sigterm_ns: now + pre_stop, kill_ns: now + grace };
+        self.slice_update(pod, now, s);
+        self.at(s, pre_stop, Ev::Sigterm { pod });
+        self.at(s, grace, Ev::Kill { pod });
+    }
+
+    /// SIGTERM reaches `pod`'s application: it stops accepting new
+    /// connections and exits once its in-flight requests are done.
+    pub(in crate::world) fn sigterm(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let pr = &self.ctl().pods[pod.index()];
+        if matches!(pr.state, PodState::Terminating { .. }) && pr.inflight == 0 {
+            self.pod_gone(pod, s);
+        }
+    }
+
+    /// The grace period of `pod` is over: SIGKILL.
+    pub(in crate::world) fn kill(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        if matches!(self.ctl().pods[pod.index()].state, PodState::Terminating { .. }) {
+            self.pod_gone(pod, s);
+        }
+    }
+
+    /// A request at one of `pod`'s servers finished: a terminating
+    /// application whose last one it was exits.
+    pub(in crate::world) fn request_done_at(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let pr = &mut self.ctl().pods[pod.index()];
+        pr.inflight = pr.inflight.saturating_sub(1);
+        if let PodState::Terminating { sigterm_ns, .. } = pr.state {
+            if pr.inflight == 0 && now >= sigterm_ns {
+                self.pod_gone(pod, s);
+            }
+        }
+    }
+
+    /// `pod`'s containers are gone: CNI DEL frees its IP (on a running
+    /// node), its endpoints leave the slices.
+    pub(in crate::world) fn pod_gone(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let cl = self.cluster;
+        let loc = self.state.loc[pod.index()];
+        self.ctl().pods[pod.index()].state = PodState::Gone;
+        if self.ctl().nodes[loc.node.index()].alive && loc.ip.0 != 0 {
+            self.state.ip_owner.insert(loc.ip, None);
+            let cidr = cl.nodes[loc.node.index()].pod_cidr;
+            if self.ctl().nodes[loc.node.index()].ipam.is_none() {
+                self.allocate_ip_table(loc.node);
+            }
+            if let Some(ipam) = self.ctl().nodes[loc.node.index()].ipam.as_mut() {
+                ipam.release(cidr.offset(loc.ip) as u32);
+            }
+        }
+        self.slice_update(pod, now, s);
+        let w = self.ctl().pods[pod.index()].workload;
+        self.reconcile(w, s);
+    }
+
+    pub(in crate::world) fn allocate_ip_table(&mut self, node: NodeId) {
+        // Builds the node's allocator from the pods that hold addresses.
+        if let Some(ip) = self.allocate_ip(node) {
+            let cidr = self.cluster.nodes[node.index()].pod_cidr;
+            self.ctl().nodes[node.index()].ipam.as_mut().unwrap().release(cidr.offset(ip) as u32);
+        }
+    }
+}
