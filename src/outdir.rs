@@ -18,7 +18,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
 /// Every file a run writes into its directory, besides `manifests/`.
-pub const RESULT_FILES: [&str; 10] = [
+pub const RESULT_FILES: [&str; 12] = [
+    "programming.csv",
+    "timeseries_failures.csv",
     "summary.csv",
     "hops.csv",
     "endpoints.csv",

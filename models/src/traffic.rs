@@ -171,10 +171,18 @@ pub enum Failure {
     /// IPVS found no destination: every real server it could choose had
     /// weight 0, and the node answered ICMP port unreachable.
     NoDestination,
+    /// The server pod went away with the connection open (killed, or
+    /// exited): its node answered the next packet with a RST. Only a
+    /// changing cluster has it.
+    ConnectionReset,
+    /// A SYN was DNATed (by rules not yet synced) to an address no pod
+    /// holds: ARP failed and the node answered ICMP host unreachable. Only
+    /// a changing cluster has it.
+    HostUnreachable,
 }
 
 /// Number of failure reasons.
-pub const FAILURES: usize = 9;
+pub const FAILURES: usize = 11;
 
 impl Failure {
     /// Every reason, in output order.
@@ -188,7 +196,14 @@ impl Failure {
         Failure::NoRoute,
         Failure::ConntrackFull,
         Failure::NoDestination,
+        Failure::ConnectionReset,
+        Failure::HostUnreachable,
     ];
+
+    /// The reasons only a changing cluster produces (`failures.csv` lists
+    /// them for runs with `[[changes]]` only, so a static run's files stay
+    /// as they were).
+    pub const DYNAMIC: [Failure; 2] = [Failure::ConnectionReset, Failure::HostUnreachable];
 
     /// The name used in output files.
     pub fn name(self) -> &'static str {
@@ -202,6 +217,8 @@ impl Failure {
             Failure::NoRoute => "no_route",
             Failure::ConntrackFull => "conntrack_full",
             Failure::NoDestination => "no_destination",
+            Failure::ConnectionReset => "connection_reset",
+            Failure::HostUnreachable => "host_unreachable",
         }
     }
 }

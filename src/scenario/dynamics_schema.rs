@@ -168,6 +168,7 @@ pub struct ControlPlaneToml {
     pub endpointslice_delay: DistText,
     pub watch_delay: DistText,
     pub max_endpoints_per_slice: u32,
+    pub sandbox_teardown: Duration,
     pub node_monitor_grace_period: Duration,
     pub eviction_timeout: Duration,
 }
@@ -181,6 +182,7 @@ impl Default for ControlPlaneToml {
             endpointslice_delay: DistText(c.endpointslice_delay),
             watch_delay: DistText(c.watch_delay),
             max_endpoints_per_slice: c.max_endpoints_per_slice,
+            sandbox_teardown: Duration(c.sandbox_teardown_ns),
             node_monitor_grace_period: Duration(c.node_monitor_grace_ns),
             eviction_timeout: Duration(c.eviction_ns),
         }
@@ -196,6 +198,7 @@ impl ControlPlaneToml {
             endpointslice_delay: self.endpointslice_delay.0,
             watch_delay: self.watch_delay.0,
             max_endpoints_per_slice: self.max_endpoints_per_slice,
+            sandbox_teardown_ns: self.sandbox_teardown.ns(),
             node_monitor_grace_ns: self.node_monitor_grace_period.ns(),
             eviction_ns: self.eviction_timeout.ns(),
         }

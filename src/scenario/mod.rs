@@ -3,6 +3,8 @@
 //! file, the line where the line is known, and the key.
 
 mod changes;
+// As `schema`: every key is documented in docs/scenario.md.
+#[allow(missing_docs)]
 pub mod dynamics_schema;
 mod expand;
 pub mod limits;
@@ -158,6 +160,7 @@ pub fn load_str(
         // A changing cluster: its control plane's resolved values go to run.toml.
         base.control_plane.get_or_insert_with(Default::default);
         base.proxy.sync.get_or_insert_with(Default::default);
+        base.load_balancer.healthy_threshold.get_or_insert(LbParams::default().healthy_threshold);
     }
     if let Some(s) = seed {
         base.seed = s;
@@ -531,6 +534,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             },
             check_interval_ns: sc.load_balancer.check_interval.ns(),
             unhealthy_threshold: sc.load_balancer.unhealthy_threshold,
+            healthy_threshold: sc.load_balancer.healthy_threshold.unwrap_or(LbParams::default().healthy_threshold),
         },
         dns: DnsParams {
             ndots: d.ndots,

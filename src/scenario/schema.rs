@@ -454,6 +454,10 @@ pub struct LoadBalancerToml {
     pub policy: LbPolicyToml,
     pub check_interval: Duration,
     pub unhealthy_threshold: u32,
+    /// Passed checks to put a node back (a changing cluster's; resolved
+    /// into run.toml when there are changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -470,6 +474,7 @@ impl Default for LoadBalancerToml {
             policy: LbPolicyToml::Random,
             check_interval: Duration(p.check_interval_ns),
             unhealthy_threshold: p.unhealthy_threshold,
+            healthy_threshold: None,
         }
     }
 }

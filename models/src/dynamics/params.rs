@@ -116,6 +116,7 @@ impl Default for Lifecycle {
 /// | `container_start` | `lognormal(400ms, 200ms)` | estimate: creating and starting the containers of a pulled image; with `sandbox`, p99 about 2.3 s, inside the pod startup SLO (p99 <= 5 s without image pulls, sig-scalability slos) |
 /// | `endpointslice_delay` | `lognormal(100ms, 50ms)` | estimate: kubelet status update, the EndpointSlice controller's queue (batch period 0, kube-controller-manager `--endpointslice-updates-batch-period`) and the slice write |
 /// | `watch_delay` | `lognormal(100ms, 50ms)` | estimate: the API server's watch fan-out of a slice update to a node's kube-proxy |
+/// | `sandbox_teardown_ns` | 1 s | estimate: the kubelet's pod sync after the last container exits, StopPodSandbox and CNI DEL; until then the pod's address answers with RSTs (nothing listens), after it nothing answers |
 /// | `max_endpoints_per_slice` | 100 | kube-controller-manager `--max-endpoints-per-slice` default |
 /// | `node_monitor_grace_ns` | 50 s | kube-controller-manager `--node-monitor-grace-period` default since v1.32 (40 s before; kubernetes PR #126287): a node that stops reporting turns NotReady, and `MarkPodsNotReady` turns its pods not ready |
 /// | `eviction_ns` | 300 s | DefaultTolerationSeconds admission plugin: `node.kubernetes.io/unreachable` NoExecute toleration of 300 s, then the pods are deleted |
@@ -131,6 +132,9 @@ pub struct ControlParams {
     pub watch_delay: Dist,
     /// Endpoints per EndpointSlice (counts `slices` in programming.csv).
     pub max_endpoints_per_slice: u32,
+    /// From a pod's last container exit to its sandbox's teardown (CNI
+    /// DEL frees the address) [ns].
+    pub sandbox_teardown_ns: u64,
     /// node-monitor-grace-period [ns].
     pub node_monitor_grace_ns: u64,
     /// Unreachable toleration before eviction [ns].
@@ -145,6 +149,7 @@ impl Default for ControlParams {
             endpointslice_delay: Dist::lognormal(100e6, 50e6),
             watch_delay: Dist::lognormal(100e6, 50e6),
             max_endpoints_per_slice: 100,
+            sandbox_teardown_ns: 1_000_000_000,
             node_monitor_grace_ns: 50_000_000_000,
             eviction_ns: 300_000_000_000,
         }

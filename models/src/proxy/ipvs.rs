@@ -415,6 +415,7 @@ impl ProxyModel for Ipvs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::Candidates;
     use crate::addr::Ipv4;
     use crate::cluster::{build, testing};
     use emu_engine::rng::Domain;

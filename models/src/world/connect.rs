@@ -3,8 +3,9 @@
 
 use emu_engine::Scheduler;
 
+use super::fate::Landing;
 use super::run::{external_ip, Conn, Decision, Ev, Phase, LOCALHOST};
-use super::{FlowRt, LbPolicy, World};
+use super::{FlowRt, World};
 use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
 use crate::datapath::{self, Cni, HopKind, Msg, Path, Place};
@@ -138,6 +139,10 @@ impl World<'_> {
         // With an eBPF CNI, pod traffic bypasses netfilter: no rule walk,
         // no conntrack entry.
         let netfilter = self.params.datapath.cni != Cni::Ebpf;
+        if self.land_node(origin.node).is_none() {
+            // The load balancer (or the client) sent it to a lost node.
+            return self.syn_lost(req, Failure::Timeout, s);
+        }
         let open = if let Some(sp) = aim.sp {
             // Conntrack runs before the nat table and IPVS (PREROUTING
             // priority -200): a full table on the entry node drops the SYN
@@ -152,6 +157,7 @@ impl World<'_> {
         } else {
             self.open_direct(req, &aim, &origin, netfilter)
         };
+        let Some(open) = self.landing(req, aim.sp, &origin, open, s) else { return };
         // Conntrack: an entry on each node whose netfilter sees the flow.
         let mut ct = [None; 2];
         if let (true, Some(snode)) = (netfilter, open.snode) {
@@ -169,6 +175,47 @@ impl World<'_> {
             }
         }
         self.send_syn(req, &aim, &origin, open, ct, s);
+    }
+
+    /// Where the SYN of `open` lands in a changing cluster: at the pod
+    /// holding the address now (`Some`), or nowhere (`None`: a host
+    /// unreachable or a vanished SYN, its next step scheduled).
+    fn landing(
+        &mut self,
+        req: ReqId,
+        sp: Option<SpId>,
+        origin: &Origin,
+        mut open: Opening,
+        s: &mut Scheduler<Ev>,
+    ) -> Option<Opening> {
+        let now = s.now().as_nanos();
+        let landing = self.land(open.server_pod);
+        if let (Landing::Unassigned(_) | Landing::Lost, Some(sp)) = (landing, sp) {
+            // The entry node decided; the proxy hears the connection went nowhere.
+            self.proxy.closed(origin.node, sp, open.entry, open.ep.expect("the proxy decided"), now);
+        }
+        match landing {
+            Landing::At(p) => {
+                open.server_pod = p;
+                Some(open)
+            }
+            Landing::Unassigned(_) => {
+                self.host_unreachable(req, open.path, s);
+                None
+            }
+            Landing::Lost => {
+                if let (Some(ep), Some(ctl)) = (open.ep.filter(|_| sp.is_some()), self.control.as_deref_mut()) {
+                    ctl.pinned.insert(req, ep);
+                }
+                self.syn_lost(req, Failure::Timeout, s);
+                None
+            }
+        }
+    }
+
+    /// `Some(node)` unless `node` is lost.
+    fn land_node(&self, node: NodeId) -> Option<NodeId> {
+        self.control.as_deref().is_none_or(|c| c.nodes[node.index()].alive).then_some(node)
     }
 
     /// Whether node `node`'s conntrack table refuses a new flow at `now`:
@@ -320,7 +367,14 @@ impl World<'_> {
             Entry::NodePort => cl.nodes[cnode.index()].ip,
             Entry::LoadBalancer => svc.load_balancer_ip.expect("via a load balancer"),
         };
-        let d = match self.decide(flow, cnode, sp, entry, origin.ip, dest, now) {
+        let pinned = self.control.as_deref_mut().and_then(|c| c.pinned.remove(&req));
+        let decision = match pinned {
+            // A retransmission of a SYN that vanished: its conntrack entry
+            // holds the DNAT, no rule is walked again.
+            Some(ep) => Decision::Endpoint(Dnat { endpoint: ep, cost: FirstPacket::default() }),
+            None => self.decide(flow, cnode, sp, entry, origin.ip, dest, now),
+        };
+        let d = match decision {
             Decision::Endpoint(d) => d,
             refused => {
                 self.refuse(req, origin.place, refused, s);
@@ -430,6 +484,8 @@ impl World<'_> {
         } else {
             None
         };
+        let flow = self.reqs.get(req).flow as usize;
+        let opened = self.flows[flow].flow.max_connection_age_ns.is_some();
         let c = self.conns.insert(Conn {
             path: open.path,
             server,
@@ -443,73 +499,12 @@ impl World<'_> {
             entry: open.entry,
             ct,
         });
+        if opened {
+            self.flows[flow].opened.insert(c, s.now().as_nanos());
+        }
         let r = self.reqs.get_mut(req);
         r.conn = Some(c);
         r.phase = Phase::Syn;
         self.start_walk(req, c, false, Msg::tcp(0), open.extra, s);
-    }
-
-    /// The load balancer's node for a new connection's SYN: `kept` (the
-    /// node it sent this connection's earlier SYN to) while that node is
-    /// still healthy, else a fresh choice.
-    fn lb_node(&mut self, flow: usize, sp: SpId, now: u64, kept: Option<NodeId>) -> NodeId {
-        if let Some(kept) = kept.filter(|kept| self.lb_healthy(sp, now).is_none_or(|local| local.contains(kept))) {
-            return kept;
-        }
-        self.lb_pick(flow, sp, now)
-    }
-
-    /// The node the load balancer of Service port `sp` sends a new
-    /// connection to at time `now`.
-    pub(super) fn lb_pick(&mut self, flow: usize, sp: SpId, now: u64) -> NodeId {
-        let cl = self.cluster;
-        let port = &cl.service_ports[sp.index()];
-        let n = cl.nodes.len() as u32;
-        let local_only = self.lb_healthy(sp, now).is_some();
-        let count = if local_only { port.local.len() as u32 } else { n };
-        let k = match self.params.load_balancer.policy {
-            LbPolicy::Random => self.flows[flow].rng.below(count as u64) as u32,
-            LbPolicy::RoundRobin => {
-                let c = self.lb_cursor.entry(port.service).or_insert(0);
-                let k = *c % count;
-                *c = c.wrapping_add(1);
-                k
-            }
-        };
-        if local_only {
-            self.healthy_nodes(sp)[k as usize]
-        } else {
-            NodeId::new(k)
-        }
-    }
-
-    /// The nodes the load balancer of `sp` still sends to at `now`, when
-    /// its health checks have taken some out; `None` while every node is
-    /// healthy. With a Local policy a node without local endpoint fails the
-    /// checks of healthCheckNodePort, once they have had time to fail (if
-    /// no node has an endpoint, the load balancer fails open to all).
-    fn lb_healthy(&mut self, sp: SpId, now: u64) -> Option<&[NodeId]> {
-        let cl = self.cluster;
-        let port = &cl.service_ports[sp.index()];
-        let svc = &cl.services[port.service.index()];
-        let lb = &self.params.load_balancer;
-        let detected = now >= lb.check_interval_ns.saturating_mul(lb.unhealthy_threshold as u64);
-        let local_only = svc.external_traffic_policy == TrafficPolicy::Local && detected && !port.local.is_empty();
-        if local_only {
-            Some(self.healthy_nodes(sp))
-        } else {
-            None
-        }
-    }
-
-    /// The nodes with a local endpoint of `sp`, in node order.
-    pub(super) fn healthy_nodes(&mut self, sp: SpId) -> &[NodeId] {
-        let cl = self.cluster;
-        self.healthy.entry(sp).or_insert_with(|| {
-            // In node order: `NodeId` orders by index.
-            let mut v: Vec<NodeId> = cl.service_ports[sp.index()].local.keys().copied().collect();
-            v.sort_unstable();
-            v
-        })
     }
 }

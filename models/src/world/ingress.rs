@@ -48,14 +48,25 @@ impl World<'_> {
             return self.send(req, Phase::ErrorReply, true, 0, s);
         }
         let cursor = self.upstream_rr.entry((controller, sp)).or_insert(0);
-        let i = *cursor % eps.len() as u32;
+        let i = *cursor % eps.len();
         *cursor = cursor.wrapping_add(1);
         let ep = eps.get(i);
         let e = self.state.endpoint(cl, sp, ep);
         let (cloc, eloc) = (self.state.loc[controller.index()], self.state.loc[e.pod.index()]);
         let cnode = cloc.node;
         let path = Path::Route { from: Place::Pod { pod: controller, node: cnode }, to_pod: e.pod, to_node: eloc.node };
-        if self.spec_pod(e.pod).listens_on(e.port, Protocol::Tcp).is_none() {
+        match self.land(e.pod) {
+            super::fate::Landing::At(p) if p == e.pod => {}
+            super::fate::Landing::Lost => return self.vanish(req),
+            _ => {
+                // The backend is gone: nginx's upstream connect fails, 502.
+                self.reqs.get_mut(req).failure = Failure::HostUnreachable;
+                return self.send(req, Phase::ErrorReply, true, 0, s);
+            }
+        }
+        if self.spec_pod(e.pod).listens_on(e.port, Protocol::Tcp).is_none()
+            || !self.accepting(e.pod, s.now().as_nanos())
+        {
             // nginx's upstream connect is refused: 502 to the client.
             self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
             return self.send(req, Phase::ErrorReply, true, 0, s);

@@ -116,11 +116,6 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Whether the Service exists on this node.
-    pub fn exists(&self) -> bool {
-        self.snap.is_none_or(|s| s.exists)
-    }
-
     /// Candidates for traffic policy Cluster: the ready endpoints, or when
     /// none is ready the serving, terminating ones (KEP-1669).
     pub fn cluster(&self) -> Candidates<'a> {
@@ -147,26 +142,17 @@ impl<'a> View<'a> {
         pick(&s.local_serving)
     }
 
-    /// The nodes with a local endpoint that gets traffic (ready, or
-    /// serving and terminating), in node order: the nodes kube-proxy's
-    /// healthCheckNodePort answers 200 on.
-    pub fn local_nodes(&self) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> = match self.snap {
-            None => self.base.local.keys().copied().collect(),
-            Some(s) => {
-                let mut v = Vec::new();
-                for sets in [&s.local_ready, &s.local_serving] {
-                    match sets {
-                        LocalSets::Base => v.extend(self.base.local.keys().copied()),
-                        LocalSets::Own(m) => v.extend(m.iter().filter(|(_, e)| !e.is_empty()).map(|(&n, _)| n)),
-                    }
-                }
-                v
-            }
-        };
-        v.sort_unstable();
-        v.dedup();
-        v
+    /// Whether `node` has a ready local endpoint: kube-proxy's
+    /// healthCheckNodePort answers 200 then (terminating endpoints do not
+    /// count), 503 otherwise.
+    pub fn has_local_ready(&self, node: NodeId) -> bool {
+        match self.snap {
+            None => !self.base.local_endpoints(node).is_empty(),
+            Some(s) => match &s.local_ready {
+                LocalSets::Base => !self.base.local_endpoints(node).is_empty(),
+                LocalSets::Own(m) => m.get(&node).is_some_and(|v| !v.is_empty()),
+            },
+        }
     }
 }
 

@@ -20,7 +20,9 @@
 
 mod connect;
 mod control;
+mod fate;
 mod ingress;
+mod lb;
 mod live;
 mod resolve;
 mod run;
@@ -41,7 +43,7 @@ use crate::ids::{ClientId, ConnId, EpId, NodeId, PodId, ReqId, ServerId, SpId, S
 use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
 
-pub use control::{ChangeStats, ControlResults};
+pub use control::{ChangeStats, ControlResults, RuntimePod};
 pub use run::Ev;
 pub use series::IntervalRow;
 
@@ -121,6 +123,7 @@ pub enum LbPolicy {
 /// | `policy` | random | flow-hash spreading, as passthrough cloud load balancers do |
 /// | `check_interval_ns` | 5 s | Google Cloud health check default `checkIntervalSec` |
 /// | `unhealthy_threshold` | 2 | Google Cloud health check default `unhealthyThreshold` |
+/// | `healthy_threshold` | 2 | Google Cloud health check default `healthyThreshold` |
 ///
 /// With externalTrafficPolicy Local, a node without a local endpoint fails
 /// the load balancer's check of healthCheckNodePort (kube-proxy answers
@@ -135,11 +138,18 @@ pub struct LbParams {
     pub check_interval_ns: u64,
     /// Failed checks before a node is taken out.
     pub unhealthy_threshold: u32,
+    /// Passed checks before a node is put back (a changing cluster's).
+    pub healthy_threshold: u32,
 }
 
 impl Default for LbParams {
     fn default() -> Self {
-        LbParams { policy: LbPolicy::Random, check_interval_ns: 5_000_000_000, unhealthy_threshold: 2 }
+        LbParams {
+            policy: LbPolicy::Random,
+            check_interval_ns: 5_000_000_000,
+            unhealthy_threshold: 2,
+            healthy_threshold: 2,
+        }
     }
 }
 
@@ -176,6 +186,8 @@ pub struct FlowStats {
     pub last_ns: u64,
     /// Completions, failures and latency percentiles per interval.
     pub series: Vec<IntervalRow>,
+    /// Failures per interval by reason: (interval start [ns], reason, count).
+    pub failure_series: Vec<(u64, crate::traffic::Failure, u32)>,
     /// Whether the flow stopped issuing requests at the simulated horizon
     /// ([`emu_engine::HORIZON_NS`]) before its `requests` or `duration` ran out.
     pub stopped_at_horizon: bool,
@@ -194,7 +206,7 @@ impl FlowStats {
     pub(crate) fn fail(&mut self, series: &mut series::Series, now_ns: u64, why: crate::traffic::Failure) {
         self.failures[why as usize] += 1;
         self.last_ns = now_ns;
-        series.failed(now_ns);
+        series.failed(now_ns, why);
     }
 }
 
@@ -372,6 +384,9 @@ pub(crate) struct FlowRt {
     timeouts: std::collections::VecDeque<(u64, ReqId, u32)>,
     /// Whether a FlowTimeout event is pending for the front of `timeouts`.
     timer_armed: bool,
+    /// When each of its connections was opened [ns] (only with a
+    /// `max_connection_age`).
+    opened: HashMap<ConnId, u64>,
     /// Idle kept-alive connections per client index.
     idle: HashMap<ClientId, Vec<ConnId>>,
     stats: FlowStats,
@@ -579,6 +594,7 @@ impl<'c> World<'c> {
                 first_ns: 0,
                 last_ns: 0,
                 series: Vec::new(),
+                failure_series: Vec::new(),
                 stopped_at_horizon: false,
             };
             let dns_ids = dns
@@ -604,6 +620,7 @@ impl<'c> World<'c> {
                 end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)).min(emu_engine::HORIZON_NS),
                 dns,
                 idle: HashMap::new(),
+                opened: HashMap::new(),
                 flow: f,
                 stats,
             });
@@ -755,7 +772,7 @@ impl<'c> World<'c> {
                 .into_iter()
                 .map(|f| {
                     let mut st = f.stats;
-                    st.series = f.series.finish();
+                    (st.series, st.failure_series) = f.series.finish();
                     st.stopped_at_horizon = f.issued < f.limit && f.end_ns == emu_engine::HORIZON_NS;
                     st
                 })
@@ -771,7 +788,7 @@ impl<'c> World<'c> {
             max_queue: self.nodes.iter().map(|n| n.cpu.max_queue().max(n.nic.max_queue())).max().unwrap_or(0),
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),
-            control: self.control.as_ref().map(|c| c.results()),
+            control: self.control.as_ref().map(|c| c.results(self.cluster, &self.state)),
         }
     }
 }

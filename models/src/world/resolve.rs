@@ -84,16 +84,22 @@ impl World<'_> {
         let netfilter = self.params.datapath.cni != crate::datapath::Cni::Ebpf;
         // As for a SYN: the client node's conntrack before its proxy.
         if netfilter && self.conntrack_refuses(node, now) {
-            return self.query_lost(req, s);
+            return self.query_lost(req, Failure::ConntrackFull, s);
         }
         let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, now) {
             Decision::Endpoint(d) => d,
             // kube-dns without an endpoint (only while CoreDNS is replaced):
             // the query is refused and the resolver tries again.
-            _ => return self.query_lost(req, s),
+            _ => return self.query_lost(req, Failure::NoEndpoints, s),
         };
         let ep = self.state.endpoint(cl, sp, d.endpoint);
         let ep_node = self.state.loc[ep.pod.index()].node;
+        if self.land(ep.pod) != super::fate::Landing::At(ep.pod) {
+            // Rules not yet synced sent it to a CoreDNS pod that is gone
+            // (or whose node is lost): no answer, the resolver asks again.
+            self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, now);
+            return self.query_lost(req, Failure::Timeout, s);
+        }
         let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };
         let mut extra = [d.cost.total_ns(), 0];
         if ep_node != node && netfilter {
@@ -104,7 +110,7 @@ impl World<'_> {
         if netfilter {
             if ep_node != node && self.conntrack_refuses(ep_node, now) {
                 self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, now);
-                return self.query_lost(req, s);
+                return self.query_lost(req, Failure::ConntrackFull, s);
             }
             for &n in [node, ep_node].iter().take(if ep_node != node { 2 } else { 1 }) {
                 self.nodes[n.index()].conntrack.open_udp(now, udp);
@@ -130,10 +136,10 @@ impl World<'_> {
     /// Request `req`'s DNS query was dropped by a full conntrack table: the
     /// resolver sends it again after its `timeout` (`[node] dns_retry`, as
     /// for a query lost at a full queue), until the flow's timeout.
-    fn query_lost(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
+    pub(super) fn query_lost(&mut self, req: ReqId, why: Failure, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let r = self.reqs.get_mut(req);
-        r.failure = crate::traffic::Failure::ConntrackFull;
+        r.failure = why;
         let f = &mut self.flows[r.flow as usize];
         let deadline = r.start.as_nanos() + f.flow.timeout_ns;
         let wait = self.params.node.dns_retry_ns;

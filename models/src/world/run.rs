@@ -89,6 +89,11 @@ pub enum Ev {
         /// The pod.
         pod: PodId,
     },
+    /// A stopped pod's sandbox is torn down (CNI DEL).
+    Teardown {
+        /// The pod.
+        pod: PodId,
+    },
     /// The EndpointSlice controller writes a pod's endpoints.
     SliceSync {
         /// The pod.
@@ -165,6 +170,9 @@ pub(super) enum Phase {
     UpAtServer,
     /// The backend's response on its way back to the controller.
     UpResponse,
+    /// The message vanished at a lost node: the request waits for its
+    /// timeout.
+    Lost,
     /// A NodeLocal DNSCache miss forwarded to CoreDNS.
     DnsUpstream,
     /// At CoreDNS, for a node's cache.
@@ -303,6 +311,7 @@ impl Model for World<'_> {
             Ev::Sigterm { pod } => self.sigterm(pod, s),
             Ev::Kill { pod } => self.kill(pod, s),
             Ev::SliceSync { pod } => self.slice_sync(pod, s),
+            Ev::Teardown { pod } => self.pod_gone(pod, s),
             Ev::SyncStart { node, gen } => self.sync_start(node, gen, false, s),
             Ev::SyncEnd { node, gen } => self.sync_end(node, gen, s),
             Ev::Resync { node } => self.resync(node, s),
@@ -354,7 +363,15 @@ impl World<'_> {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let timeout = f.flow.timeout_ns;
-        let reused = if f.flow.keep_alive { f.idle.get_mut(&client).and_then(Vec::pop) } else { None };
+        let mut reused = if f.flow.keep_alive { f.idle.get_mut(&client).and_then(Vec::pop) } else { None };
+        while let Some(c) = reused {
+            if self.reusable(flow as usize, c, now.as_nanos()) {
+                break;
+            }
+            self.close_conn(c);
+            reused = self.flows[flow as usize].idle.get_mut(&client).and_then(Vec::pop);
+        }
+        let f = &mut self.flows[flow as usize];
         let wants_dns = f.dns.is_some();
         let req = self.reqs.insert(Req {
             flow,
@@ -447,6 +464,24 @@ impl World<'_> {
                 let (flow, conn) = (r.flow, r.conn_of(phase));
                 let c = self.conns.get(conn);
                 let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
+                match self.fate(pod) {
+                    super::fate::Fate::Served => {}
+                    _ if phase == Phase::DnsQuery => {
+                        // No answer (a lost node, or a reset that a UDP
+                        // resolver only sees as silence): it asks again.
+                        let dc = self.reqs.get_mut(req).dns_conn.take().expect("a query's connection");
+                        self.close_conn(dc);
+                        return self.query_lost(req, Failure::Timeout, s);
+                    }
+                    super::fate::Fate::Lost => return self.vanish(req),
+                    super::fate::Fate::Reset => {
+                        self.reqs.get_mut(req).failure = Failure::ConnectionReset;
+                        if phase == Phase::Upstream || phase == Phase::DnsUpstream {
+                            self.close_up(req);
+                        }
+                        return self.send(req, Phase::ErrorReply, true, 0, s);
+                    }
+                }
                 if let Some(sp) = sp {
                     self.endpoint_hits[sp.index()][ep.expect("a Service's endpoint serves it").index()] += 1;
                 }
@@ -463,8 +498,11 @@ impl World<'_> {
                 r.arrived = now;
                 let server = server.expect("a server listens: the handshake was answered");
                 match self.servers[server.index()].fifo.acquire(req.get()) {
-                    Acquire::Granted => self.start_service(req, server, s),
-                    Acquire::Queued => {}
+                    Acquire::Granted => {
+                        self.inflight(pod, 1);
+                        self.start_service(req, server, s)
+                    }
+                    Acquire::Queued => self.inflight(pod, 1),
                     Acquire::Rejected => {
                         // The server (or the controller's backend) answers
                         // 503; behind a controller it travels on from there.
@@ -496,7 +534,9 @@ impl World<'_> {
                 }
             }
             Phase::Syn => {
-                if self.conns.get(r.conn_of(phase)).server.is_none() {
+                let c = self.conns.get(r.conn_of(phase));
+                let refused = c.server.is_none() || c.server_pod.is_some_and(|p| !self.accepting(p, now.as_nanos()));
+                if refused {
                     self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
                     self.send(req, Phase::Rst, true, 0, s);
                 } else {
@@ -528,7 +568,8 @@ impl World<'_> {
             | Phase::UpAtServer
             | Phase::DnsUpAtServer
             | Phase::SynLost
-            | Phase::QueryLost => {
+            | Phase::QueryLost
+            | Phase::Lost => {
                 unreachable!("delivery in phase {phase:?}")
             }
         }
@@ -538,13 +579,30 @@ impl World<'_> {
         let r = self.reqs.get(req);
         let phase = r.phase;
         let dns = phase == Phase::DnsAtServer;
-        let server = self.conns.get(r.conn_of(phase)).server.expect("served by its server");
+        let c = self.conns.get(r.conn_of(phase));
+        let (server, pod) = (c.server.expect("served by its server"), c.server_pod);
         if let Some(next) = self.servers[server.index()].fifo.release() {
             self.start_service(ReqId::new(next), server, s);
+        }
+        let fate = self.fate(pod);
+        if let (Some(pod), Some(_)) = (pod, self.control.as_deref()) {
+            self.request_done_at(pod, s);
         }
         let r = self.reqs.get(req);
         if r.abandoned {
             return self.drop_req(req);
+        }
+        match fate {
+            super::fate::Fate::Served => {}
+            // Killed while it worked: the answer never comes.
+            super::fate::Fate::Lost => return self.vanish(req),
+            super::fate::Fate::Reset => {
+                self.reqs.get_mut(req).failure = Failure::ConnectionReset;
+                if matches!(phase, Phase::UpAtServer | Phase::DnsUpAtServer) {
+                    self.close_up(req);
+                }
+                return self.send(req, Phase::ErrorReply, true, 0, s);
+            }
         }
         if phase == Phase::UpAtServer {
             let bytes = self.flows[r.flow as usize].flow.response_bytes;
@@ -601,7 +659,12 @@ impl World<'_> {
         let (flow, slot) = (r.flow, r.slot);
         let f = &mut self.flows[flow as usize];
         f.stats.fail(&mut f.series, s.now().as_nanos(), Failure::Timeout);
+        let lost = self.reqs.get(req).phase == Phase::Lost;
         self.reqs.get_mut(req).abandoned = true;
+        if lost {
+            // Nothing is in flight for it: free it now.
+            self.drop_req(req);
+        }
         self.next_for_slot(flow, slot, s);
         // A request waiting in a server queue stays there until served, as
         // the server does not know the client gave up; it is dropped then.
@@ -696,6 +759,9 @@ impl World<'_> {
     /// Frees a connection; the proxy that chose its endpoint hears of it.
     pub(super) fn close_conn(&mut self, conn: ConnId) {
         let c = self.conns.remove(conn);
+        for f in self.flows.iter_mut().filter(|f| f.flow.max_connection_age_ns.is_some()) {
+            f.opened.remove(&conn);
+        }
         if let Some(sp) = c.sp {
             self.proxy.closed(c.pnode, sp, c.entry, c.ep.expect("the proxy chose an endpoint"), self.now_ns);
         }

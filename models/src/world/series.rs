@@ -3,6 +3,10 @@
 //! (`timeseries.csv`). Intervals where nothing ended are written only at
 //! the edges of a gap: its first and its last idle interval. A flow's rows
 //! are therefore at most three per interval in which a request ended.
+//! Failures are also kept by reason, one entry per (interval, reason) that
+//! had any (`timeseries_failures.csv`).
+
+use crate::traffic::{Failure, FAILURES};
 
 /// One interval of one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +31,11 @@ pub(crate) struct Series {
     lat: Vec<u64>,
     completed: u64,
     failed: u64,
+    /// Failures of the current interval by reason.
+    why: [u32; FAILURES],
     pub(crate) rows: Vec<IntervalRow>,
+    /// (interval start [ns], reason, count) of every interval with failures.
+    pub(crate) reasons: Vec<(u64, Failure, u32)>,
 }
 
 /// Nearest-rank quantile of sorted `v`.
@@ -42,7 +50,16 @@ fn quantile(v: &[u64], q: f64) -> u64 {
 impl Series {
     pub(crate) fn new(interval_ns: u64) -> Series {
         assert!(interval_ns > 0, "a time series needs a positive interval");
-        Series { interval_ns, cur: None, lat: Vec::new(), completed: 0, failed: 0, rows: Vec::new() }
+        Series {
+            interval_ns,
+            cur: None,
+            lat: Vec::new(),
+            completed: 0,
+            failed: 0,
+            why: [0; FAILURES],
+            rows: Vec::new(),
+            reasons: Vec::new(),
+        }
     }
 
     fn flush(&mut self) {
@@ -57,6 +74,14 @@ impl Series {
             });
             self.lat.clear();
             self.completed = 0;
+            if self.failed > 0 {
+                for r in Failure::ALL {
+                    let n = std::mem::take(&mut self.why[r as usize]);
+                    if n > 0 {
+                        self.reasons.push((cur * self.interval_ns, r, n));
+                    }
+                }
+            }
             self.failed = 0;
         }
     }
@@ -98,17 +123,19 @@ impl Series {
         self.lat.push(latency_ns);
     }
 
-    /// A request failed at `now_ns`.
+    /// A request failed at `now_ns` for `why`.
     #[inline]
-    pub(crate) fn failed(&mut self, now_ns: u64) {
+    pub(crate) fn failed(&mut self, now_ns: u64, why: Failure) {
         self.advance(now_ns);
         self.failed += 1;
+        self.why[why as usize] += 1;
     }
 
-    /// Closes the last interval and returns the rows.
-    pub(crate) fn finish(mut self) -> Vec<IntervalRow> {
+    /// Closes the last interval and returns the rows, and the failures by
+    /// reason.
+    pub(crate) fn finish(mut self) -> (Vec<IntervalRow>, Vec<(u64, Failure, u32)>) {
         self.flush();
-        self.rows
+        (self.rows, self.reasons)
     }
 }
 
@@ -121,8 +148,8 @@ mod tests {
         let mut s = Series::new(10);
         s.completed(5, 1);
         s.completed(1_000_000_005, 2);
-        s.failed(1_000_000_006);
-        let rows = s.finish();
+        s.failed(1_000_000_006, Failure::Timeout);
+        let (rows, _) = s.finish();
         let starts: Vec<u64> = rows.iter().map(|r| r.start_ns).collect();
         assert_eq!(starts, [0, 10, 999_999_990, 1_000_000_000]);
         assert_eq!((rows[1].completed, rows[2].completed), (0, 0));
@@ -135,8 +162,9 @@ mod tests {
         for (t, l) in [(5, 10), (50, 30), (60, 20), (350, 7)] {
             s.completed(t, l);
         }
-        s.failed(360);
-        let rows = s.finish();
+        s.failed(360, Failure::QueueFull);
+        let (rows, reasons) = s.finish();
+        assert_eq!(reasons, [(300, Failure::QueueFull, 1)]);
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0], IntervalRow { start_ns: 0, completed: 3, failed: 0, p50_ns: 20, p99_ns: 30 });
         assert_eq!(rows[1], IntervalRow { start_ns: 100, completed: 0, failed: 0, p50_ns: 0, p99_ns: 0 });

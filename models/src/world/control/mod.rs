@@ -7,6 +7,8 @@
 //! A static run (no `[[changes]]`) has no `Control` at all: none of this
 //! runs and the data path reads the base cluster.
 
+use std::collections::HashMap;
+
 use emu_engine::rng::{Domain, Stream};
 use emu_engine::stats::{Latency, Tally};
 use emu_engine::Scheduler;
@@ -16,7 +18,7 @@ use super::run::Ev;
 use super::World;
 use crate::cluster::{Cluster, TrafficPolicy};
 use crate::dynamics::{ipam::Ipam, rollout, sync, Change, ChangeKind, ControlParams, SyncParams};
-use crate::ids::{EpId, NodeId, PodId, SpId};
+use crate::ids::{EpId, NodeId, PodId, ReqId, SpId};
 use crate::proxy::Mode;
 
 /// Random-stream domains of the control plane (never renumber).
@@ -42,7 +44,10 @@ pub(crate) enum PodState {
         /// SIGKILL [ns].
         kill_ns: u64,
     },
-    /// The application exited or was killed; the IP is free.
+    /// The application exited or was killed; the sandbox (network
+    /// namespace, address) is still there until its teardown.
+    Exited,
+    /// The sandbox is gone; the IP is free.
     Gone,
 }
 
@@ -174,6 +179,26 @@ pub struct ControlResults {
     pub ready_pods: u64,
     /// Pods created at run time.
     pub pods_created: u64,
+    /// Every pod created at run time, by id from the base's pod count on.
+    pub pods: Vec<RuntimePod>,
+    /// Per Service port: the endpoints added at run time (ids from the
+    /// base's count on).
+    pub extra_endpoints: Vec<Vec<crate::cluster::Endpoint>>,
+    /// Per Service port: whether its endpoints changed during the run.
+    pub changed_ports: Vec<bool>,
+}
+
+/// A pod the control plane created.
+#[derive(Clone, Debug)]
+pub struct RuntimePod {
+    /// Its name (`<workload>-<n>`, n counting on from the workload's pods).
+    pub name: String,
+    /// Namespace index.
+    pub namespace: u32,
+    /// Its IP (0.0.0.0 if it never got one).
+    pub ip: crate::addr::Ipv4,
+    /// Its node.
+    pub node: NodeId,
 }
 
 /// The control plane.
@@ -191,6 +216,13 @@ pub(crate) struct Control {
     watch: Vec<Stream>,
     /// (Service port, target port) memberships of each workload's pods.
     members: Vec<Vec<(SpId, u16)>>,
+    /// Requests whose Service SYN vanished (a lost node): the endpoint it
+    /// was DNATed to, which its conntrack entry pins for the retransmissions.
+    pub pinned: HashMap<ReqId, EpId>,
+    /// The load balancer's health view of every LoadBalancer Service port.
+    pub lb: std::collections::BTreeMap<SpId, crate::world::lb::LbHealth>,
+    /// Names of the pods created at run time.
+    names: Vec<String>,
     /// Round-robin placement cursor.
     next_rr: u64,
     /// Service ports that exist and endpoints listed, for sync costs.
@@ -301,6 +333,9 @@ impl Control {
             stats,
             rng: Stream::new(seed, CONTROL_STREAM, 0),
             members,
+            pinned: HashMap::new(),
+            names: Vec::new(),
+            lb: crate::world::lb::health_of(cl),
             next_rr: cl.pods.len() as u64,
             ports_total,
             eps_total,
@@ -312,8 +347,10 @@ impl Control {
         }
     }
 
-    /// What it measured.
-    pub fn results(&self) -> ControlResults {
+    /// What it measured; `state` holds the run-time pods' places and
+    /// endpoint tables.
+    pub fn results(&self, cl: &Cluster, state: &super::live::Live) -> ControlResults {
+        let base = cl.pods.len();
         ControlResults {
             changes: self.stats.clone(),
             syncs: self.syncs,
@@ -322,6 +359,23 @@ impl Control {
             sync_max_ns: self.sync_max_ns,
             ready_pods: self.pods.iter().filter(|p| p.active() && p.ready).count() as u64,
             pods_created: self.created,
+            pods: (base..self.pods.len())
+                .map(|i| {
+                    let w = &cl.workloads[self.pods[i].workload as usize];
+                    RuntimePod {
+                        name: self.names[i - base].clone(),
+                        namespace: w.namespace,
+                        ip: state.loc[i].ip,
+                        node: state.loc[i].node,
+                    }
+                })
+                .collect(),
+            extra_endpoints: (0..cl.service_ports.len()).map(|sp| state.extra(SpId::from_index(sp)).to_vec()).collect(),
+            changed_ports: state
+                .tables
+                .iter()
+                .map(|t| t.as_ref().is_some_and(|t| t.history.len() > 1 || !t.extra.is_empty()))
+                .collect(),
         }
     }
 }

@@ -22,6 +22,7 @@ impl World<'_> {
         let grace = ctl.params.node_monitor_grace_ns;
         let _ = index;
         let gen = self.ctl().nodes[node.index()].gen;
+        self.lb_answers(node, s.now().as_nanos());
         self.at(s, grace, Ev::NodeNotReady { node, gen });
     }
 

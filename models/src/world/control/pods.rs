@@ -70,10 +70,12 @@ impl World<'_> {
         let ctl = self.ctl();
         let wl = &mut ctl.workloads[w as usize];
         let (gen, cause) = (wl.gen, wl.cause);
+        let name = format!("{}-{}", cl.workloads[w as usize].name, wl.named);
         wl.named += 1;
         let proto = cl.workloads[w as usize].pods[0];
         let id = PodId::new(ctl.pods.len() as u32);
         wl.pods.push(id);
+        ctl.names.push(name);
         ctl.created += 1;
         if let Some(st) = ctl.stats.get_mut(cause as usize) {
             st.created += 1;
@@ -170,21 +172,28 @@ impl World<'_> {
         }
     }
 
-    pub(in crate::world) fn allocate_ip(&mut self, node: NodeId) -> Option<crate::addr::Ipv4> {
+    /// Node `node`'s host-local allocator, built on first use from the
+    /// pods that hold its addresses.
+    fn ipam(&mut self, node: NodeId) -> &mut Ipam {
         let cl = self.cluster;
-        let cidr = cl.nodes[node.index()].pod_cidr;
         if self.ctl().nodes[node.index()].ipam.is_none() {
+            let cidr = cl.nodes[node.index()].pod_cidr;
+            let holds = |p: usize| {
+                let l = self.state.loc[p];
+                l.node == node && l.ip.0 != 0 && self.state.pod_by_ip(cl, l.ip) == Some(PodId::from_index(p))
+            };
             let taken: Vec<u32> = (0..self.state.loc.len())
-                .filter(|&p| {
-                    let l = self.state.loc[p];
-                    l.node == node && l.ip.0 != 0 && self.state.pod_by_ip(cl, l.ip) == Some(PodId::new(p as u32))
-                })
+                .filter(|&p| holds(p))
                 .map(|p| cidr.offset(self.state.loc[p].ip) as u32)
                 .collect();
             self.ctl().nodes[node.index()].ipam = Some(Ipam::new(cidr.size() as u32, taken));
         }
-        let off = self.ctl().nodes[node.index()].ipam.as_mut().unwrap().allocate()?;
-        Some(cidr.nth(off as u64))
+        self.ctl().nodes[node.index()].ipam.as_mut().expect("built above")
+    }
+
+    fn allocate_ip(&mut self, node: NodeId) -> Option<crate::addr::Ipv4> {
+        let off = self.ipam(node).allocate()?;
+        Some(self.cluster.nodes[node.index()].pod_cidr.nth(off as u64))
     }
 
     /// A readiness probe of `pod`.
@@ -287,14 +296,14 @@ impl World<'_> {
     pub(in crate::world) fn sigterm(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
         let pr = &self.ctl().pods[pod.index()];
         if matches!(pr.state, PodState::Terminating { .. }) && pr.inflight == 0 {
-            self.pod_gone(pod, s);
+            self.pod_exit(pod, s);
         }
     }
 
     /// The grace period of `pod` is over: SIGKILL.
     pub(in crate::world) fn kill(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
         if matches!(self.ctl().pods[pod.index()].state, PodState::Terminating { .. }) {
-            self.pod_gone(pod, s);
+            self.pod_exit(pod, s);
         }
     }
 
@@ -304,40 +313,46 @@ impl World<'_> {
         let now = s.now().as_nanos();
         let pr = &mut self.ctl().pods[pod.index()];
         pr.inflight = pr.inflight.saturating_sub(1);
+        if matches!(pr.state, PodState::Gone | PodState::Exited) {
+            return;
+        }
         if let PodState::Terminating { sigterm_ns, .. } = pr.state {
             if pr.inflight == 0 && now >= sigterm_ns {
-                self.pod_gone(pod, s);
+                self.pod_exit(pod, s);
             }
         }
     }
 
-    /// `pod`'s containers are gone: CNI DEL frees its IP (on a running
-    /// node), its endpoints leave the slices.
+    /// `pod`'s application exited (or was killed): nothing listens any
+    /// more, its containers are not ready; the sandbox (and its address)
+    /// stays until the kubelet tears it down.
+    pub(in crate::world) fn pod_exit(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        let teardown = self.ctl().params.sandbox_teardown_ns;
+        let pr = &mut self.ctl().pods[pod.index()];
+        if matches!(pr.state, PodState::Exited | PodState::Gone) {
+            return;
+        }
+        pr.state = PodState::Exited;
+        pr.ready = false;
+        self.slice_update(pod, now, s);
+        self.at(s, teardown, Ev::Teardown { pod });
+    }
+
+    /// `pod`'s sandbox is torn down: CNI DEL frees its IP (on a running
+    /// node), its endpoints leave the slices, its workload may replace it.
     pub(in crate::world) fn pod_gone(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let cl = self.cluster;
         let loc = self.state.loc[pod.index()];
-        self.ctl().pods[pod.index()].state = PodState::Gone;
         if self.ctl().nodes[loc.node.index()].alive && loc.ip.0 != 0 {
+            let off = cl.nodes[loc.node.index()].pod_cidr.offset(loc.ip) as u32;
+            self.ipam(loc.node).release(off);
             self.state.ip_owner.insert(loc.ip, None);
-            let cidr = cl.nodes[loc.node.index()].pod_cidr;
-            if self.ctl().nodes[loc.node.index()].ipam.is_none() {
-                self.allocate_ip_table(loc.node);
-            }
-            if let Some(ipam) = self.ctl().nodes[loc.node.index()].ipam.as_mut() {
-                ipam.release(cidr.offset(loc.ip) as u32);
-            }
         }
+        self.ctl().pods[pod.index()].state = PodState::Gone;
         self.slice_update(pod, now, s);
         let w = self.ctl().pods[pod.index()].workload;
         self.reconcile(w, s);
-    }
-
-    pub(in crate::world) fn allocate_ip_table(&mut self, node: NodeId) {
-        // Builds the node's allocator from the pods that hold addresses.
-        if let Some(ip) = self.allocate_ip(node) {
-            let cidr = self.cluster.nodes[node.index()].pod_cidr;
-            self.ctl().nodes[node.index()].ipam.as_mut().unwrap().release(cidr.offset(ip) as u32);
-        }
     }
 }

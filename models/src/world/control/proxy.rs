@@ -75,7 +75,7 @@ impl World<'_> {
             endpoints: changed.len() as u32,
         });
         self.wake_proxies(s);
-        if self.state.version % 4096 == 0 {
+        if self.state.version.is_multiple_of(4096) {
             let oldest = self.oldest_synced();
             self.state.prune(oldest);
         }
@@ -175,6 +175,7 @@ impl World<'_> {
             }
         }
         self.state.synced[node.index()] = new;
+        self.lb_answers(node, now);
         self.reschedule(node, s);
     }
 

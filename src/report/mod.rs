@@ -32,6 +32,8 @@ use crate::outdir::{TempDir, RUN_TOML_HEADER};
 use crate::scenario::limits::MAX_SERIES_ROWS;
 use crate::scenario::{Loaded, Prepared};
 
+mod dynamics;
+
 fn us(ns: f64) -> String {
     format!("{:.3}", ns / 1_000.0)
 }
@@ -164,6 +166,8 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         &["flow", "time_s", "completed", "failed", "throughput_rps", "latency_p50_us", "latency_p99_us"],
     )?;
 
+    let mut programming = Table::new(dir, "programming.csv", keys, &dynamics::PROGRAMMING)?;
+    let mut failure_series = Table::new(dir, "timeseries_failures.csv", keys, &dynamics::FAILURE_SERIES)?;
     for (run, res) in runs {
         let pre = &run.values;
         let p = run.prepared;
@@ -215,6 +219,9 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                 )?;
             }
             for r in Failure::ALL {
+                if res.control.is_none() && Failure::DYNAMIC.contains(&r) {
+                    continue; // only a changing cluster has these
+                }
                 failures.row(pre, &[f.name.clone(), r.name().into(), f.failures[r as usize].to_string()])?;
             }
             let width_s = p.params.interval_ns as f64 / 1e9;
@@ -255,8 +262,9 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             let svc = &cl.services[sp.service.index()];
             let ns = cl.namespaces[svc.namespace as usize].clone();
             let port = format!("{}/{}", sp.port, sp.protocol);
-            for (e, &n) in sp.endpoints.iter().zip(hits) {
-                let pod = &cl.pods[e.pod.index()];
+            let sp_id = emu_models::ids::SpId::from_index(spi);
+            for ((_, e), &n) in dynamics::endpoints_ever(cl, res, sp_id).iter().zip(hits) {
+                let (_, name, ip, node) = dynamics::pod_info(cl, res, e.pod);
                 let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
                 endpoints.row(
                     pre,
@@ -264,15 +272,17 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                         ns.clone(),
                         svc.name.clone(),
                         port.clone(),
-                        pod.name.clone(),
-                        pod.ip.to_string(),
-                        cl.nodes[pod.node.index()].name.clone(),
+                        name,
+                        ip.to_string(),
+                        node,
                         n.to_string(),
                         format!("{share:.6}"),
                     ],
                 )?;
             }
-            if total == 0 {
+            if total == 0 || dynamics::changed(res, sp_id) {
+                // (A port whose endpoints changed has no one distribution
+                // to test: balance.csv covers the ports that stayed.)
                 continue;
             }
             let expected: Vec<f64> = sp
@@ -305,13 +315,13 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         }
         for (&(flow, pod, ip), &n) in &res.sources {
             let (kind, name) = describe(cl, ip);
-            let sp = &cl.pods[pod.index()];
+            let (pns, pname, _, pnode) = dynamics::pod_info(cl, res, pod);
             sources.row(
                 pre,
                 &[
                     res.flows[flow as usize].name.clone(),
-                    cl.pod_ref(pod),
-                    cl.nodes[sp.node.index()].name.clone(),
+                    format!("{pns}/{pname}"),
+                    pnode,
                     ip.to_string(),
                     kind.into(),
                     name,
@@ -320,13 +330,13 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             )?;
         }
         for (&(flow, pod, kind), &n) in &res.sources_overflow {
-            let sp = &cl.pods[pod.index()];
+            let (pns, pname, _, pnode) = dynamics::pod_info(cl, res, pod);
             sources.row(
                 pre,
                 &[
                     res.flows[flow as usize].name.clone(),
-                    cl.pod_ref(pod),
-                    cl.nodes[sp.node.index()].name.clone(),
+                    format!("{pns}/{pname}"),
+                    pnode,
                     "*".into(),
                     kind.into(),
                     "(more sources)".into(),
@@ -364,8 +374,12 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             )?;
         }
         write_cluster(&mut cluster_t, pre, cl, res)?;
+        dynamics::programming(&mut programming, pre, res)?;
+        dynamics::failure_series(&mut failure_series, pre, res)?;
     }
-    for t in [summary, hops, endpoints, balance, failures, sources, services, cluster_t, series] {
+    for t in
+        [summary, hops, endpoints, balance, failures, sources, services, cluster_t, series, programming, failure_series]
+    {
         t.finish()?;
     }
     write_run_toml(loaded, dir)?;
@@ -390,6 +404,7 @@ fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Re
     rows.push(("max_node_queue".into(), res.max_queue as u64));
     rows.push(("events".into(), res.events));
     rows.push(("simulated_ns".into(), res.end_ns));
+    rows.extend(dynamics::cluster_rows(res));
     for (k, v) in rows {
         t.row(pre, &[k, v.to_string()])?;
     }
