@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod capacity;
+mod changes_input;
 mod engine;
 mod errors;
 mod paths;
