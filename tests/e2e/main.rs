@@ -5,6 +5,7 @@
 mod behaviour;
 mod capacity;
 mod changes_input;
+mod docs;
 mod engine;
 mod errors;
 mod paths;
