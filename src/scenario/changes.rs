@@ -15,11 +15,19 @@ pub const MAX_CHANGES: usize = 100_000;
 
 /// The Services `create_services` entries declare, appended to the
 /// cluster's (they get their ClusterIPs at build time and exist from
-/// their change on): (change index, first Service name) per entry.
-pub(super) fn created_services(ctx: &Ctx, changes: &[ChangeToml]) -> Result<Vec<ServiceSpec>, String> {
+/// their change on). `namespaces`: every namespace the cluster will have.
+pub(super) fn created_services(
+    ctx: &Ctx,
+    changes: &[ChangeToml],
+    namespaces: &[&str],
+) -> Result<Vec<ServiceSpec>, String> {
     let mut out = Vec::new();
     for (i, c) in changes.iter().enumerate() {
         let Some(cs) = &c.create_services else { continue };
+        let ns = c.namespace.as_deref().unwrap_or("default");
+        if !namespaces.contains(&ns) {
+            return Err(ctx.err(&format!("changes[{i}].namespace"), format!("no namespace `{ns}`")));
+        }
         let key = format!("changes[{i}].create_services");
         if cs.count == 0 || cs.count > super::limits::MAX_SERVICES {
             return Err(ctx.err(&format!("{key}.count"), format!("must be from 1 to {}", super::limits::MAX_SERVICES)));
@@ -31,6 +39,9 @@ pub(super) fn created_services(ctx: &Ctx, changes: &[ChangeToml]) -> Result<Vec<
             .ok()
             .filter(|&p| p > 0)
             .ok_or_else(|| ctx.err(&format!("{key}.port"), format!("port {} is out of range 1-65535", cs.port)))?;
+        if let Some(t) = cs.target_port.filter(|&t| t == 0 || t > 65_535) {
+            return Err(ctx.err(&format!("{key}.target_port"), format!("port {t} is out of range 1-65535")));
+        }
         for k in 0..cs.count {
             out.push(ServiceSpec {
                 origin: ctx.origin(key.clone()),
@@ -124,7 +135,7 @@ pub(super) fn resolve(ctx: &Ctx, changes: &[ChangeToml], cluster: &Cluster) -> R
                 .ok_or_else(|| {
                     ctx.err(
                         &format!("{key}.scale.replicas"),
-                        format!("{} is not a replica count (0 or more)", s.replicas),
+                        format!("{} is not a replica count from 0 to {}", s.replicas, emu_models::cluster::MAX_PODS),
                     )
                 })?;
             kinds.push(ChangeKind::Scale { workload: w, replicas });
@@ -159,7 +170,13 @@ pub(super) fn resolve(ctx: &Ctx, changes: &[ChangeToml], cluster: &Cluster) -> R
                 &key,
                 "needs one action: rollout, scale, delete_pod, drain_node, fail_node, recover_node or create_services",
             )),
-            _ => return Err(ctx.err(&key, "has more than one action: write one [[changes]] entry per action")),
+            n => {
+                let keys: Vec<&str> = kinds.iter().map(|k| k.key()).collect();
+                return Err(ctx.err(
+                    &key,
+                    format!("has {n} actions ({}): write one [[changes]] entry per action", keys.join(", ")),
+                ));
+            }
         };
         out.push(Change {
             origin: Origin { file: ctx.file.to_string(), line: ctx.origin(key.clone()).line, path: key },

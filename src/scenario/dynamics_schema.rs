@@ -104,11 +104,40 @@ impl ProbeToml {
 }
 
 /// `max_surge = "25%"` or `max_surge = 3`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum IntOrPercentToml {
     Int(u32),
     Text(String),
+}
+
+/// By hand, not untagged: a negative count says what is wrong instead of
+/// "data did not match any variant".
+impl<'de> Deserialize<'de> for IntOrPercentToml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IntOrPercentToml;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a count of pods (0 or more) or a percentage such as \"25%\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                count(v)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                count(v)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(IntOrPercentToml::Text(v.to_string()))
+            }
+        }
+        fn count<E: serde::de::Error, N: Copy + std::fmt::Display + TryInto<u32>>(v: N) -> Result<IntOrPercentToml, E> {
+            v.try_into().map(IntOrPercentToml::Int).map_err(|_| {
+                E::custom(format!("{v} is not a count of pods (0 to 4294967295) or a percentage such as \"25%\""))
+            })
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl IntOrPercentToml {

@@ -6,8 +6,16 @@
 //! that emu does not model (hostNetwork, hostPort, dnsConfig, IPv6,
 //! ExternalName Services, externalIPs, loadBalancerIP, trafficDistribution,
 //! ...) are errors, never silently ignored; what is modelled only in part
-//! (Ingress TLS) is a warning; kinds that carry no networking (ConfigMap,
-//! Secret, ServiceAccount, ...) are skipped with a warning.
+//! (Ingress TLS, a preStop hook that is not a sleep) is a warning; kinds
+//! that carry no networking (ConfigMap, Secret, ServiceAccount, ...) are
+//! skipped with a warning.
+//!
+//! The pod lifecycle of a changing cluster is read too: a Deployment's
+//! `strategy` (`type: Recreate` is modelled as maxSurge 0, maxUnavailable
+//! 100%: every old pod goes before a new one starts) and
+//! `minReadySeconds`; a pod's `terminationGracePeriodSeconds`; the first
+//! container's `readinessProbe` (timing only, any handler) and
+//! `lifecycle.preStop` (a sleep).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +24,7 @@ use emu_models::cluster::{
     ContainerSpec, Labels, Origin, PodSpec, PortSpec, Protocol, ServicePortSpec, ServiceSpec, ServiceType, TargetPort,
     TrafficPolicy,
 };
+use emu_models::dynamics::{IntOrPercent, Lifecycle, Probe};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -74,6 +83,7 @@ struct Spec {
     host_network: Option<bool>,
     dns_policy: Option<String>,
     dns_config: Option<serde_ignored_value::Any>,
+    termination_grace_period_seconds: Option<Spanned<i64>>,
     // Service
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -104,6 +114,67 @@ struct Spec {
     // Deployment
     replicas: Option<u32>,
     template: Option<Box<Template>>,
+    strategy: Option<Spanned<Strategy>>,
+    min_ready_seconds: Option<Spanned<i64>>,
+}
+
+/// A Deployment's `spec.strategy`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Strategy {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rolling_update: Option<RollingUpdate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RollingUpdate {
+    max_surge: Option<Spanned<IntOrText>>,
+    max_unavailable: Option<Spanned<IntOrText>>,
+}
+
+/// `maxSurge: 3` or `maxSurge: 25%`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrText {
+    Int(i64),
+    Text(String),
+}
+
+/// A container's `readinessProbe`: its timing (the handler, httpGet,
+/// tcpSocket, exec or grpc, is accepted and not modelled).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProbeY {
+    initial_delay_seconds: Option<Spanned<i64>>,
+    period_seconds: Option<Spanned<i64>>,
+    success_threshold: Option<Spanned<i64>>,
+    failure_threshold: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LifecycleY {
+    pre_stop: Option<Spanned<HandlerY>>,
+}
+
+/// A lifecycle hook handler.
+#[derive(Deserialize)]
+struct HandlerY {
+    exec: Option<ExecY>,
+    sleep: Option<SleepY>,
+}
+
+#[derive(Deserialize)]
+struct ExecY {
+    #[serde(default)]
+    command: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SleepY {
+    seconds: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -197,10 +268,13 @@ struct Template {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Container {
     name: String,
     #[serde(default)]
     ports: Vec<ContainerPort>,
+    readiness_probe: Option<Spanned<ProbeY>>,
+    lifecycle: Option<LifecycleY>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +378,165 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
         .collect()
 }
 
+/// Most seconds a manifest's time field may hold: emu's longest duration.
+const MAX_SECONDS: i64 = (emu_engine::MAX_DURATION_NS / 1_000_000_000) as i64;
+
+/// `o` at the line of `v`.
+fn at<T>(o: &Origin, v: &Spanned<T>) -> Origin {
+    Origin { line: v.referenced.line() as u32, ..o.clone() }
+}
+
+/// A field of whole seconds, 0 or more, in nanoseconds.
+fn seconds(o: &Origin, field: &str, v: &Spanned<i64>) -> Result<u64, String> {
+    if !(0..=MAX_SECONDS).contains(&v.value) {
+        return Err(format!("{}: {field}: {} is not a number of seconds from 0 to {MAX_SECONDS}", at(o, v), v.value));
+    }
+    Ok(v.value as u64 * 1_000_000_000)
+}
+
+/// A probe's count or period: 0 means Kubernetes' default (the API
+/// server's defaulting), negative is an error.
+fn count(o: &Origin, field: &str, v: &Option<Spanned<i64>>, default: u32) -> Result<u32, String> {
+    match v {
+        None => Ok(default),
+        Some(v) if v.value == 0 => Ok(default),
+        Some(v) => u32::try_from(v.value).map_err(|_| format!("{}: {field}: {} must be 1 or more", at(o, v), v.value)),
+    }
+}
+
+/// `maxSurge` or `maxUnavailable`: a count, or a percentage `N%` of at
+/// most 100%.
+fn int_or_percent(o: &Origin, field: &str, v: &Spanned<IntOrText>) -> Result<IntOrPercent, String> {
+    let bad = |what: &str| {
+        format!("{}: {field}: `{what}` is not a count (0 or more) or a percentage from 0% to 100%", at(o, v))
+    };
+    match &v.value {
+        IntOrText::Int(n) => u32::try_from(*n).map(IntOrPercent::Int).map_err(|_| bad(&n.to_string())),
+        IntOrText::Text(t) => t
+            .strip_suffix('%')
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|&p| p <= 100)
+            .map(IntOrPercent::Percent)
+            .ok_or_else(|| bad(t)),
+    }
+}
+
+/// The seconds of a sleep command (`sleep 5`, `sleep 1.5`, `sleep 5s`),
+/// rounded to the nanosecond; `None` if `args` is not one.
+fn sleep_command(args: &[String]) -> Option<u64> {
+    let words: Vec<&str> = match args {
+        [sleep, n] if sleep == "sleep" || sleep == "/bin/sleep" => vec![sleep, n],
+        [sh, c, script] if matches!(sh.as_str(), "sh" | "/bin/sh" | "bash" | "/bin/bash") && c == "-c" => {
+            script.split_whitespace().collect()
+        }
+        _ => return None,
+    };
+    let [sleep, n] = words[..] else { return None };
+    if sleep != "sleep" && sleep != "/bin/sleep" {
+        return None;
+    }
+    let n = n.strip_suffix('s').unwrap_or(n);
+    let secs: f64 = n.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= MAX_SECONDS as f64)?;
+    Some((secs * 1e9).round() as u64)
+}
+
+/// The lifecycle of the pods of `spec` (a Pod's spec, or a Deployment's
+/// template spec at `prefix`), with the Deployment's own `deploy` spec.
+fn lifecycle(
+    o: &Origin,
+    prefix: &str,
+    spec: &Spec,
+    deploy: Option<&Spec>,
+    warnings: &mut Vec<String>,
+) -> Result<Lifecycle, String> {
+    let mut l = Lifecycle::default();
+    if let Some(g) = &spec.termination_grace_period_seconds {
+        l.grace_ns = seconds(o, &format!("{prefix}.terminationGracePeriodSeconds"), g)?;
+    }
+    if let Some((i, p)) =
+        spec.containers.iter().enumerate().find_map(|(i, c)| c.readiness_probe.as_ref().map(|p| (i, p)))
+    {
+        let f = |k: &str| format!("{prefix}.containers[{i}].readinessProbe.{k}");
+        let d = Probe::default();
+        let q = &p.value;
+        let period_s = count(o, &f("periodSeconds"), &q.period_seconds, (d.period_ns / 1_000_000_000) as u32)?;
+        let initial = match &q.initial_delay_seconds {
+            Some(v) => seconds(o, &f("initialDelaySeconds"), v)?,
+            None => d.initial_delay_ns,
+        };
+        if period_s as i64 > MAX_SECONDS {
+            let v = q.period_seconds.as_ref().expect("only a written period is that long");
+            return Err(format!(
+                "{}: {}: {} is more than {MAX_SECONDS} seconds",
+                at(o, v),
+                f("periodSeconds"),
+                v.value
+            ));
+        }
+        l.readiness = Some(Probe {
+            initial_delay_ns: initial,
+            period_ns: period_s as u64 * 1_000_000_000,
+            success_threshold: count(o, &f("successThreshold"), &q.success_threshold, d.success_threshold)?,
+            failure_threshold: count(o, &f("failureThreshold"), &q.failure_threshold, d.failure_threshold)?,
+        });
+    }
+    if let Some((i, h)) = spec
+        .containers
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).map(|h| (i, h)))
+    {
+        let f = format!("{prefix}.containers[{i}].lifecycle.preStop");
+        if let Some(sl) = &h.value.sleep {
+            l.pre_stop_ns = seconds(o, &format!("{f}.sleep.seconds"), &sl.seconds)?;
+        } else if let Some(ns) = h.value.exec.as_ref().and_then(|e| sleep_command(&e.command)) {
+            l.pre_stop_ns = ns;
+        } else {
+            warnings.push(format!(
+                "{}: {f}: only a sleep (exec `sleep N` or `sleep: {{seconds: N}}`) is modelled; emu models this hook as no delay",
+                at(o, h)
+            ));
+        }
+    }
+    let Some(d) = deploy else { return Ok(l) };
+    if let Some(m) = &d.min_ready_seconds {
+        l.min_ready_ns = seconds(o, "spec.minReadySeconds", m)?;
+    }
+    if let Some(st) = &d.strategy {
+        match st.value.kind.as_deref() {
+            None | Some("RollingUpdate") => {}
+            Some("Recreate") => {
+                if st.value.rolling_update.is_some() {
+                    return Err(format!(
+                        "{}: spec.strategy.rollingUpdate: not allowed with strategy type Recreate",
+                        at(o, st)
+                    ));
+                }
+                l.max_surge = IntOrPercent::Int(0);
+                l.max_unavailable = IntOrPercent::Percent(100);
+            }
+            Some(other) => {
+                return Err(format!("{}: spec.strategy.type `{other}` is not RollingUpdate or Recreate", at(o, st)))
+            }
+        }
+        if let Some(r) = &st.value.rolling_update {
+            if let Some(v) = &r.max_surge {
+                l.max_surge = int_or_percent(o, "spec.strategy.rollingUpdate.maxSurge", v)?;
+            }
+            if let Some(v) = &r.max_unavailable {
+                l.max_unavailable = int_or_percent(o, "spec.strategy.rollingUpdate.maxUnavailable", v)?;
+            }
+            if l.max_surge.scaled(100, true) == 0 && l.max_unavailable.scaled(100, false) == 0 {
+                return Err(format!(
+                    "{}: spec.strategy.rollingUpdate: maxSurge and maxUnavailable cannot both be 0",
+                    at(o, st)
+                ));
+            }
+        }
+    }
+    Ok(l)
+}
+
 /// The limits of the YAML reader (serde-saphyr's default budget), as a
 /// user reads them: (breach name, what was exceeded).
 const YAML_LIMITS: [(&str, &str); 7] = [
@@ -381,8 +614,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             "Pod" => {
                 let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
                 let node = spec.value.node_name.clone();
+                let lifecycle = lifecycle(&origin, "spec", &spec.value, None, &mut out.warnings)?;
                 out.pods.push(PodSpec {
-                    lifecycle: Default::default(),
+                    lifecycle,
                     containers: containers(&origin, &spec.value)?,
                     origin,
                     name,
@@ -397,9 +631,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             "Deployment" => {
                 let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
                 let o = Origin { line: spec_line(&spec), ..origin.clone() };
-                let s = spec.value;
-                let t = s.template.ok_or_else(|| format!("{o}: spec.template is required"))?;
-                let sel: Labels = match s.selector {
+                let mut s = spec.value;
+                let t = s.template.take().ok_or_else(|| format!("{o}: spec.template is required"))?;
+                let sel: Labels = match s.selector.take() {
                     Some(Selector::Labels { match_labels, match_expressions }) => {
                         if !match_expressions.is_empty() {
                             return Err(format!(
@@ -413,8 +647,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 if !sel.iter().all(|(k, v)| t.metadata.labels.get(k) == Some(v)) {
                     return Err(format!("{o}: spec.selector does not match spec.template.metadata.labels"));
                 }
+                let lifecycle = lifecycle(&o, "spec.template.spec", &t.spec, Some(&s), &mut out.warnings)?;
                 out.pods.push(PodSpec {
-                    lifecycle: Default::default(),
+                    lifecycle,
                     containers: containers(&o, &t.spec)?,
                     origin,
                     name,
@@ -631,5 +866,168 @@ mod tests {
         assert!(e.contains("hostNetwork"), "{e}");
         let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - name: a\n      ports:\n        - containerPort: [1]\n").err().unwrap();
         assert!(e.starts_with("m.yaml:7:"), "{e}");
+    }
+
+    /// A Deployment `web` whose spec has `spec` (indented 2) and whose
+    /// template spec has `pod` (indented 6) before its containers.
+    fn deployment(spec: &str, pod: &str, container: &str) -> String {
+        format!(
+            "kind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 4\n  selector: {{matchLabels: {{app: web}}}}\n{spec}  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n{pod}      containers:\n        - name: side\n        - name: app\n{container}"
+        )
+    }
+
+    fn lc(text: &str) -> (Lifecycle, Vec<String>) {
+        let l = load("m.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+        (l.pods[0].lifecycle.clone(), l.warnings)
+    }
+
+    #[test]
+    fn reads_the_rolling_update_strategy() {
+        let (l, w) = lc(&deployment(
+            "  minReadySeconds: 7\n  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxSurge: 2, maxUnavailable: 10%}\n",
+            "",
+            "",
+        ));
+        assert_eq!(l.max_surge, IntOrPercent::Int(2));
+        assert_eq!(l.max_unavailable, IntOrPercent::Percent(10));
+        assert_eq!(l.min_ready_ns, 7_000_000_000);
+        assert!(w.is_empty(), "{w:?}");
+        // Absent: Kubernetes' defaults, 25% and 25%, no minReadySeconds.
+        let (l, _) = lc(&deployment("", "", ""));
+        assert_eq!(l, Lifecycle::default());
+        let (l, _) = lc(&deployment("  strategy: {rollingUpdate: {maxSurge: 0%}}\n", "", ""));
+        assert_eq!((l.max_surge, l.max_unavailable), (IntOrPercent::Percent(0), IntOrPercent::Percent(25)));
+    }
+
+    #[test]
+    fn recreate_is_no_surge_and_all_unavailable() {
+        let (l, w) = lc(&deployment("  strategy: {type: Recreate}\n", "", ""));
+        assert_eq!(l.max_surge, IntOrPercent::Int(0));
+        assert_eq!(l.max_unavailable, IntOrPercent::Percent(100));
+        assert!(w.is_empty(), "{w:?}");
+        let e = load("m.yaml", &deployment("  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n", "", ""))
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("m.yaml:6: document 1 (Deployment web): spec.strategy.rollingUpdate: not allowed"),
+            "{e}"
+        );
+        let e = load("m.yaml", &deployment("  strategy: {type: BlueGreen}\n", "", "")).err().unwrap();
+        assert!(e.contains("spec.strategy.type `BlueGreen` is not RollingUpdate or Recreate"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_strategy_values_with_line_and_field() {
+        let cases = [
+            ("  strategy:\n    rollingUpdate:\n      maxSurge: 150%\n", "m.yaml:8: document 1 (Deployment web): spec.strategy.rollingUpdate.maxSurge: `150%` is not a count"),
+            ("  strategy:\n    rollingUpdate:\n      maxUnavailable: -1\n", "m.yaml:8: document 1 (Deployment web): spec.strategy.rollingUpdate.maxUnavailable: `-1` is not a count"),
+            ("  strategy:\n    rollingUpdate:\n      maxUnavailable: ten\n", "spec.strategy.rollingUpdate.maxUnavailable: `ten` is not a count"),
+            ("  strategy:\n    rollingUpdate: {maxSurge: 0, maxUnavailable: 0%}\n", "m.yaml:7: document 1 (Deployment web): spec.strategy.rollingUpdate: maxSurge and maxUnavailable cannot both be 0"),
+            ("  minReadySeconds: -3\n", "m.yaml:6: document 1 (Deployment web): spec.minReadySeconds: -3 is not a number of seconds"),
+        ];
+        for (spec, want) in cases {
+            let e = load("m.yaml", &deployment(spec, "", "")).err().unwrap_or_else(|| panic!("{spec} loaded"));
+            assert!(e.starts_with(want) || e.contains(want), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn reads_the_grace_period_and_the_first_readiness_probe() {
+        for handler in [
+            "httpGet: {path: /healthz, port: 8080}",
+            "tcpSocket: {port: 8080}",
+            "exec: {command: [cat, /ready]}",
+            "grpc: {port: 9090}",
+        ] {
+            let (l, w) = lc(&deployment(
+                "",
+                "      terminationGracePeriodSeconds: 45\n",
+                &format!("          readinessProbe:\n            {handler}\n            initialDelaySeconds: 2\n            periodSeconds: 3\n            successThreshold: 2\n            failureThreshold: 4\n"),
+            ));
+            assert_eq!(l.grace_ns, 45_000_000_000);
+            assert_eq!(
+                l.readiness,
+                Some(Probe {
+                    initial_delay_ns: 2_000_000_000,
+                    period_ns: 3_000_000_000,
+                    success_threshold: 2,
+                    failure_threshold: 4
+                }),
+                "{handler}"
+            );
+            assert!(w.is_empty(), "{w:?}");
+        }
+        // Unset or 0 fields take Kubernetes' defaults (10 s, 1, 3).
+        let (l, _) = lc(&deployment("", "", "          readinessProbe: {tcpSocket: {port: 80}, periodSeconds: 0}\n"));
+        assert_eq!(l.readiness, Some(Probe::default()));
+        // A Pod reads the same fields.
+        let (l, _) = lc("kind: Pod\nmetadata: {name: p}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n    - name: a\n      readinessProbe: {exec: {command: [true]}, periodSeconds: 1}\n");
+        assert_eq!(l.grace_ns, 0);
+        assert_eq!(l.readiness.unwrap().period_ns, 1_000_000_000);
+    }
+
+    #[test]
+    fn rejects_bad_probe_and_grace_values() {
+        let e = load("m.yaml", &deployment("", "      terminationGracePeriodSeconds: -1\n", "")).err().unwrap();
+        assert!(e.starts_with("m.yaml:9: document 1 (Deployment web): spec.template.spec.terminationGracePeriodSeconds: -1 is not a number of seconds"), "{e}");
+        for (field, line) in
+            [("initialDelaySeconds", 14), ("periodSeconds", 14), ("successThreshold", 14), ("failureThreshold", 14)]
+        {
+            let e = load(
+                "m.yaml",
+                &deployment(
+                    "",
+                    "",
+                    &format!("          readinessProbe:\n            httpGet: {{port: 80}}\n            {field}: -2\n"),
+                ),
+            )
+            .err()
+            .unwrap();
+            let want = format!("m.yaml:{line}: document 1 (Deployment web): spec.template.spec.containers[1].readinessProbe.{field}: -2");
+            assert!(e.starts_with(&want), "{field}: {e}");
+        }
+        let e = load("m.yaml", "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: a\n      lifecycle: {preStop: {sleep: {seconds: -5}}}\n").err().unwrap();
+        assert!(
+            e.starts_with("m.yaml:6: document 1 (Pod p): spec.containers[0].lifecycle.preStop.sleep.seconds: -5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reads_a_sleeping_pre_stop_hook() {
+        let hooks: [(&str, u64); 6] = [
+            ("exec: {command: [sleep, '5']}", 5_000_000_000),
+            ("exec: {command: [/bin/sh, -c, sleep 5]}", 5_000_000_000),
+            ("exec: {command: [sh, -c, 'sleep 15']}", 15_000_000_000),
+            ("exec: {command: [sh, -c, 'sleep 0.5']}", 500_000_000),
+            ("exec: {command: [sleep, 2s]}", 2_000_000_000),
+            ("sleep: {seconds: 10}", 10_000_000_000),
+        ];
+        for (hook, ns) in hooks {
+            let (l, w) =
+                lc(&deployment("", "", &format!("          lifecycle:\n            preStop:\n              {hook}\n")));
+            assert_eq!(l.pre_stop_ns, ns, "{hook}");
+            assert!(w.is_empty(), "{hook}: {w:?}");
+        }
+    }
+
+    #[test]
+    fn warns_about_a_pre_stop_hook_that_is_not_a_sleep() {
+        for hook in [
+            "exec: {command: [nginx, -s, quit]}",
+            "exec: {command: [sh, -c, 'sleep 5 && nginx -s quit']}",
+            "httpGet: {path: /drain, port: 8080}",
+        ] {
+            let (l, w) =
+                lc(&deployment("", "", &format!("          lifecycle:\n            preStop:\n              {hook}\n")));
+            assert_eq!(l.pre_stop_ns, 0, "{hook}");
+            assert_eq!(w.len(), 1, "{hook}: {w:?}");
+            assert!(
+                w[0].starts_with("m.yaml:14: document 1 (Deployment web): spec.template.spec.containers[1].lifecycle.preStop: only a sleep"),
+                "{}",
+                w[0]
+            );
+            assert!(w[0].contains("emu models this hook as no delay"), "{}", w[0]);
+        }
     }
 }

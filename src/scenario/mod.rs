@@ -395,7 +395,11 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     services.extend(extra.services);
     // Services a change creates: built now (ClusterIPs allocated), absent
     // from every node until their change.
-    services.extend(changes::created_services(ctx, &sc.changes)?);
+    let known: Vec<&str> = ["default", "kube-system", sc.ingress_controller.namespace.as_str()]
+        .into_iter()
+        .chain(namespaces.iter().map(String::as_str))
+        .collect();
+    services.extend(changes::created_services(ctx, &sc.changes, &known)?);
     let mut ingresses: Vec<IngressSpec> = sc
         .ingresses
         .iter()
@@ -552,6 +556,15 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         control: sc.control_plane.clone().unwrap_or_default().params(),
         sync: sc.proxy.sync.clone().unwrap_or_default().params(),
     };
+    if params.sync.sync_period_ns == 0 {
+        return Err(ctx.err("proxy.sync.sync_period", "must be above zero (a resync every 0 s never ends)"));
+    }
+    if !(1..=1000).contains(&params.control.max_endpoints_per_slice) {
+        return Err(ctx.err(
+            "control_plane.max_endpoints_per_slice",
+            "must be from 1 to 1000 (kube-controller-manager's --max-endpoints-per-slice range)",
+        ));
+    }
     emu_models::params::check(&params, &cluster).map_err(|e| ctx.err(&e.key, e.message))?;
 
     // Servers.
@@ -640,6 +653,25 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
                 ));
             }
         }
+        let to_service = match (&target, &client) {
+            (Target::ServiceIp { service, .. }, _) => Some(*service),
+            (Target::Name { name, .. }, Client::Pods(p)) => {
+                let ns = &cluster.namespaces[cluster.pods[p[0].index()].namespace as usize];
+                dns::plan(&cluster, &params.dns, ns, name).answer
+            }
+            (Target::Ingress { backend: Some(sp), .. }, _) => Some(cluster.service_ports[sp.index()].service),
+            _ => None,
+        };
+        if let Some(change) = to_service.and_then(|svc| created_by(&cluster, &file, svc)) {
+            return Err(ctx.err(
+                &format!("{key}.to"),
+                format!(
+                    "`{}` reaches Service {}, which {change} creates: flows may not target Services created by a change",
+                    f.to,
+                    cluster.service_ref(to_service.expect("found"))
+                ),
+            ));
+        }
         if f.request_bytes == 0 {
             return Err(ctx.err(&format!("{key}.request_bytes"), "must be at least 1"));
         }
@@ -668,6 +700,13 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     Ok(Prepared { manifests, cluster, params, flows, servers, warnings })
 }
 
+/// The change (`changes[3]`) of scenario file `file` that creates
+/// Service `svc`, if a change does.
+fn created_by<'c>(cluster: &'c Cluster, file: &str, svc: emu_models::ids::SvcId) -> Option<&'c str> {
+    let o = &cluster.services[svc.index()].origin;
+    (o.file == file && o.path.starts_with("changes[")).then(|| o.path.split('.').next().unwrap_or(&o.path))
+}
+
 /// The lifecycle keys of `[[pods]]` entry `key`.
 fn lifecycle(ctx: &Ctx, key: &str, p: &PodToml) -> Result<emu_models::dynamics::Lifecycle, String> {
     let mut l = emu_models::dynamics::Lifecycle::default();
@@ -676,8 +715,10 @@ fn lifecycle(ctx: &Ctx, key: &str, p: &PodToml) -> Result<emu_models::dynamics::
         if pr.period_ns == 0 {
             return Err(ctx.err(&format!("{key}.readiness_probe.period"), "must be above zero"));
         }
-        if pr.success_threshold == 0 || pr.failure_threshold == 0 {
-            return Err(ctx.err(&format!("{key}.readiness_probe"), "thresholds must be at least 1"));
+        for (field, v) in [("success_threshold", pr.success_threshold), ("failure_threshold", pr.failure_threshold)] {
+            if v == 0 {
+                return Err(ctx.err(&format!("{key}.readiness_probe.{field}"), "must be at least 1"));
+            }
         }
         l.readiness = Some(pr);
     }

@@ -4,6 +4,8 @@
 
 mod behaviour;
 mod capacity;
+mod changes_input;
+mod docs;
 mod engine;
 mod errors;
 mod paths;
