@@ -115,6 +115,7 @@ fn end_to_end(c: &mut Criterion) {
         response_bytes: 1024,
         keep_alive: false,
         timeout_ns: 10_000_000_000,
+        max_connection_age_ns: None,
     };
     let mut g = c.benchmark_group("end_to_end");
     g.throughput(Throughput::Elements(10_000));

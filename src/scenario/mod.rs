@@ -161,6 +161,7 @@ pub fn load_str(
         base.control_plane.get_or_insert_with(Default::default);
         base.proxy.sync.get_or_insert_with(Default::default);
         base.load_balancer.healthy_threshold.get_or_insert(LbParams::default().healthy_threshold);
+        base.dns.lameduck.get_or_insert(units::Duration(cluster::DEFAULT_LAMEDUCK_NS));
     }
     if let Some(s) = seed {
         base.seed = s;
@@ -451,6 +452,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         pods,
         services,
         dns_replicas: sc.dns.replicas,
+        dns_lameduck_ns: sc.dns.lameduck.map_or(cluster::DEFAULT_LAMEDUCK_NS, |d| d.ns()),
         ingress_controller: emu_models::cluster::ingress::IngressControllerSpec {
             replicas: sc.ingress_controller.replicas,
             namespace: sc.ingress_controller.namespace.clone(),

@@ -519,6 +519,10 @@ pub struct DnsToml {
     pub cache_ttl: Duration,
     pub cache_service_time: DistText,
     pub cache_concurrency: u32,
+    /// CoreDNS's `health { lameduck }` (a changing cluster's; resolved
+    /// into run.toml when there are changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lameduck: Option<Duration>,
 }
 
 impl Default for DnsToml {
@@ -536,6 +540,7 @@ impl Default for DnsToml {
             cache_ttl: Duration(p.cache_ttl_ns),
             cache_service_time: DistText(p.cache_service_time),
             cache_concurrency: p.cache_concurrency,
+            lameduck: None,
         }
     }
 }

@@ -76,6 +76,10 @@ pub const MAX_NODES: u32 = 1_000_000;
 /// included (emu's limit: about 1.6 KB each at run time, 32 GB at the limit).
 pub const MAX_PODS: u64 = 20_000_000;
 
+/// CoreDNS's default lameduck period [ns]: `health { lameduck 5s }` in the
+/// Corefile kubeadm installs.
+pub const DEFAULT_LAMEDUCK_NS: u64 = 5_000_000_000;
+
 /// Refuses a cluster of more than [`MAX_PODS`] pods before any is made,
 /// naming the template with the most replicas.
 fn check_pod_count(spec: &ClusterSpec) -> Result<(), BuildError> {
@@ -227,7 +231,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         workload: u32,
     }
     let mut workloads: Vec<Workload> = Vec::new();
-    let dns_spec = coredns_spec(spec.dns_replicas);
+    let dns_spec = coredns_spec(spec.dns_replicas, spec.dns_lameduck_ns);
     let ingress_on = !spec.ingresses.is_empty() && spec.ingress_controller.replicas > 0;
     let ingress_pods = ingress_on.then(|| controller_pods(&spec.ingress_controller));
     if ingress_on {
@@ -850,7 +854,7 @@ fn coredns_origin() -> Origin {
 
 /// The CoreDNS Deployment kubeadm installs: `k8s-app=kube-dns` pods in
 /// `kube-system` serving DNS on 53/UDP and 53/TCP and metrics on 9153.
-fn coredns_spec(replicas: u32) -> Option<PodSpec> {
+fn coredns_spec(replicas: u32, lameduck_ns: u64) -> Option<PodSpec> {
     (replicas > 0).then(|| PodSpec {
         origin: coredns_origin(),
         name: "coredns".into(),
@@ -870,10 +874,10 @@ fn coredns_spec(replicas: u32) -> Option<PodSpec> {
         }],
         // kubeadm's CoreDNS: a readiness probe (/ready, periodSeconds 10),
         // and `health { lameduck 5s }` in its Corefile: after SIGTERM it
-        // keeps serving for 5 s before it exits, as a preStop sleep would.
+        // keeps serving that long before it exits, as a preStop sleep would.
         lifecycle: crate::dynamics::Lifecycle {
             readiness: Some(crate::dynamics::Probe::default()),
-            pre_stop_ns: 5_000_000_000,
+            pre_stop_ns: lameduck_ns,
             ..Default::default()
         },
     })

@@ -12,7 +12,7 @@ mod spec;
 
 use std::collections::HashMap;
 
-pub use build::{build, MAX_NODES, MAX_PODS};
+pub use build::{build, DEFAULT_LAMEDUCK_NS, MAX_NODES, MAX_PODS};
 pub use spec::{
     BuildError, ClusterSpec, ContainerSpec, Labels, Origin, Placement, PodSpec, PortSpec, Protocol, ServicePortSpec,
     ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
@@ -304,6 +304,7 @@ pub mod testing {
             pods: vec![],
             services: vec![],
             dns_replicas: 1,
+            dns_lameduck_ns: DEFAULT_LAMEDUCK_NS,
             ingress_controller: Default::default(),
             ingresses: vec![],
         }

@@ -280,4 +280,7 @@ pub struct ClusterSpec {
     /// CoreDNS replicas behind the `kube-dns` Service in `kube-system`
     /// (0: no cluster DNS, and flows to names are rejected).
     pub dns_replicas: u32,
+    /// CoreDNS's lameduck period [ns]: after SIGTERM it keeps answering
+    /// this long before it exits.
+    pub dns_lameduck_ns: u64,
 }

@@ -415,9 +415,9 @@ impl ProxyModel for Ipvs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::Candidates;
     use crate::addr::Ipv4;
     use crate::cluster::{build, testing};
+    use crate::proxy::Candidates;
     use emu_engine::rng::Domain;
 
     fn ipvs(scheduler: Scheduler, cluster: &Cluster) -> Ipvs {

@@ -34,9 +34,8 @@ impl LbHealth {
     fn new(cl: &Cluster, sp: SpId) -> LbHealth {
         let port = &cl.service_ports[sp.index()];
         let local = cl.services[port.service.index()].external_traffic_policy == TrafficPolicy::Local;
-        let answer = (0..cl.nodes.len())
-            .map(|n| (!local || port.local.contains_key(&NodeId::from_index(n)), 0))
-            .collect();
+        let answer =
+            (0..cl.nodes.len()).map(|n| (!local || port.local.contains_key(&NodeId::from_index(n)), 0)).collect();
         LbHealth { answer, cache: None }
     }
 

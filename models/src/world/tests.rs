@@ -22,6 +22,7 @@ fn flow(client: Client, target: Target, keep_alive: bool) -> Flow {
         response_bytes: 1000,
         keep_alive,
         timeout_ns: 1_000_000_000,
+        max_connection_age_ns: None,
     }
 }
 
