@@ -6,6 +6,7 @@ mod behaviour;
 mod capacity;
 mod changes_input;
 mod docs;
+mod dynamics;
 mod engine;
 mod errors;
 mod paths;
