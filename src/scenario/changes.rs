@@ -13,16 +13,38 @@ use super::Ctx;
 /// Most changes in a timeline, and most Services one change may create.
 pub const MAX_CHANGES: usize = 100_000;
 
+/// One `[[changes]]` entry after `count` expansion: (index of the entry as
+/// written, repetition, the entry with `{i}` substituted).
+pub(super) type Expanded = (usize, u32, ChangeToml);
+
+/// `[[changes]]` with every `count` expanded.
+pub(super) fn expand_changes(ctx: &Ctx, changes: &[ChangeToml]) -> Result<Vec<Expanded>, String> {
+    let list = super::expand::expand(ctx, "changes", changes, MAX_CHANGES as u32, |c| c.count.take())?;
+    let mut out = Vec::with_capacity(list.len());
+    for (k, c) in list {
+        let rep = match out.last() {
+            Some(&(prev, r, _)) if prev == k => r + 1,
+            _ => 0,
+        };
+        if c.every.is_some() && changes[k].count.is_none() {
+            return Err(ctx.err(&format!("changes[{k}].every"), "`every` spaces the repetitions of `count`: set count"));
+        }
+        out.push((k, rep, c));
+    }
+    Ok(out)
+}
+
 /// The Services `create_services` entries declare, appended to the
 /// cluster's (they get their ClusterIPs at build time and exist from
 /// their change on). `namespaces`: every namespace the cluster will have.
 pub(super) fn created_services(
     ctx: &Ctx,
-    changes: &[ChangeToml],
+    changes: &[Expanded],
     namespaces: &[&str],
 ) -> Result<Vec<ServiceSpec>, String> {
     let mut out = Vec::new();
-    for (i, c) in changes.iter().enumerate() {
+    for (i, _, c) in changes {
+        let i = *i;
         let Some(cs) = &c.create_services else { continue };
         let ns = c.namespace.as_deref().unwrap_or("default");
         if !namespaces.contains(&ns) {
@@ -68,15 +90,19 @@ pub(super) fn created_services(
 }
 
 /// The timeline, resolved against `cluster`.
-pub(super) fn resolve(ctx: &Ctx, changes: &[ChangeToml], cluster: &Cluster) -> Result<Vec<Change>, String> {
+pub(super) fn resolve(ctx: &Ctx, changes: &[Expanded], cluster: &Cluster) -> Result<Vec<Change>, String> {
     if changes.len() > MAX_CHANGES {
         return Err(ctx.err("changes", format!("{} changes is more than {MAX_CHANGES}", changes.len())));
     }
     let mut out = Vec::with_capacity(changes.len());
     let mut prev = 0u64;
-    for (i, c) in changes.iter().enumerate() {
+    let mut first_at = 0u64;
+    for (i, rep, c) in changes {
+        let (i, rep) = (*i, *rep);
         let key = format!("changes[{i}]");
+        let every = c.every.map_or(0, |d| d.ns());
         let at = match (c.at, c.after) {
+            _ if rep > 0 => first_at.saturating_add(every.saturating_mul(rep as u64)),
             (Some(at), None) => at.ns(),
             (None, Some(after)) => prev.saturating_add(after.ns()),
             (None, None) => {
@@ -93,6 +119,9 @@ pub(super) fn resolve(ctx: &Ctx, changes: &[ChangeToml], cluster: &Cluster) -> R
                     emu_engine::format_duration(prev)
                 ),
             ));
+        }
+        if rep == 0 {
+            first_at = at;
         }
         if at > emu_engine::MAX_DURATION_NS {
             return Err(ctx.err(&format!("{key}.at"), "is beyond emu's longest time, 1000000s"));

@@ -13,6 +13,13 @@ use super::units::{DistText, Duration};
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeToml {
+    /// Repeat this entry `count` times, `every` apart, with `{i}` in any
+    /// string replaced by 0, 1, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// With `count`: the time between repetitions (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Duration>,
     /// Absolute simulated time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Duration>,

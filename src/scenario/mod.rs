@@ -400,7 +400,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         .into_iter()
         .chain(namespaces.iter().map(String::as_str))
         .collect();
-    services.extend(changes::created_services(ctx, &sc.changes, &known)?);
+    let timeline = changes::expand_changes(ctx, &sc.changes)?;
+    services.extend(changes::created_services(ctx, &timeline, &known)?);
     let mut ingresses: Vec<IngressSpec> = sc
         .ingresses
         .iter()
@@ -554,7 +555,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             cache_service_time: d.cache_service_time.0,
             cache_concurrency: d.cache_concurrency.max(1),
         },
-        changes: changes::resolve(ctx, &sc.changes, &cluster)?,
+        changes: changes::resolve(ctx, &timeline, &cluster)?,
         control: sc.control_plane.clone().unwrap_or_default().params(),
         sync: sc.proxy.sync.clone().unwrap_or_default().params(),
     };

@@ -32,6 +32,12 @@ min_sync_period = "1s"
 [control_plane]
 sandbox = "1s"
 
+[load_balancer]
+healthy_threshold = 2
+
+[dns]
+lameduck = "5s"
+
 [sweep]
 "cluster.nodes" = [1, 2]
 
@@ -102,6 +108,8 @@ allow_nxdomain = true
 max_connection_age = "1s"
 
 [[changes]]
+count = 1
+every = "1s"
 at = "1s"
 after = "1s"
 namespace = "default"
