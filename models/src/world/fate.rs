@@ -60,6 +60,10 @@ impl World<'_> {
         if !ctl.nodes[loc.node.index()].alive {
             return Landing::Lost;
         }
+        if ctl.pods[pod.index()].state != super::control::PodState::Gone {
+            // It still holds its address (host-local frees it at teardown).
+            return Landing::At(pod);
+        }
         match self.state.pod_by_ip(self.cluster, loc.ip) {
             Some(p) => Landing::At(p),
             None => Landing::Unassigned(loc.node),

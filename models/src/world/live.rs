@@ -96,6 +96,8 @@ pub(crate) struct EpTable {
     pub cond: Vec<Cond>,
     /// Published snapshots, in version order; the first is version 0.
     pub history: Vec<Snap>,
+    /// Endpoints listed now (in the slices).
+    pub listed: u32,
 }
 
 /// A node's view of one Service port: which endpoints its kube-proxy
@@ -212,6 +214,11 @@ impl Live {
         }
     }
 
+    /// Endpoints of `sp` listed in its slices now.
+    pub fn listed(&self, cl: &Cluster, sp: SpId) -> u32 {
+        self.tables[sp.index()].as_ref().map_or(cl.service_ports[sp.index()].endpoints.len() as u32, |t| t.listed)
+    }
+
     /// Endpoints added to `sp` at run time.
     #[inline]
     pub fn extra(&self, sp: SpId) -> &[Endpoint] {
@@ -254,6 +261,7 @@ impl Live {
             Box::new(EpTable {
                 extra: Vec::new(),
                 cond: vec![Cond { listed: true, ready: true, serving: true, terminating: false }; n as usize],
+                listed: n,
                 history: vec![Snap {
                     version: 0,
                     ready: EpSet::Prefix(n),

@@ -441,6 +441,9 @@ pub struct World<'c> {
     /// The cluster as it is now: pods' places, endpoint tables, what each
     /// node's rules reflect.
     pub(crate) state: live::Live,
+    /// Whether any flow has a `max_connection_age` (connections' opening
+    /// times are kept only then).
+    pub(crate) aged_flows: bool,
     /// The control plane; `None` in a static run.
     pub(crate) control: Option<Box<control::Control>>,
 }
@@ -642,7 +645,9 @@ impl<'c> World<'c> {
                 params.seed,
             ))
         });
+        let aged_flows = rts.iter().any(|f| f.flow.max_connection_age_ns.is_some());
         Ok(World {
+            aged_flows,
             state: live::Live::new(cluster),
             control,
             cluster,

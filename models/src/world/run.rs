@@ -113,6 +113,9 @@ pub enum Ev {
         node: NodeId,
         /// The node's generation.
         gen: u32,
+        /// A periodic sync with nothing new to write: not counted in
+        /// `live`.
+        quiet: bool,
     },
     /// A node's periodic sync (syncPeriod); not counted as pending work.
     Resync {
@@ -287,7 +290,7 @@ impl Model for World<'_> {
 
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
         self.now_ns = s.now().as_nanos();
-        if !matches!(ev, Ev::FlowTimeout { .. } | Ev::Resync { .. }) {
+        if !matches!(ev, Ev::FlowTimeout { .. } | Ev::Resync { .. } | Ev::SyncEnd { quiet: true, .. }) {
             self.live -= 1;
         }
         match ev {
@@ -313,7 +316,7 @@ impl Model for World<'_> {
             Ev::SliceSync { pod } => self.slice_sync(pod, s),
             Ev::Teardown { pod } => self.pod_gone(pod, s),
             Ev::SyncStart { node, gen } => self.sync_start(node, gen, false, s),
-            Ev::SyncEnd { node, gen } => self.sync_end(node, gen, s),
+            Ev::SyncEnd { node, gen, .. } => self.sync_end(node, gen, s),
             Ev::Resync { node } => self.resync(node, s),
             Ev::NodeNotReady { node, gen } => self.node_not_ready(node, gen, s),
             Ev::Evict { node, gen } => self.evict(node, gen, s),
@@ -759,8 +762,10 @@ impl World<'_> {
     /// Frees a connection; the proxy that chose its endpoint hears of it.
     pub(super) fn close_conn(&mut self, conn: ConnId) {
         let c = self.conns.remove(conn);
-        for f in self.flows.iter_mut().filter(|f| f.flow.max_connection_age_ns.is_some()) {
-            f.opened.remove(&conn);
+        if self.aged_flows {
+            for f in self.flows.iter_mut().filter(|f| f.flow.max_connection_age_ns.is_some()) {
+                f.opened.remove(&conn);
+            }
         }
         if let Some(sp) = c.sp {
             self.proxy.closed(c.pnode, sp, c.entry, c.ep.expect("the proxy chose an endpoint"), self.now_ns);

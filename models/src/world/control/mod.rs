@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use emu_engine::rng::{Domain, Stream};
-use emu_engine::stats::{Latency, Tally};
+use emu_engine::stats::{CoarseLatency, Tally};
 use emu_engine::Scheduler;
 
 use super::live::Cond;
@@ -122,6 +122,8 @@ pub(crate) struct NodeCtl {
     pub next_full: u64,
     /// The watch lag of the current wait [ns].
     pub lag_ns: u64,
+    /// In `Control::idle`.
+    pub idle: bool,
     /// Bumped when a node fails, so its pending syncs are void.
     pub gen: u32,
     pub ipam: Option<Ipam>,
@@ -136,9 +138,8 @@ pub(crate) struct Published {
     pub at_ns: u64,
     /// The change it belongs to.
     pub change: u32,
-    /// Service ports and endpoints it changed.
-    pub ports: u32,
-    pub endpoints: u32,
+    /// The Service ports it changed: `Control::log_ports[ports.0..ports.1]`.
+    pub ports: (u32, u32),
 }
 
 /// Network programming latency of one change, over every node.
@@ -155,7 +156,7 @@ pub struct ChangeStats {
     /// Endpoint updates published for it.
     pub versions: u64,
     /// Time from each update's cause to its rules on each node [ns].
-    pub latency: Latency,
+    pub latency: CoarseLatency,
     /// Pods it created and deleted.
     pub created: u64,
     /// Pods deleted.
@@ -211,7 +212,18 @@ pub(crate) struct Control {
     pub workloads: Vec<WorkloadRt>,
     pub nodes: Vec<NodeCtl>,
     pub log: Vec<Published>,
+    /// Running nodes with no sync scheduled or running, in the order they
+    /// became idle (a new version wakes them).
+    pub idle: Vec<NodeId>,
+    /// The Service ports of every published version, in order.
+    pub log_ports: Vec<SpId>,
+    /// Per Service port: the serial of the last sync that counted it (each
+    /// changed port is rewritten once per sync).
+    pub counted: Vec<u64>,
     pub stats: Vec<ChangeStats>,
+    /// Per change: its programming latencies (apart from `stats`, so the
+    /// hot loop of `sync_end` touches only these).
+    pub latency: Vec<CoarseLatency>,
     rng: Stream,
     watch: Vec<Stream>,
     /// (Service port, target port) memberships of each workload's pods.
@@ -301,11 +313,12 @@ impl Control {
                 last_start: 0,
                 next_full: 0,
                 lag_ns: 0,
+                idle: true,
                 gen: 0,
                 ipam: None,
             })
             .collect();
-        let stats = changes
+        let stats: Vec<ChangeStats> = changes
             .iter()
             .enumerate()
             .map(|(i, c)| ChangeStats {
@@ -314,7 +327,7 @@ impl Control {
                 target: describe(cl, &c.kind),
                 at_ns: c.at_ns,
                 versions: 0,
-                latency: Latency::new(),
+                latency: CoarseLatency::new(),
                 created: 0,
                 deleted: 0,
             })
@@ -330,6 +343,10 @@ impl Control {
             watch: (0..cl.nodes.len()).map(|n| Stream::new(seed, WATCH_STREAM, n as u64)).collect(),
             nodes,
             log: Vec::new(),
+            idle: (0..cl.nodes.len()).map(NodeId::from_index).collect(),
+            log_ports: Vec::new(),
+            counted: vec![u64::MAX; cl.service_ports.len()],
+            latency: vec![CoarseLatency::new(); stats.len()],
             stats,
             rng: Stream::new(seed, CONTROL_STREAM, 0),
             members,
@@ -352,7 +369,12 @@ impl Control {
     pub fn results(&self, cl: &Cluster, state: &super::live::Live) -> ControlResults {
         let base = cl.pods.len();
         ControlResults {
-            changes: self.stats.clone(),
+            changes: self
+                .stats
+                .iter()
+                .zip(&self.latency)
+                .map(|(s, l)| ChangeStats { latency: l.clone(), ..s.clone() })
+                .collect(),
             syncs: self.syncs,
             full_syncs: self.full_syncs,
             sync_ns: self.sync_ns,
@@ -485,13 +507,10 @@ impl World<'_> {
                         ports += 1;
                         eps += n as u32;
                         self.ctl().stats[index as usize].versions += 1;
-                        self.ctl().log.push(Published {
-                            cause_ns: now,
-                            at_ns: now,
-                            change: index,
-                            ports: 1,
-                            endpoints: n as u32,
-                        });
+                        let ctl = self.ctl();
+                        let at = ctl.log_ports.len() as u32;
+                        ctl.log_ports.push(sp);
+                        ctl.log.push(Published { cause_ns: now, at_ns: now, change: index, ports: (at, at + 1) });
                     }
                 }
                 let ctl = self.ctl();

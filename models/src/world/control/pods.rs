@@ -172,21 +172,22 @@ impl World<'_> {
         }
     }
 
-    /// Node `node`'s host-local allocator, built on first use from the
-    /// pods that hold its addresses.
+    /// Node `node`'s host-local allocator. Every node's is built on the
+    /// first use of any, in one pass over the pods that hold addresses.
     fn ipam(&mut self, node: NodeId) -> &mut Ipam {
         let cl = self.cluster;
         if self.ctl().nodes[node.index()].ipam.is_none() {
-            let cidr = cl.nodes[node.index()].pod_cidr;
-            let holds = |p: usize| {
-                let l = self.state.loc[p];
-                l.node == node && l.ip.0 != 0 && self.state.pod_by_ip(cl, l.ip) == Some(PodId::from_index(p))
-            };
-            let taken: Vec<u32> = (0..self.state.loc.len())
-                .filter(|&p| holds(p))
-                .map(|p| cidr.offset(self.state.loc[p].ip) as u32)
-                .collect();
-            self.ctl().nodes[node.index()].ipam = Some(Ipam::new(cidr.size() as u32, taken));
+            let mut taken: Vec<Vec<u32>> = vec![Vec::new(); cl.nodes.len()];
+            for (p, l) in self.state.loc.iter().enumerate() {
+                if l.ip.0 != 0 && self.state.pod_by_ip(cl, l.ip) == Some(PodId::from_index(p)) {
+                    taken[l.node.index()].push(cl.nodes[l.node.index()].pod_cidr.offset(l.ip) as u32);
+                }
+            }
+            let ctl = self.control.as_deref_mut().expect("a changing cluster");
+            for (n, t) in taken.into_iter().enumerate() {
+                let size = cl.nodes[n].pod_cidr.size() as u32;
+                ctl.nodes[n].ipam.get_or_insert_with(|| Ipam::new(size, t));
+            }
         }
         self.ctl().nodes[node.index()].ipam.as_mut().expect("built above")
     }

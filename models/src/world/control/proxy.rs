@@ -47,6 +47,7 @@ impl World<'_> {
             let old = t.cond[ep.index()];
             if old != cond {
                 t.cond[ep.index()] = cond;
+                t.listed = t.listed + cond.listed as u32 - old.listed as u32;
                 changed.push(sp);
                 let ctl = self.control.as_mut().unwrap();
                 ctl.eps_total = ctl.eps_total + cond.listed as u64 - old.listed as u64;
@@ -67,13 +68,9 @@ impl World<'_> {
         if let Some(st) = ctl.stats.get_mut(cause as usize) {
             st.versions += 1;
         }
-        ctl.log.push(Published {
-            cause_ns,
-            at_ns: now,
-            change: cause,
-            ports: changed.len() as u32,
-            endpoints: changed.len() as u32,
-        });
+        let at = ctl.log_ports.len() as u32;
+        ctl.log_ports.extend_from_slice(&changed);
+        ctl.log.push(Published { cause_ns, at_ns: now, change: cause, ports: (at, ctl.log_ports.len() as u32) });
         self.wake_proxies(s);
         if self.state.version.is_multiple_of(4096) {
             let oldest = self.oldest_synced();
@@ -94,7 +91,12 @@ impl World<'_> {
         let now = s.now().as_nanos();
         let ctl = self.control.as_mut().unwrap();
         let mut due = Vec::new();
-        for (n, node) in ctl.nodes.iter_mut().enumerate() {
+        // Only the nodes idle since their last sync: the others will read
+        // this version when their pending sync comes.
+        for n in std::mem::take(&mut ctl.idle) {
+            let n = n.index();
+            let node = &mut ctl.nodes[n];
+            node.idle = false;
             if !node.alive || node.scheduled || node.running {
                 continue;
             }
@@ -131,10 +133,18 @@ impl World<'_> {
         if frontier <= synced && !full_requested {
             return self.reschedule(node, s);
         }
+        // The distinct ports changed since the last sync, and the endpoints
+        // their chains hold now (a partial sync rewrites each once).
         let (mut ports, mut eps) = (0u64, 0u64);
+        let serial = ctl.syncs;
         for p in &ctl.log[synced as usize..frontier.max(synced) as usize] {
-            ports += p.ports as u64;
-            eps += p.endpoints as u64;
+            for &sp in &ctl.log_ports[p.ports.0 as usize..p.ports.1 as usize] {
+                if ctl.counted[sp.index()] != serial {
+                    ctl.counted[sp.index()] = serial;
+                    ports += 1;
+                    eps += self.state.listed(self.cluster, sp) as u64;
+                }
+            }
         }
         let work = sync::Work {
             full,
@@ -154,7 +164,13 @@ impl World<'_> {
         ctl.syncs += 1;
         ctl.sync_ns.add(d);
         ctl.sync_max_ns = ctl.sync_max_ns.max(d);
-        self.at(s, d, Ev::SyncEnd { node, gen });
+        if frontier > synced {
+            self.at(s, d, Ev::SyncEnd { node, gen, quiet: false });
+        } else {
+            // A periodic sync with nothing new: like its `Resync`, it does
+            // not keep the run going.
+            s.schedule(emu_engine::SimDuration(d), Ev::SyncEnd { node, gen, quiet: true });
+        }
     }
 
     /// Node `node`'s rules are in the kernel: its data path now uses the
@@ -170,8 +186,8 @@ impl World<'_> {
         let old = self.state.synced[node.index()];
         let new = nc.reading;
         for p in &ctl.log[old as usize..new as usize] {
-            if let Some(st) = ctl.stats.get_mut(p.change as usize) {
-                st.latency.record(now - p.cause_ns);
+            if let Some(l) = ctl.latency.get_mut(p.change as usize) {
+                l.record(now - p.cause_ns);
             }
         }
         self.state.synced[node.index()] = new;
@@ -185,11 +201,16 @@ impl World<'_> {
         let now = s.now().as_nanos();
         let synced = self.state.synced[node.index()];
         let ctl = self.control.as_mut().unwrap();
-        if ctl.log.len() as u64 <= synced {
-            return;
-        }
         let nc = &mut ctl.nodes[node.index()];
         if nc.scheduled || nc.running {
+            return;
+        }
+        if ctl.log.len() as u64 <= synced {
+            // Nothing unread: idle until the next version wakes it.
+            if !nc.idle {
+                nc.idle = true;
+                ctl.idle.push(node);
+            }
             return;
         }
         let next = &ctl.log[synced as usize];
@@ -212,12 +233,6 @@ impl World<'_> {
             return;
         }
         let gen = nc.gen;
-        self.live += 1;
-        self.sync_start_full(node, gen, s);
-    }
-
-    pub(in crate::world) fn sync_start_full(&mut self, node: NodeId, gen: u32, s: &mut Scheduler<Ev>) {
-        self.live -= 1;
         self.sync_start(node, gen, true, s);
     }
 }
