@@ -112,6 +112,7 @@ pub(super) fn cluster_rows(res: &Results) -> Vec<(String, u64)> {
         ("changes".into(), c.changes.len() as u64),
         ("pods_created".into(), c.pods_created),
         ("pods_ready_at_end".into(), c.ready_pods),
+        ("endpointslices_at_end".into(), c.slices),
         ("proxy_syncs".into(), c.syncs),
         ("proxy_full_syncs".into(), c.full_syncs),
         ("proxy_sync_mean_ns".into(), c.sync_ns.mean() as u64),

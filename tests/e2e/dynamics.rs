@@ -233,3 +233,75 @@ fn run_ok_shipped(path: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     run_ok(&root().join(path), &out, &[]);
     (tmp, out)
 }
+
+/// The published shape of network programming latency (KEP-3453 at 5,000
+/// nodes: full syncs p50 ~27 s, partial syncs ~13 s, partial with a 1 s
+/// minSyncPeriod ~5 s) at a tenth of the Services, with each iptables-
+/// restore line ten times dearer so that a full sync takes what it takes
+/// at 10,000 Services (about 10.6 s): the sync loop sees the same times.
+#[test]
+fn partial_syncs_and_a_short_min_sync_period_cut_programming_latency_as_published() {
+    let text = r#"
+[cluster]
+nodes = 100
+[proxy.sync]
+iptables_line = "180us"
+[sweep]
+"proxy.sync.min_sync_period" = ["10s", "1s"]
+"proxy.sync.iptables_partial" = [false, true]
+[[pods]]
+count = 1000
+name = "app-{i}"
+replicas = 14
+labels = { app = "app-{i}" }
+ports = [8080]
+[[pods]]
+name = "client"
+labels = { role = "client" }
+[[services]]
+count = 1000
+name = "svc-{i}"
+selector = { app = "app-{i}" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "probe"
+from = "client"
+to = "http://svc-999:80"
+rate = 1
+duration = "80s"
+[[changes]]
+count = 40
+at = "5s"
+every = "1s"
+rollout = "deployment/app-{i}"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let p = csv(&out.join("programming.csv"));
+    let p50 = |min_sync: &str, partial: &str| -> f64 {
+        let rows: Vec<_> = p
+            .iter()
+            .filter(|r| r["proxy.sync.min_sync_period"] == min_sync && r["proxy.sync.iptables_partial"] == partial)
+            .collect();
+        assert_eq!(rows.len(), 40);
+        let mut v: Vec<f64> = rows.iter().map(|r| f(r, "latency_p50_s")).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (full, partial, fast) = (p50("10s", "false"), p50("10s", "true"), p50("1s", "true"));
+    assert!(full > 1.8 * partial, "partial syncs roughly halve p50: full {full} s, partial {partial} s");
+    assert!(partial > 2.0 * fast, "a 1 s minSyncPeriod cuts it further: {partial} s -> {fast} s");
+    assert!((8.0..30.0).contains(&full), "full-sync p50 {full} s (published ~27 s)");
+    assert!(p.iter().all(|r| f(r, "within_30s") > 0.99), "within the 30 s threshold");
+}
+
+#[test]
+fn coredns_without_lameduck_stalls_lookups_while_it_rolls() {
+    let (_t, out) = run_ok_shipped("workloads/dynamics/coredns-restart.toml");
+    let s = csv(&out.join("summary.csv"));
+    let at = |lameduck: &str| s.iter().find(|r| r["dns.lameduck"] == lameduck).unwrap().clone();
+    // A query DNATed to a CoreDNS pod that has exited gets no answer: the
+    // resolver asks again after its 5 s timeout.
+    assert!(f(&at("0s"), "latency_p99_us") > 4_900_000.0, "{:?}", at("0s"));
+    assert!(f(&at("5s"), "latency_p99_us") < 100_000.0, "lameduck hides the rollout: {:?}", at("5s"));
+    assert_eq!(at("0s")["failed"], "0", "within the 10 s timeout every request gets through");
+}

@@ -333,3 +333,52 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::testing;
+
+    fn set(live: &mut Live, cl: &Cluster, sp: SpId, ep: u32, c: Cond) {
+        let t = live.table(cl, sp);
+        t.cond[ep as usize] = c;
+    }
+
+    #[test]
+    fn views_follow_each_node_s_version_and_fall_back_to_terminating_endpoints() {
+        let cl = testing::services_cluster(2, 1, 3);
+        let sp = SpId::new(2); // svc-0's port, after kube-dns's two
+        let mut live = Live::new(&cl);
+        let (n0, n1) = (NodeId::new(0), NodeId::new(1));
+        assert!(matches!(live.view(&cl, sp, n0).cluster(), Candidates::All(3)), "the base: all 3 ready");
+        let ready = Cond { listed: true, ready: true, serving: true, terminating: false };
+        let draining = Cond { listed: true, ready: false, serving: true, terminating: true };
+        let gone = Cond { listed: false, ..Cond::default() };
+        set(&mut live, &cl, sp, 0, draining);
+        live.publish(&cl, sp, 1, false);
+        // Node 0 synced version 1, node 1 did not: they disagree.
+        live.synced[0] = 1;
+        let ids = |c: Candidates| (0..c.len()).map(|i| c.get(i).get()).collect::<Vec<_>>();
+        assert_eq!(ids(live.view(&cl, sp, n0).cluster()), [1, 2]);
+        assert_eq!(ids(live.view(&cl, sp, n1).cluster()), [0, 1, 2]);
+        // No ready endpoint left: new connections go to the serving,
+        // terminating ones (KEP-1669); none at all: REJECT.
+        set(&mut live, &cl, sp, 1, draining);
+        set(&mut live, &cl, sp, 2, gone);
+        live.publish(&cl, sp, 2, false);
+        live.synced[0] = 2;
+        assert_eq!(ids(live.view(&cl, sp, n0).cluster()), [0, 1]);
+        assert!(live.view(&cl, sp, n0).usable());
+        set(&mut live, &cl, sp, 0, gone);
+        set(&mut live, &cl, sp, 1, gone);
+        live.publish(&cl, sp, 3, false);
+        live.synced[0] = 3;
+        assert!(!live.view(&cl, sp, n0).usable());
+        assert_eq!(ids(live.view(&cl, sp, n1).cluster()), [0, 1, 2], "node 1 still on the base");
+        // Nothing reads versions below 2 any more: 1 is dropped, 2 and 3 stay.
+        live.synced[1] = 2;
+        live.prune(2);
+        assert_eq!(live.tables[sp.index()].as_ref().unwrap().history.len(), 2);
+        assert_eq!(ids(live.view(&cl, sp, n1).cluster()), [0, 1]);
+    }
+}

@@ -187,6 +187,9 @@ pub struct ControlResults {
     pub extra_endpoints: Vec<Vec<crate::cluster::Endpoint>>,
     /// Per Service port: whether its endpoints changed during the run.
     pub changed_ports: Vec<bool>,
+    /// EndpointSlices at the end: per Service port with endpoints, its
+    /// listed endpoints in slices of `max_endpoints_per_slice`.
+    pub slices: u64,
 }
 
 /// A pod the control plane created.
@@ -393,6 +396,12 @@ impl Control {
                 })
                 .collect(),
             extra_endpoints: (0..cl.service_ports.len()).map(|sp| state.extra(SpId::from_index(sp)).to_vec()).collect(),
+            slices: (0..cl.service_ports.len())
+                .map(|sp| {
+                    (state.listed(cl, SpId::from_index(sp)) as u64)
+                        .div_ceil(self.params.max_endpoints_per_slice.max(1) as u64)
+                })
+                .sum(),
             changed_ports: state
                 .tables
                 .iter()
