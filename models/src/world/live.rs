@@ -351,7 +351,6 @@ mod tests {
         let mut live = Live::new(&cl);
         let (n0, n1) = (NodeId::new(0), NodeId::new(1));
         assert!(matches!(live.view(&cl, sp, n0).cluster(), Candidates::All(3)), "the base: all 3 ready");
-        let ready = Cond { listed: true, ready: true, serving: true, terminating: false };
         let draining = Cond { listed: true, ready: false, serving: true, terminating: true };
         let gone = Cond { listed: false, ..Cond::default() };
         set(&mut live, &cl, sp, 0, draining);
