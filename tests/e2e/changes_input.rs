@@ -56,7 +56,7 @@ fn web_with(key: &str) -> String {
 fn the_base_with_a_timeline_is_good() {
     let tmp = tempfile::tempdir().unwrap();
     let text = with(
-        "[[changes]]\nat = \"1s\"\nrollout = \"deployment/web\"\n[[changes]]\nafter = \"1s\"\nscale = { deployment = \"web\", replicas = 5 }\n[[changes]]\nafter = \"1s\"\ndelete_pod = \"pod/web-1\"\n[[changes]]\nafter = \"1s\"\ndrain_node = \"node/node-1\"\n[[changes]]\nafter = \"1s\"\nfail_node = \"node-0\"\n[[changes]]\nafter = \"1s\"\nrecover_node = \"node-0\"\n[[changes]]\nafter = \"1s\"\ncreate_services = { count = 3, name = \"c-{i}\", selector = { app = \"web\" }, port = 80, target_port = 8080 }\n",
+        "[[changes]]\nat = \"1s\"\nrollout = \"deployment/web\"\n[[changes]]\nafter = \"1s\"\nscale = { deployment = \"web\", replicas = 5 }\n[[changes]]\nafter = \"1s\"\ndelete_pod = \"pod/web-1\"\n[[changes]]\nafter = \"1s\"\ndrain_node = \"node/node-1\"\n[[changes]]\nafter = \"1s\"\nfail_node = \"node-1\"\n[[changes]]\nafter = \"1s\"\nrecover_node = \"node-1\"\n[[changes]]\nafter = \"1s\"\ncreate_services = { count = 3, name = \"c-{i}\", selector = { app = \"web\" }, port = 80, target_port = 8080 }\n",
     );
     let sc = write(tmp.path(), "good.toml", &text);
     let o = emu(&["validate", sc.to_str().unwrap()]);
@@ -155,7 +155,7 @@ fn an_unknown_key_in_a_change() {
     refused(
         &with("[[changes]]\nat = \"1s\"\nrolout = \"web\"\n"),
         "21:1",
-        "unknown field `rolout`, expected one of `at`",
+        "unknown field `rolout`, expected one of `count`, `every`, `at`",
     );
     refused(
         &with("[[changes]]\nat = \"1s\"\nscale = { deployment = \"web\", replica = 2 }\n"),
@@ -232,4 +232,19 @@ fn control_plane_and_sync_values() {
     );
     refused(&with(&format!("{timeline}[control_plane]\nsandbox = \"fast\"\n")), "23:11", "fast");
     refused(&with(&format!("{timeline}[control_plane]\nwatchdelay = \"1s\"\n")), "23:1", "unknown field `watchdelay`");
+}
+
+#[test]
+fn a_change_to_a_flow_s_client_pods() {
+    // The client pod is on node-0 (round robin from the first pod).
+    refused(
+        &with("[[changes]]\nat = \"1s\"\nfail_node = \"node-0\"\n"),
+        "21:1",
+        "changes[0].fail_node: it would delete or move pod default/client, a client of flow `f`",
+    );
+    refused(
+        &with("[[changes]]\nat = \"1s\"\nrollout = \"client\"\n"),
+        "21:1",
+        "changes[0].rollout: it would delete or move pod default/client",
+    );
 }

@@ -635,6 +635,7 @@ impl<'c> World<'c> {
             }
         }
         let endpoint_hits = cluster.service_ports.iter().map(|sp| vec![0; sp.endpoints.len()]).collect();
+        check_clients_stay(cluster, &params.changes, &rts)?;
         let control = (!params.changes.is_empty()).then(|| {
             Box::new(control::Control::new(
                 cluster,
@@ -796,6 +797,52 @@ impl<'c> World<'c> {
             control: self.control.as_ref().map(|c| c.results(self.cluster, &self.state)),
         }
     }
+}
+
+/// Refuses changes that would delete or move a flow's client pods (a
+/// flow's clients are fixed at time 0: emu does not follow a client to its
+/// replacement).
+fn check_clients_stay(
+    cluster: &Cluster,
+    changes: &[crate::dynamics::Change],
+    flows: &[FlowRt],
+) -> Result<(), BuildError> {
+    use crate::dynamics::ChangeKind;
+    let mut client_of: HashMap<PodId, &str> = HashMap::new();
+    for f in flows {
+        if let Client::Pods(pods) = &f.flow.client {
+            for &p in pods.iter() {
+                client_of.entry(p).or_insert(&f.flow.name);
+            }
+        }
+    }
+    for c in changes {
+        let is_client = |p: &PodId| client_of.contains_key(p);
+        let hit: Option<PodId> = match &c.kind {
+            ChangeKind::Rollout(w) => cluster.workloads[*w as usize].pods.iter().copied().find(is_client),
+            ChangeKind::Scale { workload, replicas } => {
+                let pods = &cluster.workloads[*workload as usize].pods;
+                pods.iter().skip(*replicas as usize).copied().find(is_client)
+            }
+            ChangeKind::DeletePod(p) => Some(*p).filter(is_client),
+            ChangeKind::DrainNode(n) | ChangeKind::FailNode(n) => (0..cluster.pods.len())
+                .map(PodId::from_index)
+                .find(|p| cluster.pods[p.index()].node == *n && is_client(p)),
+            ChangeKind::RecoverNode(_) | ChangeKind::CreateServices(_) => None,
+        };
+        if let Some(pod) = hit {
+            return Err(BuildError {
+                origin: c.origin.clone(),
+                field: c.kind.key().into(),
+                message: format!(
+                    "it would delete or move pod {}, a client of flow `{}`: a flow's clients are fixed at time 0 (change other pods, or pin the clients elsewhere)",
+                    cluster.pod_ref(pod),
+                    client_of[&pod]
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Builds the world, runs it to the end and returns the results.

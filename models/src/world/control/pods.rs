@@ -64,7 +64,16 @@ impl World<'_> {
     /// node now, started after the sandbox and container start times.
     pub(in crate::world) fn create_pod(&mut self, w: u32, s: &mut Scheduler<Ev>) {
         let cl = self.cluster;
-        let Some(node) = self.schedule_node() else {
+        let pinned = cl.workloads[w as usize].pinned.then(|| cl.pods[cl.workloads[w as usize].pods[0].index()].node);
+        let node = match pinned {
+            // `node` (nodeName) or `ip`: its replacements go to that node.
+            Some(n) => Some(n).filter(|n| {
+                let c = &self.control.as_deref().expect("a changing cluster").nodes[n.index()];
+                c.alive && c.ready
+            }),
+            None => self.schedule_node(),
+        };
+        let Some(node) = node else {
             return; // no schedulable node: the pod stays Pending (not modelled further)
         };
         let ctl = self.ctl();
