@@ -21,6 +21,7 @@
 mod connect;
 mod control;
 mod fate;
+mod flows;
 mod ingress;
 mod lb;
 mod live;
@@ -38,10 +39,10 @@ use emu_engine::{Dist, Fifo, Slab};
 use crate::addr::Ipv4;
 use crate::cluster::{BuildError, Cluster, Protocol};
 use crate::datapath::{DataPathParams, HOP_KINDS};
-use crate::dns::{self, DnsParams, DnsPlan};
+use crate::dns::{DnsParams, DnsPlan};
 use crate::ids::{ClientId, ConnId, EpId, NodeId, PodId, ReqId, ServerId, SpId, SvcId};
 use crate::proxy::{Proxy, ProxyModel, ProxyParams};
-use crate::traffic::{Arrivals, Client, Flow, Server, Target, FAILURES};
+use crate::traffic::{Arrivals, Client, Flow, Server, FAILURES};
 
 pub use control::{ChangeStats, ControlResults, RuntimePod};
 pub use run::Ev;
@@ -488,145 +489,7 @@ impl<'c> World<'c> {
         let mut names: HashMap<String, u32> = HashMap::new();
         let mut all_clients = 0u64;
         for (i, f) in flows.into_iter().enumerate() {
-            if f.requests.is_none() && f.duration_ns.is_none() {
-                return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
-            }
-            if let Arrivals::Closed { clients, .. } = f.arrivals {
-                all_clients += clients as u64;
-            }
-            match (&f.arrivals, &f.client) {
-                (Arrivals::Open { rate_per_s }, _) if !(*rate_per_s > 0.0 && rate_per_s.is_finite()) => {
-                    return Err(err(
-                        &f,
-                        "rate",
-                        format!("rate {rate_per_s} must be a positive number of requests per second"),
-                    ))
-                }
-                (Arrivals::Open { rate_per_s }, _) if *rate_per_s > MAX_RATE_PER_S => {
-                    return Err(err(
-                        &f,
-                        "rate",
-                        format!("rate {rate_per_s} is above emu's limit of {MAX_RATE_PER_S:e} requests per second (one per ns)"),
-                    ))
-                }
-                (Arrivals::Closed { clients: 0, .. }, _) => {
-                    return Err(err(&f, "concurrency", "needs at least one client".into()))
-                }
-                (Arrivals::Closed { clients, .. }, _) if all_clients > MAX_CLIENTS => {
-                    return Err(err(
-                        &f,
-                        "concurrency",
-                        format!("{clients} clients would make {all_clients} closed-loop clients in all, more than emu's limit of {MAX_CLIENTS}"),
-                    ))
-                }
-                _ if f.request_bytes > crate::params::MAX_MESSAGE_BYTES => {
-                    return Err(err(&f, "request_bytes", format!("{} bytes is above the largest message, 1 GiB", f.request_bytes)))
-                }
-                _ if f.response_bytes > crate::params::MAX_MESSAGE_BYTES => {
-                    return Err(err(&f, "response_bytes", format!("{} bytes is above the largest message, 1 GiB", f.response_bytes)))
-                }
-                (_, Client::External(n)) if *n as u64 > MAX_CLIENTS => {
-                    return Err(err(&f, "from", format!("{n} external clients is more than emu's limit of {MAX_CLIENTS}")))
-                }
-                (_, Client::Pods(p)) if p.is_empty() => return Err(err(&f, "from", "selects no pod".into())),
-                (_, Client::External(0)) => return Err(err(&f, "from", "needs at least one external client".into())),
-                _ => {}
-            }
-            let mut dns = None;
-            match &f.target {
-                Target::Localhost(_) if matches!(f.client, Client::External(_)) => {
-                    return Err(err(&f, "to", "localhost is only reachable from a container in a pod".into()))
-                }
-                Target::NodePort { port, .. } => {
-                    if !matches!(f.client, Client::External(_)) {
-                        return Err(err(&f, "to", "NodePort targets are modelled for external clients only (from = \"external\")".into()));
-                    }
-                    if cluster.port_by_node_port(*port).is_none() {
-                        return Err(err(&f, "to", format!("no Service owns node port {port}")));
-                    }
-                }
-                Target::Ingress { .. } if !matches!(f.client, Client::External(_)) => {
-                    return Err(err(&f, "to", "Ingress hosts are modelled for external clients only (from = \"external\")".into()));
-                }
-                Target::LoadBalancer { service, port } => {
-                    if !matches!(f.client, Client::External(_)) {
-                        return Err(err(&f, "to", "load balancer targets are modelled for external clients only (from = \"external\")".into()));
-                    }
-                    if cluster.service_port(*service, *port, Protocol::Tcp).is_none() {
-                        return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(*service))));
-                    }
-                }
-                Target::Pod { .. } | Target::ServiceIp { .. } | Target::Name { .. } if matches!(f.client, Client::External(_)) => {
-                    return Err(err(&f, "to", "pod and ClusterIP addresses are not reachable from outside the cluster: use a node IP and node port".into()))
-                }
-                Target::ServiceIp { service, port } if cluster.service_port(*service, *port, Protocol::Tcp).is_none() => {
-                    return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(*service))));
-                }
-                Target::Name { name, port } => {
-                    let Client::Pods(pods) = &f.client else { unreachable!() };
-                    let ns = cluster.pods[pods[0].index()].namespace;
-                    if pods.iter().any(|&p| cluster.pods[p.index()].namespace != ns) {
-                        return Err(err(&f, "from", "clients of a flow to a name must share one namespace (their resolv.conf search path)".into()));
-                    }
-                    if cluster.dns_service.is_none() {
-                        return Err(err(&f, "to", format!("`{name}` needs cluster DNS, but dns.replicas is 0")));
-                    }
-                    let plan = dns::plan(cluster, &params.dns, &cluster.namespaces[ns as usize], name);
-                    match plan.answer {
-                        Some(svc) if cluster.service_port(svc, *port, Protocol::Tcp).is_none() => {
-                            return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(svc))));
-                        }
-                        _ => {}
-                    }
-                    dns = Some(plan);
-                }
-                _ => {}
-            }
-            let stats = FlowStats {
-                name: f.name.clone(),
-                requests: 0,
-                completed: 0,
-                failures: [0; FAILURES],
-                latency: Latency::new(),
-                hops: [Tally::default(); HOP_KINDS],
-                connections: 0,
-                retransmits: 0,
-                cpu_drops: 0,
-                nic_drops: 0,
-                first_packet: Latency::new(),
-                first_ns: 0,
-                last_ns: 0,
-                series: Vec::new(),
-                failure_series: Vec::new(),
-                stopped_at_horizon: false,
-            };
-            let dns_ids = dns
-                .as_ref()
-                .map(|p: &DnsPlan| {
-                    p.queries
-                        .iter()
-                        .map(|q| {
-                            let next = names.len() as u32;
-                            *names.entry(q.clone()).or_insert(next)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            rts.push(FlowRt {
-                series: series::Series::new(params.interval_ns.max(1)),
-                timeouts: std::collections::VecDeque::new(),
-                timer_armed: false,
-                dns_ids,
-                rng: Stream::new(params.seed, FLOW_STREAM, i as u64),
-                issued: 0,
-                limit: f.requests.unwrap_or(u64::MAX),
-                end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)).min(emu_engine::HORIZON_NS),
-                dns,
-                idle: HashMap::new(),
-                opened: HashMap::new(),
-                flow: f,
-                stats,
-            });
+            rts.push(flows::flow_rt(cluster, &params, i, f, &mut names, &mut all_clients)?);
         }
         let mut server_specs = HashMap::new();
         for (i, s) in servers.iter().enumerate() {

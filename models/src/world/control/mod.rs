@@ -499,8 +499,8 @@ impl World<'_> {
                     self.reconcile(w, s);
                 }
             }
-            ChangeKind::FailNode(node) => self.fail_node(node, index, s),
-            ChangeKind::RecoverNode(node) => self.recover_node(node, index, s),
+            ChangeKind::FailNode(node) => self.fail_node(node, s),
+            ChangeKind::RecoverNode(node) => self.recover_node(node, s),
             ChangeKind::CreateServices(svcs) => {
                 let cl = self.cluster;
                 let mut ports = 0;

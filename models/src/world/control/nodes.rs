@@ -9,7 +9,7 @@ impl World<'_> {
     /// Node `node` is lost: its pods stop answering at once, its
     /// kube-proxy stops; the node controller marks it NotReady after
     /// node-monitor-grace-period and evicts its pods after the toleration.
-    pub(in crate::world) fn fail_node(&mut self, node: NodeId, index: u32, s: &mut Scheduler<Ev>) {
+    pub(in crate::world) fn fail_node(&mut self, node: NodeId, s: &mut Scheduler<Ev>) {
         let ctl = self.ctl();
         let nc = &mut ctl.nodes[node.index()];
         if !nc.alive {
@@ -20,7 +20,6 @@ impl World<'_> {
         nc.scheduled = false;
         nc.running = false;
         let grace = ctl.params.node_monitor_grace_ns;
-        let _ = index;
         let gen = self.ctl().nodes[node.index()].gen;
         self.lb_answers(node, s.now().as_nanos());
         self.at(s, grace, Ev::NodeNotReady { node, gen });
@@ -59,7 +58,7 @@ impl World<'_> {
     }
 
     /// Node `node` is back: it reports Ready, its kube-proxy syncs in full.
-    pub(in crate::world) fn recover_node(&mut self, node: NodeId, _index: u32, s: &mut Scheduler<Ev>) {
+    pub(in crate::world) fn recover_node(&mut self, node: NodeId, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let ctl = self.ctl();
         let nc = &mut ctl.nodes[node.index()];
