@@ -65,6 +65,11 @@ pub struct DnsParams {
     pub cache_service_time: Dist,
     /// Queries one node's cache works on at once.
     pub cache_concurrency: u32,
+    /// Whether a client pod sends its queries from one long-lived UDP
+    /// socket (one conntrack entry, hence one DNAT, while it keeps
+    /// querying within the UDP timeout) rather than a new socket per query
+    /// (glibc's `res_send`).
+    pub persistent_socket: bool,
 }
 
 impl Default for DnsParams {
@@ -80,6 +85,7 @@ impl Default for DnsParams {
             cache_ttl_ns: 5_000_000_000,
             cache_service_time: Dist::Constant(20_000),
             cache_concurrency: 1,
+            persistent_socket: false,
         }
     }
 }

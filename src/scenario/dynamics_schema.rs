@@ -258,6 +258,7 @@ pub struct SyncToml {
     pub ipvs_base: Duration,
     pub ebpf_entry: Duration,
     pub ebpf_base: Duration,
+    pub conntrack_cleanup: bool,
 }
 
 impl Default for SyncToml {
@@ -277,6 +278,7 @@ impl Default for SyncToml {
             ipvs_base: Duration(p.ipvs_base_ns),
             ebpf_entry: Duration(p.ebpf_entry_ns),
             ebpf_base: Duration(p.ebpf_base_ns),
+            conntrack_cleanup: p.conntrack_cleanup,
         }
     }
 }
@@ -298,6 +300,7 @@ impl SyncToml {
             ipvs_base_ns: self.ipvs_base.ns(),
             ebpf_entry_ns: self.ebpf_entry.ns(),
             ebpf_base_ns: self.ebpf_base.ns(),
+            conntrack_cleanup: self.conntrack_cleanup,
         }
     }
 }

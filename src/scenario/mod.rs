@@ -554,6 +554,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             cache_ttl_ns: d.cache_ttl.ns(),
             cache_service_time: d.cache_service_time.0,
             cache_concurrency: d.cache_concurrency.max(1),
+            persistent_socket: d.persistent_socket.unwrap_or(false),
         },
         changes: changes::resolve(ctx, &timeline, &cluster)?,
         control: sc.control_plane.clone().unwrap_or_default().params(),

@@ -523,6 +523,10 @@ pub struct DnsToml {
     /// into run.toml when there are changes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lameduck: Option<Duration>,
+    /// Clients query from one long-lived UDP socket (written to run.toml
+    /// when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent_socket: Option<bool>,
 }
 
 impl Default for DnsToml {
@@ -541,6 +545,7 @@ impl Default for DnsToml {
             cache_service_time: DistText(p.cache_service_time),
             cache_concurrency: p.cache_concurrency,
             lameduck: None,
+            persistent_socket: None,
         }
     }
 }

@@ -37,6 +37,7 @@ healthy_threshold = 2
 
 [dns]
 lameduck = "5s"
+persistent_socket = true
 
 [sweep]
 "cluster.nodes" = [1, 2]

@@ -305,3 +305,18 @@ fn coredns_without_lameduck_stalls_lookups_while_it_rolls() {
     assert!(f(&at("5s"), "latency_p99_us") < 100_000.0, "lameduck hides the rollout: {:?}", at("5s"));
     assert_eq!(at("0s")["failed"], "0", "within the 10 s timeout every request gets through");
 }
+
+#[test]
+fn kube_proxy_s_udp_conntrack_cleanup_prevents_the_dns_black_hole() {
+    let (_t, out) = run_ok_shipped("workloads/dynamics/coredns-blackhole.toml");
+    let s = csv(&out.join("summary.csv"));
+    let at = |cleanup: &str| s.iter().find(|r| r["proxy.sync.conntrack_cleanup"] == cleanup).unwrap().clone();
+    assert_eq!(at("true")["failed"], "0", "entries to the old CoreDNS pods are deleted after each sync");
+    // Without the cleanup every client's socket keeps its old DNAT: once
+    // its CoreDNS pod exits (5 s lameduck after the rollout starts), its
+    // lookups vanish until the run ends.
+    let (failed, requests) = (f(&at("false"), "failed"), f(&at("false"), "requests"));
+    assert!(failed > 0.4 * requests, "black hole: {failed} of {requests} failed");
+    let series = csv(&out.join("timeseries_failures.csv"));
+    assert!(series.iter().all(|r| f(r, "time_s") > 10.0), "nothing fails before the old pods exit");
+}

@@ -173,6 +173,7 @@ impl Default for ControlParams {
 /// | `ipvs_base_ns` | 20 ms | estimate |
 /// | `ebpf_entry_ns` | 5 us | estimate: one BPF map update per changed endpoint or frontend |
 /// | `ebpf_base_ns` | 1 ms | estimate |
+/// | `conntrack_cleanup` | true | kube-proxy pkg/proxy/conntrack/cleanup.go: after a successful sync, UDP entries to endpoints that no longer serve are deleted (TCP never) |
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncParams {
     /// minSyncPeriod [ns].
@@ -201,6 +202,9 @@ pub struct SyncParams {
     pub ebpf_entry_ns: u64,
     /// eBPF fixed time per sync [ns].
     pub ebpf_base_ns: u64,
+    /// Whether kube-proxy deletes, after a sync, the UDP conntrack entries
+    /// whose DNAT names an endpoint that no longer serves.
+    pub conntrack_cleanup: bool,
 }
 
 impl Default for SyncParams {
@@ -219,6 +223,7 @@ impl Default for SyncParams {
             ipvs_base_ns: 20_000_000,
             ebpf_entry_ns: 5_000,
             ebpf_base_ns: 1_000_000,
+            conntrack_cleanup: true,
         }
     }
 }

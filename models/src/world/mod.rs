@@ -422,6 +422,10 @@ pub struct World<'c> {
     pub(crate) upstream_rr: HashMap<(PodId, SpId), u32>,
     /// NodeLocal DNSCache: (node, name id) -> expiry [ns].
     pub(crate) dns_cache: HashMap<(NodeId, u32), u64>,
+    /// Each client pod's long-lived DNS socket (`[dns] persistent_socket`):
+    /// the kube-dns endpoint its conntrack entry DNATs to, and its last use
+    /// [ns]. Probed, and pruned by kube-proxy's conntrack cleanup.
+    pub(crate) dns_sockets: HashMap<PodId, (EpId, u64)>,
     /// The cache server of each node, created on first use.
     pub(crate) cache_servers: HashMap<NodeId, ServerId>,
     pub(crate) flows: Vec<FlowRt>,
@@ -525,6 +529,7 @@ impl<'c> World<'c> {
             upstream_rr: HashMap::new(),
             dns_cache: HashMap::new(),
             cache_servers: HashMap::new(),
+            dns_sockets: HashMap::new(),
             flows: rts,
             servers: Vec::new(),
             server_index: HashMap::new(),

@@ -86,18 +86,31 @@ impl World<'_> {
         if netfilter && self.conntrack_refuses(node, now) {
             return self.query_lost(req, Failure::ConntrackFull, s);
         }
-        let d = match self.decide(flow, node, sp, Entry::ClusterIp, src, vip, now) {
+        let udp_timeout = self.params.node.udp_timeout_ns;
+        let kept = self.dns_sockets.get(&pod).filter(|&&(_, last)| now < last + udp_timeout).map(|&(ep, _)| ep);
+        let decision = match kept {
+            // The long-lived socket's conntrack entry still holds its DNAT.
+            Some(ep) => Decision::Endpoint(crate::proxy::Dnat { endpoint: ep, cost: Default::default() }),
+            None => self.decide(flow, node, sp, Entry::ClusterIp, src, vip, now),
+        };
+        let d = match decision {
             Decision::Endpoint(d) => d,
             // kube-dns without an endpoint (only while CoreDNS is replaced):
             // the query is refused and the resolver tries again.
             _ => return self.query_lost(req, Failure::NoEndpoints, s),
         };
+        if self.params.dns.persistent_socket {
+            self.dns_sockets.insert(pod, (d.endpoint, now));
+        }
         let ep = self.state.endpoint(cl, sp, d.endpoint);
         let ep_node = self.state.loc[ep.pod.index()].node;
         if self.land(ep.pod) != super::fate::Landing::At(ep.pod) {
-            // Rules not yet synced sent it to a CoreDNS pod that is gone
-            // (or whose node is lost): no answer, the resolver asks again.
-            self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, now);
+            // Rules not yet synced (or a socket's stale conntrack entry)
+            // sent it to a CoreDNS pod that is gone (or whose node is
+            // lost): no answer, the resolver asks again.
+            if kept.is_none() {
+                self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, now);
+            }
             return self.query_lost(req, Failure::Timeout, s);
         }
         let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };

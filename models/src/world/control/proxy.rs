@@ -191,6 +191,7 @@ impl World<'_> {
             }
         }
         self.state.synced[node.index()] = new;
+        self.conntrack_cleanup(node);
         self.lb_answers(node, now);
         self.reschedule(node, s);
     }
@@ -234,5 +235,24 @@ impl World<'_> {
         }
         let gen = nc.gen;
         self.sync_start(node, gen, true, s);
+    }
+
+    /// kube-proxy's conntrack cleanup after a sync on `node`: the UDP
+    /// entries of the node's pods whose DNAT names a kube-dns endpoint that
+    /// no longer serves in the node's new rules are deleted (the next query
+    /// is DNATed afresh). Without it a long-lived socket keeps sending to a
+    /// gone CoreDNS pod while it keeps querying: the DNS black hole.
+    fn conntrack_cleanup(&mut self, node: NodeId) {
+        let cl = self.cluster;
+        let on = self.control.as_deref().is_some_and(|c| c.sync.conntrack_cleanup);
+        let (Some(svc), true, false) = (cl.dns_service, on, self.dns_sockets.is_empty()) else { return };
+        let Some(sp) = cl.service_port(svc, 53, crate::cluster::Protocol::Udp) else { return };
+        let view = self.state.view(cl, sp, node);
+        let serving = view.cluster();
+        let loc = &self.state.loc;
+        // (Deletion only: the order of the walk cannot reach the output.)
+        self.dns_sockets.retain(|pod, &mut (ep, _)| {
+            loc[pod.index()].node != node || (0..serving.len()).any(|i| serving.get(i) == ep)
+        });
     }
 }
