@@ -28,6 +28,19 @@ pub(super) const PROGRAMMING: [&str; 13] = [
     "within_30s",
 ];
 
+/// The columns of `pods.csv`.
+pub(super) const PODS: [&str; 6] = ["time_s", "namespace", "pod", "node", "pod_ip", "step"];
+
+/// `pods.csv` rows of one run: every step of every pod's life during it.
+pub(super) fn pod_steps(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Results) -> Result<(), String> {
+    let Some(c) = &res.control else { return Ok(()) };
+    for &(at, pod, step) in &c.steps {
+        let (ns, name, ip, node) = pod_info(cl, res, pod);
+        t.row(pre, &[secs(at), ns, name, node, ip.to_string(), step.to_string()])?;
+    }
+    Ok(())
+}
+
 /// The columns of `timeseries_failures.csv`.
 pub(super) const FAILURE_SERIES: [&str; 4] = ["flow", "time_s", "reason", "failed"];
 

@@ -168,6 +168,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
 
     let mut programming = Table::new(dir, "programming.csv", keys, &dynamics::PROGRAMMING)?;
     let mut failure_series = Table::new(dir, "timeseries_failures.csv", keys, &dynamics::FAILURE_SERIES)?;
+    let mut pods = Table::new(dir, "pods.csv", keys, &dynamics::PODS)?;
     for (run, res) in runs {
         let pre = &run.values;
         let p = run.prepared;
@@ -376,10 +377,22 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         write_cluster(&mut cluster_t, pre, cl, res)?;
         dynamics::programming(&mut programming, pre, res)?;
         dynamics::failure_series(&mut failure_series, pre, res)?;
+        dynamics::pod_steps(&mut pods, pre, cl, res)?;
     }
-    for t in
-        [summary, hops, endpoints, balance, failures, sources, services, cluster_t, series, programming, failure_series]
-    {
+    for t in [
+        summary,
+        hops,
+        endpoints,
+        balance,
+        failures,
+        sources,
+        services,
+        cluster_t,
+        series,
+        programming,
+        failure_series,
+        pods,
+    ] {
         t.finish()?;
     }
     write_run_toml(loaded, dir)?;

@@ -320,3 +320,26 @@ fn kube_proxy_s_udp_conntrack_cleanup_prevents_the_dns_black_hole() {
     let series = csv(&out.join("timeseries_failures.csv"));
     assert!(series.iter().all(|r| f(r, "time_s") > 10.0), "nothing fails before the old pods exit");
 }
+
+#[test]
+fn pods_csv_tells_each_pod_s_story_in_order() {
+    let (_t, out) = run_text(&ROLLING.replace("PRE_STOP", "2s"), &[]);
+    let steps = csv(&out.join("pods.csv"));
+    let of = |pod: &str| -> Vec<(f64, String)> {
+        steps.iter().filter(|r| r["pod"] == pod).map(|r| (f(r, "time_s"), r["step"].clone())).collect()
+    };
+    // An old pod: deleted during the rollout, SIGTERM after its 2 s
+    // preStop, exits (nothing in flight), gone a second later (sandbox
+    // teardown).
+    let old = of("web-0");
+    let names: Vec<&str> = old.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(names, ["deleted", "sigterm", "exited", "gone"], "{old:?}");
+    assert!(old[0].0 >= 5.0, "deleted after the rollout began: {old:?}");
+    assert!((old[1].0 - old[0].0 - 2.0).abs() < 1e-3, "preStop 2 s: {old:?}");
+    assert!((old[3].0 - old[2].0 - 1.0).abs() < 1e-3, "teardown 1 s: {old:?}");
+    // A new one: scheduled, started, then ready at its first probe.
+    let new: Vec<String> = of("web-6").into_iter().map(|(_, s)| s).collect();
+    assert_eq!(&new[..3], ["scheduled", "started", "ready"]);
+    let times: Vec<f64> = steps.iter().map(|r| f(r, "time_s")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+}

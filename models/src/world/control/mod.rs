@@ -187,6 +187,9 @@ pub struct ControlResults {
     pub extra_endpoints: Vec<Vec<crate::cluster::Endpoint>>,
     /// Per Service port: whether its endpoints changed during the run.
     pub changed_ports: Vec<bool>,
+    /// Every step of every pod's life during the run: (time [ns], pod,
+    /// step), in time order.
+    pub steps: Vec<(u64, PodId, &'static str)>,
     /// EndpointSlices at the end: per Service port with endpoints, its
     /// listed endpoints in slices of `max_endpoints_per_slice`.
     pub slices: u64,
@@ -238,6 +241,9 @@ pub(crate) struct Control {
     pub lb: std::collections::BTreeMap<SpId, crate::world::lb::LbHealth>,
     /// Names of the pods created at run time.
     names: Vec<String>,
+    /// Every step of every pod's life during the run: (time [ns], pod,
+    /// step), in event order (`pods.csv`).
+    pub steps: Vec<(u64, PodId, &'static str)>,
     /// Round-robin placement cursor.
     next_rr: u64,
     /// Service ports that exist and endpoints listed, for sync costs.
@@ -355,6 +361,7 @@ impl Control {
             members,
             pinned: HashMap::new(),
             names: Vec::new(),
+            steps: Vec::new(),
             lb: crate::world::lb::health_of(cl),
             next_rr: cl.pods.len() as u64,
             ports_total,
@@ -396,6 +403,7 @@ impl Control {
                 })
                 .collect(),
             extra_endpoints: (0..cl.service_ports.len()).map(|sp| state.extra(SpId::from_index(sp)).to_vec()).collect(),
+            steps: self.steps.clone(),
             slices: (0..cl.service_ports.len())
                 .map(|sp| {
                     (state.listed(cl, SpId::from_index(sp)) as u64)

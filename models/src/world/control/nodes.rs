@@ -21,6 +21,9 @@ impl World<'_> {
         nc.running = false;
         let grace = ctl.params.node_monitor_grace_ns;
         let gen = self.ctl().nodes[node.index()].gen;
+        for pod in self.pods_on(node) {
+            self.step(pod, "unreachable", s);
+        }
         self.lb_answers(node, s.now().as_nanos());
         self.at(s, grace, Ev::NodeNotReady { node, gen });
     }

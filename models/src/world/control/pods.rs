@@ -7,6 +7,12 @@ use emu_engine::Scheduler;
 use super::*;
 
 impl World<'_> {
+    /// Notes step `what` of `pod`'s life now (`pods.csv`).
+    pub(in crate::world) fn step(&mut self, pod: PodId, what: &'static str, s: &Scheduler<Ev>) {
+        let now = s.now().as_nanos();
+        self.ctl().steps.push((now, pod, what));
+    }
+
     /// The pods on `node` that are not being deleted, in id order.
     pub(in crate::world) fn pods_on(&self, node: NodeId) -> Vec<PodId> {
         let ctl = self.control.as_ref().unwrap();
@@ -119,6 +125,7 @@ impl World<'_> {
             eps.push((sp, ep));
         }
         self.ctl().pods[id.index()].eps = eps;
+        self.step(id, "scheduled", s);
         self.at(s, start, Ev::PodStarted { pod: id });
     }
 
@@ -162,6 +169,7 @@ impl World<'_> {
         };
         self.state.loc[pod.index()].ip = ip;
         self.state.ip_owner.insert(ip, Some(pod));
+        self.step(pod, "started", s);
         let w = self.ctl().pods[pod.index()].workload as usize;
         let lc = &cl.workloads[w].lifecycle;
         let app = lc.app_start.sample(&mut self.ctl().rng);
@@ -247,6 +255,7 @@ impl World<'_> {
     /// The kubelet reports `pod` Ready (or not).
     pub(in crate::world) fn set_ready(&mut self, pod: PodId, ready: bool, now: u64, s: &mut Scheduler<Ev>) {
         let cl = self.cluster;
+        self.step(pod, if ready { "ready" } else { "not_ready" }, s);
         let pr = &mut self.ctl().pods[pod.index()];
         pr.ready = ready;
         if !ready {
@@ -296,6 +305,7 @@ impl World<'_> {
             return;
         }
         self.ctl().pods[pod.index()].state = PodState::Terminating { sigterm_ns: now + pre_stop, kill_ns: now + grace };
+        self.step(pod, "deleted", s);
         self.slice_update(pod, now, s);
         self.at(s, pre_stop, Ev::Sigterm { pod });
         self.at(s, grace, Ev::Kill { pod });
@@ -304,6 +314,9 @@ impl World<'_> {
     /// SIGTERM reaches `pod`'s application: it stops accepting new
     /// connections and exits once its in-flight requests are done.
     pub(in crate::world) fn sigterm(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
+        if matches!(self.ctl().pods[pod.index()].state, PodState::Terminating { .. }) {
+            self.step(pod, "sigterm", s);
+        }
         let pr = &self.ctl().pods[pod.index()];
         if matches!(pr.state, PodState::Terminating { .. }) && pr.inflight == 0 {
             self.pod_exit(pod, s);
@@ -313,6 +326,7 @@ impl World<'_> {
     /// The grace period of `pod` is over: SIGKILL.
     pub(in crate::world) fn kill(&mut self, pod: PodId, s: &mut Scheduler<Ev>) {
         if matches!(self.ctl().pods[pod.index()].state, PodState::Terminating { .. }) {
+            self.step(pod, "sigkill", s);
             self.pod_exit(pod, s);
         }
     }
@@ -345,6 +359,7 @@ impl World<'_> {
         }
         pr.state = PodState::Exited;
         pr.ready = false;
+        self.step(pod, "exited", s);
         self.slice_update(pod, now, s);
         self.at(s, teardown, Ev::Teardown { pod });
     }
@@ -355,6 +370,7 @@ impl World<'_> {
         let now = s.now().as_nanos();
         let cl = self.cluster;
         let loc = self.state.loc[pod.index()];
+        self.step(pod, "gone", s);
         if self.ctl().nodes[loc.node.index()].alive && loc.ip.0 != 0 {
             let off = cl.nodes[loc.node.index()].pod_cidr.offset(loc.ip) as u32;
             self.ipam(loc.node).release(off);
