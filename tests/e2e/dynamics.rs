@@ -343,3 +343,49 @@ fn pods_csv_tells_each_pod_s_story_in_order() {
     let times: Vec<f64> = steps.iter().map(|r| f(r, "time_s")).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
 }
+
+#[test]
+fn vanished_syns_keep_ipvs_connection_counts_balanced() {
+    // Least-connection IPVS counts every connection it scheduled until it
+    // closes: SYNs DNATed to a pod on a lost node vanish, are retransmitted
+    // to the same endpoint (their conntrack entry holds the DNAT) and given
+    // up; each must be counted out once (the debug build panics on an
+    // underflow), and lc then steers around the endpoint that holds them.
+    let text = r#"
+[cluster]
+nodes = 3
+[proxy]
+mode = "ipvs"
+[proxy.ipvs]
+scheduler = "lc"
+[[pods]]
+name = "web"
+replicas = 3
+labels = { app = "web" }
+ports = [8080]
+[[pods]]
+name = "client"
+labels = { role = "client" }
+node = "node-0"
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "f"
+from = "client"
+to = "http://web:80"
+rate = 200
+duration = "20s"
+timeout = "3s"
+[[changes]]
+at = "5s"
+fail_node = "node-2"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let fails = csv(&out.join("failures.csv"));
+    let timeouts: f64 = fails.iter().find(|r| r["reason"] == "timeout").unwrap()["count"].parse().unwrap();
+    assert!(timeouts > 0.0, "connections to the lost pod time out");
+    let s = csv(&out.join("summary.csv"));
+    assert!(f(row(&s, "flow", "f"), "completed") > 0.8 * f(row(&s, "flow", "f"), "requests"));
+}

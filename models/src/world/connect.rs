@@ -190,8 +190,8 @@ impl World<'_> {
     ) -> Option<Opening> {
         let now = s.now().as_nanos();
         let landing = self.land(open.server_pod);
-        if let (Landing::Unassigned(_) | Landing::Lost, Some(sp)) = (landing, sp) {
-            // The entry node decided; the proxy hears the connection went nowhere.
+        if let (Landing::Unassigned(_), Some(sp)) = (landing, sp) {
+            // The entry node decided; the proxy hears the connection failed.
             self.proxy.closed(origin.node, sp, open.entry, open.ep.expect("the proxy decided"), now);
         }
         match landing {
@@ -204,8 +204,10 @@ impl World<'_> {
                 None
             }
             Landing::Lost => {
-                if let (Some(ep), Some(ctl)) = (open.ep.filter(|_| sp.is_some()), self.control.as_deref_mut()) {
-                    ctl.pinned.insert(req, ep);
+                // The proxy keeps counting the connection (its entry waits in
+                // SYN_SENT) until it is answered or given up (`drop_req`).
+                if let (Some(ep), Some(sp), Some(ctl)) = (open.ep, sp, self.control.as_deref_mut()) {
+                    ctl.pinned.insert(req, super::control::Pin { ep, sp, node: origin.node, entry: open.entry });
                 }
                 self.syn_lost(req, Failure::Timeout, s);
                 None
@@ -371,7 +373,7 @@ impl World<'_> {
         let decision = match pinned {
             // A retransmission of a SYN that vanished: its conntrack entry
             // holds the DNAT, no rule is walked again.
-            Some(ep) => Decision::Endpoint(Dnat { endpoint: ep, cost: FirstPacket::default() }),
+            Some(pin) => Decision::Endpoint(Dnat { endpoint: pin.ep, cost: FirstPacket::default() }),
             None => self.decide(flow, cnode, sp, entry, origin.ip, dest, now),
         };
         let d = match decision {

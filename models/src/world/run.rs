@@ -754,6 +754,10 @@ impl World<'_> {
     /// Frees a request and any connection it holds (never back to a pool).
     pub(super) fn drop_req(&mut self, req: ReqId) {
         let r = self.reqs.remove(req);
+        if let Some(pin) = self.control.as_deref_mut().and_then(|c| c.pinned.remove(&req)) {
+            // A SYN that vanished and was never answered: given up.
+            self.proxy.closed(pin.node, pin.sp, pin.entry, pin.ep, self.now_ns);
+        }
         for c in [r.conn, r.dns_conn, r.up_conn].into_iter().flatten() {
             self.close_conn(c);
         }

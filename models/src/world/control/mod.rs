@@ -87,6 +87,21 @@ impl PodRt {
     }
 }
 
+/// A vanished SYN's DNAT, held by its conntrack entry for the
+/// retransmissions; the deciding proxy counts the connection until it is
+/// answered or given up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pin {
+    /// The endpoint.
+    pub ep: EpId,
+    /// Its Service port.
+    pub sp: SpId,
+    /// The node whose proxy decided.
+    pub node: NodeId,
+    /// How the connection arrived there.
+    pub entry: crate::proxy::Entry,
+}
+
 /// A workload's run-time state.
 #[derive(Clone, Debug)]
 pub(crate) struct WorkloadRt {
@@ -236,7 +251,7 @@ pub(crate) struct Control {
     members: Vec<Vec<(SpId, u16)>>,
     /// Requests whose Service SYN vanished (a lost node): the endpoint it
     /// was DNATed to, which its conntrack entry pins for the retransmissions.
-    pub pinned: HashMap<ReqId, EpId>,
+    pub pinned: HashMap<ReqId, Pin>,
     /// The load balancer's health view of every LoadBalancer Service port.
     pub lb: std::collections::BTreeMap<SpId, crate::world::lb::LbHealth>,
     /// Names of the pods created at run time.
