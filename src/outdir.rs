@@ -18,9 +18,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
 /// Every file a run writes into its directory, besides `manifests/`.
-pub const RESULT_FILES: [&str; 12] = [
+pub const RESULT_FILES: [&str; 13] = [
     "programming.csv",
     "timeseries_failures.csv",
+    "pods.csv",
     "summary.csv",
     "hops.csv",
     "endpoints.csv",
