@@ -58,16 +58,6 @@ impl Latency {
         }
     }
 
-    /// The share of values at most `ns` (within the histogram's 0.1%); 0
-    /// when empty.
-    pub fn fraction_at_most(&self, ns: u64) -> f64 {
-        if self.h.is_empty() {
-            0.0
-        } else {
-            self.h.count_between(0, ns) as f64 / self.h.len() as f64
-        }
-    }
-
     /// Largest value [ns], within 0.1%; 0 when empty.
     pub fn max_ns(&self) -> u64 {
         if self.h.is_empty() {

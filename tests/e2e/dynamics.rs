@@ -389,3 +389,44 @@ fail_node = "node-2"
     let s = csv(&out.join("summary.csv"));
     assert!(f(row(&s, "flow", "f"), "completed") > 0.8 * f(row(&s, "flow", "f"), "requests"));
 }
+
+#[test]
+fn a_lost_node_s_pods_are_evicted_after_the_toleration_and_replaced_elsewhere() {
+    let text = r#"
+[cluster]
+nodes = 3
+[[pods]]
+name = "web"
+replicas = 3
+labels = { app = "web" }
+ports = [8080]
+[[pods]]
+name = "client"
+labels = { role = "client" }
+node = "node-0"
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "f"
+from = "client"
+to = "http://web:80"
+rate = 2
+duration = "400s"
+[[changes]]
+at = "10s"
+fail_node = "node-1"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let steps = csv(&out.join("pods.csv"));
+    let lost: Vec<_> = steps.iter().filter(|r| r["pod"] == "web-1").collect();
+    let names: Vec<&str> = lost.iter().map(|r| r["step"].as_str()).collect();
+    // Unreachable at once; deleted after node-monitor-grace-period (50 s)
+    // and the 300 s toleration; no kubelet runs its shutdown.
+    assert_eq!(names, ["unreachable", "deleted"], "{lost:?}");
+    assert!((f(lost[1], "time_s") - 360.0).abs() < 1e-3, "{lost:?}");
+    let new: Vec<_> = steps.iter().filter(|r| r["pod"] == "web-3").collect();
+    assert!(!new.is_empty() && new.iter().all(|r| r["node"] != "node-1"), "replaced on a running node: {new:?}");
+    assert_eq!(new[0]["step"], "scheduled");
+}

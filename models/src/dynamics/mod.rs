@@ -28,8 +28,9 @@ pub struct Change {
 /// What a change does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChangeKind {
-    /// A new pod template for workload `0`: every pod replaced by a
-    /// rolling update (maxSurge, maxUnavailable, minReadySeconds).
+    /// A new pod template for the workload (index into
+    /// `Cluster::workloads`): every pod replaced by a rolling update
+    /// (maxSurge, maxUnavailable, minReadySeconds).
     Rollout(u32),
     /// Workload `workload` scaled to `replicas`.
     Scale {

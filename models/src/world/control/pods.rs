@@ -307,6 +307,12 @@ impl World<'_> {
         self.ctl().pods[pod.index()].state = PodState::Terminating { sigterm_ns: now + pre_stop, kill_ns: now + grace };
         self.step(pod, "deleted", s);
         self.slice_update(pod, now, s);
+        let node = self.state.loc[pod.index()].node;
+        if !self.ctl().nodes[node.index()].alive {
+            // Evicted from a lost node: no kubelet runs its shutdown; it
+            // stays terminating (its workload replaces it elsewhere).
+            return;
+        }
         self.at(s, pre_stop, Ev::Sigterm { pod });
         self.at(s, grace, Ev::Kill { pod });
     }

@@ -113,8 +113,9 @@ impl World<'_> {
 
     /// Node `node`'s kube-proxy starts a sync: it reads what reached it
     /// (versions published at least its watch lag ago) and writes rules
-    /// for a time that depends on the mode and on what changed.
-    pub(in crate::world) fn sync_start(&mut self, node: NodeId, gen: u32, full_requested: bool, s: &mut Scheduler<Ev>) {
+    /// for a time that depends on the mode and on what changed. A
+    /// `periodic` sync (syncPeriod) runs even with nothing new.
+    pub(in crate::world) fn sync_start(&mut self, node: NodeId, gen: u32, periodic: bool, s: &mut Scheduler<Ev>) {
         let now = s.now().as_nanos();
         let synced = self.state.synced[node.index()];
         let ctl = self.control.as_mut().unwrap();
@@ -130,7 +131,7 @@ impl World<'_> {
         let seen = now.saturating_sub(nc.lag_ns);
         let frontier = ctl.log.partition_point(|p| p.at_ns <= seen) as u64;
         let full = now >= nc.next_full;
-        if frontier <= synced && !full_requested {
+        if frontier <= synced && !periodic {
             return self.reschedule(node, s);
         }
         // The distinct ports changed since the last sync, and the endpoints
