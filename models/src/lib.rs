@@ -18,6 +18,7 @@ pub mod dynamics;
 pub mod ids;
 pub mod node;
 pub mod params;
+pub mod policy;
 pub mod proxy;
 pub mod traffic;
 pub mod world;

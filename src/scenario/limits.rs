@@ -13,6 +13,8 @@ pub const MAX_INPUT_BYTES: u64 = 64 << 20;
 /// Most Services a `count` may make (emu's limit: 100x Kubernetes'
 /// tested 10,000).
 pub const MAX_SERVICES: u32 = 1_000_000;
+/// Most NetworkPolicy objects a scenario may declare (emu's limit).
+pub const MAX_POLICIES: u32 = 1_000_000;
 
 /// Most flows a `count` may make.
 pub const MAX_FLOWS: u32 = 100_000;

@@ -25,6 +25,7 @@ use emu_models::cluster::{
     TrafficPolicy,
 };
 use emu_models::dynamics::{IntOrPercent, Lifecycle, Probe};
+use emu_models::policy::LabelSelector;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -39,6 +40,10 @@ pub struct Loaded {
     pub services: Vec<ServiceSpec>,
     /// Ingresses.
     pub ingresses: Vec<IngressSpec>,
+    /// Namespace objects' labels.
+    pub namespace_labels: Vec<(String, Labels)>,
+    /// NetworkPolicy objects.
+    pub network_policies: Vec<emu_models::policy::NetworkPolicySpec>,
     /// Kinds skipped and fields not modelled.
     pub warnings: Vec<String>,
 }
@@ -238,16 +243,12 @@ struct ClientIpConfig {
     timeout_seconds: Option<u32>,
 }
 
+/// A Service's selector (a plain map) or a Deployment's (a LabelSelector).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Selector {
-    Labels {
-        #[serde(rename = "matchLabels")]
-        match_labels: BTreeMap<String, String>,
-        #[serde(default, rename = "matchExpressions")]
-        match_expressions: Vec<serde_ignored_value::Any>,
-    },
     Map(BTreeMap<String, String>),
+    Full(super::netpol::SelectorY),
 }
 
 mod serde_ignored_value {
@@ -344,7 +345,8 @@ fn protocol(o: &Origin, p: &Option<String>) -> Result<Protocol, String> {
     match p.as_deref() {
         None | Some("TCP") => Ok(Protocol::Tcp),
         Some("UDP") => Ok(Protocol::Udp),
-        Some(other) => Err(format!("{o}: protocol `{other}` is not modelled (TCP or UDP)")),
+        Some("SCTP") => Ok(Protocol::Sctp),
+        Some(other) => Err(format!("{o}: protocol `{other}` is not modelled (TCP, UDP or SCTP)")),
     }
 }
 
@@ -594,6 +596,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
     // The spec keys of every document, to catch what the typed read skips.
     let keys: Vec<Option<SpecKeys>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
     let mut out = Loaded::default();
+    let mut policies = Vec::new();
     for (i, (doc, keys)) in docs.into_iter().zip(keys).enumerate() {
         let Some(obj) = doc else { continue };
         let kind = obj.kind.value.as_str();
@@ -610,7 +613,11 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
         let namespace = obj.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let spec_line = |s: &Spanned<Spec>| s.referenced.line() as u32;
         match kind {
-            "Namespace" => out.namespaces.push(name),
+            "Namespace" => {
+                out.namespace_labels.push((name.clone(), obj.metadata.labels));
+                out.namespaces.push(name);
+            }
+            "NetworkPolicy" => policies.push(super::netpol::Found { doc: i, origin, name, namespace }),
             "Pod" => {
                 let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
                 let node = spec.value.node_name.clone();
@@ -633,18 +640,14 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let o = Origin { line: spec_line(&spec), ..origin.clone() };
                 let mut s = spec.value;
                 let t = s.template.take().ok_or_else(|| format!("{o}: spec.template is required"))?;
-                let sel: Labels = match s.selector.take() {
-                    Some(Selector::Labels { match_labels, match_expressions }) => {
-                        if !match_expressions.is_empty() {
-                            return Err(format!(
-                                "{o}: spec.selector.matchExpressions is not modelled (use matchLabels)"
-                            ));
-                        }
-                        match_labels
-                    }
-                    _ => return Err(format!("{o}: spec.selector.matchLabels is required")),
+                let sel = match s.selector.take() {
+                    Some(Selector::Full(sel)) => sel.read(&o.file, &o.path, "spec.selector")?,
+                    _ => LabelSelector::default(),
                 };
-                if !sel.iter().all(|(k, v)| t.metadata.labels.get(k) == Some(v)) {
+                if sel.is_empty() {
+                    return Err(format!("{o}: spec.selector needs matchLabels or matchExpressions"));
+                }
+                if !sel.matches(&t.metadata.labels) {
                     return Err(format!("{o}: spec.selector does not match spec.template.metadata.labels"));
                 }
                 let lifecycle = lifecycle(&o, "spec.template.spec", &t.spec, Some(&s), &mut out.warnings)?;
@@ -723,7 +726,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 let selector = match s.selector {
                     None => None,
                     Some(Selector::Map(m)) => Some(m),
-                    Some(Selector::Labels { .. }) => {
+                    Some(Selector::Full(_)) => {
                         return Err(format!("{o}: a Service selector is a plain label map, not matchLabels"))
                     }
                 };
@@ -808,10 +811,13 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             }
             other => {
                 return Err(format!(
-                "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment, Namespace and Ingress)"
+                "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment, Namespace, Ingress and NetworkPolicy)"
             ))
             }
         }
+    }
+    if !policies.is_empty() {
+        out.network_policies = super::netpol::from_yaml(text, &policies)?;
     }
     Ok(out)
 }

@@ -10,6 +10,8 @@ mod expand;
 pub mod limits;
 mod locate;
 pub mod manifests;
+#[allow(missing_docs)]
+pub mod netpol;
 // The TOML structs: every key is documented, with unit, default and
 // source, in docs/scenario.md (one home), not field by field here.
 #[allow(missing_docs)]
@@ -95,6 +97,7 @@ fn proto(p: ProtocolToml) -> Protocol {
     match p {
         ProtocolToml::Tcp => Protocol::Tcp,
         ProtocolToml::Udp => Protocol::Udp,
+        ProtocolToml::Sctp => Protocol::Sctp,
     }
 }
 
@@ -276,6 +279,47 @@ fn check_estimate(ctx: &Ctx, loaded: &Loaded, threads: u64) -> Result<(), String
     limits::refuse(&e, threads).map_err(|(key, msg)| blame(ctx, key, msg))
 }
 
+/// Every namespace's labels, from `cluster.namespaces` and the manifests'
+/// Namespace objects; a namespace labelled twice, differently, is refused.
+fn namespace_labels(
+    ctx: &Ctx,
+    c: &schema::ClusterToml,
+    manifests: Vec<(String, cluster::Labels)>,
+) -> Result<std::collections::BTreeMap<String, cluster::Labels>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, n) in c.namespaces.iter().enumerate() {
+        if let schema::NamespaceToml::Full(f) = n {
+            let k = emu_models::policy::NAMESPACE_NAME_LABEL;
+            if f.labels.get(k).is_some_and(|v| *v != f.name) {
+                return Err(ctx.err(
+                    &format!("cluster.namespaces[{i}].labels"),
+                    format!("`{k}` is set by Kubernetes to the namespace's name, `{}`", f.name),
+                ));
+            }
+            if out.insert(f.name.clone(), f.labels.clone()).is_some() {
+                return Err(
+                    ctx.err(&format!("cluster.namespaces[{i}]"), format!("namespace `{}` is labelled twice", f.name))
+                );
+            }
+        }
+    }
+    for (name, labels) in manifests {
+        match out.get(&name) {
+            Some(l) if *l != labels && !labels.is_empty() => {
+                return Err(format!(
+                    "{}: namespace `{name}` has labels in cluster.namespaces and different ones in a manifest",
+                    ctx.file
+                ))
+            }
+            Some(_) => {}
+            None => {
+                out.insert(name, labels);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Validates one scenario (one sweep point) and builds everything a run needs.
 fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String> {
     sc.sweep.clear();
@@ -291,6 +335,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         let t = limits::read_input(&p, &p.display().to_string()).map_err(|e| ctx.err(&format!("manifests[{i}]"), e))?;
         let l = manifests::load(&p.display().to_string(), &t)?;
         extra.namespaces.extend(l.namespaces);
+        extra.namespace_labels.extend(l.namespace_labels);
+        extra.network_policies.extend(l.network_policies);
         extra.pods.extend(l.pods);
         extra.services.extend(l.services);
         extra.ingresses.extend(l.ingresses);
@@ -300,8 +346,15 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
 
     // Cluster.
     let c = &sc.cluster;
-    let mut namespaces = c.namespaces.clone();
+    let mut namespaces: Vec<String> = c.namespaces.iter().map(|n| n.name().to_string()).collect();
     namespaces.extend(extra.namespaces);
+    let namespace_labels = namespace_labels(ctx, c, extra.namespace_labels)?;
+    let mut network_policies = Vec::new();
+    for (i, p) in expand(ctx, "network_policies", &sc.network_policies, limits::MAX_POLICIES, |p| p.count.take())? {
+        let origin = ctx.origin(format!("network_policies[{i}]"));
+        network_policies.push(netpol::from_toml(origin, &p).map_err(|(key, m)| ctx.err(&key, m))?);
+    }
+    network_policies.extend(extra.network_policies);
     let mut pods = Vec::new();
     for (i, p) in
         expand(ctx, "pods", &sc.pods, u32::try_from(cluster::MAX_PODS).unwrap_or(u32::MAX), |p| p.count.take())?
@@ -450,6 +503,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             PlacementToml::Random => Placement::Random,
         },
         namespaces,
+        namespace_labels,
+        network_policies,
         pods,
         services,
         dns_replicas: sc.dns.replicas,

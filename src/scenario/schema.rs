@@ -64,6 +64,12 @@ pub struct Scenario {
     /// The control plane (resolved into run.toml when there are changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane: Option<super::dynamics_schema::ControlPlaneToml>,
+    /// NetworkPolicy objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_policies: Vec<super::netpol::NetworkPolicyToml>,
+    /// How NetworkPolicy is enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyToml>,
     /// Key path -> values: run the cartesian product of every list.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub sweep: toml::Table,
@@ -84,7 +90,67 @@ pub struct ClusterToml {
     pub node_port_range: PortRange,
     pub load_balancer_cidr: String,
     pub placement: PlacementToml,
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<NamespaceToml>,
+}
+
+/// A namespace: its name, or its name and labels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NamespaceToml {
+    Name(String),
+    Full(NamespaceFull),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceFull {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NamespaceToml {
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        match self {
+            NamespaceToml::Name(n) => n,
+            NamespaceToml::Full(f) => &f.name,
+        }
+    }
+}
+
+/// `[network_policy]`: how NetworkPolicy is enforced and what it costs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkPolicyToml {
+    pub enforcement: EnforcementToml,
+    pub rule_cost: Duration,
+    pub dispatch: Duration,
+    pub set_match: Duration,
+    pub ebpf_lookup: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EnforcementToml {
+    /// eBPF with `[cni] datapath = "ebpf"`, else iptables.
+    Auto,
+    Iptables,
+    Ebpf,
+}
+
+impl Default for NetworkPolicyToml {
+    fn default() -> Self {
+        let i = emu_models::policy::cost::IptablesPolicyParams::default();
+        let e = emu_models::policy::cost::EbpfPolicyParams::default();
+        NetworkPolicyToml {
+            enforcement: EnforcementToml::Auto,
+            rule_cost: Duration(i.rule_ns),
+            dispatch: Duration(i.dispatch_ns),
+            set_match: Duration(i.set_ns),
+            ebpf_lookup: Duration(e.lookup_ns),
+        }
+    }
 }
 
 impl Default for ClusterToml {
@@ -575,6 +641,8 @@ pub enum ProtocolToml {
     Tcp,
     #[serde(rename = "UDP")]
     Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -768,6 +768,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         ingresses.push(Ingress { name: ing.name.clone(), namespace: ns, rules, default_backend });
     }
 
+    let (namespace_labels, policies) = policies(spec, &namespaces, &workloads, &pods)?;
     let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, NodeId::from_index(i))).collect();
     let node_by_bridge_ip = nodes.iter().enumerate().map(|(i, n)| (n.bridge_ip, NodeId::from_index(i))).collect();
     Ok(Cluster {
@@ -778,6 +779,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         ingress_service,
         nodes,
         namespaces,
+        namespace_labels,
+        policies,
         pods,
         dns_service: dns_svc.as_ref().map(|_| SvcId::new(0)),
         services,
@@ -794,6 +797,44 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         service_by_lb_ip,
     })
 }
+
+/// Every namespace's labels (its `kubernetes.io/metadata.name` added) and
+/// the compiled NetworkPolicies.
+fn policies(
+    spec: &ClusterSpec,
+    namespaces: &[String],
+    workloads: &[Workload],
+    pods: &[Pod],
+) -> Result<(Vec<Labels>, crate::policy::Policies), BuildError> {
+    for name in spec.namespace_labels.keys() {
+        if !namespaces.contains(name) {
+            return Err(err(
+                &spec.origin,
+                "namespaces",
+                format!("labels given for namespace `{name}`, which does not exist; declare it in cluster.namespaces"),
+            ));
+        }
+    }
+    let labels: Vec<Labels> = namespaces
+        .iter()
+        .map(|n| {
+            let mut l = spec.namespace_labels.get(n).cloned().unwrap_or_default();
+            l.insert(crate::policy::NAMESPACE_NAME_LABEL.to_string(), n.clone());
+            l
+        })
+        .collect();
+    let wl: Vec<crate::policy::WorkloadLabels> = workloads
+        .iter()
+        .map(|w| crate::policy::WorkloadLabels {
+            namespace: w.namespace,
+            labels: w.pods.first().map_or(&EMPTY_LABELS, |&p| &pods[p.index()].labels),
+        })
+        .collect();
+    let compiled = crate::policy::Policies::compile(&spec.network_policies, namespaces, &labels, &wl)?;
+    Ok((labels, compiled))
+}
+
+static EMPTY_LABELS: Labels = Labels::new();
 
 /// ingress-nginx's controller pods: `app.kubernetes.io/name=ingress-nginx`,
 /// serving `http` 80 and `https` 443.

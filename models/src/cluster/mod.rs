@@ -173,6 +173,10 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Namespace names; index 0 is `default`, 1 is `kube-system`.
     pub namespaces: Vec<String>,
+    /// Each namespace's labels, `kubernetes.io/metadata.name` included.
+    pub namespace_labels: Vec<Labels>,
+    /// The NetworkPolicies, compiled.
+    pub policies: crate::policy::Policies,
     /// Pods.
     pub pods: Vec<Pod>,
     /// Services.
@@ -301,6 +305,8 @@ pub mod testing {
             load_balancer_cidr: "203.0.113.0/24".parse().unwrap(),
             placement: Placement::RoundRobin,
             namespaces: vec![],
+            namespace_labels: Default::default(),
+            network_policies: vec![],
             pods: vec![],
             services: vec![],
             dns_replicas: 1,

@@ -74,6 +74,8 @@ pub enum Protocol {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP (ports and policies only: no flow sends it).
+    Sctp,
 }
 
 impl fmt::Display for Protocol {
@@ -81,6 +83,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
         })
     }
 }
@@ -269,6 +272,11 @@ pub struct ClusterSpec {
     pub placement: Placement,
     /// Namespaces besides `default` and `kube-system`.
     pub namespaces: Vec<String>,
+    /// Labels of namespaces (any, `default` and `kube-system` included);
+    /// `kubernetes.io/metadata.name` is added to every namespace.
+    pub namespace_labels: BTreeMap<String, Labels>,
+    /// NetworkPolicy objects.
+    pub network_policies: Vec<crate::policy::NetworkPolicySpec>,
     /// Pods and pod templates.
     pub pods: Vec<PodSpec>,
     /// Services.

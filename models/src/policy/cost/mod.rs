@@ -1,0 +1,63 @@
+//! What enforcing NetworkPolicy costs on a connection's first packet: one
+//! trait, one file per enforcing implementation, and a contract every
+//! model passes (`contract.rs`).
+//!
+//! Only a connection's first packet pays (a new UDP flow's first datagram
+//! too): everything after it, replies included, matches the conntrack
+//! entry the first packet created (Calico's `-m conntrack --ctstate
+//! RELATED,ESTABLISHED -j ACCEPT` ahead of its policy chains; Cilium's
+//! connection tracker ahead of its policy map). A check runs on the source
+//! pod's node (egress) and on the destination pod's node (ingress), each
+//! charged to that node's CPU. When a scenario has no policy at all,
+//! nothing is checked and nothing is charged.
+
+mod ebpf;
+mod iptables;
+
+#[cfg(test)]
+mod contract;
+
+pub use ebpf::EbpfPolicyParams;
+pub use iptables::IptablesPolicyParams;
+
+use super::Verdict;
+
+/// An enforcing implementation's cost model.
+pub trait PolicyModel {
+    /// The work [ns] of one check that reached `verdict` (one direction,
+    /// on one node).
+    fn check_ns(&self, verdict: &Verdict) -> u64;
+    /// Its name in output files and errors.
+    fn name(&self) -> &'static str;
+}
+
+/// The enforcing implementation a scenario uses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Enforcer {
+    /// Calico-style iptables chains per pod.
+    Iptables(IptablesPolicyParams),
+    /// Cilium-style eBPF policy maps.
+    Ebpf(EbpfPolicyParams),
+}
+
+impl Default for Enforcer {
+    fn default() -> Self {
+        Enforcer::Iptables(IptablesPolicyParams::default())
+    }
+}
+
+impl PolicyModel for Enforcer {
+    #[inline]
+    fn check_ns(&self, verdict: &Verdict) -> u64 {
+        match self {
+            Enforcer::Iptables(p) => p.check_ns(verdict),
+            Enforcer::Ebpf(p) => p.check_ns(verdict),
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Enforcer::Iptables(p) => p.name(),
+            Enforcer::Ebpf(p) => p.name(),
+        }
+    }
+}
