@@ -9,9 +9,11 @@
 //!   [`scenario::limits`].
 //! - [`report`]: runs every point and writes the CSV files.
 //! - [`outdir`]: what may be replaced by results, written atomically.
+//! - [`reach`]: the NetworkPolicy reachability matrix (`emu reach`).
 
 #![warn(missing_docs)]
 
 pub mod outdir;
+pub mod reach;
 pub mod report;
 pub mod scenario;

@@ -66,6 +66,30 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         replications: Option<u32>,
     },
+    /// Print who can reach whom under the scenario's NetworkPolicies (and
+    /// write reach.csv).
+    Reach {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Only this destination port [default: every port the pods listen on].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Only this protocol: TCP, UDP or SCTP [default: TCP with --port,
+        /// every protocol otherwise].
+        #[arg(long)]
+        protocol: Option<String>,
+        /// Only the pods of this namespace [default: every pod the scenario
+        /// declares].
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Output directory for reach.csv [default: results/<scenario file
+        /// stem>-reach]. An existing one is replaced only if emu wrote it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the output directory even if emu did not write it.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a scenario without running it.
     Validate {
         /// The scenario file (TOML).
@@ -122,6 +146,9 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Reach { file, port, protocol, namespace, out, force } => {
+            reach(&file, port, protocol, namespace, out, force)
+        }
         Command::Validate { file } => match scenario::load(&file, None, None, cores()) {
             Ok(loaded) => {
                 warn(&loaded);
@@ -173,6 +200,75 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `emu reach`: prints the matrices, writes reach.csv (and run.toml).
+fn reach(
+    file: &std::path::Path,
+    port: Option<u16>,
+    protocol: Option<String>,
+    namespace: Option<String>,
+    out: Option<PathBuf>,
+    force: bool,
+) -> ExitCode {
+    use emu_models::cluster::Protocol;
+    let protocol = match protocol.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None => None,
+        Some("TCP") => Some(Protocol::Tcp),
+        Some("UDP") => Some(Protocol::Udp),
+        Some("SCTP") => Some(Protocol::Sctp),
+        Some(other) => {
+            eprintln!("error: --protocol {other}: not TCP, UDP or SCTP");
+            return ExitCode::from(2);
+        }
+    };
+    if port == Some(0) {
+        eprintln!("error: --port 0: ports are 1-65535");
+        return ExitCode::from(2);
+    }
+    let loaded = match scenario::load_cluster(file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    warn(&loaded);
+    if loaded.points.len() > 1 {
+        eprintln!("note: {} sweep points: reach shows the first", loaded.points.len());
+    }
+    let cl = &loaded.points[0].prepared.cluster;
+    let r = match emu::reach::reach(cl, &emu::reach::Options { port, protocol, namespace }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = out.unwrap_or_else(|| {
+        let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("results").join(format!("{stem}-reach"))
+    });
+    if let Err(e) = outdir::check(&out, force) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    print!("{}", emu::reach::render(cl, &r));
+    let written = outdir::TempDir::beside(&out).and_then(|tmp| {
+        emu::reach::write_csv(cl, &r, tmp.path())?;
+        report::write_run_toml(&loaded, tmp.path())?;
+        tmp.commit(&out, force)
+    });
+    match written {
+        Ok(()) => {
+            eprintln!("wrote {}", out.join("reach.csv").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

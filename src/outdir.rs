@@ -18,7 +18,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
 /// Every file a run writes into its directory, besides `manifests/`.
-pub const RESULT_FILES: [&str; 13] = [
+pub const RESULT_FILES: [&str; 15] = [
+    "policies.csv",
+    "reach.csv",
     "programming.csv",
     "timeseries_failures.csv",
     "pods.csv",

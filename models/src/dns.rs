@@ -42,6 +42,10 @@ use crate::ids::SvcId;
 /// CoreDNS replicas: kubeadm's CoreDNS Deployment runs 2.
 pub const DEFAULT_REPLICAS: u32 = 2;
 
+/// NodeLocal DNSCache's address on every node (its `-localip` default in
+/// the kubernetes.io NodeLocal DNSCache guide).
+pub const NODE_LOCAL_DNS_IP: crate::addr::Ipv4 = crate::addr::Ipv4(0xA9FE_140A); // 169.254.20.10
+
 /// DNS parameters; see the module docs for sources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DnsParams {

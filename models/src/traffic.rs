@@ -179,10 +179,19 @@ pub enum Failure {
     /// holds: ARP failed and the node answered ICMP host unreachable. Only
     /// a changing cluster has it.
     HostUnreachable,
+    /// NetworkPolicy dropped the connection's SYN (or the ingress
+    /// controller's upstream connect): the client gave up after its
+    /// retransmissions. Only a cluster with policies has it.
+    PolicyDenied,
+    /// NetworkPolicy dropped the DNS queries (an egress policy with no
+    /// rule for port 53 to the cluster DNS, or an ingress policy on
+    /// CoreDNS): the name never resolved. Only a cluster with policies has
+    /// it.
+    DnsPolicyDenied,
 }
 
 /// Number of failure reasons.
-pub const FAILURES: usize = 11;
+pub const FAILURES: usize = 13;
 
 impl Failure {
     /// Every reason, in output order.
@@ -198,12 +207,18 @@ impl Failure {
         Failure::NoDestination,
         Failure::ConnectionReset,
         Failure::HostUnreachable,
+        Failure::PolicyDenied,
+        Failure::DnsPolicyDenied,
     ];
 
     /// The reasons only a changing cluster produces (`failures.csv` lists
     /// them for runs with `[[changes]]` only, so a static run's files stay
     /// as they were).
     pub const DYNAMIC: [Failure; 2] = [Failure::ConnectionReset, Failure::HostUnreachable];
+
+    /// The reasons only a cluster with NetworkPolicies produces (listed
+    /// for such runs only).
+    pub const POLICY: [Failure; 2] = [Failure::PolicyDenied, Failure::DnsPolicyDenied];
 
     /// The name used in output files.
     pub fn name(self) -> &'static str {
@@ -219,6 +234,8 @@ impl Failure {
             Failure::NoDestination => "no_destination",
             Failure::ConnectionReset => "connection_reset",
             Failure::HostUnreachable => "host_unreachable",
+            Failure::PolicyDenied => "policy_denied",
+            Failure::DnsPolicyDenied => "dns_policy_denied",
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::scenario::limits::MAX_SERIES_ROWS;
 use crate::scenario::{Loaded, Prepared};
 
 mod dynamics;
+mod policy;
 
 fn us(ns: f64) -> String {
     format!("{:.3}", ns / 1_000.0)
@@ -169,6 +170,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
     let mut programming = Table::new(dir, "programming.csv", keys, &dynamics::PROGRAMMING)?;
     let mut failure_series = Table::new(dir, "timeseries_failures.csv", keys, &dynamics::FAILURE_SERIES)?;
     let mut pods = Table::new(dir, "pods.csv", keys, &dynamics::PODS)?;
+    let mut policies = Table::new(dir, "policies.csv", keys, &policy::POLICIES)?;
     for (run, res) in runs {
         let pre = &run.values;
         let p = run.prepared;
@@ -222,6 +224,9 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             for r in Failure::ALL {
                 if res.control.is_none() && Failure::DYNAMIC.contains(&r) {
                     continue; // only a changing cluster has these
+                }
+                if cl.policies.is_empty() && Failure::POLICY.contains(&r) {
+                    continue; // only a cluster with policies has these
                 }
                 failures.row(pre, &[f.name.clone(), r.name().into(), f.failures[r as usize].to_string()])?;
             }
@@ -378,6 +383,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         dynamics::programming(&mut programming, pre, res)?;
         dynamics::failure_series(&mut failure_series, pre, res)?;
         dynamics::pod_steps(&mut pods, pre, cl, res)?;
+        policy::policies(&mut policies, pre, cl, res)?;
     }
     for t in [
         summary,
@@ -392,6 +398,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         programming,
         failure_series,
         pods,
+        policies,
     ] {
         t.finish()?;
     }
@@ -427,7 +434,8 @@ fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Re
 /// run.toml: the scenario (with its sweep) and every default filled in,
 /// the seed used, and the manifests copied beside it, so the directory
 /// re-runs alone.
-fn write_run_toml(loaded: &Loaded, dir: &Path) -> Result<(), String> {
+/// Writes the resolved scenario (and its manifests) as `run.toml` into `dir`.
+pub fn write_run_toml(loaded: &Loaded, dir: &Path) -> Result<(), String> {
     let mut sc = loaded.base.clone();
     sc.emu_version = Some(env!("CARGO_PKG_VERSION").to_string());
     let manifests = &loaded.points[0].prepared.manifests;

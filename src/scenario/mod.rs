@@ -59,6 +59,8 @@ struct Ctx<'a> {
     file: &'a str,
     /// Client sets already selected, shared between flows that ask again.
     clients: std::cell::RefCell<ClientSets>,
+    /// Only the cluster is wanted: no flow is required.
+    cluster_only: bool,
 }
 
 /// Pods selected by (namespace, selector).
@@ -146,8 +148,26 @@ pub fn load_str(
     replications: Option<u32>,
     threads: u64,
 ) -> Result<Loaded, String> {
+    load_inner(path, text, seed, replications, threads, false)
+}
+
+/// As [`load`], for a look at the cluster alone (`emu reach`): a scenario
+/// without `[[flows]]` is accepted.
+pub fn load_cluster(path: &Path) -> Result<Loaded, String> {
+    let text = limits::read_input(path, &path.display().to_string())?;
+    load_inner(path, &text, None, None, 1, true)
+}
+
+fn load_inner(
+    path: &Path,
+    text: &str,
+    seed: Option<u64>,
+    replications: Option<u32>,
+    threads: u64,
+    cluster_only: bool,
+) -> Result<Loaded, String> {
     let file = path.display().to_string();
-    let ctx = Ctx { file: &file, loc: locate::Locator::new(text), clients: Default::default() };
+    let ctx = Ctx { file: &file, loc: locate::Locator::new(text), clients: Default::default(), cluster_only };
     let toml_err = |e: toml::de::Error| {
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match e.span() {
@@ -277,6 +297,34 @@ fn check_estimate(ctx: &Ctx, loaded: &Loaded, threads: u64) -> Result<(), String
     let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
     let e = limits::estimate(&points, 1, loaded.base.replications, threads);
     limits::refuse(&e, threads).map_err(|(key, msg)| blame(ctx, key, msg))
+}
+
+/// `[network_policy]`: the enforcing implementation (`auto`: eBPF with
+/// the eBPF CNI, iptables otherwise) and its costs.
+fn policy_params(ctx: &Ctx, sc: &Scenario) -> Result<emu_models::policy::cost::Enforcer, String> {
+    use emu_models::policy::cost::{EbpfPolicyParams, Enforcer, IptablesPolicyParams};
+    let t = sc.network_policy.clone().unwrap_or_default();
+    let ebpf_cni = sc.cni.mode == schema::CniMode::Ebpf;
+    let ebpf = match t.enforcement {
+        schema::EnforcementToml::Auto => ebpf_cni,
+        schema::EnforcementToml::Ebpf => true,
+        schema::EnforcementToml::Iptables if ebpf_cni => {
+            return Err(ctx.err(
+                "network_policy.enforcement",
+                "iptables enforcement needs netfilter, which the eBPF CNI bypasses (use \"ebpf\" or \"auto\")",
+            ))
+        }
+        schema::EnforcementToml::Iptables => false,
+    };
+    Ok(if ebpf {
+        Enforcer::Ebpf(EbpfPolicyParams { lookup_ns: t.ebpf_lookup.ns() })
+    } else {
+        Enforcer::Iptables(IptablesPolicyParams {
+            rule_ns: t.rule_cost.ns(),
+            dispatch_ns: t.dispatch.ns(),
+            set_ns: t.set_match.ns(),
+        })
+    })
 }
 
 /// Every namespace's labels, from `cluster.namespaces` and the manifests'
@@ -566,7 +614,9 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             ),
         ));
     }
+    let policy = policy_params(ctx, &sc)?;
     let params = Params {
+        policy,
         node: emu_models::node::NodeParams {
             softirq_cores: n.softirq_cores,
             backlog: n.backlog,
@@ -654,7 +704,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     }
 
     // Flows.
-    if sc.flows.is_empty() {
+    if sc.flows.is_empty() && !ctx.cluster_only {
         return Err(format!("{file}: no [[flows]]: a scenario needs at least one flow to run"));
     }
     let mut flows = Vec::new();
@@ -750,7 +800,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             max_connection_age_ns: f.max_connection_age.map(|d| d.ns()).filter(|&d| d > 0),
         });
     }
-    if flows.is_empty() {
+    if flows.is_empty() && !ctx.cluster_only {
         return Err(ctx.err("flows", "every flow has count = 0: nothing to run"));
     }
     // The world's own checks (flows against the cluster), run here so that

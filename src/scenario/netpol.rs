@@ -122,6 +122,22 @@ fn protocol(p: Option<&str>) -> Result<Protocol, String> {
     }
 }
 
+/// An ipBlock's CIDR: host bits are cleared, as the API server's
+/// `net.ParseCIDR` does (`10.0.0.7/24` is 10.0.0.0/24).
+fn block(text: &str) -> Result<Cidr, String> {
+    let masked = match text.split_once('/') {
+        Some((ip, len)) => match (ip.parse::<emu_models::addr::Ipv4>(), len.parse::<u8>()) {
+            (Ok(ip), Ok(len)) if len <= 32 => {
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                format!("{}/{len}", emu_models::addr::Ipv4(ip.0 & mask))
+            }
+            _ => text.to_string(),
+        },
+        None => text.to_string(),
+    };
+    masked.parse()
+}
+
 fn operator(s: &str) -> Result<Operator, String> {
     Operator::parse(s).ok_or_else(|| format!("operator `{s}` is not In, NotIn, Exists or DoesNotExist"))
 }
@@ -170,11 +186,11 @@ fn rule_toml(key: &str, r: &RuleToml, dir: Direction) -> Result<RuleSpec, Fault>
         let ip_block = match &p.ip_block {
             None => None,
             Some(b) => {
-                let cidr: Cidr = b.cidr.parse().map_err(|m| (format!("{k}.ip_block.cidr"), m))?;
+                let cidr: Cidr = block(&b.cidr).map_err(|m| (format!("{k}.ip_block.cidr"), m))?;
                 let mut except = Vec::new();
                 for (x, e) in b.except.iter().enumerate() {
                     let kx = format!("{k}.ip_block.except[{x}]");
-                    let e: Cidr = e.parse().map_err(|m| (kx.clone(), m))?;
+                    let e: Cidr = block(e).map_err(|m| (kx.clone(), m))?;
                     if let Some(m) = policy::except_problem(cidr, e) {
                         return Err((kx, m));
                     }
@@ -383,14 +399,14 @@ fn rule_yaml(at: &At, key: &str, r: &Spanned<RuleY>, dir: Direction) -> Result<R
         let ip_block = match &p.value.ip_block {
             None => None,
             Some(b) => {
-                let cidr: Cidr = match b.cidr.value.parse() {
+                let cidr: Cidr = match block(&b.cidr.value) {
                     Ok(c) => c,
                     Err(m) => return at.err(b.cidr.referenced.line(), &format!("{k}.ipBlock.cidr"), m),
                 };
                 let mut except = Vec::new();
                 for (x, e) in b.except.iter().enumerate() {
                     let kx = format!("{k}.ipBlock.except[{x}]");
-                    let c: Cidr = match e.value.parse() {
+                    let c: Cidr = match block(&e.value) {
                         Ok(c) => c,
                         Err(m) => return at.err(e.referenced.line(), &kx, m),
                     };

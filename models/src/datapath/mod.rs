@@ -124,10 +124,12 @@ pub enum HopKind {
     Queue,
     /// The server's own work.
     Server,
+    /// NetworkPolicy checks of a first packet (egress and ingress).
+    Policy,
 }
 
 /// Number of hop kinds.
-pub const HOP_KINDS: usize = 23;
+pub const HOP_KINDS: usize = 24;
 
 impl HopKind {
     /// Every kind, in `hops.csv` order.
@@ -149,6 +151,7 @@ impl HopKind {
         HopKind::Ipvs,
         HopKind::Nftables,
         HopKind::Ebpf,
+        HopKind::Policy,
         HopKind::Conntrack,
         HopKind::LoadBalancer,
         HopKind::IngressQueue,
@@ -183,6 +186,7 @@ impl HopKind {
             HopKind::Ingress => "ingress",
             HopKind::Queue => "queue",
             HopKind::Server => "server",
+            HopKind::Policy => "network_policy",
         }
     }
 

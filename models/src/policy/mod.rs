@@ -103,6 +103,27 @@ pub enum Remote<'a> {
     Addr(Ipv4),
 }
 
+/// A first packet to a pod, as the enforcing CNI sees it (after
+/// kube-proxy's DNAT).
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// The source pod (its spec pod) and its address; `None` for an
+    /// external client or a node.
+    pub from: Option<(&'a Pod, Ipv4)>,
+    /// The source address the destination sees.
+    pub src: Ipv4,
+    /// The destination pod (its spec pod), its address and its node.
+    pub to: &'a Pod,
+    /// The destination pod's address.
+    pub to_ip: Ipv4,
+    /// The destination pod's node.
+    pub to_node: &'a crate::cluster::Node,
+    /// Destination port (the pod's).
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
 /// What a check decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Verdict {
@@ -298,6 +319,26 @@ impl Policies {
     #[inline]
     pub fn selecting(&self, d: Direction, w: u32) -> &[u32] {
         self.selects[d as usize].of(w)
+    }
+
+    /// The egress check of `p` on its source pod's node (`None`: no
+    /// source pod, nothing to check).
+    pub fn egress(&self, p: &Packet) -> Option<Verdict> {
+        let (src, _) = p.from?;
+        Some(self.check(Direction::Egress, src, Remote::Pod(p.to, p.to_ip), p.port, p.protocol))
+    }
+
+    /// The ingress check of `p` on its destination pod's node, against the
+    /// source address the pod sees: the source pod's own address, its
+    /// node's (the resident node: always allowed), or any other address
+    /// (another node's after a NodePort's SNAT, an external client's).
+    pub fn ingress(&self, p: &Packet) -> Verdict {
+        let remote = match p.from {
+            Some((pod, ip)) if ip == p.src => Remote::Pod(pod, ip),
+            _ if p.src == p.to_node.ip || p.src == p.to_node.bridge_ip => Remote::Host,
+            _ => Remote::Addr(p.src),
+        };
+        self.check(Direction::Ingress, p.to, remote, p.port, p.protocol)
     }
 
     /// Number of distinct peers (namespace scope and pod selector) the

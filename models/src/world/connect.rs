@@ -4,6 +4,7 @@
 use emu_engine::Scheduler;
 
 use super::fate::Landing;
+use super::policy::Sender;
 use super::run::{external_ip, Conn, Decision, Ev, Phase, LOCALHOST};
 use super::{FlowRt, World};
 use crate::addr::Ipv4;
@@ -157,7 +158,25 @@ impl World<'_> {
         } else {
             self.open_direct(req, &aim, &origin, netfilter)
         };
-        let Some(open) = self.landing(req, aim.sp, &origin, open, s) else { return };
+        let Some(mut open) = self.landing(req, aim.sp, &origin, open, s) else { return };
+        // NetworkPolicy: egress on the client's node, ingress on the
+        // server's, before either confirms a conntrack entry.
+        let flow = self.reqs.get(req).flow as usize;
+        let from = Sender { pod: origin.pod, src: open.src, first: true };
+        match self.police(flow, from, open.server_pod, open.server_port, Protocol::Tcp) {
+            Ok([egress, ingress]) => {
+                let there = usize::from(open.snode.is_some_and(|n| n != origin.node));
+                open.extra[0] += egress;
+                open.extra[there] += ingress;
+            }
+            Err(_) => {
+                if let (Some(sp), Some(ep)) = (aim.sp, open.ep) {
+                    // The entry node's proxy decided; the SYN went nowhere.
+                    self.proxy.closed(origin.node, sp, open.entry, ep, now);
+                }
+                return self.syn_lost(req, Failure::PolicyDenied, s);
+            }
+        }
         // Conntrack: an entry on each node whose netfilter sees the flow.
         let mut ct = [None; 2];
         if let (true, Some(snode)) = (netfilter, open.snode) {

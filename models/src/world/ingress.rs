@@ -71,6 +71,16 @@ impl World<'_> {
             self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
             return self.send(req, Phase::ErrorReply, true, 0, s);
         }
+        // The kept-alive upstream connection exists only if the backend's
+        // policies (and the controller's) admit it: else nginx's connect
+        // times out and the client waits until its own timeout.
+        let from = super::policy::Sender { pod: Some(controller), src: cloc.ip, first: false };
+        if self.police(flow, from, e.pod, e.port, Protocol::Tcp).is_err() {
+            let r = self.reqs.get_mut(req);
+            r.phase = Phase::Lost;
+            r.failure = Failure::PolicyDenied;
+            return;
+        }
         let server = self.server(e.pod, e.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
             path,

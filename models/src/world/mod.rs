@@ -25,6 +25,7 @@ mod flows;
 mod ingress;
 mod lb;
 mod live;
+mod policy;
 mod resolve;
 mod run;
 mod series;
@@ -45,6 +46,7 @@ use crate::proxy::{Proxy, ProxyModel, ProxyParams};
 use crate::traffic::{Arrivals, Client, Flow, Server, FAILURES};
 
 pub use control::{ChangeStats, ControlResults, RuntimePod};
+pub use policy::PolicyCounts;
 pub use run::Ev;
 pub use series::IntervalRow;
 
@@ -84,6 +86,8 @@ pub struct Params {
     pub control: crate::dynamics::ControlParams,
     /// kube-proxy's sync loop and its costs.
     pub sync: crate::dynamics::SyncParams,
+    /// How NetworkPolicy is enforced (its first-packet cost).
+    pub policy: crate::policy::cost::Enforcer,
 }
 
 impl Default for Params {
@@ -100,6 +104,7 @@ impl Default for Params {
             changes: Vec::new(),
             control: Default::default(),
             sync: Default::default(),
+            policy: Default::default(),
         }
     }
 }
@@ -260,6 +265,8 @@ pub struct Results {
     pub end_ns: u64,
     /// What the control plane measured (a changing cluster only).
     pub control: Option<ControlResults>,
+    /// Per NetworkPolicy (in `Cluster::policies` order): what it decided.
+    pub policy_counts: Vec<policy::PolicyCounts>,
 }
 
 /// What a server is, for accounting its time.
@@ -451,6 +458,8 @@ pub struct World<'c> {
     pub(crate) aged_flows: bool,
     /// The control plane; `None` in a static run.
     pub(crate) control: Option<Box<control::Control>>,
+    /// What each NetworkPolicy decided.
+    pub(crate) policy_counts: Vec<policy::PolicyCounts>,
 }
 
 /// Highest open-loop rate [requests/s]: one per nanosecond, the clock's
@@ -515,6 +524,7 @@ impl<'c> World<'c> {
         });
         let aged_flows = rts.iter().any(|f| f.flow.max_connection_age_ns.is_some());
         Ok(World {
+            policy_counts: vec![[0; 4]; cluster.policies.list.len()],
             aged_flows,
             state: live::Live::new(cluster),
             control,
@@ -663,6 +673,7 @@ impl<'c> World<'c> {
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),
             control: self.control.as_ref().map(|c| c.results(self.cluster, &self.state)),
+            policy_counts: self.policy_counts,
         }
     }
 }

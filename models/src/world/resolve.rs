@@ -3,6 +3,7 @@
 
 use emu_engine::Scheduler;
 
+use super::policy::Sender;
 use super::run::{Conn, Decision, Ev, Phase};
 use super::World;
 use crate::cluster::Protocol;
@@ -43,6 +44,12 @@ impl World<'_> {
         };
         let ep = self.state.endpoint(cl, sp, d.endpoint);
         let ep_node = self.state.loc[ep.pod.index()].node;
+        // The kept-alive connection exists only if CoreDNS's ingress
+        // policies admit the node.
+        let from = Sender { pod: None, src: node_ip, first: false };
+        if self.police(flow, from, ep.pod, ep.port, Protocol::Tcp).is_err() {
+            return self.query_lost(req, Failure::DnsPolicyDenied, s);
+        }
         let path = Path::Route { from: Place::Host { node }, to_pod: ep.pod, to_node: ep_node };
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
@@ -118,6 +125,22 @@ impl World<'_> {
         if ep_node != node && netfilter {
             extra[1] = self.proxy.miss().total_ns();
         }
+        // NetworkPolicy, for a new UDP flow (a long-lived socket's entry
+        // passed when it was created).
+        let from = Sender { pod: Some(pod), src, first: kept.is_none() };
+        match self.police(flow, from, ep.pod, ep.port, Protocol::Udp) {
+            Ok([egress, ingress]) => {
+                extra[0] += egress;
+                extra[usize::from(ep_node != node)] += ingress;
+            }
+            Err(_) => {
+                if kept.is_none() {
+                    self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, now);
+                    self.dns_sockets.remove(&pod);
+                }
+                return self.query_lost(req, Failure::DnsPolicyDenied, s);
+            }
+        }
         // UDP conntrack entries on both nodes, expiring on their own.
         let udp = self.params.node.udp_timeout_ns;
         if netfilter {
@@ -179,6 +202,13 @@ impl World<'_> {
     /// NOTRACK: no conntrack, no DNAT).
     pub(super) fn dns_to_cache(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let (pod, node) = self.client_pod(req);
+        let flow = self.reqs.get(req).flow as usize;
+        // The cache is no pod: only an ipBlock (or a rule without peers)
+        // on port 53 lets a pod with egress policies reach it.
+        let work = match self.police_egress_to(flow, pod, crate::dns::NODE_LOCAL_DNS_IP, 53, Protocol::Udp) {
+            Ok(ns) => ns,
+            Err(_) => return self.query_lost(req, Failure::DnsPolicyDenied, s),
+        };
         let server = self.cache_server(node);
         let path = Path::ToHost { node };
         let client = self.reqs.get(req).client;
@@ -195,6 +225,6 @@ impl World<'_> {
             entry: Entry::ClusterIp,
             ct: [None; 2],
         });
-        self.send_query(req, c, [0, 0], s);
+        self.send_query(req, c, [work, 0], s);
     }
 }
