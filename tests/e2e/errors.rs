@@ -155,16 +155,13 @@ fn flow_from_an_unknown_pod() {
 #[test]
 fn unsupported_manifest_kind() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("np.yaml"),
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny\n",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("np.yaml"), "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n")
+        .unwrap();
     let sc = write(tmp.path(), "m.toml", &format!("manifests = [\"np.yaml\"]\n{GOOD}"));
     let o = emu(&["run", sc.to_str().unwrap(), "--out", tmp.path().join("out").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("np.yaml:2:") && err.contains("NetworkPolicy") && err.contains("not modelled"), "{err}");
+    assert!(err.contains("np.yaml:2:") && err.contains("StatefulSet") && err.contains("not modelled"), "{err}");
     assert!(!tmp.path().join("out").exists());
 }
 

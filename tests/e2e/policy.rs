@@ -1,0 +1,294 @@
+//! NetworkPolicy on the data path: denied first packets vanish and fail as
+//! `policy_denied` (DNS as `dns_policy_denied`), ipBlock rules see the
+//! address a NodePort's SNAT leaves, each enforcer charges its model, and
+//! bad policies are refused with file, line and key.
+
+use crate::util::{csv, emu, f, root, row, run_ok, run_text, stderr, write};
+
+/// (completed, failed by reason) of `flow`.
+fn outcome(out: &std::path::Path, flow: &str) -> (u64, Vec<(String, u64)>) {
+    let s = csv(&out.join("summary.csv"));
+    let completed = f(row(&s, "flow", flow), "completed") as u64;
+    let fails = csv(&out.join("failures.csv"))
+        .into_iter()
+        .filter(|r| r["flow"] == flow && r["count"] != "0")
+        .map(|r| (r["reason"].clone(), r["count"].parse().unwrap()))
+        .collect();
+    (completed, fails)
+}
+
+#[test]
+fn the_default_deny_workload_completes_what_is_allowed_and_drops_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&root().join("workloads/policy/default-deny.toml"), &out, &[]);
+    for flow in ["internet-lb", "frontend-to-backend", "backend-to-db"] {
+        assert_eq!(outcome(&out, flow), (2000, vec![]), "{flow} is allowed");
+    }
+    for (flow, why) in [
+        ("frontend-to-db", "policy_denied"),
+        ("intruder-to-backend", "policy_denied"),
+        ("locked-job", "dns_policy_denied"),
+    ] {
+        assert_eq!(outcome(&out, flow), (0, vec![(why.to_string(), 20)]), "{flow}");
+    }
+    // The node port SNATs to the entry node: the frontend's ipBlock rule
+    // admits only connections that entered on the pod's own node.
+    let (done, fails) = outcome(&out, "internet-nodeport-snat");
+    assert!(done > 0 && done < 60, "{done} of 60 completed");
+    assert_eq!(fails, vec![("policy_denied".to_string(), 60 - done)]);
+    // Denied SYNs are retransmitted before the client gives up.
+    let s = csv(&out.join("summary.csv"));
+    assert!(f(row(&s, "flow", "frontend-to-db"), "retransmits") >= 20.0);
+    // Per policy: who admitted, who isolated.
+    let p = csv(&out.join("policies.csv"));
+    assert_eq!(p.len(), 6);
+    let get = |ns: &str, name: &str| p.iter().find(|r| r["namespace"] == ns && r["policy"] == name).unwrap();
+    assert_eq!(get("shop", "db")["ingress_allowed"], "2000", "one SYN per backend-to-db request");
+    assert_eq!(get("shop", "db")["types"], "ingress");
+    assert_eq!(get("shop", "default-deny")["pods_selected"], "5");
+    assert_eq!(get("locked", "deny-egress")["egress_denied"], "20");
+    assert_eq!(get("shop", "frontend")["egress_denied"], get("shop", "default-deny")["egress_denied"]);
+    // What enforcing cost, in hops.csv.
+    let hops = csv(&out.join("hops.csv"));
+    let h = hops.iter().find(|r| r["flow"] == "backend-to-db" && r["hop"] == "network_policy").unwrap();
+    assert!(f(h, "traversals") >= 4000.0, "egress and ingress checks of every SYN");
+    assert!(f(h, "mean_us") > 0.2 && f(h, "mean_us") < 1.0, "{h:?}");
+}
+
+/// A web pod, a client pod with egress policies, a flow by name.
+fn dns_case(egress: &str, node_local: bool) -> String {
+    format!(
+        r#"
+[cluster]
+nodes = 2
+[dns]
+node_local_cache = {node_local}
+[[pods]]
+name = "client"
+labels = {{ role = "client" }}
+[[pods]]
+name = "web"
+labels = {{ app = "web" }}
+ports = [8080]
+[[services]]
+name = "web"
+selector = {{ app = "web" }}
+ports = [{{ port = 80, target_port = 8080 }}]
+[[network_policies]]
+name = "client-egress"
+pod_selector = {{ match_labels = {{ role = "client" }} }}
+policy_types = ["Egress"]
+{egress}
+[[flows]]
+name = "f"
+from = "client"
+to = "http://web:80"
+requests = 10
+timeout = "3s"
+"#
+    )
+}
+
+const TO_WEB: &str = "[[network_policies.egress]]\nto = [{ pod_selector = { match_labels = { app = \"web\" } } }]\n";
+const TO_KUBE_DNS: &str = "[[network_policies.egress]]\nto = [{ namespace_selector = { match_labels = { \"kubernetes.io/metadata.name\" = \"kube-system\" } }, pod_selector = { match_labels = { k8s-app = \"kube-dns\" } } }]\nports = [{ protocol = \"UDP\", port = 53 }]\n";
+const TO_CACHE: &str =
+    "[[network_policies.egress]]\nto = [{ ip_block = { cidr = \"169.254.20.10/32\" } }]\nports = [{ protocol = \"UDP\", port = 53 }]\n";
+
+#[test]
+fn a_default_deny_egress_without_a_dns_rule_breaks_name_resolution() {
+    let (_t, out) = run_text(&dns_case(TO_WEB, false), &[]);
+    assert_eq!(outcome(&out, "f"), (0, vec![("dns_policy_denied".into(), 10)]));
+    let (_t, out) = run_text(&dns_case(&format!("{TO_WEB}{TO_KUBE_DNS}"), false), &[]);
+    assert_eq!(outcome(&out, "f"), (10, vec![]));
+    // DNS allowed, the web pod not: the SYN is denied.
+    let (_t, out) = run_text(&dns_case(TO_KUBE_DNS, false), &[]);
+    assert_eq!(outcome(&out, "f"), (0, vec![("policy_denied".into(), 10)]));
+    // NodeLocal DNSCache listens on a link-local address of the node, no
+    // pod: the kube-dns rule does not cover it, an ipBlock does.
+    let (_t, out) = run_text(&dns_case(&format!("{TO_WEB}{TO_KUBE_DNS}"), true), &[]);
+    assert_eq!(outcome(&out, "f"), (0, vec![("dns_policy_denied".into(), 10)]));
+    let (_t, out) = run_text(&dns_case(&format!("{TO_WEB}{TO_CACHE}"), true), &[]);
+    assert_eq!(outcome(&out, "f"), (10, vec![]));
+}
+
+/// External clients through a node port to web pods on every node, which
+/// admit only 198.18.0.0/15 (and `extra` blocks).
+fn snat_case(policy: &str, extra: &str) -> String {
+    format!(
+        r#"
+[cluster]
+nodes = 4
+[[pods]]
+name = "web"
+replicas = 2
+labels = {{ app = "web" }}
+ports = [8080]
+[[services]]
+name = "web"
+type = "NodePort"
+external_traffic_policy = "{policy}"
+selector = {{ app = "web" }}
+ports = [{{ port = 80, target_port = 8080, node_port = 30080 }}]
+[[network_policies]]
+name = "from-internet"
+pod_selector = {{ match_labels = {{ app = "web" }} }}
+[[network_policies.ingress]]
+from = [{{ ip_block = {{ cidr = "198.18.0.0/15" }} }}{extra}]
+[[flows]]
+name = "f"
+from = "external"
+to = "http://node-1:30080"
+concurrency = 4
+requests = 400
+timeout = "2s"
+"#
+    )
+}
+
+#[test]
+fn an_ip_block_sees_the_address_the_snat_leaves() {
+    // Local: no SNAT, the client's address matches; node-1 holds web-1.
+    let (_t, out) = run_text(&snat_case("Local", ""), &[]);
+    assert_eq!(outcome(&out, "f"), (400, vec![]));
+    // Cluster: SNAT to node-1's address. web-1 (on node-1) sees its own
+    // node (always allowed), web-0 sees another node's address: denied.
+    let (_t, out) = run_text(&snat_case("Cluster", ""), &[]);
+    let (done, fails) = outcome(&out, "f");
+    assert!(done > 100 && done < 400, "{done}");
+    assert_eq!(fails, vec![("policy_denied".into(), 400 - done)]);
+    let sources = csv(&out.join("sources.csv"));
+    assert!(sources.iter().all(|r| r["server_pod"] == "default/web-1"), "only the pod on the entry node answers");
+    // Admitting the node network lets the SNATed connections in.
+    let (_t, out) = run_text(&snat_case("Cluster", ", { ip_block = { cidr = \"192.168.0.0/16\" } }"), &[]);
+    assert_eq!(outcome(&out, "f"), (400, vec![]));
+}
+
+#[test]
+fn each_enforcer_charges_its_model_and_no_policy_charges_nothing() {
+    let base = dns_case(&format!("{TO_WEB}{TO_KUBE_DNS}"), false);
+    let mean = |out: &std::path::Path| {
+        let hops = csv(&out.join("hops.csv"));
+        hops.iter().find(|r| r["hop"] == "network_policy").map(|r| f(r, "mean_us"))
+    };
+    let (_t, out) = run_text(&format!("{base}\n[network_policy]\nenforcement = \"ebpf\"\n"), &[]);
+    assert_eq!(mean(&out), Some(0.1), "one 100 ns map lookup per check");
+    let (_t, out) = run_text(&format!("{base}\n[network_policy]\nenforcement = \"iptables\"\n"), &[]);
+    // 200 ns of dispatch plus 60 ns per rule passed: jumps and rules.
+    let m = mean(&out).unwrap();
+    assert!(m > 0.2 && m < 0.5, "{m}");
+    let (_t, out) = run_text(&format!("{base}\n[network_policy]\nrule_cost = \"1us\"\n"), &[]);
+    assert!(mean(&out).unwrap() > 1.0);
+    // Without policies: no check, no policy reasons in failures.csv.
+    let open = base.replace("[[network_policies]]", "[[ignored]]");
+    let open = open.split("[[ignored]]").next().unwrap().to_string()
+        + "[[flows]]\nname = \"f\"\nfrom = \"client\"\nto = \"http://web:80\"\nrequests = 10\n";
+    let (_t, out) = run_text(&open, &[]);
+    assert_eq!(mean(&out), None);
+    let reasons: Vec<String> = csv(&out.join("failures.csv")).into_iter().map(|r| r["reason"].clone()).collect();
+    assert!(!reasons.iter().any(|r| r.contains("policy")), "{reasons:?}");
+    assert_eq!(csv(&out.join("policies.csv")).len(), 0);
+    // iptables enforcement with the eBPF CNI is refused.
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(
+        tmp.path(),
+        "s.toml",
+        &format!("{base}\n[cni]\nmode = \"ebpf\"\n[network_policy]\nenforcement = \"iptables\"\n"),
+    );
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("network_policy.enforcement"), "{}", stderr(&o));
+}
+
+/// Checks that `emu validate` and `emu run` refuse `text` (scenario) with
+/// `manifest` beside it, exit 2, with every needle in the message.
+fn refused(text: &str, manifest: &str, needles: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "np.yaml", manifest);
+    let sc = write(tmp.path(), "bad.toml", text);
+    for cmd in ["validate", "run"] {
+        let out = tmp.path().join("out");
+        let o = if cmd == "run" {
+            emu(&["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        } else {
+            emu(&["validate", sc.to_str().unwrap()])
+        };
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{cmd}: message lacks `{n}`: {err}");
+        }
+        assert!(!out.exists());
+    }
+}
+
+const APP: &str = "[[pods]]\nname = \"web\"\nlabels = { app = \"web\" }\nports = [8080]\n[[flows]]\nname = \"f\"\nfrom = \"web\"\nto = \"http://localhost:8080\"\nrequests = 1\n";
+
+#[test]
+fn bad_policies_in_toml_name_file_line_and_key() {
+    let with = |rule: &str| format!("{APP}[[network_policies]]\nname = \"p\"\n[[network_policies.ingress]]\n{rule}\n");
+    for (rule, line, key, what) in [
+        (
+            "from = [{ pod_selector = { match_expressions = [{ key = \"a\", operator = \"Inn\", values = [\"x\"] }] } }]",
+            13,
+            "network_policies[0].ingress[0].from[0].pod_selector.match_expressions[0].operator",
+            "`Inn` is not In, NotIn, Exists or DoesNotExist",
+        ),
+        ("ports = [{ port = 70000 }]", 13, "network_policies[0].ingress[0].ports[0].port", "port 70000 is outside 1-65535"),
+        (
+            "ports = [{ port = 8080, end_port = 80 }]",
+            13,
+            "network_policies[0].ingress[0].ports[0].end_port",
+            "endPort 80 must be at least port 8080",
+        ),
+        (
+            "from = [{ ip_block = { cidr = \"10.0.0.0\" } }]",
+            13,
+            "network_policies[0].ingress[0].from[0].ip_block.cidr",
+            "not a CIDR block",
+        ),
+        (
+            "from = [{ ip_block = { cidr = \"10.0.0.0/16\", except = [\"10.1.0.0/24\"] } }]",
+            13,
+            "network_policies[0].ingress[0].from[0].ip_block.except[0]",
+            "10.1.0.0/24 is not a strict subset of the ipBlock's cidr 10.0.0.0/16",
+        ),
+    ] {
+        refused(&with(rule), "", &[&format!("bad.toml:{line}:"), key, what]);
+    }
+}
+
+#[test]
+fn bad_policies_in_yaml_name_file_line_and_key() {
+    let sc = format!("manifests = [\"np.yaml\"]\n{APP}");
+    let head = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\nspec:\n  podSelector: {}\n  ingress:\n";
+    for (rule, line, key, what) in [
+        (
+            "  - from:\n    - podSelector:\n        matchExpressions:\n        - {key: a, operator: Inn, values: [x]}\n",
+            11,
+            "spec.ingress[0].from[0].podSelector.matchExpressions[0].operator",
+            "`Inn` is not In",
+        ),
+        ("  - ports:\n    - port: 0\n", 9, "spec.ingress[0].ports[0].port", "port 0 is outside 1-65535"),
+        (
+            "  - ports:\n    - {port: 8080, endPort: 80}\n",
+            9,
+            "spec.ingress[0].ports[0].endPort",
+            "endPort 80 must be at least port 8080",
+        ),
+        (
+            "  - from:\n    - ipBlock:\n        cidr: 10.0.0.0/33\n",
+            10,
+            "spec.ingress[0].from[0].ipBlock.cidr",
+            "prefix length above 32",
+        ),
+        (
+            "  - from:\n    - ipBlock:\n        cidr: 10.0.0.0/16\n        except: [10.0.0.0/8]\n",
+            11,
+            "spec.ingress[0].from[0].ipBlock.except[0]",
+            "not a strict subset",
+        ),
+    ] {
+        refused(&sc, &format!("{head}{rule}"), &[&format!("np.yaml:{line}:"), "NetworkPolicy p", key, what]);
+    }
+}
