@@ -17,10 +17,13 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
+/// The files `emu reach` writes (with `run.toml`): a directory of them is
+/// emu's to replace too.
+pub const REACH_FILES: [&str; 1] = ["reach.csv"];
+
 /// Every file a run writes into its directory, besides `manifests/`.
-pub const RESULT_FILES: [&str; 15] = [
+pub const RESULT_FILES: [&str; 14] = [
     "policies.csv",
-    "reach.csv",
     "programming.csv",
     "timeseries_failures.csv",
     "pods.csv",
@@ -116,7 +119,7 @@ fn foreign_entry(dir: &Path) -> Option<String> {
         let ours = if name == "manifests" {
             kind.is_dir() && only_files(&e.path())
         } else {
-            kind.is_file() && RESULT_FILES.contains(&name.as_str())
+            kind.is_file() && (RESULT_FILES.contains(&name.as_str()) || REACH_FILES.contains(&name.as_str()))
         };
         if !ours {
             return Some(format!("it holds `{name}`"));

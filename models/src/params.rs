@@ -116,7 +116,31 @@ pub fn check(p: &Params, cluster: &Cluster) -> Result<(), ParamError> {
         }
     }
     check_node(p)?;
+    check_policy(p)?;
     check_first_packet(p, cluster)
+}
+
+/// The most a policy parameter may be: 1 ms (emu's limit, far above any
+/// rule walk's cost). A check's work is also capped at
+/// [`crate::policy::cost::MAX_CHECK_NS`].
+pub const MAX_POLICY_NS: u64 = 1_000_000;
+
+fn check_policy(p: &Params) -> Result<(), ParamError> {
+    use crate::policy::cost::Enforcer;
+    let keys: Vec<(&str, u64)> = match &p.policy {
+        Enforcer::Iptables(i) => vec![
+            ("network_policy.rule_cost", i.rule_ns),
+            ("network_policy.dispatch", i.dispatch_ns),
+            ("network_policy.set_match", i.set_ns),
+        ],
+        Enforcer::Ebpf(e) => vec![("network_policy.ebpf_lookup", e.lookup_ns)],
+    };
+    for (key, ns) in keys {
+        if ns > MAX_POLICY_NS {
+            return fail(key, format!("{} is above the most, {}", secs(ns), secs(MAX_POLICY_NS)));
+        }
+    }
+    Ok(())
 }
 
 fn check_node(p: &Params) -> Result<(), ParamError> {

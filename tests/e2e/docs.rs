@@ -24,7 +24,14 @@ manifests = ["m.yaml"]
 [cluster]
 nodes = 3
 placement = "random"
-namespaces = ["shop"]
+namespaces = ["shop", { name = "team", labels = { tier = "a" } }]
+
+[network_policy]
+enforcement = "auto"
+rule_cost = "20ns"
+dispatch = "200ns"
+set_match = "40ns"
+ebpf_lookup = "100ns"
 
 [proxy.sync]
 min_sync_period = "1s"
@@ -108,6 +115,16 @@ clients = 1
 allow_nxdomain = true
 max_connection_age = "1s"
 
+[[network_policies]]
+count = 1
+name = "p"
+namespace = "default"
+pod_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }
+policy_types = ["Ingress", "Egress"]
+# Every key once (not a valid policy: the loader refuses `to` in an ingress rule).
+ingress = [{ from = [{ pod_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, namespace_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, ip_block = { cidr = "10.0.0.0/8", except = ["10.1.0.0/16"] } }], to = [{ pod_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, namespace_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, ip_block = { cidr = "10.0.0.0/8", except = ["10.1.0.0/16"] } }], ports = [{ protocol = "TCP", port = 80, end_port = 90 }] }]
+egress = [{ from = [{ pod_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, namespace_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, ip_block = { cidr = "10.0.0.0/8", except = ["10.1.0.0/16"] } }], to = [{ pod_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, namespace_selector = { match_labels = { app = "web" }, match_expressions = [{ key = "app", operator = "In", values = ["web"] }] }, ip_block = { cidr = "10.0.0.0/8", except = ["10.1.0.0/16"] } }], ports = [{ protocol = "TCP", port = 80, end_port = 90 }] }]
+
 [[changes]]
 count = 1
 every = "1s"
@@ -139,6 +156,9 @@ fn accepted(full: &toml::Value, path: &[Step]) -> Option<Vec<String>> {
     t.as_table_mut().unwrap().insert(PROBE.into(), toml::Value::String("x".into()));
     let msg = match v.try_into::<Scenario>() {
         Ok(_) => return None,
+        // One of several forms (a namespace's name or its table): serde
+        // names no fields; docs/scenario.md lists the table's.
+        Err(e) if e.message().contains("did not match any variant of untagged enum") => return None,
         Err(e) => e.message().to_string(),
     };
     let (_, expected) = msg

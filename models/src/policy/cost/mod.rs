@@ -22,6 +22,11 @@ pub use iptables::IptablesPolicyParams;
 
 use super::Verdict;
 
+/// The most work one check may cost [ns]: 100 ms (emu's limit: a rule
+/// walk that long is not a cluster that works; the first-packet work of a
+/// node is kept in 32 bits of nanoseconds).
+pub const MAX_CHECK_NS: u64 = 100_000_000;
+
 /// An enforcing implementation's cost model.
 pub trait PolicyModel {
     /// The work [ns] of one check that reached `verdict` (one direction,
@@ -47,12 +52,14 @@ impl Default for Enforcer {
 }
 
 impl PolicyModel for Enforcer {
+    /// The model's work, capped at [`MAX_CHECK_NS`].
     #[inline]
     fn check_ns(&self, verdict: &Verdict) -> u64 {
         match self {
             Enforcer::Iptables(p) => p.check_ns(verdict),
             Enforcer::Ebpf(p) => p.check_ns(verdict),
         }
+        .min(MAX_CHECK_NS)
     }
     fn name(&self) -> &'static str {
         match self {
