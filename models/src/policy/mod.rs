@@ -50,32 +50,31 @@ pub struct Policy {
     pub namespace: u32,
     /// Directions it isolates (ingress, egress).
     pub types: [bool; 2],
-    /// Rules per direction.
-    rules: [Vec<Rule>; 2],
     /// Workloads it selects.
     pub workloads: Vec<u32>,
 }
 
-#[derive(Clone, Debug)]
+/// One rule, flattened: ranges into the flat peers and ports.
+#[derive(Clone, Copy, Debug)]
 struct Rule {
     /// No peers: every peer.
-    peers: Vec<Peer>,
+    peers: (u32, u32),
     /// No ports: every port.
-    ports: Vec<Port>,
-    /// Distinct protocols of `ports` (at least 1): the iptables rules an
+    ports: (u32, u32),
+    /// Distinct protocols of the ports (at least 1): the iptables rules an
     /// enforcing CNI renders per peer.
     protocols: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Peer {
     /// Pods of a peer class.
     Class(u32),
-    /// Addresses.
-    Block(IpBlockSpec),
+    /// Addresses: an index into the ipBlocks.
+    Block(u32),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Port {
     protocol: Protocol,
     /// Index among the rule's distinct protocols.
@@ -83,11 +82,20 @@ struct Port {
     at: PortAt,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum PortAt {
     Any,
     Range(u16, u16),
-    Name(String),
+    /// An index into the port names.
+    Name(u32),
+}
+
+/// A policy selecting a workload in one direction: the policy and the
+/// range of its rules (so a check reads no `Policy`).
+#[derive(Clone, Copy, Debug)]
+struct Sel {
+    policy: u32,
+    rules: (u32, u32),
 }
 
 /// The other end of a connection, as the checked pod's CNI sees it.
@@ -144,22 +152,34 @@ pub struct Policies {
     /// Policies in evaluation order: by namespace, then name.
     pub list: Vec<Policy>,
     /// Per workload: the policies selecting it per direction (CSR).
-    selects: [Csr; 2],
+    selects: [Csr<Sel>; 2],
     /// Per workload: the peer classes it belongs to, sorted (CSR).
-    member: Csr,
+    member: Csr<u32>,
     /// Number of peer classes.
     classes: u32,
+    /// Every rule, peer, port, ipBlock and port name, flat.
+    rules: Vec<Rule>,
+    peers: Vec<Peer>,
+    ports: Vec<Port>,
+    blocks: Vec<IpBlockSpec>,
+    names: Vec<String>,
 }
 
-/// Lists of u32 per workload, flattened.
-#[derive(Clone, Debug, Default)]
-struct Csr {
+/// Lists per workload, flattened.
+#[derive(Clone, Debug)]
+struct Csr<T> {
     start: Vec<u32>,
-    items: Vec<u32>,
+    items: Vec<T>,
 }
 
-impl Csr {
-    fn new(lists: Vec<Vec<u32>>) -> Csr {
+impl<T> Default for Csr<T> {
+    fn default() -> Self {
+        Csr { start: Vec::new(), items: Vec::new() }
+    }
+}
+
+impl<T> Csr<T> {
+    fn new(lists: Vec<Vec<T>>) -> Csr<T> {
         let mut start = Vec::with_capacity(lists.len() + 1);
         let mut items = Vec::new();
         start.push(0);
@@ -170,7 +190,7 @@ impl Csr {
         Csr { start, items }
     }
     #[inline]
-    fn of(&self, w: u32) -> &[u32] {
+    fn of(&self, w: u32) -> &[T] {
         match (self.start.get(w as usize), self.start.get(w as usize + 1)) {
             (Some(&a), Some(&b)) => &self.items[a as usize..b as usize],
             _ => &[],
@@ -230,69 +250,31 @@ impl Policies {
             }
         }
         let index = WorkloadIndex::new(workloads);
+        let mut out = Policies::default();
         let mut classes: BTreeMap<(Vec<u32>, LabelSelector), u32> = BTreeMap::new();
-        let mut list = Vec::with_capacity(order.len());
-        let mut selects = [vec![Vec::new(); workloads.len()], vec![Vec::new(); workloads.len()]];
+        let mut selects: [Vec<Vec<Sel>>; 2] = [vec![Vec::new(); workloads.len()], vec![Vec::new(); workloads.len()]];
         for (i, &(ns, s)) in order.iter().enumerate() {
             let selected = index.select(workloads, &[ns], &s.pod_selector);
             let types = s.types();
-            for d in Direction::BOTH {
+            let mut code = [(0, 0); 2];
+            for (d, specs) in [(Direction::Ingress, &s.ingress), (Direction::Egress, &s.egress)] {
+                let first = out.rules.len() as u32;
+                for r in specs {
+                    let rule = out.rule(r, ns, namespaces, ns_labels, &mut classes);
+                    out.rules.push(rule);
+                }
+                code[d as usize] = (first, out.rules.len() as u32);
                 if types[d as usize] {
                     for &w in &selected {
-                        selects[d as usize][w as usize].push(i as u32);
+                        selects[d as usize][w as usize].push(Sel { policy: i as u32, rules: code[d as usize] });
                     }
                 }
             }
-            let mut rules: [Vec<Rule>; 2] = [Vec::new(), Vec::new()];
-            for (d, specs) in [(Direction::Ingress, &s.ingress), (Direction::Egress, &s.egress)] {
-                for r in specs {
-                    let peers = r
-                        .peers
-                        .iter()
-                        .map(|p| match &p.ip_block {
-                            Some(b) => Peer::Block(b.clone()),
-                            None => {
-                                let scope = match &p.namespace_selector {
-                                    None => vec![ns],
-                                    Some(sel) => (0..namespaces.len() as u32)
-                                        .filter(|&n| sel.matches(&ns_labels[n as usize]))
-                                        .collect(),
-                                };
-                                let pods = p.pod_selector.clone().unwrap_or_default();
-                                let next = classes.len() as u32;
-                                Peer::Class(*classes.entry((scope, pods)).or_insert(next))
-                            }
-                        })
-                        .collect();
-                    let mut protos: Vec<Protocol> = Vec::new();
-                    let ports = r
-                        .ports
-                        .iter()
-                        .map(|p| {
-                            let group = match protos.iter().position(|&x| x == p.protocol) {
-                                Some(g) => g,
-                                None => {
-                                    protos.push(p.protocol);
-                                    protos.len() - 1
-                                }
-                            } as u32;
-                            let at = match &p.port {
-                                None => PortAt::Any,
-                                Some(PortRef::Number(n)) => PortAt::Range(*n as u16, p.end_port.unwrap_or(*n) as u16),
-                                Some(PortRef::Name(n)) => PortAt::Name(n.clone()),
-                            };
-                            Port { protocol: p.protocol, group, at }
-                        })
-                        .collect();
-                    rules[d as usize].push(Rule { peers, ports, protocols: protos.len().max(1) as u32 });
-                }
-            }
-            list.push(Policy {
+            out.list.push(Policy {
                 origin: s.origin.clone(),
                 name: s.name.clone(),
                 namespace: ns,
                 types,
-                rules,
                 workloads: selected,
             });
         }
@@ -306,19 +288,74 @@ impl Policies {
         for m in &mut member {
             m.sort_unstable();
         }
-        Ok(Policies {
-            list,
-            selects: [Csr::new(std::mem::take(&mut selects[0])), Csr::new(std::mem::take(&mut selects[1]))],
-            member: Csr::new(member),
-            classes: classes.len() as u32,
-        })
+        let [ingress, egress] = selects;
+        out.selects = [Csr::new(ingress), Csr::new(egress)];
+        out.member = Csr::new(member);
+        out.classes = classes.len() as u32;
+        Ok(out)
+    }
+
+    /// Flattens rule `r` of a policy of namespace `ns`.
+    fn rule(
+        &mut self,
+        r: &RuleSpec,
+        ns: u32,
+        namespaces: &[String],
+        ns_labels: &[Labels],
+        classes: &mut BTreeMap<(Vec<u32>, LabelSelector), u32>,
+    ) -> Rule {
+        let first_peer = self.peers.len() as u32;
+        for p in &r.peers {
+            let peer = match &p.ip_block {
+                Some(b) => {
+                    self.blocks.push(b.clone());
+                    Peer::Block(self.blocks.len() as u32 - 1)
+                }
+                None => {
+                    let scope = match &p.namespace_selector {
+                        None => vec![ns],
+                        Some(sel) => {
+                            (0..namespaces.len() as u32).filter(|&n| sel.matches(&ns_labels[n as usize])).collect()
+                        }
+                    };
+                    let pods = p.pod_selector.clone().unwrap_or_default();
+                    let next = classes.len() as u32;
+                    Peer::Class(*classes.entry((scope, pods)).or_insert(next))
+                }
+            };
+            self.peers.push(peer);
+        }
+        let first_port = self.ports.len() as u32;
+        let mut protos: Vec<Protocol> = Vec::new();
+        for p in &r.ports {
+            let group = match protos.iter().position(|&x| x == p.protocol) {
+                Some(g) => g,
+                None => {
+                    protos.push(p.protocol);
+                    protos.len() - 1
+                }
+            } as u32;
+            let at = match &p.port {
+                None => PortAt::Any,
+                Some(PortRef::Number(n)) => PortAt::Range(*n as u16, p.end_port.unwrap_or(*n) as u16),
+                Some(PortRef::Name(n)) => {
+                    self.names.push(n.clone());
+                    PortAt::Name(self.names.len() as u32 - 1)
+                }
+            };
+            self.ports.push(Port { protocol: p.protocol, group, at });
+        }
+        Rule {
+            peers: (first_peer, self.peers.len() as u32),
+            ports: (first_port, self.ports.len() as u32),
+            protocols: protos.len().max(1) as u32,
+        }
     }
 
     /// The policies (indices into `list`) selecting workload `w` in
     /// direction `d`, in evaluation order.
-    #[inline]
-    pub fn selecting(&self, d: Direction, w: u32) -> &[u32] {
-        self.selects[d as usize].of(w)
+    pub fn selecting(&self, d: Direction, w: u32) -> impl Iterator<Item = u32> + '_ {
+        self.selects[d as usize].of(w).iter().map(|s| s.policy)
     }
 
     /// The egress check of `p` on its source pod's node (`None`: no
@@ -351,7 +388,7 @@ impl Policies {
     /// destination for ingress, the source for egress) and `remote` on
     /// destination port `port`/`protocol` passes direction `d`.
     pub fn check(&self, d: Direction, local: &Pod, remote: Remote, port: u16, protocol: Protocol) -> Verdict {
-        let selecting = self.selecting(d, local.workload);
+        let selecting = self.selects[d as usize].of(local.workload);
         if selecting.is_empty() {
             return Verdict { allowed: true, isolated: false, by: None, rules: 0 };
         }
@@ -364,12 +401,19 @@ impl Policies {
             (Direction::Egress, Remote::Pod(p, _)) => Some(p),
             _ => None,
         };
+        // The remote pod's peer classes, read once.
+        let classes = match remote {
+            Remote::Pod(p, _) => self.member.of(p.workload),
+            _ => &[],
+        };
         let mut passed = 0u32;
-        for &i in selecting {
+        for sel in selecting {
             passed += 1; // the jump to the policy's chain
-            for rule in &self.list[i as usize].rules[d as usize] {
-                match self.rule_position(rule, remote, port, protocol, named_on) {
-                    Ok(at) => return Verdict { allowed: true, isolated: true, by: Some(i), rules: passed + at },
+            for rule in &self.rules[sel.rules.0 as usize..sel.rules.1 as usize] {
+                match self.rule_position(rule, remote, classes, port, protocol, named_on) {
+                    Ok(at) => {
+                        return Verdict { allowed: true, isolated: true, by: Some(sel.policy), rules: passed + at }
+                    }
                     Err(all) => passed += all,
                 }
             }
@@ -383,44 +427,45 @@ impl Policies {
         &self,
         rule: &Rule,
         remote: Remote,
+        classes: &[u32],
         port: u16,
         protocol: Protocol,
         named_on: Option<&Pod>,
     ) -> Result<u32, u32> {
-        let rendered = rule.peers.len().max(1) as u32 * rule.protocols;
-        let group = if rule.ports.is_empty() {
+        let peers = &self.peers[rule.peers.0 as usize..rule.peers.1 as usize];
+        let ports = &self.ports[rule.ports.0 as usize..rule.ports.1 as usize];
+        let rendered = peers.len().max(1) as u32 * rule.protocols;
+        let group = if ports.is_empty() {
             Some(0)
         } else {
-            rule.ports.iter().find(|p| port_matches(p, port, protocol, named_on)).map(|p| p.group)
+            ports.iter().find(|p| self.port_matches(p, port, protocol, named_on)).map(|p| p.group)
         };
         let Some(group) = group else { return Err(rendered) };
-        if rule.peers.is_empty() {
+        if peers.is_empty() {
             return Ok(group + 1);
         }
-        match rule.peers.iter().position(|p| self.peer_matches(p, remote)) {
+        let hit = |p: &Peer| match (*p, remote) {
+            (Peer::Class(c), Remote::Pod(..)) => classes.binary_search(&c).is_ok(),
+            (Peer::Block(b), Remote::Pod(_, ip) | Remote::Addr(ip)) => self.blocks[b as usize].contains(ip),
+            _ => false,
+        };
+        match peers.iter().position(hit) {
             Some(k) => Ok(k as u32 * rule.protocols + group + 1),
             None => Err(rendered),
         }
     }
 
-    fn peer_matches(&self, peer: &Peer, remote: Remote) -> bool {
-        match (peer, remote) {
-            (Peer::Class(c), Remote::Pod(p, _)) => self.member.of(p.workload).binary_search(c).is_ok(),
-            (Peer::Block(b), Remote::Pod(_, ip) | Remote::Addr(ip)) => b.contains(ip),
-            _ => false,
-        }
+    fn port_matches(&self, p: &Port, port: u16, protocol: Protocol, named_on: Option<&Pod>) -> bool {
+        p.protocol == protocol
+            && match p.at {
+                PortAt::Any => true,
+                PortAt::Range(a, b) => (a..=b).contains(&port),
+                PortAt::Name(n) => named_on.is_some_and(|pod| {
+                    let n = Some(self.names[n as usize].as_str());
+                    pod.listens.iter().any(|l| l.port == port && l.protocol == protocol && l.name.as_deref() == n)
+                }),
+            }
     }
-}
-
-fn port_matches(p: &Port, port: u16, protocol: Protocol, named_on: Option<&Pod>) -> bool {
-    p.protocol == protocol
-        && match &p.at {
-            PortAt::Any => true,
-            PortAt::Range(a, b) => (*a..=*b).contains(&port),
-            PortAt::Name(n) => named_on.is_some_and(|pod| {
-                pod.listens.iter().any(|l| l.port == port && l.protocol == protocol && l.name.as_deref() == Some(n))
-            }),
-        }
 }
 
 /// The API server's validation of a policy's fields, with the field path.

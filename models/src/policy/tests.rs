@@ -179,7 +179,7 @@ fn ip_blocks_with_except_the_resident_node_and_union_of_policies() {
     // a-block: jump + one rule not matching; b-client: jump + its rule.
     assert_eq!(v.rules, 4);
     // The policy with an empty selector selects the client too.
-    assert_eq!(cl.policies.selecting(Direction::Ingress, c.workload).len(), 1);
+    assert_eq!(cl.policies.selecting(Direction::Ingress, c.workload).count(), 1);
 }
 
 #[test]

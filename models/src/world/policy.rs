@@ -113,7 +113,7 @@ impl World<'_> {
         match v.by {
             Some(p) => self.policy_counts[p as usize][col] += 1,
             None if !v.allowed => {
-                for &p in cl.policies.selecting(d, workload) {
+                for p in cl.policies.selecting(d, workload) {
                     self.policy_counts[p as usize][col + 1] += 1;
                 }
             }
