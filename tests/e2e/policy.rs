@@ -292,3 +292,121 @@ fn bad_policies_in_yaml_name_file_line_and_key() {
         refused(&sc, &format!("{head}{rule}"), &[&format!("np.yaml:{line}:"), "NetworkPolicy p", key, what]);
     }
 }
+
+#[test]
+fn reach_filters_by_namespace_and_shows_one_pod_per_workload_in_large_clusters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(
+        tmp.path(),
+        "s.toml",
+        r#"
+[cluster]
+nodes = 4
+namespaces = [{ name = "shop", labels = { team = "shop" } }, "guest"]
+[[pods]]
+name = "web"
+namespace = "shop"
+replicas = 30
+labels = { app = "web" }
+ports = [8080]
+[[pods]]
+name = "client"
+namespace = "guest"
+replicas = 20
+labels = { app = "client" }
+[[network_policies]]
+name = "web"
+namespace = "shop"
+pod_selector = { match_labels = { app = "web" } }
+[[network_policies.ingress]]
+from = [{ namespace_selector = { match_labels = { team = "shop" } } }]
+"#,
+    );
+    let reach = |args: &[&str]| {
+        let out = tmp.path().join("out");
+        let mut a = vec!["reach", sc.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let o = emu(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), csv(&out.join("reach.csv")))
+    };
+    // 50 pods: one per workload, every port the pods listen on.
+    let (text, rows) = reach(&[]);
+    assert!(text.starts_with("(one pod per workload"), "{text}");
+    assert!(text.contains("reachability 8080/TCP: 3 of 4 allowed"), "{text}");
+    assert_eq!(rows.len(), 4);
+    let cell = |from: &str, to: &str| rows.iter().find(|r| r["from"] == from && r["to"] == to).unwrap().clone();
+    assert_eq!(cell("guest/client-0", "shop/web-0")["ingress"], "deny");
+    assert_eq!(cell("shop/web-0", "guest/client-0")["listening"], "false");
+    // One namespace: its 30 pods, each pair; shop admits shop.
+    let (text, rows) = reach(&["--namespace", "shop", "--port", "8080"]);
+    assert!(text.contains("reachability 8080/TCP: 900 of 900 allowed"), "{text}");
+    assert_eq!(rows.len(), 900);
+    assert!(rows.iter().filter(|r| r["from"] != r["to"]).all(|r| r["ingress"] == "allow shop/web"));
+    // Bad arguments are bad input.
+    for bad in [&["--protocol", "ICMP"][..], &["--namespace", "nowhere"], &["--port", "0"]] {
+        let mut a = vec!["reach", sc.to_str().unwrap()];
+        a.extend_from_slice(bad);
+        assert_eq!(emu(&a).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn pods_created_during_a_rollout_are_selected_like_their_workload() {
+    let text = r#"
+[cluster]
+nodes = 3
+[[pods]]
+name = "client"
+labels = { role = "client" }
+[[pods]]
+name = "stranger"
+[[pods]]
+name = "web"
+replicas = 3
+labels = { app = "web" }
+ports = [8080]
+pre_stop = "5s"
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[network_policies]]
+name = "web"
+pod_selector = { match_labels = { app = "web" } }
+[[network_policies.ingress]]
+from = [{ pod_selector = { match_labels = { role = "client" } } }]
+ports = [{ port = 8080 }]
+[[flows]]
+name = "f"
+from = "client"
+to = "http://web:80"
+rate = 200
+duration = "60s"
+[[flows]]
+name = "other"
+from = "stranger"
+to = "http://web:80"
+rate = 20
+duration = "60s"
+timeout = "4s"
+[[changes]]
+at = "5s"
+rollout = "web"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    // The new pods admit the client as the old ones did: nothing fails.
+    let (done, fails) = outcome(&out, "f");
+    assert!(done > 11_000 && fails.is_empty(), "{done} {fails:?}");
+    let steps = csv(&out.join("pods.csv"));
+    assert!(steps.iter().any(|r| r["pod"] == "web-3" && r["step"] == "ready"), "the rollout made new pods");
+    // A pod without the label is denied by the old pods and the new.
+    let (done, fails) = outcome(&out, "other");
+    assert_eq!(done, 0);
+    assert!(fails.iter().any(|(r, n)| r == "policy_denied" && *n > 100), "{fails:?}");
+    // The new pods served the client.
+    let eps = csv(&out.join("endpoints.csv"));
+    let new: u64 =
+        eps.iter().filter(|r| r["endpoint_pod"] == "web-3").map(|r| r["requests"].parse::<u64>().unwrap()).sum();
+    assert!(new > 1000, "web-3 served {new}");
+}
