@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the hot paths: the event queue at several
 //! depths, PHOLD, random streams, each kube-proxy mode's per-connection
-//! decision, and a small end-to-end run. Regression comparison:
+//! decision, a NetworkPolicy check, and a small end-to-end run. Regression comparison:
 //! `cargo bench -- --save-baseline main`, then `cargo bench -- --baseline main`.
 
 use std::hint::black_box;
@@ -90,6 +90,61 @@ fn proxy_decision(c: &mut Criterion) {
     g.finish();
 }
 
+/// A NetworkPolicy check (`Policies::ingress`) of a first packet to a pod
+/// of one of `apps` apps, each with its allow policy, behind a
+/// default-deny: what the data path pays per new connection.
+fn policy_check(c: &mut Criterion) {
+    use emu_models::policy::{LabelSelector, NetworkPolicySpec, Packet, PeerSpec, RuleSpec};
+    let mut g = c.benchmark_group("policy_check");
+    for apps in [100u32, 10_000] {
+        let mut spec = testing::spec(4);
+        let labels = |k: &str, v: String| -> emu_models::cluster::Labels { [(k.to_string(), v)].into_iter().collect() };
+        let policy = |name: String, sel: LabelSelector, ingress| NetworkPolicySpec {
+            origin: Default::default(),
+            name,
+            namespace: "default".into(),
+            pod_selector: sel,
+            policy_types: None,
+            ingress,
+            egress: vec![],
+        };
+        spec.network_policies.push(policy("default-deny".into(), LabelSelector::default(), vec![]));
+        for i in 0..apps {
+            spec.pods.push(testing::pods(&format!("app-{i}"), 2, 8080));
+            let from = PeerSpec {
+                pod_selector: Some(LabelSelector::labels(labels("app", "client".into()))),
+                ..Default::default()
+            };
+            spec.network_policies.push(policy(
+                format!("allow-{i}"),
+                LabelSelector::labels(labels("app", format!("app-{i}"))),
+                vec![RuleSpec { peers: vec![from], ports: vec![] }],
+            ));
+        }
+        spec.pods.push(testing::pods("client", 4, 9000));
+        let cl = emu_models::cluster::build(&spec, 1).unwrap();
+        let client = cl.pods.iter().position(|p| p.name.starts_with("client")).unwrap();
+        let mut rng = Stream::new(1, Domain(0), 0);
+        g.bench_function(BenchmarkId::from_parameter(apps), |b| {
+            b.iter(|| {
+                let to = &cl.pods[rng.below(2 * apps as u64) as usize];
+                let from = &cl.pods[client];
+                let pkt = Packet {
+                    from: Some((from, from.ip)),
+                    src: from.ip,
+                    to,
+                    to_ip: to.ip,
+                    to_node: &cl.nodes[to.node.index()],
+                    port: 8080,
+                    protocol: emu_models::cluster::Protocol::Tcp,
+                };
+                black_box(cl.policies.ingress(&pkt))
+            });
+        });
+    }
+    g.finish();
+}
+
 /// 10,000 new connections to a Service with 10 endpoints across 4 nodes,
 /// DNS included.
 fn end_to_end(c: &mut Criterion) {
@@ -126,5 +181,5 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queue_hold, phold, streams, proxy_decision, end_to_end);
+criterion_group!(benches, queue_hold, phold, streams, proxy_decision, policy_check, end_to_end);
 criterion_main!(benches);

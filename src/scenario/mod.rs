@@ -299,75 +299,6 @@ fn check_estimate(ctx: &Ctx, loaded: &Loaded, threads: u64) -> Result<(), String
     limits::refuse(&e, threads).map_err(|(key, msg)| blame(ctx, key, msg))
 }
 
-/// `[network_policy]`: the enforcing implementation (`auto`: eBPF with
-/// the eBPF CNI, iptables otherwise) and its costs.
-fn policy_params(ctx: &Ctx, sc: &Scenario) -> Result<emu_models::policy::cost::Enforcer, String> {
-    use emu_models::policy::cost::{EbpfPolicyParams, Enforcer, IptablesPolicyParams};
-    let t = sc.network_policy.clone().unwrap_or_default();
-    let ebpf_cni = sc.cni.mode == schema::CniMode::Ebpf;
-    let ebpf = match t.enforcement {
-        schema::EnforcementToml::Auto => ebpf_cni,
-        schema::EnforcementToml::Ebpf => true,
-        schema::EnforcementToml::Iptables if ebpf_cni => {
-            return Err(ctx.err(
-                "network_policy.enforcement",
-                "iptables enforcement needs netfilter, which the eBPF CNI bypasses (use \"ebpf\" or \"auto\")",
-            ))
-        }
-        schema::EnforcementToml::Iptables => false,
-    };
-    Ok(if ebpf {
-        Enforcer::Ebpf(EbpfPolicyParams { lookup_ns: t.ebpf_lookup.ns() })
-    } else {
-        Enforcer::Iptables(IptablesPolicyParams {
-            rule_ns: t.rule_cost.ns(),
-            dispatch_ns: t.dispatch.ns(),
-            set_ns: t.set_match.ns(),
-        })
-    })
-}
-
-/// Every namespace's labels, from `cluster.namespaces` and the manifests'
-/// Namespace objects; a namespace labelled twice, differently, is refused.
-fn namespace_labels(
-    ctx: &Ctx,
-    c: &schema::ClusterToml,
-    manifests: Vec<(String, cluster::Labels)>,
-) -> Result<std::collections::BTreeMap<String, cluster::Labels>, String> {
-    let mut out = std::collections::BTreeMap::new();
-    for (i, n) in c.namespaces.iter().enumerate() {
-        if let schema::NamespaceToml::Full(f) = n {
-            let k = emu_models::policy::NAMESPACE_NAME_LABEL;
-            if f.labels.get(k).is_some_and(|v| *v != f.name) {
-                return Err(ctx.err(
-                    &format!("cluster.namespaces[{i}].labels"),
-                    format!("`{k}` is set by Kubernetes to the namespace's name, `{}`", f.name),
-                ));
-            }
-            if out.insert(f.name.clone(), f.labels.clone()).is_some() {
-                return Err(
-                    ctx.err(&format!("cluster.namespaces[{i}]"), format!("namespace `{}` is labelled twice", f.name))
-                );
-            }
-        }
-    }
-    for (name, labels) in manifests {
-        match out.get(&name) {
-            Some(l) if *l != labels && !labels.is_empty() => {
-                return Err(format!(
-                    "{}: namespace `{name}` has labels in cluster.namespaces and different ones in a manifest",
-                    ctx.file
-                ))
-            }
-            Some(_) => {}
-            None => {
-                out.insert(name, labels);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Validates one scenario (one sweep point) and builds everything a run needs.
 fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String> {
     sc.sweep.clear();
@@ -396,7 +327,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
     let c = &sc.cluster;
     let mut namespaces: Vec<String> = c.namespaces.iter().map(|n| n.name().to_string()).collect();
     namespaces.extend(extra.namespaces);
-    let namespace_labels = namespace_labels(ctx, c, extra.namespace_labels)?;
+    let namespace_labels = netpol::namespace_labels(ctx, c, extra.namespace_labels)?;
     let mut network_policies = Vec::new();
     for (i, p) in expand(ctx, "network_policies", &sc.network_policies, limits::MAX_POLICIES, |p| p.count.take())? {
         let origin = ctx.origin(format!("network_policies[{i}]"));
@@ -614,7 +545,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             ),
         ));
     }
-    let policy = policy_params(ctx, &sc)?;
+    let policy = netpol::policy_params(ctx, &sc)?;
     let params = Params {
         policy,
         node: emu_models::node::NodeParams {

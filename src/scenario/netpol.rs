@@ -268,6 +268,80 @@ pub fn from_toml(origin: Origin, p: &NetworkPolicyToml) -> Result<NetworkPolicyS
     })
 }
 
+// ---------------------------------------------------------------- settings
+
+/// `[network_policy]`: the enforcing implementation (`auto`: eBPF with
+/// the eBPF CNI, iptables otherwise) and its costs.
+pub(super) fn policy_params(
+    ctx: &super::Ctx,
+    sc: &super::Scenario,
+) -> Result<emu_models::policy::cost::Enforcer, String> {
+    use emu_models::policy::cost::{EbpfPolicyParams, Enforcer, IptablesPolicyParams};
+    let t = sc.network_policy.clone().unwrap_or_default();
+    let ebpf_cni = sc.cni.mode == super::schema::CniMode::Ebpf;
+    let ebpf = match t.enforcement {
+        super::schema::EnforcementToml::Auto => ebpf_cni,
+        super::schema::EnforcementToml::Ebpf => true,
+        super::schema::EnforcementToml::Iptables if ebpf_cni => {
+            return Err(ctx.err(
+                "network_policy.enforcement",
+                "iptables enforcement needs netfilter, which the eBPF CNI bypasses (use \"ebpf\" or \"auto\")",
+            ))
+        }
+        super::schema::EnforcementToml::Iptables => false,
+    };
+    Ok(if ebpf {
+        Enforcer::Ebpf(EbpfPolicyParams { lookup_ns: t.ebpf_lookup.ns() })
+    } else {
+        Enforcer::Iptables(IptablesPolicyParams {
+            rule_ns: t.rule_cost.ns(),
+            dispatch_ns: t.dispatch.ns(),
+            set_ns: t.set_match.ns(),
+        })
+    })
+}
+
+/// Every namespace's labels, from `cluster.namespaces` and the manifests'
+/// Namespace objects; a namespace labelled twice, differently, is refused.
+pub(super) fn namespace_labels(
+    ctx: &super::Ctx,
+    c: &super::schema::ClusterToml,
+    manifests: Vec<(String, emu_models::cluster::Labels)>,
+) -> Result<std::collections::BTreeMap<String, emu_models::cluster::Labels>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, n) in c.namespaces.iter().enumerate() {
+        if let super::schema::NamespaceToml::Full(f) = n {
+            let k = emu_models::policy::NAMESPACE_NAME_LABEL;
+            if f.labels.get(k).is_some_and(|v| *v != f.name) {
+                return Err(ctx.err(
+                    &format!("cluster.namespaces[{i}].labels"),
+                    format!("`{k}` is set by Kubernetes to the namespace's name, `{}`", f.name),
+                ));
+            }
+            if out.insert(f.name.clone(), f.labels.clone()).is_some() {
+                return Err(
+                    ctx.err(&format!("cluster.namespaces[{i}]"), format!("namespace `{}` is labelled twice", f.name))
+                );
+            }
+        }
+    }
+    for (name, labels) in manifests {
+        match out.get(&name) {
+            Some(l) if *l != labels && !labels.is_empty() => {
+                return Err(format!(
+                    "{}: namespace `{name}` has labels in cluster.namespaces and different ones in a manifest",
+                    ctx.file
+                ))
+            }
+            Some(_) => {}
+            None => {
+                out.insert(name, labels);
+            }
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------- YAML
 
 /// A NetworkPolicy document (other documents read as this too, and are
