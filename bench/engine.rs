@@ -97,7 +97,7 @@ fn policy_check(c: &mut Criterion) {
     use emu_models::policy::{LabelSelector, NetworkPolicySpec, Packet, PeerSpec, RuleSpec};
     let mut g = c.benchmark_group("policy_check");
     for apps in [100u32, 10_000] {
-        let mut spec = testing::spec(4);
+        let mut spec = testing::spec(100);
         let labels = |k: &str, v: String| -> emu_models::cluster::Labels { [(k.to_string(), v)].into_iter().collect() };
         let policy = |name: String, sel: LabelSelector, ingress| NetworkPolicySpec {
             origin: Default::default(),
