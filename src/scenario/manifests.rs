@@ -617,7 +617,20 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
                 out.namespace_labels.push((name.clone(), obj.metadata.labels));
                 out.namespaces.push(name);
             }
-            "NetworkPolicy" => policies.push(super::netpol::Found { doc: i, origin, name, namespace }),
+            "NetworkPolicy" => {
+                if let Some(v) = obj.api_version.as_deref().filter(|v| *v != "networking.k8s.io/v1") {
+                    return Err(format!(
+                        "{origin}: apiVersion `{v}`: emu reads NetworkPolicy of networking.k8s.io/v1 only \
+                         (CNI-specific policy kinds are not modelled)"
+                    ));
+                }
+                for k in keys.iter().flat_map(|k| k.spec.keys()) {
+                    if !["podSelector", "policyTypes", "ingress", "egress"].contains(&k.as_str()) {
+                        return Err(format!("{origin}: spec.{k} is not a NetworkPolicy field"));
+                    }
+                }
+                policies.push(super::netpol::Found { doc: i, origin, name, namespace })
+            }
             "Pod" => {
                 let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
                 let node = spec.value.node_name.clone();

@@ -334,6 +334,14 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         network_policies.push(netpol::from_toml(origin, &p).map_err(|(key, m)| ctx.err(&key, m))?);
     }
     network_policies.extend(extra.network_policies);
+    for p in network_policies.iter().filter(|p| {
+        p.ingress.iter().chain(&p.egress).flat_map(|r| &r.peers).any(|x| x.ip_block.as_ref().is_some_and(|b| b.ipv6))
+    }) {
+        warnings.push(format!(
+            "{}: NetworkPolicy {}/{}: an IPv6 ipBlock matches nothing in emu's IPv4 cluster",
+            p.origin, p.namespace, p.name
+        ));
+    }
     let mut pods = Vec::new();
     for (i, p) in
         expand(ctx, "pods", &sc.pods, u32::try_from(cluster::MAX_PODS).unwrap_or(u32::MAX), |p| p.count.take())?

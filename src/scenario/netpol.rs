@@ -122,9 +122,29 @@ fn protocol(p: Option<&str>) -> Result<Protocol, String> {
     }
 }
 
-/// An ipBlock's CIDR: host bits are cleared, as the API server's
-/// `net.ParseCIDR` does (`10.0.0.7/24` is 10.0.0.0/24).
-fn block(text: &str) -> Result<Cidr, String> {
+/// An ipBlock from its `cidr` and `except` texts. Host bits are cleared,
+/// as the API server's `net.ParseCIDR` does (`10.0.0.7/24` is
+/// 10.0.0.0/24). An IPv6 block (a `:` in it) matches nothing in emu's IPv4
+/// clusters (the loader warns); IPv6 exceptions of an IPv4 block remove
+/// nothing. A fault names the except entry (`Some(i)`) or the cidr.
+fn ip_block<'a>(cidr: &str, except: impl Iterator<Item = &'a str>) -> Result<IpBlockSpec, (Option<usize>, String)> {
+    if cidr.contains(':') {
+        let none = Cidr { base: emu_models::addr::Ipv4(0), prefix: 32 };
+        return Ok(IpBlockSpec { cidr: none, except: Vec::new(), ipv6: true });
+    }
+    let cidr = masked(cidr).map_err(|m| (None, m))?;
+    let mut out = Vec::new();
+    for (i, e) in except.enumerate().filter(|(_, e)| !e.contains(':')) {
+        let e = masked(e).map_err(|m| (Some(i), m))?;
+        if let Some(m) = policy::except_problem(cidr, e) {
+            return Err((Some(i), m));
+        }
+        out.push(e);
+    }
+    Ok(IpBlockSpec { cidr, except: out, ipv6: false })
+}
+
+fn masked(text: &str) -> Result<Cidr, String> {
     let masked = match text.split_once('/') {
         Some((ip, len)) => match (ip.parse::<emu_models::addr::Ipv4>(), len.parse::<u8>()) {
             (Ok(ip), Ok(len)) if len <= 32 => {
@@ -185,19 +205,10 @@ fn rule_toml(key: &str, r: &RuleToml, dir: Direction) -> Result<RuleSpec, Fault>
         let k = format!("{key}.{side}[{j}]");
         let ip_block = match &p.ip_block {
             None => None,
-            Some(b) => {
-                let cidr: Cidr = block(&b.cidr).map_err(|m| (format!("{k}.ip_block.cidr"), m))?;
-                let mut except = Vec::new();
-                for (x, e) in b.except.iter().enumerate() {
-                    let kx = format!("{k}.ip_block.except[{x}]");
-                    let e: Cidr = block(e).map_err(|m| (kx.clone(), m))?;
-                    if let Some(m) = policy::except_problem(cidr, e) {
-                        return Err((kx, m));
-                    }
-                    except.push(e);
-                }
-                Some(IpBlockSpec { cidr, except })
-            }
+            Some(b) => Some(ip_block(&b.cidr, b.except.iter().map(String::as_str)).map_err(|(x, m)| match x {
+                Some(x) => (format!("{k}.ip_block.except[{x}]"), m),
+                None => (format!("{k}.ip_block.cidr"), m),
+            })?),
         };
         out.peers.push(PeerSpec {
             field: String::new(),
@@ -246,7 +257,13 @@ pub fn from_toml(origin: Origin, p: &NetworkPolicyToml) -> Result<NetworkPolicyS
         Some(t) => Some(
             t.iter()
                 .enumerate()
-                .map(|(i, s)| direction(s).map_err(|m| (format!("{key}.policy_types[{i}]"), m)))
+                .map(|(i, s)| match direction(s) {
+                    Ok(_) if t[..i].iter().any(|x| x == s) => {
+                        Err((format!("{key}.policy_types[{i}]"), "listed twice".into()))
+                    }
+                    Ok(d) => Ok(d),
+                    Err(m) => Err((format!("{key}.policy_types[{i}]"), m)),
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
@@ -472,25 +489,13 @@ fn rule_yaml(at: &At, key: &str, r: &Spanned<RuleY>, dir: Direction) -> Result<R
         let line = p.referenced.line();
         let ip_block = match &p.value.ip_block {
             None => None,
-            Some(b) => {
-                let cidr: Cidr = match block(&b.cidr.value) {
-                    Ok(c) => c,
-                    Err(m) => return at.err(b.cidr.referenced.line(), &format!("{k}.ipBlock.cidr"), m),
-                };
-                let mut except = Vec::new();
-                for (x, e) in b.except.iter().enumerate() {
-                    let kx = format!("{k}.ipBlock.except[{x}]");
-                    let c: Cidr = match block(&e.value) {
-                        Ok(c) => c,
-                        Err(m) => return at.err(e.referenced.line(), &kx, m),
-                    };
-                    if let Some(m) = policy::except_problem(cidr, c) {
-                        return at.err(e.referenced.line(), &kx, m);
-                    }
-                    except.push(c);
+            Some(b) => match ip_block(&b.cidr.value, b.except.iter().map(|e| e.value.as_str())) {
+                Ok(b) => Some(b),
+                Err((Some(x), m)) => {
+                    return at.err(b.except[x].referenced.line(), &format!("{k}.ipBlock.except[{x}]"), m)
                 }
-                Some(IpBlockSpec { cidr, except })
-            }
+                Err((None, m)) => return at.err(b.cidr.referenced.line(), &format!("{k}.ipBlock.cidr"), m),
+            },
         };
         let sel = |s: &Option<SelectorY>, f: &str| {
             s.as_ref().map(|s| s.read(at.file, at.doc, &format!("{k}.{f}"))).transpose()
@@ -561,19 +566,21 @@ pub fn from_yaml(text: &str, found: &[Found]) -> Result<Vec<NetworkPolicySpec>, 
         let Some(Some(doc)) = docs.get(*i) else { continue };
         debug_assert_eq!(doc.kind.as_deref(), Some("NetworkPolicy"));
         let at = At { file: &origin.file, doc: &origin.path };
-        let spec = match &doc.spec {
-            Some(s) => s,
-            None => return Err(format!("{origin}: spec is required")),
-        };
-        let s = &spec.value;
+        // An absent spec or podSelector is `{}`: every pod of the namespace.
+        let empty = SpecY::default();
+        let s = doc.spec.as_ref().map_or(&empty, |sp| &sp.value);
         let policy_types = match &s.policy_types {
             None => None,
             Some(t) => {
                 let mut v = Vec::new();
                 for (k, d) in t.iter().enumerate() {
+                    let line = d.referenced.line();
                     match direction(&d.value) {
+                        Ok(d) if v.contains(&d) => {
+                            return at.err(line, &format!("spec.policyTypes[{k}]"), "listed twice")
+                        }
                         Ok(d) => v.push(d),
-                        Err(m) => return at.err(d.referenced.line(), &format!("spec.policyTypes[{k}]"), m),
+                        Err(m) => return at.err(line, &format!("spec.policyTypes[{k}]"), m),
                     }
                 }
                 Some(v)
@@ -588,7 +595,7 @@ pub fn from_yaml(text: &str, found: &[Found]) -> Result<Vec<NetworkPolicySpec>, 
         let [ingress, egress] = rules;
         let pod_selector = match &s.pod_selector {
             Some(sel) => sel.read(&origin.file, &origin.path, "spec.podSelector")?,
-            None => return Err(format!("{origin}: spec.podSelector is required (`{{}}` selects every pod)")),
+            None => LabelSelector::default(),
         };
         out.push(NetworkPolicySpec {
             origin: origin.clone(),

@@ -410,3 +410,134 @@ rollout = "web"
         eps.iter().filter(|r| r["endpoint_pod"] == "web-3").map(|r| r["requests"].parse::<u64>().unwrap()).sum();
     assert!(new > 1000, "web-3 served {new}");
 }
+
+#[test]
+fn a_denied_ingress_upstream_fails_as_policy_denied_and_the_run_ends() {
+    // The backends admit only `role = front` pods, not the controller.
+    let text = |allow_controller: bool| {
+        let from = if allow_controller {
+            "{ namespace_selector = { match_labels = { \"kubernetes.io/metadata.name\" = \"ingress-nginx\" } } }"
+        } else {
+            "{ pod_selector = { match_labels = { role = \"front\" } } }"
+        };
+        format!(
+            r#"
+[cluster]
+nodes = 2
+[ingress_controller]
+replicas = 1
+[[pods]]
+name = "web"
+labels = {{ app = "web" }}
+ports = [8080]
+[[services]]
+name = "web"
+selector = {{ app = "web" }}
+ports = [{{ port = 80, target_port = 8080 }}]
+[[ingresses]]
+name = "site"
+rules = [{{ host = "site.example", paths = [{{ path = "/", service = "web", port = 80 }}] }}]
+[[network_policies]]
+name = "web"
+pod_selector = {{ match_labels = {{ app = "web" }} }}
+[[network_policies.ingress]]
+from = [{from}]
+[[flows]]
+name = "f"
+from = "external"
+to = "http://site.example/"
+concurrency = 1
+requests = 5
+timeout = "2s"
+"#
+        )
+    };
+    let (_t, out) = run_text(&text(false), &[]);
+    assert_eq!(outcome(&out, "f"), (0, vec![("policy_denied".into(), 5)]), "every request ends, denied");
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(f(row(&s, "flow", "f"), "requests"), 5.0, "the closed loop went on after each denial");
+    let (_t, out) = run_text(&text(true), &[]);
+    assert_eq!(outcome(&out, "f"), (5, vec![]));
+}
+
+#[test]
+fn dns_checks_are_inside_the_dns_hop_and_coredns_can_deny_the_cache() {
+    // A costly rule walk: the DNS queries' checks must not be counted twice.
+    let base = dns_case(&format!("{TO_WEB}{TO_KUBE_DNS}"), false);
+    let (_t, out) = run_text(&format!("{base}\n[network_policy]\ndispatch = \"1ms\"\n"), &[]);
+    let hops = csv(&out.join("hops.csv"));
+    let h = hops.iter().find(|r| r["hop"] == "network_policy").unwrap();
+    assert_eq!(f(h, "traversals"), 20.0, "egress and ingress of each of 10 SYNs; DNS checks are in `dns`");
+    let per_request: f64 = hops.iter().filter(|r| r["flow"] == "f").map(|r| f(r, "per_request_us")).sum();
+    let s = csv(&out.join("summary.csv"));
+    let mean = f(row(&s, "flow", "f"), "latency_mean_us");
+    assert!((per_request - mean).abs() < 0.02 * mean, "hops add up to the latency: {per_request} vs {mean}");
+    // CoreDNS admitting only pods: the NodeLocal DNSCache forwards from its
+    // node, which is no pod, and is denied unless CoreDNS runs there.
+    let coredns = "\n[[network_policies]]\nname = \"coredns\"\nnamespace = \"kube-system\"\npod_selector = { match_labels = { k8s-app = \"kube-dns\" } }\n[[network_policies.ingress]]\nfrom = [{ namespace_selector = {} }]\n";
+    let case = |node: &str| {
+        dns_case(&format!("{TO_WEB}{TO_CACHE}"), true)
+            .replace("node_local_cache = true", "node_local_cache = true\nreplicas = 1")
+            .replace("[[pods]]\nname = \"client\"", &format!("[[pods]]\nname = \"client\"\nnode = \"{node}\""))
+            + coredns
+    };
+    let (_t, out) = run_text(&case("node-0"), &[]);
+    let eps = csv(&out.join("endpoints.csv"));
+    let dns_node = eps.iter().find(|r| r["service"] == "kube-dns").unwrap()["node"].clone();
+    let other = if dns_node == "node-0" { "node-1" } else { "node-0" };
+    let (_t, out) = run_text(&case(&dns_node), &[]);
+    assert_eq!(outcome(&out, "f"), (10, vec![]), "the cache on CoreDNS's node is its resident node");
+    let (_t, out) = run_text(&case(other), &[]);
+    assert_eq!(outcome(&out, "f"), (0, vec![("dns_policy_denied".to_string(), 10)]), "the cache on {other} is denied");
+}
+
+#[test]
+fn manifests_policies_follow_the_api_server_on_defaults_and_refuse_what_it_refuses() {
+    let sc = format!("manifests = [\"np.yaml\"]\n{APP}");
+    let head = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n";
+    // No spec, no podSelector, empty policyTypes: every pod, Ingress.
+    for spec in [
+        "",
+        "spec: {}\n",
+        "spec:\n  policyTypes: []\n",
+        "spec:\n  ingress:\n  - from:\n    - ipBlock: {cidr: \"::/0\"}\n",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "np.yaml", &format!("{head}{spec}"));
+        let s = write(tmp.path(), "s.toml", &sc);
+        let out = tmp.path().join("out");
+        let o = emu(&["reach", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{spec}: {}", stderr(&o));
+        let rows = csv(&out.join("reach.csv"));
+        assert!(rows.iter().all(|r| r["ingress"] == "open" || r["from"] == r["to"]), "{spec}");
+        let p = emu_models_policy_types(&out);
+        assert_eq!(p, "ingress", "{spec}");
+        if spec.contains("::/0") {
+            assert!(stderr(&o).contains("IPv6 ipBlock matches nothing"), "{}", stderr(&o));
+        }
+    }
+    refused(
+        &sc,
+        &format!("{head}spec:\n  podSelector: {{}}\n  ingres: [{{}}]\n"),
+        &["np.yaml:2:", "spec.ingres is not a NetworkPolicy field"],
+    );
+    refused(
+        &sc,
+        &head.replace("networking.k8s.io/v1", "projectcalico.org/v3"),
+        &["np.yaml:2:", "apiVersion `projectcalico.org/v3`"],
+    );
+    refused(
+        &sc,
+        &format!("{head}spec:\n  policyTypes: [Ingress, Ingress]\n"),
+        &["np.yaml:6:", "spec.policyTypes[1]: listed twice"],
+    );
+}
+
+/// The `types` column of the only policy, from a run of the scenario the
+/// reach output directory holds.
+fn emu_models_policy_types(reach_out: &std::path::Path) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    run_ok(&reach_out.join("run.toml"), &out, &[]);
+    csv(&out.join("policies.csv"))[0]["types"].clone()
+}

@@ -164,12 +164,15 @@ pub struct IpBlockSpec {
     pub cidr: Cidr,
     /// Blocks inside `cidr` it leaves out.
     pub except: Vec<Cidr>,
+    /// An IPv6 block (`cidr` unused): no address of emu's IPv4 clusters
+    /// is in it.
+    pub ipv6: bool,
 }
 
 impl IpBlockSpec {
     /// Whether `ip` is in the block and in none of its exceptions.
     pub fn contains(&self, ip: crate::addr::Ipv4) -> bool {
-        self.cidr.contains(ip) && !self.except.iter().any(|e| e.contains(ip))
+        !self.ipv6 && self.cidr.contains(ip) && !self.except.iter().any(|e| e.contains(ip))
     }
 }
 
@@ -208,8 +211,8 @@ pub struct NetworkPolicySpec {
     pub namespace: String,
     /// The pods it applies to, in its namespace (empty: all of them).
     pub pod_selector: LabelSelector,
-    /// `policyTypes` as written; `None`: defaulted as the API server does
-    /// (Ingress, plus Egress when there are egress rules).
+    /// `policyTypes` as written; `None` or empty: defaulted as the API
+    /// server does (Ingress, plus Egress when there are egress rules).
     pub policy_types: Option<Vec<Direction>>,
     /// Ingress rules (none: the selected pods accept nothing).
     pub ingress: Vec<RuleSpec>,
@@ -219,11 +222,12 @@ pub struct NetworkPolicySpec {
 }
 
 impl NetworkPolicySpec {
-    /// The directions it isolates, defaulted as the API server does.
+    /// The directions it isolates, defaulted as the API server does when
+    /// `policyTypes` is absent or empty (`SetDefaults_NetworkPolicy`).
     pub fn types(&self) -> [bool; 2] {
         match &self.policy_types {
-            Some(t) => [t.contains(&Direction::Ingress), t.contains(&Direction::Egress)],
-            None => [true, !self.egress.is_empty()],
+            Some(t) if !t.is_empty() => [t.contains(&Direction::Ingress), t.contains(&Direction::Egress)],
+            _ => [true, !self.egress.is_empty()],
         }
     }
 }

@@ -159,6 +159,7 @@ fn ip_blocks_with_except_the_resident_node_and_union_of_policies() {
         ip_block: Some(IpBlockSpec {
             cidr: cidr.parse().unwrap(),
             except: except.iter().map(|e| e.parse().unwrap()).collect(),
+            ipv6: false,
         }),
         ..Default::default()
     };

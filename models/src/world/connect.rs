@@ -162,7 +162,7 @@ impl World<'_> {
         // NetworkPolicy: egress on the client's node, ingress on the
         // server's, before either confirms a conntrack entry.
         let flow = self.reqs.get(req).flow as usize;
-        let from = Sender { pod: origin.pod, src: open.src, first: true };
+        let from = Sender { pod: origin.pod, src: open.src, first: true, dns: false };
         match self.police(flow, from, open.server_pod, open.server_port, Protocol::Tcp) {
             Ok([egress, ingress]) => {
                 let there = usize::from(open.snode.is_some_and(|n| n != origin.node));

@@ -11,6 +11,10 @@ use crate::ids::ReqId;
 use crate::proxy::Entry;
 use crate::traffic::{Failure, Target};
 
+/// ingress-nginx's `proxy-connect-timeout` default [ns]: 60 s (nginx's
+/// `proxy_connect_timeout`).
+const NGINX_CONNECT_TIMEOUT_NS: u64 = 60_000_000_000;
+
 impl World<'_> {
     /// Frees the ingress controller's upstream connection of `req`.
     pub(super) fn close_up(&mut self, req: ReqId) {
@@ -64,22 +68,25 @@ impl World<'_> {
                 return self.send(req, Phase::ErrorReply, true, 0, s);
             }
         }
+        // The kept-alive upstream connection exists only if the backend's
+        // policies (and the controller's) admit it: else nginx's connect
+        // goes unanswered and it answers 504 after proxy_connect_timeout
+        // (60 s by default), unless the client gives up first.
+        let from = super::policy::Sender { pod: Some(controller), src: cloc.ip, first: false, dns: false };
+        if self.police(flow, from, e.pod, e.port, Protocol::Tcp).is_err() {
+            let now = s.now().as_nanos();
+            let r = self.reqs.get_mut(req);
+            let deadline = r.start.as_nanos() + self.flows[flow].flow.timeout_ns;
+            (r.phase, r.failure) = (Phase::Dropped, Failure::PolicyDenied);
+            let end = deadline.min(now + NGINX_CONNECT_TIMEOUT_NS).max(now);
+            return self.at(s, end - now, Ev::Deliver { req });
+        }
         if self.spec_pod(e.pod).listens_on(e.port, Protocol::Tcp).is_none()
             || !self.accepting(e.pod, s.now().as_nanos())
         {
             // nginx's upstream connect is refused: 502 to the client.
             self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
             return self.send(req, Phase::ErrorReply, true, 0, s);
-        }
-        // The kept-alive upstream connection exists only if the backend's
-        // policies (and the controller's) admit it: else nginx's connect
-        // times out and the client waits until its own timeout.
-        let from = super::policy::Sender { pod: Some(controller), src: cloc.ip, first: false };
-        if self.police(flow, from, e.pod, e.port, Protocol::Tcp).is_err() {
-            let r = self.reqs.get_mut(req);
-            r.phase = Phase::Lost;
-            r.failure = Failure::PolicyDenied;
-            return;
         }
         let server = self.server(e.pod, e.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {

@@ -32,13 +32,17 @@ pub(super) struct Sender {
     /// connection, which could only exist if its first packet passed: a
     /// denial still drops it, an allowed one costs and counts nothing).
     pub first: bool,
+    /// A DNS query: its checks' work is inside the `dns` hop, not counted
+    /// again as `network_policy`.
+    pub dns: bool,
 }
 
 impl World<'_> {
     /// Whether a packet from `from` to `server`'s `port`/`protocol` passes
     /// both checks. `Ok`: the first-packet work [ns] on the source's node
     /// and on the server's node (charged to `flow`'s `network_policy` hop);
-    /// `Err`: denied (dropped; counted per policy).
+    /// `Err`: denied (dropped; counted per policy). A DNS query's work is
+    /// not charged to the hop (it is inside `dns`).
     pub(super) fn police(
         &mut self,
         flow: usize,
@@ -63,22 +67,22 @@ impl World<'_> {
         };
         let mut work = [0, 0];
         if let Some(v) = cl.policies.egress(&pkt) {
-            work[0] = self.tally(flow, Direction::Egress, pkt.from.expect("a source pod").0.workload, &v, from.first);
+            work[0] = self.tally(flow, Direction::Egress, pkt.from.expect("a source pod").0.workload, &v, from);
             if !v.allowed {
                 return Err(Direction::Egress);
             }
         }
         let v = cl.policies.ingress(&pkt);
-        work[1] = self.tally(flow, Direction::Ingress, pkt.to.workload, &v, from.first);
+        work[1] = self.tally(flow, Direction::Ingress, pkt.to.workload, &v, from);
         if !v.allowed {
             return Err(Direction::Ingress);
         }
         Ok(work)
     }
 
-    /// Whether client pod `pod`'s packet to `to` (an address that is no
-    /// pod: a node-local DNS cache) on `port`/`protocol` passes its egress
-    /// policies; `Ok` with the work [ns] on its node.
+    /// Whether client pod `pod`'s DNS query to `to` (an address that is no
+    /// pod: the node-local DNS cache) on `port`/`protocol` passes its
+    /// egress policies; `Ok` with the work [ns] on its node.
     pub(super) fn police_egress_to(
         &mut self,
         flow: usize,
@@ -93,7 +97,8 @@ impl World<'_> {
         }
         let src = self.spec_pod(pod);
         let v = cl.policies.check(Direction::Egress, src, Remote::Addr(to), port, protocol);
-        let ns = self.tally(flow, Direction::Egress, src.workload, &v, true);
+        let from = Sender { pod: Some(pod), src: self.state.loc[pod.index()].ip, first: true, dns: true };
+        let ns = self.tally(flow, Direction::Egress, src.workload, &v, from);
         if v.allowed {
             Ok(ns)
         } else {
@@ -104,9 +109,9 @@ impl World<'_> {
     /// Counts a verdict for its policies and charges the check's work to
     /// `flow`; returns the work [ns]. A packet that is not a `first` one
     /// is counted and charged only when denied.
-    fn tally(&mut self, flow: usize, d: Direction, workload: u32, v: &Verdict, first: bool) -> u64 {
+    fn tally(&mut self, flow: usize, d: Direction, workload: u32, v: &Verdict, from: Sender) -> u64 {
         let cl = self.cluster;
-        if !first && v.allowed {
+        if !from.first && v.allowed {
             return 0;
         }
         let col = d as usize * 2;
@@ -120,7 +125,9 @@ impl World<'_> {
             None => {}
         }
         let ns = self.params.policy.check_ns(v);
-        self.flows[flow].stats.hops[HopKind::Policy as usize].add(ns);
+        if !from.dns {
+            self.flows[flow].stats.hops[HopKind::Policy as usize].add(ns);
+        }
         ns
     }
 }

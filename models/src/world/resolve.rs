@@ -46,8 +46,13 @@ impl World<'_> {
         let ep_node = self.state.loc[ep.pod.index()].node;
         // The kept-alive connection exists only if CoreDNS's ingress
         // policies admit the node.
-        let from = Sender { pod: None, src: node_ip, first: false };
+        let from = Sender { pod: None, src: node_ip, first: false, dns: true };
         if self.police(flow, from, ep.pod, ep.port, Protocol::Tcp).is_err() {
+            // The proxy decided for nothing; the query to the cache is over.
+            self.proxy.closed(node, sp, Entry::ClusterIp, d.endpoint, s.now().as_nanos());
+            if let Some(dc) = self.reqs.get_mut(req).dns_conn.take() {
+                self.close_conn(dc);
+            }
             return self.query_lost(req, Failure::DnsPolicyDenied, s);
         }
         let path = Path::Route { from: Place::Host { node }, to_pod: ep.pod, to_node: ep_node };
@@ -127,7 +132,7 @@ impl World<'_> {
         }
         // NetworkPolicy, for a new UDP flow (a long-lived socket's entry
         // passed when it was created).
-        let from = Sender { pod: Some(pod), src, first: kept.is_none() };
+        let from = Sender { pod: Some(pod), src, first: kept.is_none(), dns: true };
         match self.police(flow, from, ep.pod, ep.port, Protocol::Udp) {
             Ok([egress, ingress]) => {
                 extra[0] += egress;
