@@ -65,6 +65,9 @@ enum Command {
         /// a `replication` column to every CSV when above 1.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         replications: Option<u32>,
+        /// Do not print the summary table on stdout.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Print who can reach whom under the scenario's NetworkPolicies (and
     /// write reach.csv).
@@ -169,7 +172,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { file, out, force, seed, threads, replications } => {
+        Command::Run { file, out, force, seed, threads, replications, quiet } => {
             let threads = cap_threads(threads);
             let pool = if threads == 0 { cores() } else { threads as u64 };
             let loaded = match scenario::load(&file, seed, replications, pool) {
@@ -191,8 +194,11 @@ fn main() -> ExitCode {
             announce(&loaded, pool);
             outdir::install_signal_cleanup();
             match report::run_and_write(&loaded, &out, force, threads, loaded.base.replications) {
-                Ok(summary) => {
-                    eprintln!("{summary}");
+                Ok(done) => {
+                    if !quiet {
+                        print!("{}", done.table);
+                    }
+                    eprintln!("{}", done.line);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -34,6 +34,7 @@ use crate::scenario::{Loaded, Prepared};
 
 mod dynamics;
 mod policy;
+pub mod summary;
 
 fn us(ns: f64) -> String {
     format!("{:.3}", ns / 1_000.0)
@@ -548,7 +549,7 @@ pub fn run_and_write(
     force: bool,
     threads: usize,
     replications: u32,
-) -> Result<String, String> {
+) -> Result<Done, String> {
     let wall = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
     let jobs: Vec<(usize, u32)> =
@@ -596,7 +597,8 @@ pub fn run_and_write(
     }
     let requests: u64 = runs.iter().flat_map(|(_, r)| r.flows.iter().map(|f| f.requests)).sum();
     let events: u64 = runs.iter().map(|(_, r)| r.events).sum();
-    Ok(format!(
+    let table = summary::table(&runs);
+    let line = format!(
         "wrote {}: {} run(s), {} flows, {} requests, {} events in {:.2} s wall ({:.2} M events/s)",
         out.display(),
         runs.len(),
@@ -605,5 +607,14 @@ pub fn run_and_write(
         events,
         secs,
         events as f64 / secs.max(1e-9) / 1e6
-    ))
+    );
+    Ok(Done { line, table })
+}
+
+/// What a finished `emu run` reports.
+pub struct Done {
+    /// One line: where the results went, what ran, how fast.
+    pub line: String,
+    /// The summary table ([`summary::table`]).
+    pub table: String,
 }

@@ -14,5 +14,6 @@ mod paths;
 mod policy;
 mod robustness;
 mod services;
+mod summary;
 mod util;
 mod validation;
