@@ -93,6 +93,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print what kube-proxy programs on a node, as its real tools print it
+    /// (iptables mode: `iptables-save -t nat`).
+    Rules {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// The node (`node-0` ...).
+        #[arg(long)]
+        node: String,
+        /// The proxy mode [default: the scenario's].
+        #[arg(long)]
+        mode: Option<String>,
+    },
     /// Check a scenario without running it.
     Validate {
         /// The scenario file (TOML).
@@ -152,6 +164,7 @@ fn main() -> ExitCode {
         Command::Reach { file, port, protocol, namespace, out, force } => {
             reach(&file, port, protocol, namespace, out, force)
         }
+        Command::Rules { file, node, mode } => rules(&file, &node, mode.as_deref()),
         Command::Validate { file } => match scenario::load(&file, None, None, cores()) {
             Ok(loaded) => {
                 warn(&loaded);
@@ -208,6 +221,44 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `emu rules`: prints a node's kube-proxy rules.
+fn rules(file: &std::path::Path, node: &str, mode: Option<&str>) -> ExitCode {
+    use emu_models::proxy::{iptables::Iptables, iptables_save, Mode};
+    let loaded = match scenario::load_cluster(file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    warn(&loaded);
+    let p = &loaded.points[0].prepared;
+    let mode = match mode {
+        None => p.params.proxy.mode,
+        Some("iptables") => Mode::Iptables,
+        Some(m @ ("ipvs" | "nftables" | "ebpf")) => {
+            eprintln!("error: --mode {m}: emu rules renders iptables mode only so far");
+            return ExitCode::from(2);
+        }
+        Some(m) => {
+            eprintln!("error: --mode {m}: not iptables, ipvs, nftables or ebpf");
+            return ExitCode::from(2);
+        }
+    };
+    if mode != Mode::Iptables {
+        eprintln!("error: the scenario's proxy mode is {}: emu rules renders iptables mode only so far", mode.name());
+        return ExitCode::from(2);
+    }
+    let cl = &p.cluster;
+    let Some(n) = cl.node_by_name(node) else {
+        eprintln!("error: --node {node}: no such node (node-0 to node-{})", cl.nodes.len() - 1);
+        return ExitCode::from(2);
+    };
+    let ipt = Iptables::new(cl, p.params.proxy.iptables.clone(), p.params.seed);
+    print!("{}", iptables_save::render(cl, &ipt, n));
+    ExitCode::SUCCESS
 }
 
 /// `emu reach`: prints the matrices, writes reach.csv (and run.toml).

@@ -13,6 +13,7 @@ mod netpol;
 mod paths;
 mod policy;
 mod robustness;
+mod rules;
 mod services;
 mod summary;
 mod util;

@@ -156,6 +156,12 @@ impl Iptables {
         self.service_rule[sp.index()].map(|i| self.position(node, i, self.service_rules, 1))
     }
 
+    /// 0-based position of Service port `sp`'s rule in KUBE-NODEPORTS on
+    /// `node`; `None` without a node port or endpoints.
+    pub fn nodeport_position(&self, node: NodeId, sp: SpId) -> Option<u32> {
+        self.nodeport_rule[sp.index()].map(|i| self.position(node, i, self.nodeport_rules, 2))
+    }
+
     /// 0-based position of Service port `sp`'s load-balancer IP rule in
     /// KUBE-SERVICES on `node`; `None` without a load balancer or endpoints.
     pub fn lb_position(&self, node: NodeId, sp: SpId) -> Option<u32> {
@@ -171,21 +177,38 @@ impl Iptables {
     }
 
     /// Rules passed before the KUBE-SVC/KUBE-SVL chain of `q`.
-    fn rules_before_chain(&self, q: &Query) -> u32 {
+    /// The rules of a Service port's `KUBE-EXT-...` chain an external
+    /// packet passes: with a Cluster policy the masquerade mark and the
+    /// jump to `KUBE-SVC-...`; with Local the "masquerade LOCAL" and
+    /// "route LOCAL" rules (which a packet from outside the node does not
+    /// match) and the jump to `KUBE-SVL-...`.
+    pub fn ext_rules(cl: &Cluster, sp: SpId) -> u32 {
+        match cl.services[cl.service_ports[sp.index()].service.index()].external_traffic_policy {
+            crate::cluster::TrafficPolicy::Cluster => 2,
+            crate::cluster::TrafficPolicy::Local => 3,
+        }
+    }
+
+    /// Rules a first packet passes before the Service's `KUBE-SVC-...` (or
+    /// `KUBE-SVL-...`) chain: KUBE-SERVICES up to its rule and, for
+    /// external traffic, KUBE-NODEPORTS and KUBE-EXT.
+    pub fn rules_before_chain(&self, cl: &Cluster, q: &Query) -> u32 {
         match q.entry {
             Entry::ClusterIp => {
                 self.service_position(q.node, q.sp).expect("a Service port with endpoints has a rule") + 1
             }
             Entry::NodePort => {
-                let idx = self.nodeport_rule[q.sp.index()].expect("a node port with endpoints has a rule");
+                let at = self.nodeport_position(q.node, q.sp).expect("a node port with endpoints has a rule");
                 // Every KUBE-SERVICES rule, the KUBE-NODEPORTS jump, the
-                // node port's rule, then KUBE-EXT's masquerade mark.
-                self.service_rules + 1 + self.position(q.node, idx, self.nodeport_rules, 2) + 1 + 1
+                // node port's rule, then KUBE-EXT's.
+                self.service_rules + 1 + at + 1 + Self::ext_rules(cl, q.sp)
             }
             Entry::LoadBalancer => {
                 // KUBE-SERVICES up to the load-balancer IP's own rule, then
-                // KUBE-EXT's masquerade mark.
-                self.lb_position(q.node, q.sp).expect("a load balancer with endpoints has a rule") + 1 + 1
+                // KUBE-EXT's.
+                self.lb_position(q.node, q.sp).expect("a load balancer with endpoints has a rule")
+                    + 1
+                    + Self::ext_rules(cl, q.sp)
             }
         }
     }
@@ -200,17 +223,20 @@ impl ProxyModel for Iptables {
         self.cost(self.service_rules + 1)
     }
 
-    fn pick(&mut self, _: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
+    fn pick(&mut self, cl: &Cluster, q: &Query, rng: &mut Stream) -> Option<Dnat> {
         let n = q.candidates.len();
         let i = rng.below(n as u64) as u32;
         let recent = if q.affinity { n } else { 0 };
         // Up to the chain, the `recent` checks, the statistic rules up to
         // the chosen one, KUBE-SEP's two rules.
-        Some(Dnat { endpoint: q.candidates.get(i), cost: self.cost(self.rules_before_chain(q) + recent + i + 1 + 2) })
+        Some(Dnat {
+            endpoint: q.candidates.get(i),
+            cost: self.cost(self.rules_before_chain(cl, q) + recent + i + 1 + 2),
+        })
     }
 
-    fn affinity_hit(&mut self, _: &Cluster, q: &Query, position: u32) -> FirstPacket {
-        self.cost(self.rules_before_chain(q) + position + 1 + 2)
+    fn affinity_hit(&mut self, cl: &Cluster, q: &Query, position: u32) -> FirstPacket {
+        self.cost(self.rules_before_chain(cl, q) + position + 1 + 2)
     }
 
     fn counts(&self) -> Vec<(&'static str, u64)> {

@@ -17,6 +17,7 @@
 
 pub mod ebpf;
 pub mod iptables;
+pub mod iptables_save;
 pub mod ipvs;
 pub mod nftables;
 
