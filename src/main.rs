@@ -104,6 +104,10 @@ enum Command {
         /// The proxy mode [default: the scenario's].
         #[arg(long)]
         mode: Option<String>,
+        /// Print the node's interfaces and routes instead (`ip -brief
+        /// address`, `ip route`).
+        #[arg(long)]
+        links: bool,
     },
     /// Check a scenario without running it.
     Validate {
@@ -164,7 +168,7 @@ fn main() -> ExitCode {
         Command::Reach { file, port, protocol, namespace, out, force } => {
             reach(&file, port, protocol, namespace, out, force)
         }
-        Command::Rules { file, node, mode } => rules(&file, &node, mode.as_deref()),
+        Command::Rules { file, node, mode, links } => rules(&file, &node, mode.as_deref(), links),
         Command::Validate { file } => match scenario::load(&file, None, None, cores()) {
             Ok(loaded) => {
                 warn(&loaded);
@@ -224,7 +228,7 @@ fn main() -> ExitCode {
 }
 
 /// `emu rules`: prints a node's kube-proxy rules.
-fn rules(file: &std::path::Path, node: &str, mode: Option<&str>) -> ExitCode {
+fn rules(file: &std::path::Path, node: &str, mode: Option<&str>, links: bool) -> ExitCode {
     use emu_models::proxy::{iptables::Iptables, iptables_save, Mode};
     let loaded = match scenario::load_cluster(file) {
         Ok(l) => l,
@@ -235,6 +239,17 @@ fn rules(file: &std::path::Path, node: &str, mode: Option<&str>) -> ExitCode {
     };
     warn(&loaded);
     let p = &loaded.points[0].prepared;
+    let cl = &p.cluster;
+    let Some(n) = cl.node_by_name(node) else {
+        eprintln!("error: --node {node}: no such node (node-0 to node-{})", cl.nodes.len() - 1);
+        return ExitCode::from(2);
+    };
+    if links {
+        use emu_models::datapath::links;
+        let cni = p.params.datapath.cni;
+        print!("$ ip -brief address\n{}$ ip route\n{}", links::addresses(cl, cni, n), links::routes(cl, cni, n));
+        return ExitCode::SUCCESS;
+    }
     let mode = match mode {
         None => p.params.proxy.mode,
         Some("iptables") => Mode::Iptables,
@@ -251,11 +266,6 @@ fn rules(file: &std::path::Path, node: &str, mode: Option<&str>) -> ExitCode {
         eprintln!("error: the scenario's proxy mode is {}: emu rules renders iptables mode only so far", mode.name());
         return ExitCode::from(2);
     }
-    let cl = &p.cluster;
-    let Some(n) = cl.node_by_name(node) else {
-        eprintln!("error: --node {node}: no such node (node-0 to node-{})", cl.nodes.len() - 1);
-        return ExitCode::from(2);
-    };
     let ipt = Iptables::new(cl, p.params.proxy.iptables.clone(), p.params.seed);
     print!("{}", iptables_save::render(cl, &ipt, n));
     ExitCode::SUCCESS

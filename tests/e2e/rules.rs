@@ -105,3 +105,58 @@ fn each_node_has_its_own_order_and_bad_arguments_are_bad_input() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
     }
 }
+
+/// Runs `script` with `sh -c` inside a new network namespace and returns
+/// its stdout; `None` where no namespace can be made.
+fn in_namespace(script: &str) -> Option<String> {
+    if !have("ip") {
+        return None;
+    }
+    let ns = format!("emu-links-{}", std::process::id());
+    if !Command::new("ip").args(["netns", "add", &ns]).status().is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let o = Command::new("ip").args(["netns", "exec", &ns, "sh", "-c", script]).output().unwrap();
+    let _ = Command::new("ip").args(["netns", "delete", &ns]).status();
+    assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));
+    Some(String::from_utf8(o.stdout).unwrap())
+}
+
+#[test]
+fn links_print_what_ip_prints_for_the_same_interfaces_and_routes() {
+    let o = emu(&["rules", root().join("workloads/seed/paths.toml").to_str().unwrap(), "--node", "node-1", "--links"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let (addrs, routes) = text.split_once("$ ip route\n").unwrap();
+    let addr = |dev: &str| {
+        addrs
+            .lines()
+            .find(|l| l.starts_with(&format!("{dev} ")))
+            .unwrap()
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    let (eth0, cbr0) = (addr("eth0"), addr("cbr0"));
+    assert_eq!(eth0, "192.168.0.2/16");
+    let vias: Vec<&str> = routes.lines().filter(|l| l.contains(" via ")).map(str::trim_end).collect();
+    assert_eq!(vias.len(), 2, "one route per other node");
+    // The same interfaces in a namespace (eth0 a veth, the bridge given a
+    // port so it has carrier), the same routes added: `ip route` must print
+    // exactly emu's lines.
+    let mut script = format!(
+        "ip link set lo up; ip link add eth0 type veth peer name eth0p; ip link set eth0p up; \
+         ip addr add {eth0} dev eth0; ip link set eth0 up; ip link add cbr0 type bridge; ip addr add {cbr0} dev cbr0; \
+         ip link add va type veth peer name vb; ip link set va master cbr0 up; ip link set vb up; ip link set cbr0 up; sleep 0.3; "
+    );
+    for v in &vias {
+        script.push_str(&format!("ip route add {v}; "));
+    }
+    script.push_str("ip route");
+    let Some(real) = in_namespace(&script) else {
+        eprintln!("notice: ip or the right to make a network namespace is missing: skipped");
+        return;
+    };
+    assert_eq!(real, routes);
+}

@@ -772,6 +772,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let node_by_ip = nodes.iter().enumerate().map(|(i, n)| (n.ip, NodeId::from_index(i))).collect();
     let node_by_bridge_ip = nodes.iter().enumerate().map(|(i, n)| (n.bridge_ip, NodeId::from_index(i))).collect();
     Ok(Cluster {
+        node_network: spec.node_ip_cidr,
         workloads,
         placement: spec.placement,
         labels,

@@ -171,6 +171,8 @@ pub struct Service {
 pub struct Cluster {
     /// Nodes.
     pub nodes: Vec<Node>,
+    /// The node network the nodes' `eth0` addresses come from.
+    pub node_network: Cidr,
     /// Namespace names; index 0 is `default`, 1 is `kube-system`.
     pub namespaces: Vec<String>,
     /// Each namespace's labels, `kubernetes.io/metadata.name` included.

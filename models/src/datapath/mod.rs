@@ -66,6 +66,7 @@
 //! with the link's MSS and does not model the one-time discovery.
 
 pub mod ebpf;
+pub mod links;
 pub mod routed;
 pub mod vxlan;
 
