@@ -94,7 +94,7 @@ enum Command {
         force: bool,
     },
     /// Print what kube-proxy programs on a node, as its real tools print it
-    /// (iptables mode: `iptables-save -t nat`).
+    /// (`iptables-save -t nat`, `nft list table ip kube-proxy`, `ipvsadm -Ln`).
     Rules {
         /// The scenario file (TOML).
         file: PathBuf,
@@ -229,7 +229,7 @@ fn main() -> ExitCode {
 
 /// `emu rules`: prints a node's kube-proxy rules.
 fn rules(file: &std::path::Path, node: &str, mode: Option<&str>, links: bool) -> ExitCode {
-    use emu_models::proxy::{iptables::Iptables, iptables_save, Mode};
+    use emu_models::proxy::{iptables::Iptables, iptables_save, nft_list, Mode};
     let loaded = match scenario::load_cluster(file) {
         Ok(l) => l,
         Err(e) => {
@@ -253,21 +253,25 @@ fn rules(file: &std::path::Path, node: &str, mode: Option<&str>, links: bool) ->
     let mode = match mode {
         None => p.params.proxy.mode,
         Some("iptables") => Mode::Iptables,
-        Some(m @ ("ipvs" | "nftables" | "ebpf")) => {
-            eprintln!("error: --mode {m}: emu rules renders iptables mode only so far");
-            return ExitCode::from(2);
-        }
+        Some("ipvs") => Mode::Ipvs,
+        Some("nftables") => Mode::Nftables,
         Some(m) => {
-            eprintln!("error: --mode {m}: not iptables, ipvs, nftables or ebpf");
+            eprintln!("error: --mode {m}: not iptables, ipvs or nftables");
             return ExitCode::from(2);
         }
     };
-    if mode != Mode::Iptables {
-        eprintln!("error: the scenario's proxy mode is {}: emu rules renders iptables mode only so far", mode.name());
-        return ExitCode::from(2);
+    match mode {
+        Mode::Iptables => {
+            let ipt = Iptables::new(cl, p.params.proxy.iptables.clone(), p.params.seed);
+            print!("{}", iptables_save::render(cl, &ipt, n));
+        }
+        Mode::Nftables => print!("{}", nft_list::render_nft(cl, n)),
+        Mode::Ipvs => print!("{}", nft_list::render_ipvs(cl, n, p.params.proxy.ipvs.scheduler)),
+        Mode::Ebpf => {
+            eprintln!("error: the scenario's proxy mode is ebpf, which programs BPF maps, not rules: give --mode");
+            return ExitCode::from(2);
+        }
     }
-    let ipt = Iptables::new(cl, p.params.proxy.iptables.clone(), p.params.seed);
-    print!("{}", iptables_save::render(cl, &ipt, n));
     ExitCode::SUCCESS
 }
 

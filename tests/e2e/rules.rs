@@ -97,7 +97,7 @@ fn each_node_has_its_own_order_and_bad_arguments_are_bad_input() {
     sy.sort();
     assert_eq!(sx, sy);
     for bad in
-        [&["--node", "node-99"][..], &["--node", "node-0", "--mode", "ipvs"], &["--node", "node-0", "--mode", "x"]]
+        [&["--node", "node-99"][..], &["--node", "node-0", "--mode", "ebpf"], &["--node", "node-0", "--mode", "x"]]
     {
         let mut args = vec!["rules", "workloads/seed/paths.toml"];
         args.extend_from_slice(bad);
@@ -159,4 +159,42 @@ fn links_print_what_ip_prints_for_the_same_interfaces_and_routes() {
         return;
     };
     assert_eq!(real, routes);
+}
+
+#[test]
+fn nft_accepts_the_nftables_rules_and_ipvs_lists_every_virtual_server() {
+    let render = |file: &str, node: &str, mode: &str| {
+        let o = emu(&["rules", root().join(file).to_str().unwrap(), "--node", node, "--mode", mode]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let files = [
+        ("workloads/seed/internet-to-service.toml", "node-0"),
+        ("workloads/services/external-traffic-policy.toml", "node-1"),
+        ("workloads/services/loadbalancer.toml", "node-2"),
+        ("workloads/services/affinity.toml", "node-0"),
+        ("workloads/policy/default-deny.toml", "node-1"),
+    ];
+    for (file, node) in files {
+        let nft = render(file, node, "nftables");
+        assert!(nft.starts_with("table ip kube-proxy {") && nft.contains("map service-ips"), "{file}");
+        let ipvs = render(file, node, "ipvs");
+        let servers = ipvs.lines().filter(|l| l.starts_with("TCP ") || l.starts_with("UDP ")).count();
+        assert!(servers >= 3, "{file}: {ipvs}");
+        assert!(ipvs.lines().filter(|l| l.starts_with("  -> 10.")).count() > servers, "{file}");
+    }
+    if !have("nft") || !have("ip") {
+        eprintln!("notice: nft or ip is missing: the nft -c check is skipped");
+        return;
+    }
+    for (file, node) in files {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.nft");
+        std::fs::write(&path, render(file, node, "nftables")).unwrap();
+        let Some(out) = in_namespace(&format!("nft -c -f {} && echo accepted", path.display())) else {
+            eprintln!("notice: no network namespace can be made here: the nft -c check is skipped");
+            return;
+        };
+        assert_eq!(out.trim(), "accepted", "{file}");
+    }
 }

@@ -19,6 +19,7 @@ pub mod ebpf;
 pub mod iptables;
 pub mod iptables_save;
 pub mod ipvs;
+pub mod nft_list;
 pub mod nftables;
 
 use emu_engine::rng::Stream;
