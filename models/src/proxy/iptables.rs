@@ -345,10 +345,11 @@ mod tests {
         assert_eq!(ipt.miss().entries, 105, "104 KUBE-SERVICES rules and the KUBE-NODEPORTS jump");
         let mut rng = Stream::new(1, Domain(9), 0);
         let via = |entry| Query { entry, ..q(0, sp.get(), 1) };
-        // Its rule (104th), the KUBE-EXT mark, KUBE-SVC's one rule, KUBE-SEP's two.
-        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 104 + 1 + 1 + 2);
-        // A node port passes all 104, the jump, KUBE-NODEPORTS' rule, the mark.
-        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).unwrap().cost.entries, 105 + 1 + 1 + 1 + 2);
+        // Its rule (104th), KUBE-EXT's mark and jump, KUBE-SVC's one rule,
+        // KUBE-SEP's two.
+        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 104 + 2 + 1 + 2);
+        // A node port passes all 104, the jump, KUBE-NODEPORTS' rule, KUBE-EXT's two.
+        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).unwrap().cost.entries, 105 + 1 + 2 + 1 + 2);
         // In random order the load-balancer rule sits anywhere, as ClusterIP
         // rules do: over many nodes its mean position is half the chain.
         let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
