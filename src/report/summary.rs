@@ -85,14 +85,15 @@ impl Row {
     }
 }
 
-/// A duration for people: `812ns`, `45.3us`, `1.27ms`, `3.41s`.
+/// A duration for people: `812ns`, `45.3us`, `1.27ms`, `3.41s` (a unit
+/// is used while its rounded figure stays below 1,000).
 pub fn human(ns: u64) -> String {
     let x = ns as f64;
     if ns < 1_000 {
         format!("{ns}ns")
-    } else if ns < 1_000_000 {
+    } else if x / 1e3 < 999.95 {
         format!("{:.1}us", x / 1e3)
-    } else if ns < 1_000_000_000 {
+    } else if x / 1e6 < 999.995 {
         format!("{:.2}ms", x / 1e6)
     } else {
         format!("{:.2}s", x / 1e9)
@@ -122,6 +123,8 @@ pub fn table(runs: &[(Run, Results)]) -> String {
         }
     }
     let rest = rows.len().saturating_sub(MAX_ROWS);
+    // Runs are separate experiments: their throughputs are not summed.
+    let per_run = runs.len() > 1;
     let mut shown: Vec<(String, [String; 8])> = Vec::new();
     let mut tail = Row::new(format!("({rest} more)"));
     for (i, r) in rows.iter().enumerate() {
@@ -141,6 +144,10 @@ pub fn table(runs: &[(Run, Results)]) -> String {
         }
     }
     if rest > 0 {
+        if per_run {
+            tail.throughput /= rest as f64;
+            tail.label = format!("({rest} more; mean throughput)");
+        }
         shown.push((tail.label.clone(), tail.cells()));
     }
     let header = [first, "requests", "completed", "failed", "main failure", "p50", "p99", "throughput", "top hop"];
@@ -172,4 +179,19 @@ pub fn table(runs: &[(Run, Results)]) -> String {
         line(v);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn durations_change_unit_where_the_rounded_figure_reaches_1000() {
+        assert_eq!(human(812), "812ns");
+        assert_eq!(human(45_300), "45.3us");
+        assert_eq!(human(999_940), "999.9us");
+        assert_eq!(human(999_950), "1.00ms");
+        assert_eq!(human(1_270_000), "1.27ms");
+        assert_eq!(human(999_996_000), "1.00s");
+    }
 }

@@ -6,12 +6,14 @@
 //!   the `cbr0` bridge with the pod CIDR's first address, one host-side
 //!   `veth...@if2` per pod; a route to each other node's pod CIDR via that
 //!   node's address;
-//! - VXLAN (flannel): the same plus `flannel.1` holding the pod CIDR's
+//! - VXLAN (flannel): flannel's `cni0` bridge, and `flannel.1` holding the pod CIDR's
 //!   network address as /32, and the other nodes' pod CIDRs via their
 //!   `flannel.1` addresses, `onlink`;
 //! - eBPF (Cilium, native routing): `cilium_host` with the router address
 //!   instead of the bridge, one `lxc...@if2` per pod, native routes as in
 //!   routed mode.
+//!
+//! No default route is shown (emu models no gateway).
 //!
 //! Interface names for pods are stable hashes of the pod's namespace and
 //! name (real ones are random).
@@ -46,8 +48,12 @@ pub fn addresses(cl: &Cluster, cni: Cni, node: NodeId) -> String {
     brief(&mut out, "eth0", "UP", &[format!("{}/{}", n.ip, cl.node_network.prefix)]);
     let cidr = n.pod_cidr.prefix;
     match cni {
-        Cni::Routed | Cni::Vxlan => brief(&mut out, "cbr0", "UP", &[format!("{}/{cidr}", n.bridge_ip)]),
-        Cni::Ebpf => brief(&mut out, "cilium_host", "UP", &[format!("{}/32", n.bridge_ip)]),
+        Cni::Routed => brief(&mut out, "cbr0", "UP", &[format!("{}/{cidr}", n.bridge_ip)]),
+        Cni::Vxlan => brief(&mut out, "cni0", "UP", &[format!("{}/{cidr}", n.bridge_ip)]),
+        Cni::Ebpf => {
+            brief(&mut out, "cilium_net@cilium_host", "UP", &[]);
+            brief(&mut out, "cilium_host@cilium_net", "UP", &[format!("{}/32", n.bridge_ip)]);
+        }
     }
     if cni == Cni::Vxlan {
         brief(&mut out, "flannel.1", "UNKNOWN", &[format!("{}/32", n.pod_cidr.base)]);
@@ -70,7 +76,8 @@ pub fn routes(cl: &Cluster, cni: Cni, node: NodeId) -> String {
         let c = n.pod_cidr;
         let line = if i == node.index() {
             match cni {
-                Cni::Routed | Cni::Vxlan => format!("{c} dev cbr0 proto kernel scope link src {}", me.bridge_ip),
+                Cni::Routed => format!("{c} dev cbr0 proto kernel scope link src {}", me.bridge_ip),
+                Cni::Vxlan => format!("{c} dev cni0 proto kernel scope link src {}", me.bridge_ip),
                 Cni::Ebpf => format!("{c} via {ip} dev cilium_host proto kernel src {ip}", ip = me.bridge_ip),
             }
         } else {
@@ -80,6 +87,10 @@ pub fn routes(cl: &Cluster, cni: Cni, node: NodeId) -> String {
             }
         };
         rows.push((c, line));
+    }
+    if cni == Cni::Ebpf {
+        let ip = me.bridge_ip;
+        rows.push((Cidr { base: ip, prefix: 32 }, format!("{ip} dev cilium_host proto kernel scope link")));
     }
     rows.sort_by_key(|(c, _)| (c.base.0, c.prefix));
     let mut out = String::new();

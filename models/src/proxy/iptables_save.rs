@@ -126,8 +126,15 @@ pub fn render(cl: &Cluster, ipt: &Iptables, node: NodeId) -> String {
     for &(sp, lb) in &services {
         let p = &cl.service_ports[sp.index()];
         let svc = &cl.services[p.service.index()];
+        let internal_local = svc.internal_traffic_policy == TrafficPolicy::Local;
+        if !lb && internal_local && p.local_endpoints(node).is_empty() {
+            // kube-proxy drops it in the filter table; no nat rule.
+            continue;
+        }
         let (ip, what, to) = if lb {
             (svc.load_balancer_ip.expect("a load-balancer rule"), "loadbalancer IP", chain(cl, sp, "KUBE-EXT"))
+        } else if internal_local {
+            (svc.cluster_ip.expect("a ClusterIP rule"), "cluster IP", chain(cl, sp, "KUBE-SVL"))
         } else {
             (svc.cluster_ip.expect("a ClusterIP rule"), "cluster IP", chain(cl, sp, "KUBE-SVC"))
         };
@@ -165,20 +172,31 @@ pub fn render(cl: &Cluster, ipt: &Iptables, node: NodeId) -> String {
                 TrafficPolicy::Local => {
                     rule(format!("-A {ext} -m comment --comment \"masquerade LOCAL traffic for {name} external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"));
                     rule(format!("-A {ext} -m comment --comment \"route LOCAL traffic for {name} external destinations\" -m addrtype --src-type LOCAL -j {svc_chain}"));
-                    rule(format!("-A {ext} -j {svl_chain}"));
+                    if !p.local_endpoints(node).is_empty() {
+                        rule(format!("-A {ext} -j {svl_chain}"));
+                    }
                 }
             }
         }
+        let local = p.local_endpoints(node);
+        // The chains kube-proxy creates: KUBE-SVC when some traffic uses
+        // every endpoint, KUBE-SVL when some uses the node's and it has
+        // any; KUBE-SEP for the endpoints those reach.
+        let ext_cluster = external(sp) && svc.external_traffic_policy == TrafficPolicy::Cluster;
+        let ext_local = external(sp) && svc.external_traffic_policy == TrafficPolicy::Local;
+        let uses_cluster = svc.internal_traffic_policy == TrafficPolicy::Cluster || ext_cluster || ext_local;
+        let uses_local = (svc.internal_traffic_policy == TrafficPolicy::Local || ext_local) && !local.is_empty();
         let all: Vec<EpId> = (0..p.endpoints.len()).map(EpId::from_index).collect();
-        let local =
-            svc.external_traffic_policy == TrafficPolicy::Local || svc.internal_traffic_policy == TrafficPolicy::Local;
-        chains.push(svc_chain.clone());
-        endpoint_rules(cl, sp, &svc_chain, &all, &mut rule);
-        if local {
-            chains.push(svl_chain.clone());
-            endpoint_rules(cl, sp, &svl_chain, p.local_endpoints(node), &mut rule);
+        if uses_cluster {
+            chains.push(svc_chain.clone());
+            endpoint_rules(cl, sp, &svc_chain, &all, &mut rule);
         }
-        for &ep in &all {
+        if uses_local {
+            chains.push(svl_chain.clone());
+            endpoint_rules(cl, sp, &svl_chain, local, &mut rule);
+        }
+        let reached: Vec<EpId> = if uses_cluster { all.clone() } else { local.to_vec() };
+        for &ep in &reached {
             let sep = sep_chain(cl, sp, ep);
             chains.push(sep.clone());
             let e = p.endpoints[ep.index()];
@@ -190,8 +208,9 @@ pub fn render(cl: &Cluster, ipt: &Iptables, node: NodeId) -> String {
             } else {
                 String::new()
             };
+            // kube-proxy appends the `recent` match before the protocol's.
             rule(format!(
-                "-A {sep} -p {pr} -m comment --comment \"{name}\" -m {pr}{recent} -j DNAT --to-destination {ip}:{}",
+                "-A {sep} -p {pr} -m comment --comment \"{name}\"{recent} -m {pr} -j DNAT --to-destination {ip}:{}",
                 e.port
             ));
         }
@@ -200,6 +219,7 @@ pub fn render(cl: &Cluster, ipt: &Iptables, node: NodeId) -> String {
     for c in ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] {
         let _ = writeln!(out, ":{c} ACCEPT [0:0]");
     }
+    chains.sort();
     chains.dedup();
     for c in &chains {
         let _ = writeln!(out, ":{c} - [0:0]");
@@ -278,7 +298,7 @@ mod tests {
     /// and ClientIP-affinity Services over 2-5 endpoints.
     fn cluster() -> Cluster {
         let mut s = testing::spec(3);
-        for (i, n) in [2u32, 3, 5, 4, 3].into_iter().enumerate() {
+        for (i, n) in [2u32, 3, 5, 4, 3, 6].into_iter().enumerate() {
             s.pods.push(testing::pods(&format!("app{i}"), n, 8080));
         }
         let mut svc = |name: &str, app: &str, kind, local: bool, affinity: bool| {
@@ -297,6 +317,10 @@ mod tests {
         svc("np-local", "app2", ServiceType::NodePort, true, false);
         svc("lb", "app3", ServiceType::LoadBalancer, false, false);
         svc("sticky", "app4", ServiceType::ClusterIp, false, true);
+        // internalTrafficPolicy Local, with two endpoints on every node.
+        let mut itp = testing::service("itp", "app5", 8080);
+        itp.internal_traffic_policy = TrafficPolicy::Local;
+        s.services.push(itp);
         build(&s, 1).unwrap()
     }
 
@@ -363,7 +387,11 @@ mod tests {
                         entries.push((Entry::LoadBalancer, lb, p.port, false));
                     }
                     for (entry, dst, dport, local_dst) in entries {
-                        let local = entry.external() && svc.external_traffic_policy == TrafficPolicy::Local;
+                        let local = if entry.external() {
+                            svc.external_traffic_policy == TrafficPolicy::Local
+                        } else {
+                            svc.internal_traffic_policy == TrafficPolicy::Local
+                        };
                         let cands = if local {
                             Candidates::Subset(p.local_endpoints(node))
                         } else {
@@ -409,9 +437,10 @@ mod tests {
         let (mut sa, mut sb) = (services(&a), services(&b));
         assert_eq!(
             sa.len(),
-            7 + 1 + 1,
-            "7 ClusterIP rules (kube-dns has 2), 1 load-balancer IP rule, the node-port jump"
+            8 + 1 + 1,
+            "8 ClusterIP rules (kube-dns has 2), 1 load-balancer IP rule, the node-port jump"
         );
+        assert!(a.contains("\"default/itp cluster IP\" -m tcp --dport 80 -j KUBE-SVL-"), "Local internal traffic");
         assert!(sa.last().unwrap().contains("KUBE-NODEPORTS"));
         sa.sort();
         sb.sort();

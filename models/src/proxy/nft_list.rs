@@ -100,15 +100,12 @@ pub fn render_nft(cl: &Cluster, node: NodeId) -> String {
         block(&mut s, head, &lines);
         s
     };
-    let ips: Vec<String> = sps
-        .iter()
-        .filter_map(|&sp| cl.services[cl.service_ports[sp.index()].service.index()].cluster_ip)
-        .map(|ip| ip.to_string())
-        .collect();
+    // Every ClusterIP, with endpoints or not, in address order.
+    let mut ips: Vec<crate::addr::Ipv4> = cl.services.iter().filter_map(|s| s.cluster_ip).collect();
+    ips.sort();
+    ips.dedup();
+    let unique: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
     let mut set = vec!["type ipv4_addr".to_string(), "comment \"Active ClusterIPs\"".into()];
-    let mut unique = ips.clone();
-    unique.sort();
-    unique.dedup();
     if !unique.is_empty() {
         set.push(elements(&unique));
     }
@@ -128,10 +125,14 @@ pub fn render_nft(cl: &Cluster, node: NodeId) -> String {
         let s = &cl.services[p.service.index()];
         let pr = proto(p.protocol);
         let internal = match s.internal_traffic_policy {
-            TrafficPolicy::Cluster => chain(cl, sp, "service"),
-            TrafficPolicy::Local => chain(cl, sp, "local"),
+            TrafficPolicy::Cluster => Some(chain(cl, sp, "service")),
+            // No local endpoint: kube-proxy drops it (a filter map, not printed).
+            TrafficPolicy::Local if p.local_endpoints(node).is_empty() => None,
+            TrafficPolicy::Local => Some(chain(cl, sp, "local")),
         };
-        service_ips.push(format!("{} . {pr} . {} : goto {internal}", s.cluster_ip.expect("a ClusterIP"), p.port));
+        if let Some(internal) = internal {
+            service_ips.push(format!("{} . {pr} . {} : goto {internal}", s.cluster_ip.expect("a ClusterIP"), p.port));
+        }
         if let Some(lb) = s.load_balancer_ip {
             service_ips.push(format!("{lb} . {pr} . {} : goto {}", p.port, chain(cl, sp, "external")));
         }
@@ -199,9 +200,12 @@ pub fn render_nft(cl: &Cluster, node: NodeId) -> String {
         let s = &cl.services[p.service.index()];
         let all: Vec<EpId> = (0..p.endpoints.len()).map(EpId::from_index).collect();
         let local = p.local_endpoints(node);
-        let uses_local =
-            s.external_traffic_policy == TrafficPolicy::Local || s.internal_traffic_policy == TrafficPolicy::Local;
-        objects.push(obj(&format!("chain {}", chain(cl, sp, "service")), to_endpoints(cl, sp, &all)));
+        let ext_local = external(cl, sp) && s.external_traffic_policy == TrafficPolicy::Local;
+        let uses_cluster = s.internal_traffic_policy == TrafficPolicy::Cluster || external(cl, sp);
+        let uses_local = s.internal_traffic_policy == TrafficPolicy::Local || ext_local;
+        if uses_cluster {
+            objects.push(obj(&format!("chain {}", chain(cl, sp, "service")), to_endpoints(cl, sp, &all)));
+        }
         if uses_local && !local.is_empty() {
             objects.push(obj(&format!("chain {}", chain(cl, sp, "local")), to_endpoints(cl, sp, local)));
         }
@@ -223,7 +227,8 @@ pub fn render_nft(cl: &Cluster, node: NodeId) -> String {
             };
             objects.push(obj(&format!("chain {}", chain(cl, sp, "external")), rules));
         }
-        for &ep in &all {
+        let reached: &[EpId] = if uses_cluster { &all } else { local };
+        for &ep in reached {
             let e = p.endpoints[ep.index()];
             let ip = cl.pods[e.pod.index()].ip;
             let mut rules = vec![format!("ip saddr {ip} jump mark-for-masquerade")];
@@ -259,31 +264,53 @@ fn to_endpoints(cl: &Cluster, sp: SpId, eps: &[EpId]) -> Vec<String> {
 /// address order as ipvsadm sorts them.
 pub fn render_ipvs(cl: &Cluster, node: NodeId, scheduler: Scheduler) -> String {
     let sched = Scheduler::ALL.iter().find(|(_, s)| *s == scheduler).map_or("rr", |(n, _)| n);
-    let mut vs: Vec<(String, u32, u16, String)> = Vec::new();
+    let mut vs: Vec<(u8, u32, u16, String)> = Vec::new();
     let node_ip = cl.nodes[node.index()].ip;
-    for sp in with_rules(cl) {
-        let p = &cl.service_ports[sp.index()];
+    for p in &cl.service_ports {
         let s = &cl.services[p.service.index()];
+        let Some(vip) = s.cluster_ip else { continue };
+        // ipvsadm sorts by protocol number: TCP 6, UDP 17, SCTP 132.
+        let number = match p.protocol {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        };
         let pr = proto(p.protocol).to_uppercase();
         let persistent = s.affinity_timeout_ns.map_or(String::new(), |t| format!(" persistent {}", t / 1_000_000_000));
-        let mut reals = String::new();
-        for e in &p.endpoints {
-            let addr = format!("{}:{}", cl.pods[e.pod.index()].ip, e.port);
-            let _ = writeln!(reals, "  -> {addr:<28} Masq    {:<6} 0          0", e.weight);
-        }
-        let mut add = |ip: crate::addr::Ipv4, port: u16| {
-            let head = format!("{pr}  {ip}:{port} {sched}{persistent}");
-            vs.push((pr.clone(), ip.0, port, format!("{head}\n{reals}")));
+        // Real servers in address order; a Local policy's are the node's
+        // own (all of them when it has none).
+        let reals = |local: bool| {
+            let mut eps: Vec<EpId> = if local && !p.local_endpoints(node).is_empty() {
+                p.local_endpoints(node).to_vec()
+            } else {
+                (0..p.endpoints.len()).map(EpId::from_index).collect()
+            };
+            eps.sort_by_key(|&ep| {
+                let e = p.endpoints[ep.index()];
+                (cl.pods[e.pod.index()].ip, e.port)
+            });
+            let mut text = String::new();
+            for ep in eps {
+                let e = p.endpoints[ep.index()];
+                let addr = format!("{}:{}", cl.pods[e.pod.index()].ip, e.port);
+                let _ = writeln!(text, "  -> {addr:<28} Masq    {:<6} 0          0", e.weight);
+            }
+            text
         };
-        add(s.cluster_ip.expect("a ClusterIP"), p.port);
+        let mut add = |ip: crate::addr::Ipv4, port: u16, local: bool| {
+            let head = format!("{pr}  {ip}:{port} {sched}{persistent}");
+            vs.push((number, ip.0, port, format!("{head}\n{}", reals(local))));
+        };
+        add(vip, p.port, s.internal_traffic_policy == TrafficPolicy::Local);
+        let ext_local = s.external_traffic_policy == TrafficPolicy::Local;
         if let Some(lb) = s.load_balancer_ip {
-            add(lb, p.port);
+            add(lb, p.port, ext_local);
         }
         if let Some(np) = p.node_port {
-            add(node_ip, np);
+            add(node_ip, np, ext_local);
         }
     }
-    vs.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+    vs.sort_by_key(|v| (v.0, v.1, v.2));
     let mut out = String::from(
         "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
     );
