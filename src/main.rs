@@ -227,17 +227,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads `file` for a look at its cluster (`emu reach`, `emu rules`: no
+/// flow needed), warns, and says which sweep point `verb` shows.
+fn inspect(file: &std::path::Path, verb: &str) -> Result<scenario::Loaded, ExitCode> {
+    let loaded = scenario::load_cluster(file).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    warn(&loaded);
+    if loaded.points.len() > 1 {
+        eprintln!("note: {} sweep points: {verb} shows the first", loaded.points.len());
+    }
+    Ok(loaded)
+}
+
 /// `emu rules`: prints a node's kube-proxy rules.
 fn rules(file: &std::path::Path, node: &str, mode: Option<&str>, links: bool) -> ExitCode {
     use emu_models::proxy::{iptables::Iptables, iptables_save, nft_list, Mode};
-    let loaded = match scenario::load_cluster(file) {
+    let loaded = match inspect(file, "rules") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    warn(&loaded);
     let p = &loaded.points[0].prepared;
     let cl = &p.cluster;
     let Some(n) = cl.node_by_name(node) else {
@@ -299,17 +309,10 @@ fn reach(
         eprintln!("error: --port 0: ports are 1-65535");
         return ExitCode::from(2);
     }
-    let loaded = match scenario::load_cluster(file) {
+    let loaded = match inspect(file, "reach") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    warn(&loaded);
-    if loaded.points.len() > 1 {
-        eprintln!("note: {} sweep points: reach shows the first", loaded.points.len());
-    }
     let cl = &loaded.points[0].prepared.cluster;
     let r = match emu::reach::reach(cl, &emu::reach::Options { port, protocol, namespace }) {
         Ok(r) => r,
