@@ -211,7 +211,6 @@ fn rule_toml(key: &str, r: &RuleToml, dir: Direction) -> Result<RuleSpec, Fault>
             })?),
         };
         out.peers.push(PeerSpec {
-            field: String::new(),
             pod_selector: p
                 .pod_selector
                 .as_ref()
@@ -239,7 +238,6 @@ fn rule_toml(key: &str, r: &RuleToml, dir: Direction) -> Result<RuleSpec, Fault>
             return Err((format!("{k}.{f}"), m));
         }
         out.ports.push(PolicyPortSpec {
-            field: String::new(),
             protocol: protocol(p.protocol.as_deref()).map_err(|m| (format!("{k}.protocol"), m))?,
             port,
             end_port,
@@ -501,7 +499,6 @@ fn rule_yaml(at: &At, key: &str, r: &Spanned<RuleY>, dir: Direction) -> Result<R
             s.as_ref().map(|s| s.read(at.file, at.doc, &format!("{k}.{f}"))).transpose()
         };
         let peer = PeerSpec {
-            field: String::new(),
             pod_selector: sel(&p.value.pod_selector, "podSelector")?,
             namespace_selector: sel(&p.value.namespace_selector, "namespaceSelector")?,
             ip_block,
@@ -534,7 +531,7 @@ fn rule_yaml(at: &At, key: &str, r: &Spanned<RuleY>, dir: Direction) -> Result<R
             Ok(p) => p,
             Err(m) => return at.err(line, &format!("{k}.protocol"), m),
         };
-        out.ports.push(PolicyPortSpec { field: String::new(), protocol, port, end_port });
+        out.ports.push(PolicyPortSpec { protocol, port, end_port });
     }
     Ok(out)
 }

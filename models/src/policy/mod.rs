@@ -155,8 +155,6 @@ pub struct Policies {
     selects: [Csr<Sel>; 2],
     /// Per workload: the peer classes it belongs to, sorted (CSR).
     member: Csr<u32>,
-    /// Number of peer classes.
-    classes: u32,
     /// Every rule, peer, port, ipBlock and port name, flat.
     rules: Vec<Rule>,
     peers: Vec<Peer>,
@@ -291,7 +289,6 @@ impl Policies {
         let [ingress, egress] = selects;
         out.selects = [Csr::new(ingress), Csr::new(egress)];
         out.member = Csr::new(member);
-        out.classes = classes.len() as u32;
         Ok(out)
     }
 
@@ -376,12 +373,6 @@ impl Policies {
             _ => Remote::Addr(p.src),
         };
         self.check(Direction::Ingress, p.to, remote, p.port, p.protocol)
-    }
-
-    /// Number of distinct peers (namespace scope and pod selector) the
-    /// policies name.
-    pub fn peer_classes(&self) -> u32 {
-        self.classes
     }
 
     /// Whether a packet between `local` (the pod whose CNI checks it: the
@@ -476,7 +467,7 @@ fn validate(s: &NetworkPolicySpec) -> Result<(), BuildError> {
         let peers = if dir == "ingress" { "from" } else { "to" };
         for (i, r) in rules.iter().enumerate() {
             for (j, p) in r.peers.iter().enumerate() {
-                let f = if p.field.is_empty() { format!("{dir}[{i}].{peers}[{j}]") } else { p.field.clone() };
+                let f = format!("{dir}[{i}].{peers}[{j}]");
                 if let Some(sel) = &p.pod_selector {
                     selector(o, &format!("{f}.pod_selector"), sel)?;
                 }
@@ -501,7 +492,7 @@ fn validate(s: &NetworkPolicySpec) -> Result<(), BuildError> {
                 }
             }
             for (j, p) in r.ports.iter().enumerate() {
-                let f = if p.field.is_empty() { format!("{dir}[{i}].ports[{j}]") } else { p.field.clone() };
+                let f = format!("{dir}[{i}].ports[{j}]");
                 if let Some((key, m)) = port_problem(p.port.as_ref(), p.end_port) {
                     return Err(err(o, format!("{f}.{key}"), m));
                 }

@@ -147,8 +147,6 @@ pub enum PortRef {
 /// One `ports[]` entry of a rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyPortSpec {
-    /// Where it was declared (the field path inside the policy).
-    pub field: String,
     /// Protocol (TCP when absent, as the API server defaults it).
     pub protocol: Protocol,
     /// The port; `None`: every port.
@@ -179,8 +177,6 @@ impl IpBlockSpec {
 /// One `from[]` / `to[]` entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerSpec {
-    /// Where it was declared (the field path inside the policy).
-    pub field: String,
     /// Pods (in the policy's namespace unless `namespace_selector` is set).
     pub pod_selector: Option<LabelSelector>,
     /// Namespaces (with `pod_selector`: those pods of these namespaces).

@@ -24,7 +24,7 @@ fn from_pods(pairs: &[(&str, &str)]) -> PeerSpec {
 }
 
 fn tcp(port: u32) -> PolicyPortSpec {
-    PolicyPortSpec { field: String::new(), protocol: Protocol::Tcp, port: Some(PortRef::Number(port)), end_port: None }
+    PolicyPortSpec { protocol: Protocol::Tcp, port: Some(PortRef::Number(port)), end_port: None }
 }
 
 /// Namespaces `default` and `other` (labelled team=b); pods web (app=web,

@@ -44,7 +44,8 @@ pub fn chain_hash(key: &str) -> String {
     out
 }
 
-fn proto(p: Protocol) -> &'static str {
+/// The protocol as kube-proxy writes it in rules and chain names.
+pub(super) fn proto(p: Protocol) -> &'static str {
     match p {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",

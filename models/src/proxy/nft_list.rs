@@ -14,18 +14,10 @@
 
 use std::fmt::Write as _;
 
-use super::iptables_save::chain_hash;
+use super::iptables_save::{chain_hash, proto};
 use super::ipvs::Scheduler;
 use crate::cluster::{Cluster, Protocol, TrafficPolicy};
 use crate::ids::{EpId, NodeId, SpId};
-
-fn proto(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }
-}
 
 /// `namespace/name/protocol/port-name` of a Service port.
 fn base(cl: &Cluster, sp: SpId) -> String {

@@ -67,13 +67,20 @@ impl World<'_> {
         };
         let mut work = [0, 0];
         if let Some(v) = cl.policies.egress(&pkt) {
-            work[0] = self.tally(flow, Direction::Egress, pkt.from.expect("a source pod").0.workload, &v, from);
+            work[0] = self.tally(
+                flow,
+                Direction::Egress,
+                pkt.from.expect("a source pod").0.workload,
+                &v,
+                from.first,
+                from.dns,
+            );
             if !v.allowed {
                 return Err(Direction::Egress);
             }
         }
         let v = cl.policies.ingress(&pkt);
-        work[1] = self.tally(flow, Direction::Ingress, pkt.to.workload, &v, from);
+        work[1] = self.tally(flow, Direction::Ingress, pkt.to.workload, &v, from.first, from.dns);
         if !v.allowed {
             return Err(Direction::Ingress);
         }
@@ -97,8 +104,7 @@ impl World<'_> {
         }
         let src = self.spec_pod(pod);
         let v = cl.policies.check(Direction::Egress, src, Remote::Addr(to), port, protocol);
-        let from = Sender { pod: Some(pod), src: self.state.loc[pod.index()].ip, first: true, dns: true };
-        let ns = self.tally(flow, Direction::Egress, src.workload, &v, from);
+        let ns = self.tally(flow, Direction::Egress, src.workload, &v, true, true);
         if v.allowed {
             Ok(ns)
         } else {
@@ -109,9 +115,9 @@ impl World<'_> {
     /// Counts a verdict for its policies and charges the check's work to
     /// `flow`; returns the work [ns]. A packet that is not a `first` one
     /// is counted and charged only when denied.
-    fn tally(&mut self, flow: usize, d: Direction, workload: u32, v: &Verdict, from: Sender) -> u64 {
+    fn tally(&mut self, flow: usize, d: Direction, workload: u32, v: &Verdict, first: bool, dns: bool) -> u64 {
         let cl = self.cluster;
-        if !from.first && v.allowed {
+        if !first && v.allowed {
             return 0;
         }
         let col = d as usize * 2;
@@ -125,7 +131,7 @@ impl World<'_> {
             None => {}
         }
         let ns = self.params.policy.check_ns(v);
-        if !from.dns {
+        if !dns {
             self.flows[flow].stats.hops[HopKind::Policy as usize].add(ns);
         }
         ns
