@@ -10,6 +10,7 @@
 //! - [`report`]: runs every point and writes the CSV files.
 //! - [`outdir`]: what may be replaced by results, written atomically.
 //! - [`reach`]: the NetworkPolicy reachability matrix (`emu reach`).
+//! - [`trace`]: one request's walk, hop by hop (`emu trace`).
 
 #![warn(missing_docs)]
 
@@ -17,3 +18,4 @@ pub mod outdir;
 pub mod reach;
 pub mod report;
 pub mod scenario;
+pub mod trace;

@@ -109,6 +109,24 @@ enum Command {
         #[arg(long)]
         links: bool,
     },
+    /// Follow one request hop by hop: interfaces, addresses, NAT,
+    /// conntrack, DNS, queues and servers, with each step's time.
+    Trace {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// The flow whose request is traced.
+        #[arg(long)]
+        flow: String,
+        /// Which of the flow's requests, counting from 1 in the order issued.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        request: u64,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Check a scenario without running it.
     Validate {
         /// The scenario file (TOML).
@@ -169,6 +187,7 @@ fn main() -> ExitCode {
             reach(&file, port, protocol, namespace, out, force)
         }
         Command::Rules { file, node, mode, links } => rules(&file, &node, mode.as_deref(), links),
+        Command::Trace { file, flow, request, format, seed } => trace(&file, &flow, request, &format, seed),
         Command::Validate { file } => match scenario::load(&file, None, None, cores()) {
             Ok(loaded) => {
                 warn(&loaded);
@@ -239,6 +258,51 @@ fn inspect(file: &std::path::Path, verb: &str) -> Result<scenario::Loaded, ExitC
         eprintln!("note: {} sweep points: {verb} shows the first", loaded.points.len());
     }
     Ok(loaded)
+}
+
+/// `emu trace`: runs the scenario's first sweep point until the request
+/// asked for ends, and prints its steps.
+fn trace(file: &std::path::Path, flow: &str, request: u64, format: &str, seed: Option<u64>) -> ExitCode {
+    if !matches!(format, "text" | "json") {
+        eprintln!("error: --format {format}: not text or json");
+        return ExitCode::from(2);
+    }
+    let loaded = match scenario::load(file, seed, None, 1) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    warn(&loaded);
+    if loaded.points.len() > 1 {
+        eprintln!("note: {} sweep points: trace follows the first", loaded.points.len());
+    }
+    let p = &loaded.points[0].prepared;
+    let Some(index) = p.flows.iter().position(|f| f.name == flow) else {
+        let names: Vec<&str> = p.flows.iter().map(|f| f.name.as_str()).collect();
+        eprintln!("error: --flow {flow}: no such flow in {} (flows: {})", file.display(), names.join(", "));
+        return ExitCode::from(2);
+    };
+    let want = emu_models::world::TraceRequest { flow: index as u32, nth: request };
+    match emu_models::world::simulate_traced(&p.cluster, p.params.clone(), p.flows.clone(), p.servers.clone(), want) {
+        Ok((_, t)) => {
+            if format == "json" {
+                print!("{}", emu::trace::json(&t));
+            } else {
+                print!("{}", emu::trace::text(&t, &file.display().to_string()));
+            }
+            if t.outcome == emu_models::world::Outcome::NotIssued {
+                eprintln!("error: flow `{flow}` issued fewer than {request} requests");
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// `emu rules`: prints a node's kube-proxy rules.

@@ -16,5 +16,6 @@ mod robustness;
 mod rules;
 mod services;
 mod summary;
+mod trace;
 mod util;
 mod validation;

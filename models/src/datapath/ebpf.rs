@@ -11,6 +11,7 @@ use crate::ids::NodeId;
 pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: NodeId, to: NodeId, from_pod: bool) {
     leg.push_at(HopKind::Cpu, 0, Some(at), None, 0);
     if at == to {
+        leg.switch_to_far_end();
         leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
         if from_pod {
             leg.push(HopKind::Veth, p.veth_ns); // the redirect into the peer skips one veth, not both

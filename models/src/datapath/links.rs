@@ -35,7 +35,7 @@ fn brief(out: &mut String, name: &str, state: &str, addrs: &[String]) {
 
 /// A pod's host-side interface: `prefix` and 8 hex digits of a hash of
 /// `namespace/name`.
-fn pod_if(prefix: &str, key: &str) -> String {
+pub(crate) fn pod_if(prefix: &str, key: &str) -> String {
     let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     format!("{prefix}{:08x}@if2", emu_engine::rng::mix64(h) as u32)
 }

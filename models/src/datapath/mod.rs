@@ -66,6 +66,7 @@
 //! with the link's MSS and does not model the one-time discovery.
 
 pub mod ebpf;
+pub mod iface;
 pub mod links;
 pub mod routed;
 pub mod vxlan;
@@ -435,6 +436,11 @@ pub struct Hop {
     pub node: Option<NodeId>,
     /// The receiving node of an underlay hop.
     pub peer: Option<NodeId>,
+    /// Whether the hop is at the path's far end (the receiving pod or its
+    /// node) rather than its near end (the sender, its node, the external
+    /// client's side); kept when the leg is reversed. Only `emu trace`
+    /// reads it, to name the interface a hop crosses.
+    pub far: bool,
 }
 
 /// Most hops a leg holds.
@@ -445,6 +451,8 @@ pub const MAX_HOPS: usize = 16;
 pub struct Leg {
     hops: [Hop; MAX_HOPS],
     len: u8,
+    /// Whether hops pushed now are at the far end.
+    far: bool,
 }
 
 impl Default for Leg {
@@ -455,8 +463,11 @@ impl Default for Leg {
 
 impl Leg {
     /// A leg of no hops.
-    pub const EMPTY: Leg =
-        Leg { hops: [Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: None, peer: None }; MAX_HOPS], len: 0 };
+    pub const EMPTY: Leg = Leg {
+        hops: [Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: None, peer: None, far: false }; MAX_HOPS],
+        len: 0,
+        far: false,
+    };
 
     /// The hops in order.
     #[inline]
@@ -473,8 +484,13 @@ impl Leg {
     pub fn push_at(&mut self, kind: HopKind, base_ns: u64, node: Option<NodeId>, peer: Option<NodeId>, flags: u8) {
         assert!((self.len as usize) < MAX_HOPS, "leg longer than {MAX_HOPS} hops");
         let base_ns = u32::try_from(base_ns).expect("hop latency above 4.29 s");
-        self.hops[self.len as usize] = Hop { kind, flags, base_ns, node, peer };
+        self.hops[self.len as usize] = Hop { kind, flags, base_ns, node, peer, far: self.far };
         self.len += 1;
+    }
+
+    /// Hops pushed from now on are at the path's far end.
+    pub(super) fn switch_to_far_end(&mut self) {
+        self.far = true;
     }
 
     /// Appends the wire between nodes `from` and `to`: the sender's NIC,
@@ -482,11 +498,13 @@ impl Leg {
     pub(super) fn push_wire(&mut self, p: &DataPathParams, from: NodeId, to: NodeId, flags: u8) {
         self.push(HopKind::Nic, p.nic_ns);
         self.push_at(HopKind::Underlay, p.underlay_latency_ns, Some(from), Some(to), flags);
+        self.switch_to_far_end();
         self.push(HopKind::Nic, p.nic_ns);
     }
 
     /// Appends delivery into a bridged pod: across `cbr0`, then the pod's veth.
     pub(super) fn push_bridge_to_pod(&mut self, p: &DataPathParams) {
+        self.switch_to_far_end();
         self.push(HopKind::Bridge, p.bridge_ns);
         self.push(HopKind::Veth, p.veth_ns);
     }
@@ -620,6 +638,7 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: PodId, to_node: NodeId) ->
     if let Place::Pod { pod, .. } = from {
         if pod == to_pod {
             leg.push(HopKind::Loopback, p.loopback_ns);
+            leg.switch_to_far_end();
             leg.push(HopKind::Socket, p.socket_ns);
             return leg;
         }
@@ -653,6 +672,7 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: PodId, to_node: NodeId) ->
         Cni::Vxlan => vxlan::between_nodes(p, &mut leg, at, to_node, from_pod),
         Cni::Ebpf => ebpf::between_nodes(p, &mut leg, at, to_node, from_pod),
     }
+    leg.switch_to_far_end();
     leg.push(HopKind::Socket, p.socket_ns);
     leg
 }
@@ -665,6 +685,7 @@ pub fn hairpin(p: &DataPathParams, node: NodeId) -> Leg {
     match p.cni {
         Cni::Ebpf => {
             leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
+            leg.switch_to_far_end();
             leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
         }
         _ => {
@@ -673,6 +694,7 @@ pub fn hairpin(p: &DataPathParams, node: NodeId) -> Leg {
             leg.push_bridge_to_pod(p);
         }
     }
+    leg.switch_to_far_end();
     leg.push(HopKind::Socket, p.socket_ns);
     leg
 }
@@ -688,6 +710,7 @@ pub fn to_host(p: &DataPathParams, node: NodeId) -> Leg {
         leg.push(HopKind::Veth, p.veth_ns);
         leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
     }
+    leg.switch_to_far_end();
     leg.push(HopKind::Socket, p.socket_ns);
     leg
 }

@@ -71,10 +71,14 @@ pub fn chain(cl: &Cluster, sp: SpId, prefix: &str) -> String {
 
 /// An endpoint's `KUBE-SEP-...` chain.
 pub fn sep_chain(cl: &Cluster, sp: SpId, ep: EpId) -> String {
+    let e = cl.service_ports[sp.index()].endpoints[ep.index()];
+    sep_chain_of(cl, sp, cl.pods[e.pod.index()].ip, e.port)
+}
+
+/// The `KUBE-SEP-...` chain of `sp`'s endpoint at `ip`:`port`.
+pub fn sep_chain_of(cl: &Cluster, sp: SpId, ip: crate::addr::Ipv4, port: u16) -> String {
     let p = &cl.service_ports[sp.index()];
-    let e = p.endpoints[ep.index()];
-    let ip = cl.pods[e.pod.index()].ip;
-    format!("KUBE-SEP-{}", chain_hash(&format!("{}{}{ip}:{}", port_name(cl, sp), proto(p.protocol), e.port)))
+    format!("KUBE-SEP-{}", chain_hash(&format!("{}{}{ip}:{port}", port_name(cl, sp), proto(p.protocol))))
 }
 
 /// The 0-based rules of KUBE-SERVICES on `node`, in its order: (Service

@@ -6,6 +6,7 @@ use emu_engine::Scheduler;
 use super::fate::Landing;
 use super::policy::Sender;
 use super::run::{external_ip, Conn, Decision, Ev, Phase, LOCALHOST};
+use super::trace::EventKind;
 use super::{FlowRt, World};
 use crate::addr::Ipv4;
 use crate::cluster::{Protocol, TrafficPolicy};
@@ -163,7 +164,11 @@ impl World<'_> {
         // server's, before either confirms a conntrack entry.
         let flow = self.reqs.get(req).flow as usize;
         let from = Sender { pod: origin.pod, src: open.src, first: true, dns: false };
-        match self.police(flow, from, open.server_pod, open.server_port, Protocol::Tcp) {
+        let verdict = self.police(flow, from, open.server_pod, open.server_port, Protocol::Tcp);
+        if self.trace.is_some() && !self.cluster.policies.is_empty() {
+            self.trace_policy(req, now, origin.node, &verdict);
+        }
+        match verdict {
             Ok([egress, ingress]) => {
                 let there = usize::from(open.snode.is_some_and(|n| n != origin.node));
                 open.extra[0] += egress;
@@ -389,7 +394,7 @@ impl World<'_> {
             Entry::LoadBalancer => svc.load_balancer_ip.expect("via a load balancer"),
         };
         let pinned = self.control.as_deref_mut().and_then(|c| c.pinned.remove(&req));
-        let decision = match pinned {
+        let decision = match pinned.as_ref() {
             // A retransmission of a SYN that vanished: its conntrack entry
             // holds the DNAT, no rule is walked again.
             Some(pin) => Decision::Endpoint(Dnat { endpoint: pin.ep, cost: FirstPacket::default() }),
@@ -402,6 +407,14 @@ impl World<'_> {
                 return None;
             }
         };
+        if self.trace.is_some() {
+            if pinned.is_some() {
+                let text = "the retransmitted SYN follows its conntrack entry's DNAT (no rule walk)".to_string();
+                self.trace_event(req, now, EventKind::Conntrack, Some(cnode), text);
+            } else {
+                self.trace_decision(req, now, cnode, sp, entry, &d);
+            }
+        }
         let f = &mut self.flows[flow];
         f.stats.first_packet.record(d.cost.total_ns());
         let mut extra = [Self::charge(hop, f, d.cost), 0];
@@ -456,12 +469,29 @@ impl World<'_> {
         let miss = Self::charge(hop, f, self.proxy.miss());
         if refused == Decision::Dropped {
             // (The SYN's trip `there` and `miss` are in the hop tallies.)
+            if self.trace.is_some() {
+                let text = "no local endpoint (traffic policy Local): the SYN is dropped".to_string();
+                self.trace_event(req, s.now().as_nanos(), EventKind::Drop, place_node(place), text);
+            }
             return self.syn_lost(req, Failure::NoLocalEndpoint, s);
         }
         let back = leg.reversed().idle_ns(dp, Msg::tcp(0), |k, ns| f.stats.hops[k as usize].add(ns));
         let r = self.reqs.get_mut(req);
         r.phase = Phase::Reject;
         r.failure = if refused == Decision::NoDestination { Failure::NoDestination } else { Failure::NoEndpoints };
+        if self.trace.is_some() {
+            let why = if refused == Decision::NoDestination {
+                "IPVS found no destination: ICMP port unreachable"
+            } else {
+                "no endpoints: the filter table's REJECT answers"
+            };
+            self.trace_wait(
+                req,
+                s.now().as_nanos(),
+                there + back + miss,
+                &format!("the SYN to the node and back: {why}"),
+            );
+        }
         self.at(s, there + back + miss, Ev::Deliver { req });
     }
 
@@ -481,10 +511,16 @@ impl World<'_> {
         if again && now + wait < deadline {
             r.phase = Phase::SynLost;
             f.stats.retransmits += 1;
+            if self.trace.is_some() {
+                self.trace_wait(req, now, wait, &format!("SYN lost ({}): the client retransmits it", why.name()));
+            }
             return self.at(s, wait, Ev::Retry { req });
         }
         r.phase = Phase::Dropped;
         let end = (now + wait).min(deadline).max(now);
+        if self.trace.is_some() {
+            self.trace_wait(req, now, end - now, &format!("SYN lost ({}): the connect gives up", why.name()));
+        }
         self.at(s, end - now, Ev::Deliver { req });
     }
 
@@ -527,5 +563,14 @@ impl World<'_> {
         r.conn = Some(c);
         r.phase = Phase::Syn;
         self.start_walk(req, c, false, Msg::tcp(0), open.extra, s);
+    }
+}
+
+/// The node of `place`.
+fn place_node(place: Place) -> Option<NodeId> {
+    match place {
+        Place::Pod { node, .. } | Place::External { node } | Place::ViaLoadBalancer { node } | Place::Host { node } => {
+            Some(node)
+        }
     }
 }

@@ -98,6 +98,10 @@ impl World<'_> {
         let r = self.reqs.get_mut(req);
         r.phase = Phase::Reject;
         r.failure = Failure::HostUnreachable;
+        if self.trace.is_some() {
+            let text = "no pod holds the address: ARP fails, ICMP host unreachable comes back";
+            self.trace_wait(req, s.now().as_nanos(), there + ARP_FAIL_NS + back, text);
+        }
         self.at(s, there + ARP_FAIL_NS + back, Ev::Deliver { req });
     }
 

@@ -103,6 +103,16 @@ impl World<'_> {
             ct: [None; 2],
         });
         self.reqs.get_mut(req).up_conn = Some(up);
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            let text = format!(
+                "the ingress controller {} routes to {} endpoint {}:{} (round robin, kept-alive upstream connection)",
+                self.pod_key(controller),
+                crate::proxy::iptables_save::port_name(cl, sp),
+                eloc.ip,
+                e.port
+            );
+            self.trace_event(req, s.now().as_nanos(), super::trace::EventKind::Proxy, Some(cnode), text);
+        }
         let bytes = self.flows[flow].flow.request_bytes;
         self.send(req, Phase::Upstream, false, bytes, s);
     }

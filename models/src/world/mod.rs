@@ -29,6 +29,7 @@ mod policy;
 mod resolve;
 mod run;
 mod series;
+mod trace;
 mod walk;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,7 @@ pub use control::{ChangeStats, ControlResults, RuntimePod};
 pub use policy::PolicyCounts;
 pub use run::Ev;
 pub use series::IntervalRow;
+pub use trace::{EventKind, HopStep, Outcome, Sock, Step, Trace, TraceRequest, What};
 
 /// Random-stream domains. Part of the reproducibility contract: never
 /// renumber.
@@ -460,6 +462,8 @@ pub struct World<'c> {
     pub(crate) control: Option<Box<control::Control>>,
     /// What each NetworkPolicy decided.
     pub(crate) policy_counts: Vec<policy::PolicyCounts>,
+    /// The recorder of `emu trace`; `None` in every other run.
+    pub(crate) trace: Option<Box<trace::Tracer>>,
 }
 
 /// Highest open-loop rate [requests/s]: one per nanosecond, the clock's
@@ -553,6 +557,7 @@ impl<'c> World<'c> {
             endpoint_hits,
             sources: HashMap::new(),
             sources_overflow: BTreeMap::new(),
+            trace: None,
         })
     }
 
@@ -753,6 +758,26 @@ pub fn simulate_observed(
         progress(sched.now().as_nanos(), sched.handled(), issued);
     }
     Ok(world.finish(&sched))
+}
+
+/// As [`simulate`], following request `want` hop by hop (`emu trace`);
+/// the run stops when that request ends. The request's walk is the one
+/// [`simulate`] runs: the recorder only watches.
+pub fn simulate_traced(
+    cluster: &Cluster,
+    params: Params,
+    flows: Vec<Flow>,
+    servers: Vec<Server>,
+    want: TraceRequest,
+) -> Result<(Results, Trace), BuildError> {
+    let name = flows.get(want.flow as usize).map(|f| f.name.clone()).unwrap_or_default();
+    let mut world = World::new(cluster, params, flows, servers)?;
+    world.trace = Some(Box::new(trace::Tracer::new(want, name)));
+    let mut sched = emu_engine::Scheduler::new();
+    world.start(&mut sched);
+    sched.run(&mut world);
+    let tracer = world.trace.take().expect("the tracer stays");
+    Ok((world.finish(&sched), tracer.finish()))
 }
 
 #[cfg(test)]

@@ -42,6 +42,12 @@ impl World<'_> {
             // the cache answers SERVFAIL.
             return self.fail(req, Failure::NoEndpoints, s);
         };
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            let now = s.now().as_nanos();
+            let text = "cache miss: forwarded to CoreDNS over the node's kept-alive TCP connection".to_string();
+            self.trace_event(req, now, crate::world::trace::EventKind::Dns, Some(node), text);
+            self.trace_decision(req, now, node, sp, Entry::ClusterIp, &d);
+        }
         let ep = self.state.endpoint(cl, sp, d.endpoint);
         let ep_node = self.state.loc[ep.pod.index()].node;
         // The kept-alive connection exists only if CoreDNS's ingress
@@ -113,6 +119,15 @@ impl World<'_> {
         };
         if self.params.dns.persistent_socket {
             self.dns_sockets.insert(pod, (d.endpoint, now));
+        }
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            self.trace_question(req, now, &format!("{vip}:53 (kube-dns)"));
+            if kept.is_none() {
+                self.trace_decision(req, now, node, sp, Entry::ClusterIp, &d);
+            } else {
+                let text = "the resolver's long-lived socket: its conntrack entry holds the DNAT".to_string();
+                self.trace_event(req, now, crate::world::trace::EventKind::Conntrack, Some(node), text);
+            }
         }
         let ep = self.state.endpoint(cl, sp, d.endpoint);
         let ep_node = self.state.loc[ep.pod.index()].node;
@@ -187,9 +202,16 @@ impl World<'_> {
         if now + wait < deadline {
             r.phase = Phase::QueryLost;
             f.stats.retransmits += 1;
+            if self.trace.is_some() {
+                self.trace_wait(req, now, wait, &format!("DNS query lost ({}): the resolver asks again", why.name()));
+            }
             return self.at(s, wait, Ev::Retry { req });
         }
         r.phase = Phase::Dropped;
+        if self.trace.is_some() {
+            let text = format!("DNS query lost ({}): no time left to ask again", why.name());
+            self.trace_wait(req, now, deadline.saturating_sub(now), &text);
+        }
         self.at(s, deadline.saturating_sub(now), Ev::Deliver { req });
     }
 
@@ -214,6 +236,9 @@ impl World<'_> {
             Ok(ns) => ns,
             Err(_) => return self.query_lost(req, Failure::DnsPolicyDenied, s),
         };
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            self.trace_question(req, s.now().as_nanos(), "169.254.20.10:53 (NodeLocal DNSCache, NOTRACK)");
+        }
         let server = self.cache_server(node);
         let path = Path::ToHost { node };
         let client = self.reqs.get(req).client;

@@ -396,6 +396,10 @@ impl World<'_> {
             headless_ep: None,
             walk: super::walk::Walk::IDLE,
         });
+        if self.trace.is_some() {
+            let nth = self.flows[flow as usize].stats.requests;
+            self.trace_issue(req, flow, nth, now.as_nanos());
+        }
         let deadline = now.as_nanos() + timeout;
         let f = &mut self.flows[flow as usize];
         f.timeouts.push_back((deadline, req, gen));
@@ -451,6 +455,16 @@ impl World<'_> {
                 hops[HopKind::Ingress as usize].add(t);
             }
             ServerKind::Dns | ServerKind::DnsCache => {} // inside the DNS exchange's own time
+        }
+        if self.trace.is_some() {
+            let kind = match sv.kind {
+                ServerKind::App => "app",
+                ServerKind::Ingress => "ingress controller",
+                ServerKind::Dns => "coredns",
+                ServerKind::DnsCache => "node-local-dns",
+            };
+            let arrived = r.arrived.as_nanos();
+            self.trace_server(req, kind, arrived, waited, t);
         }
         self.at(s, t, Ev::ServiceDone { req });
     }
@@ -519,6 +533,10 @@ impl World<'_> {
                 }
             }
             Phase::DnsReply => {
+                if self.trace.is_some() && self.tracing(req).is_some() {
+                    self.trace_answer(req, now.as_nanos());
+                }
+                let r = self.reqs.get(req);
                 let flow = r.flow as usize;
                 let took = now.since(r.mark).as_nanos();
                 let dc = r.dns_conn.expect("a DNS reply travels on its query's connection");
@@ -660,6 +678,11 @@ impl World<'_> {
             return; // its Deliver at this same instant ends it with its drop reason
         }
         let (flow, slot) = (r.flow, r.slot);
+        if self.trace.is_some()
+            && self.trace_end(req, s.now().as_nanos(), super::trace::Outcome::Failed(Failure::Timeout))
+        {
+            s.stop();
+        }
         let f = &mut self.flows[flow as usize];
         f.stats.fail(&mut f.series, s.now().as_nanos(), Failure::Timeout);
         let lost = self.reqs.get(req).phase == Phase::Lost;
@@ -708,6 +731,12 @@ impl World<'_> {
 
     pub(super) fn complete(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let now = s.now();
+        if self.trace.is_some() {
+            let latency = now.since(self.reqs.get(req).start).as_nanos();
+            if self.trace_end(req, now.as_nanos(), super::trace::Outcome::Completed(latency)) {
+                s.stop();
+            }
+        }
         let r = self.reqs.remove(req);
         let f = &mut self.flows[r.flow as usize];
         f.stats.complete(&mut f.series, now.as_nanos(), now.since(r.start).as_nanos());
@@ -722,6 +751,9 @@ impl World<'_> {
     }
 
     pub(super) fn fail(&mut self, req: ReqId, why: Failure, s: &mut Scheduler<Ev>) {
+        if self.trace.is_some() && self.trace_end(req, s.now().as_nanos(), super::trace::Outcome::Failed(why)) {
+            s.stop();
+        }
         let r = self.reqs.get(req);
         let (flow, slot) = (r.flow, r.slot);
         let f = &mut self.flows[flow as usize];

@@ -8,6 +8,7 @@
 use emu_engine::Scheduler;
 
 use super::run::{Ev, Phase};
+use super::trace::EventKind;
 use super::World;
 use crate::datapath::{HopKind, Leg, Msg};
 use crate::ids::{ConnId, ReqId};
@@ -64,6 +65,10 @@ impl World<'_> {
         let extra = extra.map(|e| u32::try_from(e).expect("first-packet work above 4.29 s"));
         let leg = self.conns.get(conn).path.leg(&self.params.datapath, back);
         self.reqs.get_mut(req).walk = Walk { leg, pos: 0, cpus: 0, msg, extra };
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            let phase = self.reqs.get(req).phase;
+            self.trace_walk(req, conn, back, phase, &leg, s.now().as_nanos());
+        }
         self.walk_on(req, 0, s);
     }
 
@@ -77,6 +82,7 @@ impl World<'_> {
         let hops = r.walk.leg.hops();
         let tally = &mut self.flows[flow].stats.hops;
         let acc = accounted(phase);
+        let mut trace = self.trace.as_deref_mut().filter(|t| t.req == Some(req));
         while (pos as usize) < hops.len() {
             let h = &hops[pos as usize];
             if h.kind.is_capacity() && h.node.is_some() {
@@ -86,6 +92,9 @@ impl World<'_> {
             let (service, latency) = Leg::idle_hop_ns(dp, h, msg);
             if acc {
                 tally[h.kind as usize].add(service + latency);
+            }
+            if let Some(t) = trace.as_deref_mut() {
+                t.hop(pos, s.now().as_nanos() + delay, 0, service, 0, latency);
             }
             delay += service + latency;
             pos += 1;
@@ -118,6 +127,9 @@ impl World<'_> {
             p.rto_ns
         };
         self.flows[self.reqs.get(req).flow as usize].stats.retransmits += 1;
+        if self.trace.is_some() {
+            self.trace_wait(req, s.now().as_nanos(), wait, "retransmission timeout: the message is sent again");
+        }
         self.at(s, wait, Ev::Walk { req });
     }
 
@@ -153,6 +165,11 @@ impl World<'_> {
             } else {
                 st.nic_drops += 1;
             }
+            if self.trace.is_some() {
+                let what = if h.kind == HopKind::Cpu { "softirq backlog" } else { "NIC transmit queue" };
+                let text = format!("dropped at the full {what}");
+                self.trace_event(req, now, EventKind::Drop, h.node, text);
+            }
             return self.resend(req, phase, msg, s);
         };
         if accounted(phase) {
@@ -163,6 +180,10 @@ impl World<'_> {
             // Service, then the hop's latency (the underlay's propagation);
             // a first packet's proxy work is in its own tallies.
             hops[kind as usize].add(service + h.base_ns as u64);
+        }
+        let pos = self.reqs.get(req).walk.pos;
+        if let Some(t) = self.tracing(req) {
+            t.hop(pos, now, start - now, service, extra, h.base_ns as u64);
         }
         let r = self.reqs.get_mut(req);
         r.walk.pos += 1;

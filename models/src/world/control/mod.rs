@@ -389,6 +389,12 @@ impl Control {
         }
     }
 
+    /// The name and namespace index of `pod`, created at run time.
+    pub(crate) fn pod_name(&self, cl: &Cluster, pod: PodId) -> (&str, u32) {
+        let i = pod.index();
+        (&self.names[i - cl.pods.len()], cl.workloads[self.pods[i].workload as usize].namespace)
+    }
+
     /// What it measured; `state` holds the run-time pods' places and
     /// endpoint tables.
     pub fn results(&self, cl: &Cluster, state: &super::live::Live) -> ControlResults {
