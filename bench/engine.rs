@@ -178,6 +178,18 @@ fn end_to_end(c: &mut Criterion) {
     g.bench_function("service_10k_requests", |b| {
         b.iter(|| black_box(simulate(&cluster, Params::default(), vec![flow.clone()], vec![]).unwrap().events));
     });
+    // The same run with `emu trace`'s recorder attached but following no
+    // request (it waits for a request the flow never issues): every hook's
+    // test is taken and fails, the most an untraced request pays.
+    let idle = emu_models::world::TraceRequest { flow: 0, nth: u64::MAX };
+    g.bench_function("service_10k_requests_idle_recorder", |b| {
+        b.iter(|| {
+            let (r, _) =
+                emu_models::world::simulate_traced(&cluster, Params::default(), vec![flow.clone()], vec![], idle)
+                    .unwrap();
+            black_box(r.events)
+        });
+    });
     g.finish();
 }
 

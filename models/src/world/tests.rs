@@ -119,3 +119,40 @@ fn events_stay_small() {
         std::mem::size_of::<crate::node::NodeRt>()
     );
 }
+
+/// `emu trace`'s recorder only watches: attached and idle it changes
+/// nothing; following a request it records that request's exact latency
+/// and the run's results up to then are those of the untraced run.
+#[test]
+fn the_trace_recorder_changes_nothing_and_its_steps_tile_the_latency() {
+    let mut s = testing::spec(3);
+    s.pods.push(testing::pods("web", 4, 8080));
+    s.pods.push(testing::pods("client", 2, 9000));
+    s.services.push(testing::service("web", "web", 8080));
+    let c = build(&s, 1).unwrap();
+    let clients: Vec<PodId> =
+        (0..c.pods.len()).filter(|&p| c.pods[p].name.starts_with("client")).map(PodId::from_index).collect();
+    let mut f = flow(Client::Pods(clients.into()), Target::Name { name: "web".into(), port: 80 }, true);
+    (f.requests, f.arrivals) = (Some(200), Arrivals::Open { rate_per_s: 20_000.0 });
+    let plain = simulate(&c, Params::default(), vec![f.clone()], vec![]).unwrap();
+    let idle = TraceRequest { flow: 0, nth: u64::MAX };
+    let (watched, t) = simulate_traced(&c, Params::default(), vec![f.clone()], vec![], idle).unwrap();
+    assert_eq!(format!("{plain:?}"), format!("{watched:?}"));
+    assert_eq!(t.outcome, Outcome::NotIssued);
+    assert!(t.steps.is_empty());
+    // Request 150 of the flow, on a kept-alive connection under load.
+    let (_, t) = simulate_traced(&c, Params::default(), vec![f], vec![], TraceRequest { flow: 0, nth: 150 }).unwrap();
+    let Outcome::Completed(latency) = t.outcome else { panic!("{:?}", t.outcome) };
+    assert_eq!(t.end_ns - t.start_ns, latency);
+    let mut at = t.start_ns;
+    for st in &t.steps {
+        if st.ns > 0 || !matches!(st.what, What::Event { .. }) {
+            assert_eq!(st.at_ns, at, "{st:?}");
+            at += st.ns;
+        }
+    }
+    assert_eq!(at, t.end_ns);
+    assert!(t.steps.iter().any(|s| matches!(&s.what, What::Server { kind: "app", .. })));
+    // It is the latency the untraced run recorded for some request.
+    assert!(plain.flows[0].latency.max_ns() >= latency && plain.flows[0].latency.min_ns() <= latency);
+}
