@@ -11,10 +11,12 @@
 //! - [`outdir`]: what may be replaced by results, written atomically.
 //! - [`reach`]: the NetworkPolicy reachability matrix (`emu reach`).
 //! - [`trace`]: one request's walk, hop by hop (`emu trace`).
+//! - [`plot`]: the report of a run, SVG charts and a page (`emu plot`).
 
 #![warn(missing_docs)]
 
 pub mod outdir;
+pub mod plot;
 pub mod reach;
 pub mod report;
 pub mod scenario;

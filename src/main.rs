@@ -68,6 +68,15 @@ enum Command {
         /// Do not print the summary table on stdout.
         #[arg(long)]
         quiet: bool,
+        /// Also write the report: SVG charts in plots/ and index.html.
+        #[arg(long)]
+        plot: bool,
+    },
+    /// Write the report of a results directory: SVG charts in DIR/plots/
+    /// and DIR/index.html.
+    Plot {
+        /// A results directory written by `emu run`.
+        dir: PathBuf,
     },
     /// Print who can reach whom under the scenario's NetworkPolicies (and
     /// write reach.csv).
@@ -188,6 +197,27 @@ fn main() -> ExitCode {
         }
         Command::Rules { file, node, mode, links } => rules(&file, &node, mode.as_deref(), links),
         Command::Trace { file, flow, request, format, seed } => trace(&file, &flow, request, &format, seed),
+        Command::Plot { dir } => {
+            outdir::install_signal_cleanup();
+            let mut n = 0;
+            match outdir::install_report(&dir, |tmp| {
+                n = emu::plot::write(&dir, tmp, &dir)?.len();
+                Ok(())
+            }) {
+                Ok(()) => {
+                    eprintln!(
+                        "wrote {n} charts to {} and {}",
+                        dir.join("plots").display(),
+                        dir.join("index.html").display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Validate { file } => match scenario::load(&file, None, None, cores()) {
             Ok(loaded) => {
                 warn(&loaded);
@@ -208,7 +238,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { file, out, force, seed, threads, replications, quiet } => {
+        Command::Run { file, out, force, seed, threads, replications, quiet, plot } => {
             let threads = cap_threads(threads);
             let pool = if threads == 0 { cores() } else { threads as u64 };
             let loaded = match scenario::load(&file, seed, replications, pool) {
@@ -229,7 +259,7 @@ fn main() -> ExitCode {
             }
             announce(&loaded, pool);
             outdir::install_signal_cleanup();
-            match report::run_and_write(&loaded, &out, force, threads, loaded.base.replications) {
+            match report::run_and_write(&loaded, &out, force, threads, loaded.base.replications, plot) {
                 Ok(done) => {
                     if !quiet {
                         print!("{}", done.table);

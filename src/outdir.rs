@@ -5,7 +5,8 @@
 //!   path ending in them, or `/`.
 //! - An existing `--out` is replaced only when emu wrote it: a directory
 //!   whose `run.toml` starts with emu's header and that holds nothing but
-//!   the files a run writes (and `manifests/` with files). An empty
+//!   the files a run writes (and `manifests/` and the report's `plots/`
+//!   with files). An empty
 //!   directory is replaced too. Any other directory is refused unless
 //!   `--force` is given; a file, a device or a symbolic link never is.
 //! - Results are written into a new temporary directory beside `--out`
@@ -20,6 +21,11 @@ use std::sync::Mutex;
 /// The files `emu reach` writes (with `run.toml`): a directory of them is
 /// emu's to replace too.
 pub const REACH_FILES: [&str; 1] = ["reach.csv"];
+
+/// The report's page (`emu plot`, `emu run --plot`), with its `plots/`
+/// directory of SVG files: a results directory holding them is still
+/// emu's to replace.
+pub const PLOT_FILES: [&str; 1] = ["index.html"];
 
 /// Every file a run writes into its directory, besides `manifests/`.
 pub const RESULT_FILES: [&str; 14] = [
@@ -116,10 +122,10 @@ fn foreign_entry(dir: &Path) -> Option<String> {
         any = true;
         let name = e.file_name().to_string_lossy().into_owned();
         let Ok(kind) = e.file_type() else { return Some(format!("cannot read `{name}`")) };
-        let ours = if name == "manifests" {
+        let ours = if name == "manifests" || name == "plots" {
             kind.is_dir() && only_files(&e.path())
         } else {
-            kind.is_file() && (RESULT_FILES.contains(&name.as_str()) || REACH_FILES.contains(&name.as_str()))
+            kind.is_file() && [&RESULT_FILES[..], &REACH_FILES, &PLOT_FILES].iter().any(|f| f.contains(&name.as_str()))
         };
         if !ours {
             return Some(format!("it holds `{name}`"));
@@ -202,6 +208,42 @@ impl Drop for TempDir {
         let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
         pending.retain(|p| p != &self.path);
     }
+}
+
+/// Writes `emu plot`'s report into the results directory `dir` (one that
+/// emu wrote, [`check`]): the new `plots/` and `index.html` are made in a
+/// temporary directory inside it, then replace the old ones (which are
+/// emu's: a results directory holds nothing else under those names).
+pub fn install_report(dir: &Path, make: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let shown = dir.display();
+    if !dir.join("run.toml").is_file() {
+        return Err(format!("{shown}: no run.toml: not a results directory of `emu run`"));
+    }
+    if let Some(what) = foreign_entry(dir) {
+        return Err(format!(
+            "{shown} is a directory emu did not write ({what}): emu adds its report only to its own results"
+        ));
+    }
+    let tmp = TempDir::beside(&dir.join("plots"))?;
+    make(tmp.path())?;
+    let plots = dir.join("plots");
+    let old = unique_beside(&plots, "old")?;
+    let had = fs::symlink_metadata(&plots).is_ok();
+    if had {
+        fs::rename(&plots, &old).map_err(|e| format!("cannot replace {}: {e}", plots.display()))?;
+    }
+    if let Err(e) = fs::rename(tmp.path().join("plots"), &plots) {
+        if had {
+            let _ = fs::rename(&old, &plots);
+        }
+        return Err(format!("cannot move the charts into {}: {e}", plots.display()));
+    }
+    if had {
+        // The previous `plots/`, which `foreign_entry` accepted as emu's.
+        let _ = fs::remove_dir_all(&old);
+    }
+    let index = dir.join("index.html");
+    fs::rename(tmp.path().join("index.html"), &index).map_err(|e| format!("cannot write {}: {e}", index.display()))
 }
 
 /// A name beside `out` that does not exist yet: `.NAME.KIND-PID[-K]`.

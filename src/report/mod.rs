@@ -549,6 +549,7 @@ pub fn run_and_write(
     force: bool,
     threads: usize,
     replications: u32,
+    plot: bool,
 ) -> Result<Done, String> {
     let wall = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
@@ -579,6 +580,9 @@ pub fn run_and_write(
         keys.push("replication".into());
     }
     let mut warnings = write_all(loaded, &keys, &runs, tmp.path())?;
+    if plot {
+        crate::plot::write(tmp.path(), tmp.path(), out)?;
+    }
     tmp.commit(out, force)?;
     for (run, res) in &runs {
         for f in res.flows.iter().filter(|f| f.stopped_at_horizon) {

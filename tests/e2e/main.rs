@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod netpol;
 mod paths;
+mod plot;
 mod policy;
 mod robustness;
 mod rules;
