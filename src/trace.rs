@@ -27,7 +27,7 @@ pub fn text(t: &Trace, file: &str) -> String {
     let _ = writeln!(out, "times from the request's issue at {} us; [us] = microseconds\n", us(t.start_ns));
     let _ = writeln!(
         out,
-        "{:>11} {:>10}  {:<14} {:<8} {:<40} packet / what",
+        "{:>11} {:>12}  {:<14} {:<8} {:<40} packet / what",
         "at [us]", "took [us]", "step", "node", "where"
     );
     for s in &t.steps {
@@ -56,7 +56,7 @@ pub fn text(t: &Trace, file: &str) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "{at:>11} {:>10}  {:<14} {:<8} {place:<40} {} > {}{detail}",
+                    "{at:>11} {:>12}  {:<14} {:<8} {place:<40} {} > {}{detail}",
                     us(s.ns),
                     h.kind.name(),
                     h.node.as_deref().unwrap_or("-"),
@@ -68,7 +68,7 @@ pub fn text(t: &Trace, file: &str) -> String {
                 let place = format!("{kind} ({})", pod.as_deref().unwrap_or("host"));
                 let _ = writeln!(
                     out,
-                    "{at:>11} {:>10}  {:<14} {node:<8} {place:<40} queued {}, served {}",
+                    "{at:>11} {:>12}  {:<14} {node:<8} {place:<40} queued {}, served {}",
                     us(s.ns),
                     "server",
                     us(*queue_ns),
@@ -76,13 +76,13 @@ pub fn text(t: &Trace, file: &str) -> String {
                 );
             }
             What::Wait { reason } => {
-                let _ = writeln!(out, "{at:>11} {:>10}  {:<14} {:<8} {:<40} {reason}", us(s.ns), "wait", "-", "");
+                let _ = writeln!(out, "{at:>11} {:>12}  {:<14} {:<8} {:<40} {reason}", us(s.ns), "wait", "-", "");
             }
             What::Event { kind, node, text } => {
                 let mark = if *kind == EventKind::Send { format!("> {}", kind.name()) } else { kind.name().into() };
                 let _ = writeln!(
                     out,
-                    "{at:>11} {:>10}  {mark:<14} {:<8} {:<40} {text}",
+                    "{at:>11} {:>12}  {mark:<14} {:<8} {:<40} {text}",
                     "",
                     node.as_deref().unwrap_or(""),
                     ""

@@ -133,9 +133,13 @@ pub fn lines(
             .y_label_formatter(&|y| trim(*y))
             .draw()
             .map_err(err)?;
+        let n = series.len();
         for (i, s) in series.iter().enumerate() {
             let col = color(i);
-            c.draw_series(LineSeries::new(s.points.iter().copied(), col.stroke_width(2)))
+            // Earlier lines a little wider, so that lines lying on top of
+            // each other still show every colour.
+            let width = 2 + (n - 1 - i).min(3) as u32;
+            c.draw_series(LineSeries::new(s.points.iter().copied(), col.stroke_width(width)))
                 .map_err(err)?
                 .label(s.name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));

@@ -17,7 +17,9 @@ pub fn html(charts: &[Chart], run: &str, dir: &str) -> String {
     out.push_str(&format!("<title>emu report: {}</title>\n", esc(dir)));
     out.push_str(
         "<style>\nbody { font-family: sans-serif; margin: 2em; color: #222; }\n\
-         figure { margin: 1.5em 0; }\nfigcaption { font-size: 0.9em; color: #555; }\n\
+         .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1em; }\n\
+         figure { margin: 0; }\nfigure svg { width: 100%; height: auto; }\n\
+         figcaption { font-size: 0.9em; color: #555; }\n\
          pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }\n\
          nav a { margin-right: 1em; }\n</style>\n</head>\n<body>\n",
     );
@@ -25,7 +27,7 @@ pub fn html(charts: &[Chart], run: &str, dir: &str) -> String {
     for c in charts {
         out.push_str(&format!("<a href=\"#{}\">{}</a>", esc(&id(c)), esc(&c.title)));
     }
-    out.push_str("<a href=\"#scenario\">scenario</a></nav>\n");
+    out.push_str("<a href=\"#scenario\">scenario</a></nav>\n<main class=\"charts\">\n");
     for c in charts {
         out.push_str(&format!(
             "<figure id=\"{}\" class=\"chart\" data-file=\"plots/{}\">\n",
@@ -43,7 +45,7 @@ pub fn html(charts: &[Chart], run: &str, dir: &str) -> String {
             esc(&c.file)
         ));
     }
-    out.push_str("<h2 id=\"scenario\">Scenario (run.toml)</h2>\n<pre>");
+    out.push_str("</main>\n<h2 id=\"scenario\">Scenario (run.toml)</h2>\n<pre>");
     out.push_str(&esc(run));
     out.push_str("</pre>\n");
     // The page marks itself drawn once every chart's SVG is in the DOM.

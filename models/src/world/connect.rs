@@ -166,7 +166,8 @@ impl World<'_> {
         let from = Sender { pod: origin.pod, src: open.src, first: true, dns: false };
         let verdict = self.police(flow, from, open.server_pod, open.server_port, Protocol::Tcp);
         if self.trace.is_some() && !self.cluster.policies.is_empty() {
-            self.trace_policy(req, now, origin.node, &verdict);
+            let server_node = open.snode.unwrap_or(origin.node);
+            self.trace_policy(req, now, [origin.node, server_node], &verdict);
         }
         match verdict {
             Ok([egress, ingress]) => {

@@ -600,8 +600,8 @@ impl World<'_> {
     pub(super) fn trace_question(&mut self, req: ReqId, now: u64, server: &str) {
         let r = self.reqs.get(req);
         let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
-        let (i, n) = (r.dns_query as usize, plan.queries.len());
-        let text = format!("query A {}. (search-path candidate {} of {n}) to {server}", plan.queries[i], i + 1);
+        let i = r.dns_query as usize;
+        let text = format!("query A {}. (candidate {} of the search path) to {server}", plan.queries[i], i + 1);
         let node = self.client_pod(req).1;
         self.trace_event(req, now, EventKind::Dns, Some(node), text);
     }
@@ -624,17 +624,26 @@ impl World<'_> {
         self.trace_event(req, now, EventKind::Dns, Some(node), text);
     }
 
-    /// Records NetworkPolicy's verdict on `req`'s first packet.
+    /// Records NetworkPolicy's verdict on `req`'s first packet, checked
+    /// for egress on node `from` and for ingress on node `to`.
     pub(super) fn trace_policy(
         &mut self,
         req: ReqId,
         now: u64,
-        node: NodeId,
+        [from, to]: [NodeId; 2],
         verdict: &Result<[u64; 2], crate::policy::Direction>,
     ) {
-        let text = match verdict {
-            Ok([e, i]) => format!("allowed: egress check {e} ns, ingress check {i} ns"),
-            Err(d) => format!("denied by {d:?} isolation: the packet is dropped"),
+        use crate::policy::Direction;
+        let (node, text) = match verdict {
+            Ok([e, i]) => {
+                (from, format!("allowed: egress check {e} ns here, ingress check {i} ns on the server's node"))
+            }
+            Err(Direction::Egress) => {
+                (from, "denied: the client pod's egress is isolated and no policy allows this; dropped".to_string())
+            }
+            Err(Direction::Ingress) => {
+                (to, "denied: the server pod's ingress is isolated and no policy allows this; dropped".to_string())
+            }
         };
         self.trace_event(req, now, EventKind::Policy, Some(node), text);
     }
