@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::util::{emu, root, stderr};
+use crate::util::{emu, emu_in, root, stderr};
 
 fn trace(file: &str, flow: &str, extra: &[&str]) -> Value {
     let path = root().join(file);
@@ -247,4 +247,27 @@ fn text_format_lists_every_step_and_a_wrong_flow_is_named() {
     let o = emu(&["trace", path.to_str().unwrap(), "--flow", "pod-to-service", "--request", "20000"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("issued fewer than 20000"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_readme_shows_what_emu_trace_prints() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("    trace of request 1 of flow `pod-to-service`"))
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| &l[4..])
+        .collect();
+    assert!(block.len() > 10, "README's trace example");
+    let o = emu_in(&root(), &["trace", "workloads/seed/pod-to-service.toml", "--flow", "pod-to-service"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    for l in block.iter().map(|l| l.trim_end()).filter(|l| l.trim() != "...") {
+        let found = match l.strip_suffix("...") {
+            Some(head) => lines.iter().any(|x| x.starts_with(head)),
+            None => lines.contains(&l),
+        };
+        assert!(found, "README line not in emu trace's output: {l}");
+    }
 }
