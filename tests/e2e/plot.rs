@@ -44,6 +44,19 @@ fn a_sweeps_charts_have_one_line_per_mode_against_the_number_of_services() {
         let t = texts(&chart(&out, f));
         assert!(!t[0].is_empty(), "{f} has a title");
     }
+    // Every chart as the library makes it from the CSV files: the file
+    // written, its title first, each series named once in its legend.
+    let made = emu::plot::charts(&out).unwrap();
+    assert_eq!(made.len(), files.len());
+    for c in &made {
+        assert_eq!(c.svg, chart(&out, &c.file), "{}", c.file);
+        let t = texts(&c.svg);
+        assert_eq!(t[0], c.title, "{}", c.file);
+        assert!(!c.series.is_empty(), "{}", c.file);
+        for name in &c.series {
+            assert_eq!(t.iter().filter(|x| *x == name).count(), 1, "{}: series {name} in {t:?}", c.file);
+        }
+    }
     let p99 = chart(&out, "sweep-latency_p99_us.svg");
     let t = texts(&p99);
     assert_eq!(t[0], "latency p99 against services[0].count");

@@ -20,6 +20,7 @@
 
 mod connect;
 mod control;
+mod events;
 mod fate;
 mod flows;
 mod ingress;
