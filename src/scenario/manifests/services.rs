@@ -1,0 +1,131 @@
+//! Services: type, ClusterIP (or headless), ports, traffic policies,
+//! session affinity; every other spec field is an error.
+
+use emu_models::cluster::{Origin, ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy};
+
+use super::pods::protocol;
+use super::yaml::{IntOrString, Selector};
+use super::{line_of, Doc, Loaded};
+
+/// Service spec fields emu reads, or knows to make no difference here
+/// (`clusterIPs`, `ipFamilyPolicy` and `publishNotReadyAddresses`: every
+/// emulated pod is IPv4 and ready).
+const SERVICE_FIELDS: &[&str] = &[
+    "type",
+    "selector",
+    "ports",
+    "clusterIP",
+    "clusterIPs",
+    "externalTrafficPolicy",
+    "internalTrafficPolicy",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "externalIPs",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "trafficDistribution",
+    "loadBalancerIP",
+    "healthCheckNodePort",
+    "publishNotReadyAddresses",
+];
+
+/// A Service.
+pub(super) fn service(d: Doc, out: &mut Loaded) -> Result<(), String> {
+    let Doc { obj, keys, origin, name, namespace } = d;
+    let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
+    let o = Origin { line: line_of(&spec), ..origin.clone() };
+    // Nearly every Service field changes networking: one emu does
+    // not know (or a misspelt one) is an error, not a silence.
+    for k in keys.iter().flat_map(|k| k.spec.keys()) {
+        if !SERVICE_FIELDS.contains(&k.as_str()) {
+            return Err(format!("{o}: spec.{k} is not a Service field emu models"));
+        }
+    }
+    let s = spec.value;
+    let kind = match s.kind.as_deref() {
+        None | Some("ClusterIP") => ServiceType::ClusterIp,
+        Some("NodePort") => ServiceType::NodePort,
+        Some("LoadBalancer") => ServiceType::LoadBalancer,
+        Some(other) => {
+            return Err(format!("{o}: spec.type `{other}` is not modelled (ClusterIP, NodePort or LoadBalancer)"))
+        }
+    };
+    let cluster_ip = match s.cluster_ip.as_deref() {
+        None | Some("") => None,
+        Some("None") => None,
+        Some(ip) => Some(ip.parse().map_err(|e| format!("{o}: spec.clusterIP: {e}"))?),
+    };
+    let headless = s.cluster_ip.as_deref() == Some("None");
+    let policy = |field: &str, p: &Option<String>| match p.as_deref() {
+        None | Some("Cluster") => Ok(TrafficPolicy::Cluster),
+        Some("Local") => Ok(TrafficPolicy::Local),
+        Some(other) => Err(format!("{o}: spec.{field} `{other}` is not Cluster or Local")),
+    };
+    let external_traffic_policy = policy("externalTrafficPolicy", &s.external_traffic_policy)?;
+    let internal_traffic_policy = policy("internalTrafficPolicy", &s.internal_traffic_policy)?;
+    let affinity_timeout_s = match s.session_affinity.as_deref() {
+        None | Some("None") => None,
+        Some("ClientIP") => Some(
+            s.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .unwrap_or(10_800),
+        ),
+        Some(other) => return Err(format!("{o}: spec.sessionAffinity `{other}` is not None or ClientIP")),
+    };
+    if s.ip_families.iter().any(|f| f != "IPv4") {
+        return Err(format!("{o}: spec.ipFamilies: only IPv4 is modelled"));
+    }
+    if s.load_balancer_ip.is_some() || s.health_check_node_port.is_some() {
+        return Err(format!(
+            "{o}: spec.loadBalancerIP and spec.healthCheckNodePort are not modelled (emu allocates both)"
+        ));
+    }
+    if s.traffic_distribution.is_some() {
+        return Err(format!("{o}: spec.trafficDistribution is not modelled yet"));
+    }
+    if !s.external_ips.is_empty() {
+        return Err(format!("{o}: spec.externalIPs is not modelled yet"));
+    }
+    let selector = match s.selector {
+        None => None,
+        Some(Selector::Map(m)) => Some(m),
+        Some(Selector::Full(_)) => {
+            return Err(format!("{o}: a Service selector is a plain label map, not matchLabels"))
+        }
+    };
+    let ports = s
+        .ports
+        .iter()
+        .map(|p| {
+            Ok(ServicePortSpec {
+                name: p.name.clone(),
+                port: p.port,
+                target_port: p.target_port.as_ref().map(|t| match t {
+                    IntOrString::Int(n) => TargetPort::Number(*n),
+                    IntOrString::Str(s) => match s.parse() {
+                        Ok(n) => TargetPort::Number(n),
+                        Err(_) => TargetPort::Name(s.clone()),
+                    },
+                }),
+                node_port: p.node_port,
+                protocol: protocol(&o, &p.protocol)?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    out.services.push(ServiceSpec {
+        origin,
+        name,
+        namespace,
+        kind,
+        selector,
+        cluster_ip,
+        headless,
+        affinity_timeout_s,
+        internal_traffic_policy,
+        ports,
+        external_traffic_policy,
+    });
+    Ok(())
+}
