@@ -369,6 +369,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             name: p.name.clone(),
             namespace: p.namespace.clone(),
             replicas: p.replicas,
+            per_node: false,
             node: p.node.clone(),
             ip,
             weight: p.ipvs_weight,
@@ -475,7 +476,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         .collect();
     ingresses.extend(extra.ingresses);
     let templates: Vec<(String, String, u32)> =
-        pods.iter().map(|p| (p.namespace.clone(), p.name.clone(), p.replicas)).collect();
+        pods.iter().map(|p| (p.namespace.clone(), p.name.clone(), p.count(c.nodes))).collect();
     let spec = ClusterSpec {
         origin: ctx.origin("cluster".into()),
         nodes: c.nodes,

@@ -366,6 +366,9 @@ struct Doc {
     kind: Option<String>,
     #[serde(default)]
     spec: Option<Spanned<SpecY>>,
+    /// A `kind: List`'s objects.
+    #[serde(default)]
+    items: Vec<Doc>,
 }
 
 #[derive(Deserialize, Default)]
@@ -540,6 +543,8 @@ fn rule_yaml(at: &At, key: &str, r: &Spanned<RuleY>, dir: Direction) -> Result<R
 pub struct Found {
     /// Its index among the file's documents (0-based).
     pub doc: usize,
+    /// Its index among the items of a `kind: List` document.
+    pub item: Option<usize>,
     /// Its origin (file, line of `kind`, `document N (NetworkPolicy name)`).
     pub origin: Origin,
     /// `metadata.name`.
@@ -559,8 +564,14 @@ pub fn from_yaml(text: &str, found: &[Found]) -> Result<Vec<NetworkPolicySpec>, 
         }
     })?;
     let mut out = Vec::new();
-    for Found { doc: i, origin, name, namespace } in found {
+    for Found { doc: i, item, origin, name, namespace } in found {
         let Some(Some(doc)) = docs.get(*i) else { continue };
+        let Some(doc) = (match item {
+            None => Some(doc),
+            Some(j) => doc.items.get(*j),
+        }) else {
+            continue;
+        };
         debug_assert_eq!(doc.kind.as_deref(), Some("NetworkPolicy"));
         let at = At { file: &origin.file, doc: &origin.path };
         // An absent spec or podSelector is `{}`: every pod of the namespace.

@@ -153,15 +153,18 @@ fn flow_from_an_unknown_pod() {
 }
 
 #[test]
-fn unsupported_manifest_kind() {
+fn a_document_that_is_no_kubernetes_object() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("np.yaml"), "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n")
-        .unwrap();
+    std::fs::write(
+        tmp.path().join("np.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\nkind: Pod\nmetadata:\n  name: db\n",
+    )
+    .unwrap();
     let sc = write(tmp.path(), "m.toml", &format!("manifests = [\"np.yaml\"]\n{GOOD}"));
     let o = emu(&["run", sc.to_str().unwrap(), "--out", tmp.path().join("out").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("np.yaml:2:") && err.contains("StatefulSet") && err.contains("not modelled"), "{err}");
+    assert!(err.contains("np.yaml:6:") && err.contains("document 2") && err.contains("no apiVersion"), "{err}");
     assert!(!tmp.path().join("out").exists());
 }
 

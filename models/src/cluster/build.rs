@@ -85,15 +85,15 @@ pub const DEFAULT_LAMEDUCK_NS: u64 = 5_000_000_000;
 fn check_pod_count(spec: &ClusterSpec) -> Result<(), BuildError> {
     let builtin =
         [(spec.dns_replicas, "dns.replicas"), (spec.ingress_controller.replicas, "ingress_controller.replicas")];
-    let total: u64 =
-        spec.pods.iter().map(|p| p.replicas as u64).sum::<u64>() + builtin.iter().map(|(r, _)| *r as u64).sum::<u64>();
+    let total: u64 = spec.pods.iter().map(|p| p.count(spec.nodes) as u64).sum::<u64>()
+        + builtin.iter().map(|(r, _)| *r as u64).sum::<u64>();
     if total <= MAX_PODS {
         return Ok(());
     }
     let message = format!("the cluster would have {total} pods, more than emu's limit of {MAX_PODS}");
-    let biggest = spec.pods.iter().max_by_key(|p| p.replicas);
+    let biggest = spec.pods.iter().max_by_key(|p| p.count(spec.nodes));
     match builtin.iter().max_by_key(|(r, _)| *r) {
-        Some(&(r, key)) if biggest.is_none_or(|p| r > p.replicas) => {
+        Some(&(r, key)) if biggest.is_none_or(|p| r > p.count(spec.nodes)) => {
             let origin = Origin { file: spec.origin.file.clone(), line: 0, path: key.into() };
             Err(err(&origin, "", message))
         }
@@ -254,10 +254,14 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 format!("namespace `{}` does not exist; declare it in cluster.namespaces", ps.namespace),
             )
         })?;
-        if ps.replicas == 0 {
+        let replicas = ps.count(spec.nodes);
+        if replicas == 0 {
             continue;
         }
-        if ps.ip.is_some() && ps.replicas > 1 {
+        if ps.per_node && (ps.ip.is_some() || ps.node.is_some()) {
+            return Err(err(o, "node", "a pod on every node (a DaemonSet) cannot be pinned to a node or an IP"));
+        }
+        if ps.ip.is_some() && replicas > 1 {
             return Err(err(o, "ip", "an explicit pod IP needs replicas = 1"));
         }
         if ps.containers.is_empty() {
@@ -300,12 +304,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             origin: ps.origin.clone(),
             name: ps.name.clone(),
             namespace: ns,
-            pods: (first..first + ps.replicas as usize).map(PodId::from_index).collect(),
-            pinned: node.is_some(),
+            pods: (first..first + replicas as usize).map(PodId::from_index).collect(),
+            pinned: node.is_some() || ps.per_node,
             lifecycle: ps.lifecycle.clone(),
         });
-        for r in 0..ps.replicas {
-            let name = if ps.replicas == 1 { ps.name.clone() } else { format!("{}-{r}", ps.name) };
+        for r in 0..replicas {
+            let name = if replicas == 1 && !ps.per_node { ps.name.clone() } else { format!("{}-{r}", ps.name) };
+            let node = if ps.per_node { Some(NodeId::new(r)) } else { node };
             pending.push(Pending { spec: ps, name, ns, node, workload });
         }
     }
@@ -846,6 +851,7 @@ fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
         lifecycle: crate::dynamics::Lifecycle::default(),
         namespace: c.namespace.clone(),
         replicas: c.replicas,
+        per_node: false,
         node: None,
         ip: None,
         weight: 1,
@@ -902,6 +908,7 @@ fn coredns_spec(replicas: u32, lameduck_ns: u64) -> Option<PodSpec> {
         name: "coredns".into(),
         namespace: "kube-system".into(),
         replicas,
+        per_node: false,
         node: None,
         ip: None,
         weight: 1,

@@ -326,6 +326,7 @@ pub mod testing {
             name: name.into(),
             namespace: "default".into(),
             replicas,
+            per_node: false,
             node: None,
             ip: None,
             weight: 1,

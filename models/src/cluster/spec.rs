@@ -128,8 +128,11 @@ pub struct PodSpec {
     pub name: String,
     /// Namespace (must exist).
     pub namespace: String,
-    /// Number of pods from this template.
+    /// Number of pods from this template (ignored with `per_node`).
     pub replicas: u32,
+    /// One pod on every node, pinned to it (a DaemonSet): `name-0` on
+    /// node-0, `name-1` on node-1, ...
+    pub per_node: bool,
     /// Node name to pin to; otherwise placed by the placement policy (or,
     /// with an explicit `ip`, on the node whose pod CIDR holds it).
     pub node: Option<String>,
@@ -144,6 +147,17 @@ pub struct PodSpec {
     pub containers: Vec<ContainerSpec>,
     /// How its pods start, stop and roll (a changing cluster's).
     pub lifecycle: crate::dynamics::Lifecycle,
+}
+
+impl PodSpec {
+    /// How many pods it makes on a cluster of `nodes` nodes.
+    pub fn count(&self, nodes: u32) -> u32 {
+        if self.per_node {
+            nodes
+        } else {
+            self.replicas
+        }
+    }
 }
 
 /// A Service's target port: a number or a container port name.

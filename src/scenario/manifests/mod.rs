@@ -23,6 +23,8 @@ mod services;
 mod yaml;
 
 use emu_models::cluster::ingress::IngressSpec;
+use std::collections::BTreeMap;
+
 use emu_models::cluster::{Labels, Origin, PodSpec, ServiceSpec};
 use serde_saphyr::Spanned;
 
@@ -59,19 +61,6 @@ struct Doc {
 fn line_of(s: &Spanned<yaml::Spec>) -> u32 {
     s.referenced.line() as u32
 }
-
-/// Kinds that carry nothing emu models; skipped with a warning.
-const INERT_KINDS: &[&str] = &[
-    "IngressClass",
-    "ConfigMap",
-    "Secret",
-    "ServiceAccount",
-    "Role",
-    "RoleBinding",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "PersistentVolumeClaim",
-];
 
 /// The limits of the YAML reader (serde-saphyr's default budget), as a
 /// user reads them: (breach name, what was exceeded).
@@ -116,7 +105,9 @@ pub fn plain_yaml_message(msg: &str) -> String {
     m.to_string()
 }
 
-/// Reads every object of the manifest file `file` (text `text`).
+/// Reads every object of the manifest file `file` (text `text`): each
+/// document, and each item of a `kind: List` document (what `kubectl get
+/// -o yaml` prints).
 pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
     let yaml_err = |e: serde_saphyr::Error| {
         let msg = e.to_string();
@@ -126,62 +117,117 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, String> {
             None => format!("{file}: {}", plain_yaml_message(first)),
         }
     };
-    let docs: Vec<Option<yaml::Object>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
+    let docs: Vec<Option<Spanned<yaml::Object>>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
     // The spec keys of every document, to catch what the typed read skips.
     let keys: Vec<Option<yaml::SpecKeys>> = serde_saphyr::from_multiple(text).map_err(yaml_err)?;
-    let mut out = Loaded::default();
-    let mut policies = Vec::new();
+    let mut r = Reader { file, out: Loaded::default(), policies: Vec::new(), skipped: BTreeMap::new() };
     for (i, (doc, keys)) in docs.into_iter().zip(keys).enumerate() {
-        let Some(obj) = doc else { continue };
-        let kind = obj.kind.value.as_str();
-        let name = obj.metadata.name.clone().unwrap_or_default();
-        let origin = Origin {
-            file: file.to_string(),
-            line: obj.kind.referenced.line() as u32,
-            path: format!("document {} ({kind} {name})", i + 1),
-        };
-        if name.is_empty() {
-            return Err(format!("{origin}: metadata.name is required"));
+        let Some(doc) = doc else { continue };
+        let line = doc.referenced.line() as u32;
+        let obj = doc.value;
+        if obj.kind.as_ref().is_some_and(|k| k.value == "List") {
+            let mut item_keys = keys.map(|k| k.items).unwrap_or_default().into_iter();
+            for (j, item) in obj.items.into_iter().enumerate() {
+                let at = Place { doc: i, item: Some(j), line };
+                r.object(item, item_keys.next(), at)?;
+            }
+        } else {
+            r.object(obj, keys, Place { doc: i, item: None, line })?;
         }
-        let _ = &obj.api_version;
-        let namespace = obj.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        match kind {
-            "Namespace" => {
-                out.namespace_labels.push((name.clone(), obj.metadata.labels));
-                out.namespaces.push(name);
-            }
-            "NetworkPolicy" => {
-                if let Some(v) = obj.api_version.as_deref().filter(|v| *v != "networking.k8s.io/v1") {
-                    return Err(format!(
-                        "{origin}: apiVersion `{v}`: emu reads NetworkPolicy of networking.k8s.io/v1 only \
-                         (CNI-specific policy kinds are not modelled)"
-                    ));
-                }
-                for k in keys.iter().flat_map(|k| k.spec.keys()) {
-                    if !["podSelector", "policyTypes", "ingress", "egress"].contains(&k.as_str()) {
-                        return Err(format!("{origin}: spec.{k} is not a NetworkPolicy field"));
-                    }
-                }
-                policies.push(crate::scenario::netpol::Found { doc: i, origin, name, namespace })
-            }
-            "Pod" => pods::pod(Doc { obj, keys, origin, name, namespace }, &mut out)?,
-            "Deployment" => pods::deployment(Doc { obj, keys, origin, name, namespace }, &mut out)?,
-            "Service" => services::service(Doc { obj, keys, origin, name, namespace }, &mut out)?,
-            "Ingress" => ingress::ingress(Doc { obj, keys, origin, name, namespace }, &mut out)?,
-            k if INERT_KINDS.contains(&k) => {
-                out.warnings.push(format!("{origin}: kind {k} carries no networking; skipped"))
-            }
-            other => {
-                return Err(format!(
-                "{origin}: kind `{other}` is not modelled (emu reads Pod, Service, Deployment, Namespace, Ingress and NetworkPolicy)"
-            ))
-            }
-        }
+    }
+    let Reader { mut out, policies, skipped, .. } = r;
+    for (kind, (n, first)) in skipped {
+        let what = if n == 1 { "object".to_string() } else { format!("objects, the first at {first}") };
+        let at = if n == 1 { format!("{first}: ") } else { format!("{file}: ") };
+        out.warnings.push(format!("{at}kind {kind}: {n} {what}: skipped (emu models no part of it)"));
     }
     if !policies.is_empty() {
         out.network_policies = crate::scenario::netpol::from_yaml(text, &policies)?;
     }
     Ok(out)
+}
+
+/// Where an object is: its document (and item of a List), the document's line.
+#[derive(Clone, Copy)]
+struct Place {
+    doc: usize,
+    item: Option<usize>,
+    line: u32,
+}
+
+/// A manifest file being read.
+struct Reader<'a> {
+    file: &'a str,
+    out: Loaded,
+    policies: Vec<crate::scenario::netpol::Found>,
+    /// Kinds skipped: how many objects, and where the first was.
+    skipped: BTreeMap<String, (u32, Origin)>,
+}
+
+impl Reader<'_> {
+    /// Reads one object at `at`.
+    fn object(&mut self, obj: yaml::Object, keys: Option<yaml::SpecKeys>, at: Place) -> Result<(), String> {
+        let where_ = match at.item {
+            None => format!("document {}", at.doc + 1),
+            Some(j) => format!("document {} item {j}", at.doc + 1),
+        };
+        let (kind, api) = match (&obj.kind, &obj.api_version) {
+            (Some(k), Some(a)) => (k.value.clone(), a.value.clone()),
+            (k, _) => {
+                let line = k.as_ref().map_or(at.line, |k| k.referenced.line() as u32);
+                let missing = if k.is_none() { "kind" } else { "apiVersion" };
+                return Err(format!(
+                    "{}:{line}: {where_}: no {missing}: not a Kubernetes object (every object has apiVersion and kind)",
+                    self.file
+                ));
+            }
+        };
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let line = obj.kind.as_ref().map_or(at.line, |k| k.referenced.line() as u32);
+        let origin = Origin { file: self.file.to_string(), line, path: format!("{where_} ({kind} {name})") };
+        if name.is_empty() {
+            return Err(format!("{origin}: metadata.name is required"));
+        }
+        let namespace = obj.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let d = Doc { obj, keys, origin, name, namespace };
+        let out = &mut self.out;
+        match kind.as_str() {
+            "Namespace" => {
+                out.namespace_labels.push((d.name.clone(), d.obj.metadata.labels));
+                out.namespaces.push(d.name);
+            }
+            "NetworkPolicy" => self.policies.push(network_policy(d, &api, at)?),
+            "Pod" => pods::pod(d, out)?,
+            "Deployment" => pods::workload(d, out, pods::Controller::Deployment)?,
+            "ReplicaSet" => pods::workload(d, out, pods::Controller::ReplicaSet)?,
+            "StatefulSet" => pods::workload(d, out, pods::Controller::StatefulSet)?,
+            "DaemonSet" => pods::workload(d, out, pods::Controller::DaemonSet)?,
+            "Job" => pods::job(d, out, false)?,
+            "CronJob" => pods::job(d, out, true)?,
+            "Service" => services::service(d, out)?,
+            "Ingress" => ingress::ingress(d, out)?,
+            _ => self.skipped.entry(kind).or_insert((0, d.origin)).0 += 1,
+        }
+        Ok(())
+    }
+}
+
+/// A NetworkPolicy of networking.k8s.io/v1, checked for its fields here
+/// and read by [`crate::scenario::netpol::from_yaml`].
+fn network_policy(d: Doc, api: &str, at: Place) -> Result<crate::scenario::netpol::Found, String> {
+    let Doc { keys, origin, name, namespace, .. } = d;
+    if api != "networking.k8s.io/v1" {
+        return Err(format!(
+            "{origin}: apiVersion `{api}`: emu reads NetworkPolicy of networking.k8s.io/v1 only \
+             (CNI-specific policy kinds are not modelled)"
+        ));
+    }
+    for k in keys.iter().flat_map(|k| k.spec.keys()) {
+        if !["podSelector", "policyTypes", "ingress", "egress"].contains(&k.as_str()) {
+            return Err(format!("{origin}: spec.{k} is not a NetworkPolicy field"));
+        }
+    }
+    Ok(crate::scenario::netpol::Found { doc: at.doc, item: at.item, origin, name, namespace })
 }
 
 #[cfg(test)]

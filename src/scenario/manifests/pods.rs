@@ -23,6 +23,7 @@ pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
         name,
         namespace,
         replicas: 1,
+        per_node: false,
         node,
         ip: None,
         weight: 1,
@@ -31,8 +32,35 @@ pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
     Ok(())
 }
 
-/// A Deployment: its pod template, replicas and strategy.
-pub(super) fn deployment(d: Doc, out: &mut Loaded) -> Result<(), String> {
+/// The controllers whose pod template emu reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Controller {
+    /// Deployment: `replicas` pods, rolled by its `strategy`.
+    Deployment,
+    /// ReplicaSet: `replicas` pods (a rollout replaces them all at once
+    /// in emu, as a Deployment with its default strategy would).
+    ReplicaSet,
+    /// StatefulSet: pods `name-0` .. `name-(replicas-1)`, rolled one at a
+    /// time (maxSurge 0, maxUnavailable 1).
+    StatefulSet,
+    /// DaemonSet: one pod on every node, rolled one node at a time.
+    DaemonSet,
+}
+
+impl Controller {
+    fn kind(self) -> &'static str {
+        match self {
+            Controller::Deployment => "Deployment",
+            Controller::ReplicaSet => "ReplicaSet",
+            Controller::StatefulSet => "StatefulSet",
+            Controller::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// A Deployment, ReplicaSet, StatefulSet or DaemonSet: its pod template,
+/// replicas (or one pod per node) and how it rolls.
+pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), String> {
     let Doc { obj, origin, name, namespace, .. } = d;
     let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
     let o = Origin { line: line_of(&spec), ..origin.clone() };
@@ -48,14 +76,70 @@ pub(super) fn deployment(d: Doc, out: &mut Loaded) -> Result<(), String> {
     if !sel.matches(&t.metadata.labels) {
         return Err(format!("{o}: spec.selector does not match spec.template.metadata.labels"));
     }
-    let lifecycle = lifecycle(&o, "spec.template.spec", &t.spec, Some(&s), &mut out.warnings)?;
+    let mut lifecycle = lifecycle(&o, "spec.template.spec", &t.spec, Some(&s), &mut out.warnings)?;
+    if matches!(c, Controller::StatefulSet | Controller::DaemonSet) {
+        // Their RollingUpdate default: one pod at a time, no surge.
+        (lifecycle.max_surge, lifecycle.max_unavailable) = (IntOrPercent::Int(0), IntOrPercent::Int(1));
+    }
+    if c == Controller::DaemonSet && t.spec.node_selector.as_ref().is_some_and(|m| !m.is_empty()) {
+        out.warnings.push(format!(
+            "{o}: spec.template.spec.nodeSelector: emu's nodes carry no labels, so the DaemonSet runs a pod on every node"
+        ));
+    }
+    if c == Controller::StatefulSet && s.service_name.is_none() {
+        out.warnings.push(format!("{o}: spec.serviceName: a StatefulSet without its governing headless Service"));
+    }
+    let _ = c.kind();
     out.pods.push(PodSpec {
         lifecycle,
         containers: containers(&o, &t.spec)?,
         origin,
         name,
         namespace,
-        replicas: s.replicas.unwrap_or(1),
+        replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
+        per_node: c == Controller::DaemonSet,
+        node: t.spec.node_name.clone(),
+        ip: None,
+        weight: 1,
+        labels: t.metadata.labels,
+    });
+    Ok(())
+}
+
+/// A Job, or a CronJob's job template: its pods, `parallelism` of them
+/// (default 1). They are there from time 0 for the whole run (emu does not
+/// model completions or a CronJob's schedule): clients for flows, or
+/// servers.
+pub(super) fn job(d: Doc, out: &mut Loaded, cron: bool) -> Result<(), String> {
+    let Doc { obj, origin, name, namespace, .. } = d;
+    let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
+    let o = Origin { line: line_of(&spec), ..origin.clone() };
+    let mut s = spec.value;
+    let (mut job, prefix) = if cron {
+        let j = s.job_template.take().ok_or_else(|| format!("{o}: spec.jobTemplate is required"))?;
+        out.warnings.push(format!(
+            "{o}: CronJob: its schedule{} is not modelled; one job's pods run for the whole run",
+            s.schedule.as_deref().map(|x| format!(" `{x}`")).unwrap_or_default()
+        ));
+        (j.spec, "spec.jobTemplate.spec")
+    } else {
+        (s, "spec")
+    };
+    let t = job.template.take().ok_or_else(|| format!("{o}: {prefix}.template is required"))?;
+    let replicas = match &job.parallelism {
+        None => 1,
+        Some(p) => u32::try_from(p.value)
+            .map_err(|_| format!("{}: {prefix}.parallelism: {} is not 0 or more", at(&o, p), p.value))?,
+    };
+    let lifecycle = lifecycle(&o, &format!("{prefix}.template.spec"), &t.spec, None, &mut out.warnings)?;
+    out.pods.push(PodSpec {
+        lifecycle,
+        containers: containers(&o, &t.spec)?,
+        origin,
+        name,
+        namespace,
+        replicas,
+        per_node: false,
         node: t.spec.node_name.clone(),
         ip: None,
         weight: 1,
@@ -85,8 +169,12 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
             return Err(format!("{o}: spec.dnsPolicy `{p}` is not modelled (only ClusterFirst)"));
         }
     }
+    // Native sidecars (init containers that keep running) own ports like
+    // containers; other init containers are done before the pod starts.
+    let sidecars = spec.init_containers.iter().filter(|c| c.restart_policy.as_deref() == Some("Always"));
     spec.containers
         .iter()
+        .chain(sidecars)
         .map(|c| {
             let ports = c
                 .ports

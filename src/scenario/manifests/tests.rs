@@ -1,6 +1,16 @@
 //! The manifest reader's unit tests.
 
 use super::*;
+
+/// `super::load` of `text` whose documents get an `apiVersion` line at
+/// their end when they have none (the tests' line numbers stay put).
+fn load(file: &str, text: &str) -> Result<Loaded, String> {
+    let docs: Vec<String> = text
+        .split("\n---\n")
+        .map(|d| if d.contains("apiVersion:") { d.to_string() } else { format!("{}\napiVersion: v1\n", d.trim_end()) })
+        .collect();
+    super::load(file, &docs.join("\n---\n"))
+}
 use emu_models::dynamics::{IntOrPercent, Lifecycle, Probe};
 
 #[test]

@@ -11,12 +11,16 @@ use serde_saphyr::Spanned;
 #[serde(rename_all = "camelCase")]
 pub(super) struct Object {
     #[serde(default)]
-    pub(super) api_version: Option<String>,
-    pub(super) kind: Spanned<String>,
+    pub(super) api_version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) kind: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) metadata: Meta,
     #[serde(default)]
     pub(super) spec: Option<Spanned<Spec>>,
+    /// A `kind: List`'s objects.
+    #[serde(default)]
+    pub(super) items: Vec<Object>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +79,18 @@ pub(super) struct Spec {
     #[serde(default)]
     pub(super) rules: Vec<IngressRuleY>,
     pub(super) default_backend: Option<BackendY>,
+    /// A pod spec's native sidecars (`restartPolicy: Always`) and the
+    /// init containers that finish before it starts.
+    #[serde(default)]
+    pub(super) init_containers: Vec<Container>,
+    pub(super) node_selector: Option<BTreeMap<String, String>>,
+    // StatefulSet
+    pub(super) service_name: Option<String>,
+    // Job
+    pub(super) parallelism: Option<Spanned<i64>>,
+    // CronJob
+    pub(super) job_template: Option<Box<JobTemplate>>,
+    pub(super) schedule: Option<String>,
     // Deployment
     pub(super) replicas: Option<u32>,
     pub(super) template: Option<Box<Template>>,
@@ -208,6 +224,12 @@ pub(super) mod serde_ignored_value {
     }
 }
 
+/// A CronJob's `spec.jobTemplate`.
+#[derive(Deserialize)]
+pub(super) struct JobTemplate {
+    pub(super) spec: Spec,
+}
+
 #[derive(Deserialize)]
 pub(super) struct Template {
     #[serde(default)]
@@ -219,6 +241,7 @@ pub(super) struct Template {
 #[serde(rename_all = "camelCase")]
 pub(super) struct Container {
     pub(super) name: String,
+    pub(super) restart_policy: Option<String>,
     #[serde(default)]
     pub(super) ports: Vec<ContainerPort>,
     pub(super) readiness_probe: Option<Spanned<ProbeY>>,
@@ -251,4 +274,6 @@ pub(super) struct ServicePort {
 pub(super) struct SpecKeys {
     #[serde(default)]
     pub(super) spec: BTreeMap<String, serde_ignored_value::Any>,
+    #[serde(default)]
+    pub(super) items: Vec<SpecKeys>,
 }
