@@ -5,8 +5,9 @@
 //!   path ending in them, or `/`.
 //! - An existing `--out` is replaced only when emu wrote it: a directory
 //!   whose `run.toml` starts with emu's header and that holds nothing but
-//!   the files a run writes (and `manifests/` and the report's `plots/`
-//!   with files). An empty
+//!   the files a run writes (and `manifests/` with files, and the report:
+//!   `plots/` holding only the chart files it writes, an `index.html`
+//!   that starts as the report's page does). An empty
 //!   directory is replaced too. Any other directory is refused unless
 //!   `--force` is given; a file, a device or a symbolic link never is.
 //! - Results are written into a new temporary directory beside `--out`
@@ -21,11 +22,6 @@ use std::sync::Mutex;
 /// The files `emu reach` writes (with `run.toml`): a directory of them is
 /// emu's to replace too.
 pub const REACH_FILES: [&str; 1] = ["reach.csv"];
-
-/// The report's page (`emu plot`, `emu run --plot`), with its `plots/`
-/// directory of SVG files: a results directory holding them is still
-/// emu's to replace.
-pub const PLOT_FILES: [&str; 1] = ["index.html"];
 
 /// Every file a run writes into its directory, besides `manifests/`.
 pub const RESULT_FILES: [&str; 14] = [
@@ -122,10 +118,11 @@ fn foreign_entry(dir: &Path) -> Option<String> {
         any = true;
         let name = e.file_name().to_string_lossy().into_owned();
         let Ok(kind) = e.file_type() else { return Some(format!("cannot read `{name}`")) };
-        let ours = if name == "manifests" || name == "plots" {
-            kind.is_dir() && only_files(&e.path())
-        } else {
-            kind.is_file() && [&RESULT_FILES[..], &REACH_FILES, &PLOT_FILES].iter().any(|f| f.contains(&name.as_str()))
+        let ours = match name.as_str() {
+            "manifests" => kind.is_dir() && only_files(&e.path(), |_| true),
+            "plots" => kind.is_dir() && only_files(&e.path(), crate::plot::is_chart_file),
+            "index.html" => kind.is_file() && fs::read(e.path()).is_ok_and(|t| crate::plot::is_report_page(&t)),
+            n => kind.is_file() && [&RESULT_FILES[..], &REACH_FILES].iter().any(|f| f.contains(&n)),
         };
         if !ours {
             return Some(format!("it holds `{name}`"));
@@ -142,8 +139,13 @@ fn foreign_entry(dir: &Path) -> Option<String> {
     }
 }
 
-fn only_files(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|it| it.into_iter().all(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_file()))))
+/// Whether `dir` holds only files, each named as `named` allows.
+fn only_files(dir: &Path, named: impl Fn(&str) -> bool) -> bool {
+    fs::read_dir(dir).is_ok_and(|it| {
+        it.into_iter().all(|e| {
+            e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_file()) && named(&e.file_name().to_string_lossy()))
+        })
+    })
 }
 
 /// A temporary results directory beside `--out`; removed when dropped
@@ -212,8 +214,9 @@ impl Drop for TempDir {
 
 /// Writes `emu plot`'s report into the results directory `dir` (one that
 /// emu wrote, [`check`]): the new `plots/` and `index.html` are made in a
-/// temporary directory inside it, then replace the old ones (which are
-/// emu's: a results directory holds nothing else under those names).
+/// temporary directory beside it, then replace the old ones (which are
+/// emu's: a results directory emu accepts holds nothing else under those
+/// names).
 pub fn install_report(dir: &Path, make: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
     let shown = dir.display();
     if !dir.join("run.toml").is_file() {
@@ -224,7 +227,9 @@ pub fn install_report(dir: &Path, make: impl FnOnce(&Path) -> Result<(), String>
             "{shown} is a directory emu did not write ({what}): emu adds its report only to its own results"
         ));
     }
-    let tmp = TempDir::beside(&dir.join("plots"))?;
+    // Made beside the results, not in them (a leftover would make them
+    // foreign); removed on every failure path.
+    let tmp = TempDir::beside(dir)?;
     make(tmp.path())?;
     let plots = dir.join("plots");
     let old = unique_beside(&plots, "old")?;

@@ -19,6 +19,29 @@ use std::path::Path;
 
 use charts::Series;
 
+/// The chart files the report writes, but the sweep measures' (see
+/// [`is_chart_file`]).
+const CHART_FILES: [&str; 7] = [
+    "latency.svg",
+    "first-packet.svg",
+    "hops.svg",
+    "throughput.svg",
+    "p99-over-time.svg",
+    "failures-over-time.svg",
+    "balance.svg",
+];
+
+/// Whether `name` is a chart file the report writes (a `plots/` holding
+/// only such files is emu's to replace).
+pub fn is_chart_file(name: &str) -> bool {
+    CHART_FILES.contains(&name) || SWEEP_MEASURES.iter().any(|(col, _)| name == format!("sweep-{col}.svg"))
+}
+
+/// Whether `text` is an `index.html` the report wrote.
+pub fn is_report_page(text: &[u8]) -> bool {
+    text.starts_with(page::HEAD.as_bytes())
+}
+
 /// A chart of the report.
 pub struct Chart {
     /// Its file in `plots/`.
@@ -49,7 +72,12 @@ impl Csv {
         for rec in r.records() {
             rows.push(rec.map_err(|e| format!("{}: {e}", path.display()))?.iter().map(String::from).collect());
         }
-        Ok(Some(Csv { header, rows }))
+        let mut csv = Csv { header, rows };
+        // A run with `--replications`: the report shows replication 0.
+        if let Some(i) = csv.col("replication") {
+            csv.rows.retain(|r| r[i] == "0");
+        }
+        Ok(Some(csv))
     }
 
     fn col(&self, name: &str) -> Option<usize> {
@@ -65,9 +93,16 @@ impl Csv {
     }
 }
 
-/// The sweep keys of a results directory: summary.csv's columns before `flow`.
+/// The sweep keys of a results directory: summary.csv's columns before
+/// `flow` (but `replication`: the report shows replication 0).
 fn keys(summary: &Csv) -> Vec<String> {
-    summary.header.iter().take_while(|h| *h != "flow").cloned().collect()
+    summary.header.iter().take_while(|h| *h != "flow").filter(|h| *h != "replication").cloned().collect()
+}
+
+/// Latency measures mean nothing for a row without completed requests.
+fn measured(s: &Csv, row: &[String], col: &str) -> bool {
+    let none = |c: &str| s.num(row, c) == 0.0;
+    !((col.starts_with("latency") && none("completed")) || (col.starts_with("first_packet") && none("connections")))
 }
 
 /// A row's point label: its key values joined (empty for one run).
@@ -114,7 +149,13 @@ fn latency(s: &Csv) -> Result<Chart, String> {
         .iter()
         .map(|(name, col)| Series {
             name: (*name).into(),
-            points: s.rows.iter().enumerate().map(|(i, r)| (i as f64, s.num(r, col))).collect(),
+            points: s
+                .rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| measured(s, r, col))
+                .map(|(i, r)| (i as f64, s.num(r, col)))
+                .collect(),
         })
         .collect();
     let title = "Latency percentiles per flow";
@@ -135,7 +176,13 @@ fn first_packet(s: &Csv) -> Result<Chart, String> {
         .iter()
         .map(|(name, col)| Series {
             name: (*name).into(),
-            points: s.rows.iter().enumerate().map(|(i, r)| (i as f64, s.num(r, col))).collect(),
+            points: s
+                .rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| measured(s, r, col))
+                .map(|(i, r)| (i as f64, s.num(r, col)))
+                .collect(),
         })
         .collect();
     let title = "First-packet cost per flow (proxy lookup + conntrack entry)";
@@ -167,13 +214,17 @@ fn sweep(s: &Csv, keys: &[String]) -> Result<Vec<Chart>, String> {
         v.len()
     };
     let numeric = |k: &str| s.rows.iter().all(|r| s.text(r, k).parse::<f64>().is_ok());
-    let x = keys
-        .iter()
-        .filter(|k| numeric(k))
-        .max_by_key(|k| distinct(k))
-        .or_else(|| keys.iter().max_by_key(|k| distinct(k)))
-        .expect("a sweep has keys")
-        .clone();
+    // (The first of equals: `max_by_key` would take the last.)
+    let most = |numeric_only: bool| {
+        let mut best: Option<&String> = None;
+        for k in keys.iter().filter(|k| !numeric_only || numeric(k)) {
+            if best.is_none_or(|b| distinct(k) > distinct(b)) {
+                best = Some(k);
+            }
+        }
+        best
+    };
+    let x = most(true).or_else(|| most(false)).expect("a sweep has keys").clone();
     let is_num = numeric(&x);
     let mut categories: Vec<String> = Vec::new();
     for r in &s.rows {
@@ -205,7 +256,12 @@ fn sweep(s: &Csv, keys: &[String]) -> Result<Vec<Chart>, String> {
                 categories.iter().position(|c| c == s.text(r, &x)).unwrap_or(0) as f64
             };
             let e = lines.entry(name).or_insert((i, Vec::new()));
-            e.1.push((xv, s.num(r, col)));
+            if measured(s, r, col) {
+                e.1.push((xv, s.num(r, col)));
+            }
+        }
+        for line in lines.values_mut() {
+            line.1.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         // Lines in the order their first row appears.
         let mut named: Vec<(String, Line)> = lines.into_iter().collect();
@@ -362,7 +418,10 @@ pub fn write(src: &Path, dest: &Path, name: &Path) -> Result<Vec<Chart>, String>
         fs::write(&path, &c.svg).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let run = fs::read_to_string(src.join("run.toml")).unwrap_or_default();
-    let html = page::html(&charts, &run, &name.display().to_string());
+    let replicated = Csv::read(src, "summary.csv")?.is_some_and(|s| s.col("replication").is_some());
+    let note =
+        replicated.then_some("A run with replications: the charts show replication 0 (every CSV holds them all).");
+    let html = page::html(&charts, &run, &name.display().to_string(), note);
     let path = dest.join("index.html");
     fs::write(&path, html).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(charts)

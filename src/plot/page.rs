@@ -4,16 +4,20 @@
 
 use super::Chart;
 
+/// How every page the report writes begins (emu recognises its own by it).
+pub(super) const HEAD: &str =
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"emu\">\n";
+
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The page for `charts` of the results in `dir`, whose `run.toml` is `run`.
-pub fn html(charts: &[Chart], run: &str, dir: &str) -> String {
+/// The page for `charts` of the results in `dir`, whose `run.toml` is
+/// `run`, with a `note` under its title.
+pub fn html(charts: &[Chart], run: &str, dir: &str, note: Option<&str>) -> String {
     let mut out = String::new();
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str("<meta name=\"generator\" content=\"emu\">\n");
+    out.push_str(HEAD);
     out.push_str(&format!("<title>emu report: {}</title>\n", esc(dir)));
     out.push_str(
         "<style>\nbody { font-family: sans-serif; margin: 2em; color: #222; }\n\
@@ -23,7 +27,11 @@ pub fn html(charts: &[Chart], run: &str, dir: &str) -> String {
          pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }\n\
          nav a { margin-right: 1em; }\n</style>\n</head>\n<body>\n",
     );
-    out.push_str(&format!("<h1>emu report: {}</h1>\n<nav>", esc(dir)));
+    out.push_str(&format!("<h1>emu report: {}</h1>\n", esc(dir)));
+    if let Some(n) = note {
+        out.push_str(&format!("<p class=\"note\">{}</p>\n", esc(n)));
+    }
+    out.push_str("<nav>");
     for c in charts {
         out.push_str(&format!("<a href=\"#{}\">{}</a>", esc(&id(c)), esc(&c.title)));
     }

@@ -581,7 +581,10 @@ pub fn run_and_write(
     }
     let mut warnings = write_all(loaded, &keys, &runs, tmp.path())?;
     if plot {
-        crate::plot::write(tmp.path(), tmp.path(), out)?;
+        // A report that cannot be drawn costs the report, not the results.
+        if let Err(e) = crate::plot::write(tmp.path(), tmp.path(), out) {
+            warnings.push(format!("no report: {e}"));
+        }
     }
     tmp.commit(out, force)?;
     for (run, res) in &runs {

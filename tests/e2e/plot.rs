@@ -112,6 +112,22 @@ fn emu_plot_makes_the_same_report_from_results_and_only_in_emus_own_directories(
     // The results directory with its report is still emu's to replace.
     run_ok(&sc, &b, &[]);
     assert!(!b.join("plots").exists(), "a run without --plot replaces the old report too");
+    // A file of the user's in plots/, or a page emu did not write: the
+    // directory is no longer emu's, for `emu plot` and for `emu run`.
+    let o = emu(&["plot", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(b.join("plots/my-figure.pdf"), "mine").unwrap();
+    let o = emu(&["plot", b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("my-figure.pdf") || stderr(&o).contains("`plots`"), "{}", stderr(&o));
+    let o = emu(&["run", sc.to_str().unwrap(), "--out", b.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(b.join("plots/my-figure.pdf")).unwrap(), "mine");
+    std::fs::remove_file(b.join("plots/my-figure.pdf")).unwrap();
+    std::fs::write(b.join("index.html"), "<h1>my notes</h1>").unwrap();
+    let o = emu(&["plot", b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(b.join("index.html")).unwrap(), "<h1>my notes</h1>");
     // Not emu's: refused, nothing written.
     let mine = tmp.path().join("mine");
     std::fs::create_dir(&mine).unwrap();
@@ -167,4 +183,46 @@ fn the_report_loads_in_a_headless_chromium_and_every_chart_is_drawn() {
         assert!(svg.contains("<polyline") || svg.contains("<rect"));
     }
     assert_eq!(dom.matches("<figure").count(), figures);
+}
+
+#[test]
+fn replications_are_charted_as_one_run_and_sweep_lines_follow_their_x_axis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r");
+    run_ok(&root().join("workloads/seed/pod-to-service.toml"), &out, &["--replications", "2", "--plot"]);
+    assert!(out.join("plots/latency.svg").exists(), "replications are no sweep");
+    assert!(!out.join("plots/sweep-latency_p50_us.svg").exists());
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("charts show replication 0"));
+    // A sweep written out of order: the points of each line in x order.
+    let sc = tmp.path().join("s.toml");
+    let text = std::fs::read_to_string(root().join("workloads/seed/pod-to-service.toml")).unwrap();
+    std::fs::write(
+        &sc,
+        format!("{text}\n[sweep]\n\"flows[0].requests\" = [300, 100, 200]\n")
+            .replace("manifests = [\"", &format!("manifests = [\"{}/", root().join("workloads/seed").display())),
+    )
+    .unwrap();
+    let out = tmp.path().join("s");
+    run_ok(&sc, &out, &["--plot"]);
+    let svg = chart(&out, "sweep-throughput_rps.svg");
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let lines: Vec<Vec<f64>> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width").is_some_and(|w| w != "1"))
+        .map(|n| {
+            n.attribute("points")
+                .unwrap()
+                .split_whitespace()
+                .map(|p| p.split(',').next().unwrap().parse().unwrap())
+                .collect()
+        })
+        .collect();
+    // (Legend entries are two-point lines.)
+    let lines: Vec<&Vec<f64>> = lines.iter().filter(|xs| xs.len() > 2).collect();
+    assert_eq!(lines.len(), 1, "{svg}");
+    for xs in lines {
+        assert_eq!(xs.len(), 3);
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "a line doubles back: {xs:?}");
+    }
 }

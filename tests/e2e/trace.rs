@@ -194,6 +194,19 @@ fn pod_to_service_resolves_then_is_dnatted_on_the_client_node_and_un_natted_back
     assert_eq!(addrs(response[0]).0, endpoint);
     assert_eq!(addrs(response.last().unwrap()).0, format!("{vip}:80"));
     assert!(steps(&t).iter().any(|st| s(st, "kind") == "reverse_nat"));
+    // Conntrack names each node's entry by the packet as it reached that
+    // node: the original tuple where it was translated, the translated one
+    // on the server's node.
+    let ct: Vec<(&str, &str)> = steps(&t)
+        .iter()
+        .filter(|st| s(st, "kind") == "conntrack" && s(st, "text").starts_with("new entry tcp"))
+        .map(|st| (s(st, "node"), s(st, "text")))
+        .collect();
+    assert_eq!(ct.len(), 2, "{ct:?}");
+    assert!(ct[0].1.contains(&format!("dst={vip} ")) && ct[0].1.ends_with("dport=80"), "{ct:?}");
+    let (eip, eport) = endpoint.rsplit_once(':').unwrap();
+    assert!(ct[1].1.contains(&format!("dst={eip} ")) && ct[1].1.ends_with(&format!("dport={eport}")), "{ct:?}");
+    assert_ne!(ct[0].0, ct[1].0);
     // The CPU hop that rewrote the SYN carries the first-packet work.
     assert!(u(syn[cpu], "work_ns") > 8_000, "{}", syn[cpu]);
     assert!(latency > 300_000);
@@ -216,6 +229,17 @@ fn internet_to_node_port_is_dnatted_and_masqueraded_at_the_entry_node() {
     assert!(dst1.ends_with(":8080") && dst1.starts_with("10.244."), "{dst1}");
     // externalTrafficPolicy Cluster: MASQUERADE to the node's address.
     assert!(ip(&src1).starts_with("192.168.") || ip(&src1).ends_with(".1"), "{src1}");
+    // kube-proxy's path for a node port: KUBE-NODEPORTS, the port's
+    // KUBE-EXT chain, KUBE-SVC, the endpoint's KUBE-SEP.
+    let proxy = s(steps(&t).iter().find(|st| s(st, "kind") == "proxy").unwrap(), "text").to_string();
+    let chains: Vec<&str> =
+        proxy.split(' ').filter(|w| w.starts_with("KUBE-")).map(|w| w.trim_end_matches(';')).collect();
+    assert_eq!(chains.len(), 4, "{proxy}");
+    assert_eq!(chains[0], "KUBE-NODEPORTS");
+    assert!(
+        chains[1].starts_with("KUBE-EXT-") && chains[2].starts_with("KUBE-SVC-") && chains[3].starts_with("KUBE-SEP-")
+    );
+    assert_eq!(chains[1][9..], chains[2][9..], "one Service port's chains share its hash");
     let snat = steps(&t).iter().find(|st| s(st, "kind") == "snat").unwrap();
     assert_eq!(s(snat, "node"), entry);
     // The reply is rewritten back on the entry node and leaves it from the
@@ -270,4 +294,62 @@ fn the_readme_shows_what_emu_trace_prints() {
         };
         assert!(found, "README line not in emu trace's output: {l}");
     }
+}
+
+/// A scenario file in a temporary directory.
+fn scenario(text: &str) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    (tmp, path.to_str().unwrap().to_string())
+}
+
+#[test]
+fn a_request_that_times_out_in_a_server_queue_is_traced_to_its_timeout() {
+    // One worker busy 50 ms per request, a 20 ms timeout: request 2 waits
+    // behind request 1 and gives up while queued.
+    let (_t, path) = scenario(
+        r#"
+seed = 1
+[cluster]
+nodes = 2
+[[pods]]
+name = "client"
+node = "node-0"
+[[pods]]
+name = "web"
+node = "node-1"
+labels = { app = "web" }
+ports = [8080]
+[[servers]]
+selector = { app = "web" }
+port = 8080
+service_time = "const(50ms)"
+concurrency = 1
+[[flows]]
+name = "f"
+from = "client"
+to = "http://10.244.1.2:8080"
+rate = 1000
+requests = 3
+timeout = "20ms"
+"#,
+    );
+    let o = emu(&["trace", &path, "--flow", "f", "--request", "2", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((s(&t, "outcome"), s(&t, "failure")), ("failed", "timeout"), "{t}");
+    let time = u(&t, "end_ns") - u(&t, "start_ns");
+    assert_eq!(time, 20_000_000);
+    let mut at = u(&t, "start_ns");
+    for st in steps(&t).iter().filter(|st| matches!(s(st, "type"), "hop" | "server" | "wait")) {
+        assert_eq!(u(st, "at_ns"), at, "a gap before {st}");
+        at += u(st, "ns");
+    }
+    assert_eq!(at, u(&t, "end_ns"), "the steps tile the request's time");
+    let server = steps(&t).iter().find(|st| s(st, "type") == "server").unwrap();
+    assert_eq!(u(server, "service_ns"), 0, "never served: {server}");
+    assert!(u(server, "queue_ns") > 19_000_000, "{server}");
+    let last = steps(&t).last().unwrap();
+    assert_eq!((s(last, "kind"), s(last, "text")), ("failed", "timeout after 20000000 ns"));
 }

@@ -11,11 +11,13 @@ use crate::ids::NodeId;
 pub(super) fn between_nodes(p: &DataPathParams, leg: &mut Leg, at: NodeId, to: NodeId, from_pod: bool) {
     leg.push_at(HopKind::Cpu, 0, Some(at), None, 0);
     if at == to {
+        if from_pod {
+            // The sender's veth to its host side, where the program
+            // redirects into the peer: one veth is skipped, not both.
+            leg.push(HopKind::Veth, p.veth_ns);
+        }
         leg.switch_to_far_end();
         leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
-        if from_pod {
-            leg.push(HopKind::Veth, p.veth_ns); // the redirect into the peer skips one veth, not both
-        }
         return;
     }
     if from_pod {

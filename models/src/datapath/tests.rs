@@ -65,7 +65,7 @@ fn routes_have_the_expected_shape() {
         "socket,veth,cpu,bridge,vxlan,nic,underlay,nic,vxlan,cpu,bridge,veth,socket"
     );
     let eb = DataPathParams { cni: Cni::Ebpf, ..Default::default() };
-    assert_eq!(kinds(route(&eb, pod(3, 0), 4, 0)), "socket,cpu,ebpf_redirect,veth,socket");
+    assert_eq!(kinds(route(&eb, pod(3, 0), 4, 0)), "socket,cpu,veth,ebpf_redirect,socket");
     assert_eq!(
         kinds(route(&eb, pod(3, 0), 4, 1)),
         "socket,cpu,ebpf_redirect,nic,underlay,nic,cpu,ebpf_redirect,socket"

@@ -108,6 +108,9 @@ impl World<'_> {
     /// A message of `req` vanished at a lost node: nothing comes back; the
     /// request ends at its timeout.
     pub(super) fn vanish(&mut self, req: ReqId) {
+        if self.trace.is_some() {
+            self.trace_lost(req);
+        }
         let r = self.reqs.get_mut(req);
         r.phase = Phase::Lost;
         r.failure = Failure::Timeout;

@@ -285,6 +285,18 @@ pub(crate) enum ServerKind {
     DnsCache,
 }
 
+impl ServerKind {
+    /// Its name in a trace.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ServerKind::App => "app",
+            ServerKind::Ingress => "ingress controller",
+            ServerKind::Dns => "coredns",
+            ServerKind::DnsCache => "node-local-dns",
+        }
+    }
+}
+
 /// The engine's [`Slab`] keyed by a typed id (the engine's keys are bare
 /// `u32`s; the ids wrap them here, at the models' boundary).
 pub(crate) struct Keyed<K, T> {

@@ -330,12 +330,7 @@ impl World<'_> {
             ServerKind::Dns | ServerKind::DnsCache => {} // inside the DNS exchange's own time
         }
         if self.trace.is_some() {
-            let kind = match sv.kind {
-                ServerKind::App => "app",
-                ServerKind::Ingress => "ingress controller",
-                ServerKind::Dns => "coredns",
-                ServerKind::DnsCache => "node-local-dns",
-            };
+            let kind = sv.kind.name();
             let arrived = r.arrived.as_nanos();
             self.trace_server(req, kind, arrived, waited, t);
         }

@@ -14,8 +14,9 @@
 //! rewrote it.
 //!
 //! Client ports are labels: emu does not model ephemeral ports, so a
-//! connection's client port is 32768 plus its record's index (Linux's
-//! default `ip_local_port_range` starts at 32768).
+//! connection's client port is derived from its record's index and role,
+//! from 32768 up (Linux's default `ip_local_port_range` starts there);
+//! records are reused, so ports may repeat across requests.
 
 use super::run::{external_ip, Conn, Phase, LOCALHOST};
 use super::World;
@@ -69,8 +70,10 @@ pub enum EventKind {
     Policy,
     /// A DNS question or answer.
     Dns,
-    /// A message dropped (a full queue, a refusal).
+    /// A message dropped (a full queue, a refusal, a lost node).
     Drop,
+    /// The request failed (its reason).
+    Failed,
 }
 
 impl EventKind {
@@ -86,6 +89,7 @@ impl EventKind {
             EventKind::Policy => "policy",
             EventKind::Dns => "dns",
             EventKind::Drop => "drop",
+            EventKind::Failed => "failed",
         }
     }
 }
@@ -125,7 +129,7 @@ pub enum What {
     Hop(HopStep),
     /// Time at a server: waiting for a worker, then its work.
     Server {
-        /// `app`, `coredns`, `node-local-dns` or `ingress`.
+        /// `app`, `coredns`, `node-local-dns` or `ingress controller`.
         kind: &'static str,
         /// The server's node.
         node: String,
@@ -207,6 +211,8 @@ pub(crate) struct Tracer {
     pub(super) req: Option<ReqId>,
     hops: Vec<Prepared>,
     trace: Trace,
+    /// When its message vanished at a lost node (nothing comes back).
+    lost_at: Option<u64>,
 }
 
 impl Tracer {
@@ -216,6 +222,7 @@ impl Tracer {
             want,
             req: None,
             hops: Vec::new(),
+            lost_at: None,
             trace: Trace {
                 flow: name,
                 request: want.nth,
@@ -249,8 +256,22 @@ impl Tracer {
     pub(crate) fn finish(mut self) -> Trace {
         let end = self.trace.end_ns;
         if self.trace.outcome != Outcome::NotIssued {
-            // Hops walked ahead of a timeout that cut them short.
+            // Hops walked ahead of a timeout that cut them short, and the
+            // step it cut.
             self.trace.steps.retain(|s| s.at_ns < end || (s.at_ns == end && s.ns == 0));
+            for s in &mut self.trace.steps {
+                if s.at_ns + s.ns > end {
+                    s.ns = end - s.at_ns;
+                    match &mut s.what {
+                        What::Wait { reason } => reason.push_str(" (cut short: the request ended)"),
+                        What::Server { service_ns, queue_ns, .. } => {
+                            *queue_ns = (*queue_ns).min(s.ns);
+                            *service_ns = s.ns - *queue_ns;
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         self.trace.steps.sort_by_key(|s| s.at_ns);
         self.trace
@@ -340,13 +361,44 @@ impl World<'_> {
     /// Ends `req`'s trace at `now` with `outcome`; `true` if it was traced
     /// (the run may stop).
     pub(super) fn trace_end(&mut self, req: ReqId, now: u64, outcome: Outcome) -> bool {
-        match self.tracing(req) {
-            Some(t) => {
-                (t.trace.end_ns, t.trace.outcome, t.req) = (now, outcome, None);
-                true
-            }
-            None => false,
+        if self.tracing(req).is_none() {
+            return false;
         }
+        let r = self.reqs.get(req);
+        let (phase, arrived) = (r.phase, r.arrived.as_nanos());
+        let waiting = matches!(phase, Phase::AtServer | Phase::UpAtServer | Phase::DnsAtServer | Phase::DnsUpAtServer);
+        if let (Outcome::Failed(_), true) = (outcome, waiting) {
+            // Still queued at the server when the client gave up.
+            let served = self.trace.as_deref().is_some_and(|t| {
+                t.trace.steps.iter().any(|s| s.at_ns == arrived && matches!(s.what, What::Server { .. }))
+            });
+            let c = self.conns.get(r.conn_of(phase));
+            if let (false, Some(sv)) = (served, c.server) {
+                let kind = self.servers[sv.index()].kind.name();
+                self.trace_server(req, kind, arrived, now - arrived, 0);
+            }
+        }
+        let t = self.tracing(req).expect("followed");
+        if let Some(lost) = t.lost_at.take() {
+            let reason = "the message vanished at a lost node: nothing comes back".into();
+            t.push(lost, now - lost, What::Wait { reason });
+        }
+        if let Outcome::Failed(why) = outcome {
+            let text = format!("{} after {} ns", why.name(), now - t.trace.start_ns);
+            t.push(now, 0, What::Event { kind: EventKind::Failed, node: None, text });
+        }
+        (t.trace.end_ns, t.trace.outcome, t.req) = (now, outcome, None);
+        true
+    }
+
+    /// `req`'s message vanished at a lost node now.
+    pub(super) fn trace_lost(&mut self, req: ReqId) {
+        let now = self.now_ns;
+        if let Some(t) = self.tracing(req) {
+            t.lost_at = Some(now);
+        }
+        let text = "the message vanished at a lost node".to_string();
+        self.trace_event(req, now, EventKind::Drop, None, text);
     }
 
     /// Names and addresses the hops of `leg`, the message of `phase` about
@@ -370,7 +422,14 @@ impl World<'_> {
         let at_nat = |i: usize| hops[i].kind == HopKind::Cpu && hops[i].node.is_some() && hops[i].node == a.nat_node;
         let nat_pos =
             if back { (0..hops.len()).rev().find(|&i| at_nat(i)) } else { (0..hops.len()).find(|&i| at_nat(i)) };
-        let netfilter = cni != Cni::Ebpf && !matches!(c.path, Path::ToHost { .. });
+        // The nodes holding a conntrack entry for the flow: a connection's
+        // (`Conn::ct`), or a new DNS query's on both nodes (kept-alive
+        // upstream connections and NOTRACK cache queries hold none here).
+        let udp_query = matches!(phase, Phase::DnsQuery | Phase::DnsReply) && !matches!(c.path, Path::ToHost { .. });
+        let ct_nodes = match (c.ct, udp_query && cni != Cni::Ebpf) {
+            ([None, None], true) => [Some(c.pnode), c.server_pod.map(|p| self.state.loc[p.index()].node)],
+            (ct, _) => ct,
+        };
         let extra = self.reqs.get(req).walk.extra;
         let first = matches!(phase, Phase::Syn) || (phase == Phase::DnsQuery && extra != [0, 0]);
         let mut prepared = Vec::with_capacity(hops.len());
@@ -393,8 +452,9 @@ impl World<'_> {
                 (true, true) => (a.sent_to, a.client),
             };
             let mut after = Vec::new();
-            if h.kind == HopKind::Cpu && netfilter && !self.spec_dns_cache_hop(c) {
-                after.extend(rewrites(&a, phase, back, first, Some(i) == nat_pos));
+            if h.kind == HopKind::Cpu && h.node.is_some() {
+                let tracked = ct_nodes.contains(&h.node);
+                after.extend(rewrites(&a, phase, back, first, Some(i) == nat_pos, tracked));
             }
             let step = HopStep {
                 kind: h.kind,
@@ -419,7 +479,7 @@ impl World<'_> {
         let bytes = self.reqs.get(req).walk.msg.bytes;
         let proto = if self.reqs.get(req).walk.msg.udp { "UDP" } else { "TCP" };
         let text = format!("{} {src} > {dst} ({proto}, {bytes} B payload)", phase_name(phase));
-        let connect_lb = (a.socket_lb && phase == Phase::Syn).then(|| {
+        let connect_lb = (a.socket_lb && (phase == Phase::Syn || (phase == Phase::DnsQuery && first))).then(|| {
             format!(
                 "connect() to {} translated to {} by the socket-layer program: no per-packet NAT",
                 a.sent_to, a.server
@@ -433,35 +493,43 @@ impl World<'_> {
             t.push(now, 0, What::Event { kind: EventKind::Send, node: None, text });
         }
     }
-
-    /// Whether `c` is a query to a node's DNS cache (link-local, NOTRACK).
-    fn spec_dns_cache_hop(&self, c: &Conn) -> bool {
-        matches!(c.path, Path::ToHost { .. }) && c.server_pod.is_none()
-    }
 }
 
-/// The rewrites and conntrack work at a netfilter node's CPU pass.
-fn rewrites(a: &Addressing, phase: Phase, back: bool, first: bool, nat_here: bool) -> Vec<(EventKind, String)> {
+/// The conntrack work and the rewrites at a node's CPU pass: its
+/// conntrack entry (when the node tracks the flow), named by the tuple of
+/// the packet as it first reached that node (the original tuple at the
+/// translating node, the translated one after it), then the translating
+/// node's rewrites (`nat_here`).
+fn rewrites(
+    a: &Addressing,
+    phase: Phase,
+    back: bool,
+    first: bool,
+    nat_here: bool,
+    tracked: bool,
+) -> Vec<(EventKind, String)> {
     let mut out = Vec::new();
-    let entry = format!(
-        "{} src={} dst={} sport={} dport={}",
-        if a.sent_to.port == 53 && matches!(phase, Phase::DnsQuery | Phase::DnsReply) { "udp" } else { "tcp" },
-        a.client.ip,
-        a.sent_to.ip,
-        a.client.port,
-        a.sent_to.port
-    );
-    let ct = if first && !back {
-        format!("new entry {entry}")
-    } else if back {
-        format!("reply matches entry {entry}")
-    } else {
-        format!("established entry {entry}")
-    };
-    out.push((EventKind::Conntrack, ct));
+    if tracked {
+        let udp = matches!(phase, Phase::DnsQuery | Phase::DnsReply);
+        let (src, dst) = if nat_here && !a.socket_lb { (a.client, a.sent_to) } else { (a.seen_src, a.server) };
+        let entry = format!(
+            "{} src={} dst={} sport={} dport={}",
+            if udp { "udp" } else { "tcp" },
+            src.ip,
+            dst.ip,
+            src.port,
+            dst.port
+        );
+        let ct = match (back, first) {
+            (true, _) => format!("reply matches entry {entry}"),
+            (false, true) => format!("new entry {entry}"),
+            (false, false) => format!("established entry {entry}"),
+        };
+        out.push((EventKind::Conntrack, ct));
+    }
     if nat_here && !a.socket_lb {
         if !back {
-            let how = if first { "" } else { " (by the conntrack entry)" };
+            let how = if first || !tracked { "" } else { " (by the conntrack entry)" };
             if a.sent_to != a.server {
                 out.push((EventKind::Dnat, format!("dst {} > {}{how}", a.sent_to, a.server)));
             }
@@ -568,10 +636,18 @@ impl World<'_> {
                         ipt.nodeport_position(node, sp).map(|p| format!("KUBE-NODEPORTS rule {}", p + 1))
                     }
                 };
+                // As kube-proxy writes them: external entries pass the
+                // port's KUBE-EXT chain; a Local policy's chain is KUBE-SVL.
+                let svc = &cl.services[cl.service_ports[sp.index()].service.index()];
+                let policy = if entry.external() { svc.external_traffic_policy } else { svc.internal_traffic_policy };
+                let svc_chain = match policy {
+                    crate::cluster::TrafficPolicy::Local => chain(cl, sp, "KUBE-SVL"),
+                    crate::cluster::TrafficPolicy::Cluster => chain(cl, sp, "KUBE-SVC"),
+                };
+                let ext = if entry.external() { format!("{} > ", chain(cl, sp, "KUBE-EXT")) } else { String::new() };
                 format!(
-                    "{} > {} > {}; {} rules passed",
+                    "{} > {ext}{svc_chain} > {}; {} rules passed",
                     at.unwrap_or_else(|| "KUBE-SERVICES".into()),
-                    chain(cl, sp, "KUBE-SVC"),
                     sep_chain_of(cl, sp, to.ip, to.port),
                     c.entries
                 )

@@ -120,7 +120,11 @@ impl World<'_> {
                 let now = s.now().as_nanos();
                 let deadline = r.start.as_nanos() + self.flows[r.flow as usize].flow.timeout_ns;
                 (r.phase, r.failure) = (Phase::Dropped, Failure::Timeout);
-                return self.at(s, (now + wait).min(deadline).max(now) - now, Ev::Deliver { req });
+                let end = (now + wait).min(deadline).max(now) - now;
+                if self.trace.is_some() {
+                    self.trace_wait(req, now, end, "handshake message dropped again: the connect gives up");
+                }
+                return self.at(s, end, Ev::Deliver { req });
             }
             wait
         } else {
@@ -181,9 +185,11 @@ impl World<'_> {
             // a first packet's proxy work is in its own tallies.
             hops[kind as usize].add(service + h.base_ns as u64);
         }
-        let pos = self.reqs.get(req).walk.pos;
-        if let Some(t) = self.tracing(req) {
-            t.hop(pos, now, start - now, service, extra, h.base_ns as u64);
+        if self.trace.is_some() {
+            let pos = self.reqs.get(req).walk.pos;
+            if let Some(t) = self.tracing(req) {
+                t.hop(pos, now, start - now, service, extra, h.base_ns as u64);
+            }
         }
         let r = self.reqs.get_mut(req);
         r.walk.pos += 1;
