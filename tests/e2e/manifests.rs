@@ -1,0 +1,191 @@
+//! Real applications' manifests: the workload kinds emu reads (StatefulSet,
+//! DaemonSet, ReplicaSet, Job, CronJob, `kind: List`, native sidecars),
+//! what it skips with one warning per kind, and the Kubernetes
+//! documentation's own examples (tests/manifests/k8s-docs, source named in
+//! its README), loaded as published.
+
+use std::path::Path;
+
+use crate::util::{emu, root, run_ok, stderr, write};
+
+/// The cluster of `scenario` (a file in `dir`), as `emu run` builds it.
+fn cluster(scenario: &Path) -> emu_models::cluster::Cluster {
+    let loaded = emu::scenario::load(scenario, None, None, 1).unwrap_or_else(|e| panic!("{e}"));
+    loaded.points.into_iter().next().unwrap().prepared.cluster
+}
+
+fn pods<'a>(cl: &'a emu_models::cluster::Cluster, prefix: &str) -> Vec<(&'a str, String)> {
+    cl.pods
+        .iter()
+        .filter(|p| p.name.starts_with(prefix))
+        .map(|p| (p.name.as_str(), cl.nodes[p.node.index()].name.clone()))
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_docs_statefulset_and_daemonset_load_as_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = root().join("tests/manifests/k8s-docs");
+    let sc = write(
+        tmp.path(),
+        "s.toml",
+        &format!(
+            "manifests = [\"{0}/web.yaml\", \"{0}/daemonset.yaml\"]\n[cluster]\nnodes = 4\n\
+             [[pods]]\nname = \"client\"\nnode = \"node-0\"\n\
+             [[flows]]\nname = \"to-nginx\"\nfrom = \"client\"\nto = \"http://nginx:80\"\nconcurrency = 1\nrequests = 200\n",
+            docs.display()
+        ),
+    );
+    let cl = cluster(&sc);
+    // The StatefulSet's two pods by their stable names, behind the
+    // headless Service `nginx`.
+    let web = pods(&cl, "web-");
+    assert_eq!(web.iter().map(|p| p.0).collect::<Vec<_>>(), ["web-0", "web-1"]);
+    // The DaemonSet: one pod on every node, in kube-system.
+    let ds = pods(&cl, "fluentd-elasticsearch");
+    assert_eq!(ds.len(), 4);
+    let mut nodes: Vec<&str> = ds.iter().map(|p| p.1.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node-0", "node-1", "node-2", "node-3"]);
+    // Requests to the headless Service reach both StatefulSet pods.
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();
+    for pod in ["web-0", "web-1"] {
+        let row = eps.lines().find(|l| l.contains(",nginx,") && l.contains(&format!(",{pod},"))).unwrap();
+        let requests: u64 = row.split(',').nth(6).unwrap().parse().unwrap();
+        assert!(requests > 50, "{row}");
+    }
+    // What the examples carry and emu does not model is said, not refused.
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn other_kinds_are_skipped_once_per_kind_and_lists_jobs_and_sidecars_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("app.yaml"),
+        r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: ReplicaSet
+  metadata: {name: api}
+  spec:
+    replicas: 3
+    selector: {matchLabels: {app: api}}
+    template:
+      metadata: {labels: {app: api}}
+      spec:
+        initContainers:
+        - name: proxy
+          restartPolicy: Always
+          ports: [{containerPort: 15001, name: mesh}]
+        - name: migrate
+          ports: [{containerPort: 9999}]
+        containers:
+        - name: api
+          ports: [{containerPort: 8080}]
+- apiVersion: v1
+  kind: Service
+  metadata: {name: api}
+  spec:
+    selector: {app: api}
+    ports: [{port: 80, targetPort: mesh}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: load}
+spec:
+  parallelism: 2
+  template:
+    metadata: {labels: {role: load}}
+    spec:
+      containers: [{name: curl}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: {labels: {role: nightly}}
+        spec:
+          containers: [{name: c}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: a}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: b}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: api}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+"#,
+    )
+    .unwrap();
+    let sc = write(
+        tmp.path(),
+        "s.toml",
+        "manifests = [\"app.yaml\"]\n[cluster]\nnodes = 2\n\
+         [[flows]]\nname = \"load\"\nfrom = { selector = { role = \"load\" } }\nto = \"http://api:80\"\nconcurrency = 2\nrequests = 300\n",
+    );
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    // One warning per skipped kind, with its count.
+    assert_eq!(err.matches("kind Role: 2 objects").count(), 1, "{err}");
+    assert_eq!(err.matches("kind PodDisruptionBudget: 1 object").count(), 1, "{err}");
+    assert_eq!(err.matches("kind Widget: 1 object").count(), 1, "{err}");
+    assert!(err.contains("schedule `0 3 * * *` is not modelled"), "{err}");
+    let cl = cluster(&sc);
+    assert_eq!(pods(&cl, "api-").len(), 3);
+    assert_eq!(pods(&cl, "load-").len(), 2);
+    assert_eq!(pods(&cl, "nightly").len(), 1);
+    // The native sidecar's port serves the Service; the finished init
+    // container's does not exist.
+    let api = cl.pods.iter().find(|p| p.name == "api-0").unwrap();
+    let tcp = emu_models::cluster::Protocol::Tcp;
+    assert!(api.listens_on(15001, tcp).is_some() && api.listens_on(8080, tcp).is_some());
+    assert!(api.listens_on(9999, tcp).is_none());
+    assert_eq!(api.containers, ["api", "proxy"]);
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();
+    let api_rows: Vec<&str> = eps.lines().filter(|l| l.contains(",api,")).collect();
+    assert_eq!(api_rows.len(), 3, "{eps}");
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(summary.contains("load,300,300,0,"), "the Job's pods are the flow's clients: {summary}");
+}
+
+#[test]
+fn a_daemonset_cannot_be_pinned_and_a_list_item_error_names_its_item() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("l.yaml"),
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: ok}\n  spec: {containers: [{name: a}]}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: bad}\n",
+    )
+    .unwrap();
+    let sc = write(tmp.path(), "s.toml", "manifests = [\"l.yaml\"]\n[cluster]\nnodes = 2\n");
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("document 1 item 1 (Pod bad): spec is required"), "{}", stderr(&o));
+    std::fs::write(
+        tmp.path().join("l.yaml"),
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      nodeName: node-1\n      containers: [{name: a}]\n",
+    )
+    .unwrap();
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot be pinned"), "{}", stderr(&o));
+}
