@@ -122,7 +122,10 @@ pub fn candidates(params: &DnsParams, ns: &str, name: &str) -> Vec<String> {
 /// The Service the fully qualified `fqdn` names (`<svc>.<ns>.svc.<domain>`),
 /// whether or not CoreDNS has an address for it.
 pub fn service_named(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Option<SvcId> {
-    let rest = fqdn.strip_suffix(params.cluster_domain.as_str())?.strip_suffix('.')?;
+    // DNS names are case-insensitive (RFC 4343); Kubernetes names are
+    // lower case.
+    let fqdn = fqdn.to_ascii_lowercase();
+    let rest = fqdn.strip_suffix(params.cluster_domain.to_ascii_lowercase().as_str())?.strip_suffix('.')?;
     let rest = rest.strip_suffix(".svc")?;
     let (svc, ns) = rest.split_once('.')?;
     if ns.contains('.') {
@@ -161,6 +164,18 @@ pub fn plan(cluster: &Cluster, params: &DnsParams, ns: &str, name: &str) -> DnsP
 mod tests {
     use super::*;
     use crate::cluster::{build, testing};
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let cl = cluster();
+        let p = DnsParams::default();
+        let lower = service_named(&cl, &p, "myservice.default.svc.cluster.local");
+        assert!(lower.is_some());
+        assert_eq!(service_named(&cl, &p, "MyService.DEFAULT.svc.Cluster.Local"), lower);
+        let plan = plan(&cl, &p, "default", "MYSERVICE");
+        assert_eq!(plan.answer, lower);
+        assert_eq!(plan.queries, ["MYSERVICE.default.svc.cluster.local"], "the resolver sends the name as written");
+    }
 
     fn cluster() -> Cluster {
         let mut s = testing::spec(1);

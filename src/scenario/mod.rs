@@ -22,7 +22,7 @@ pub mod units;
 use std::path::{Path, PathBuf};
 
 use emu_models::addr::{Cidr, Ipv4};
-use emu_models::cluster::ingress::{IngressPathSpec, IngressRuleSpec, IngressSpec, PathType};
+use emu_models::cluster::ingress::{BackendPort, IngressPathSpec, IngressRuleSpec, IngressSpec, PathType};
 use emu_models::cluster::{
     self, BuildError, Cluster, ClusterSpec, ContainerSpec, Origin, Placement, PodSpec, PortSpec, Protocol,
     ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
@@ -466,12 +466,12 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
                                 _ => PathType::Prefix,
                             },
                             service: p.service.clone(),
-                            port: p.port,
+                            port: BackendPort::Number(p.port),
                         })
                         .collect(),
                 })
                 .collect(),
-            default_backend: ing.default_backend.as_ref().map(|b| (b.service.clone(), b.port)),
+            default_backend: ing.default_backend.as_ref().map(|b| (b.service.clone(), BackendPort::Number(b.port))),
         })
         .collect();
     ingresses.extend(extra.ingresses);

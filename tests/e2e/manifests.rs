@@ -189,3 +189,60 @@ fn a_daemonset_cannot_be_pinned_and_a_list_item_error_names_its_item() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot be pinned"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_ingress_backend_by_port_name_the_legacy_class_annotation_and_names_in_capitals() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("ing.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: shop\n  annotations:\n    kubernetes.io/ingress.class: traefik\nspec:\n  rules:\n    - host: shop.example.com\n      http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: web\n                port:\n                  name: http\n",
+    )
+    .unwrap();
+    let text = r#"
+manifests = ["ing.yaml"]
+[cluster]
+nodes = 2
+[[pods]]
+name = "client"
+[[pods]]
+name = "web"
+labels = { app = "web" }
+ports = [8080, 9090]
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ name = "metrics", port = 9090 }, { name = "http", port = 80, target_port = 8080 }]
+[[flows]]
+name = "shop"
+from = "external"
+to = "http://shop.example.com/"
+requests = 30
+[[flows]]
+name = "capitals"
+from = "client"
+to = "http://WEB.Default:80/"
+requests = 10
+"#;
+    let sc = write(tmp.path(), "s.toml", text);
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the kubernetes.io/ingress.class annotation `traefik`"), "{}", stderr(&o));
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let s = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(s.contains("\nshop,30,30,0,"), "{s}");
+    assert!(s.contains("\ncapitals,10,10,0,"), "{s}");
+    // The named port is the Service's 80, whose endpoints are on 8080.
+    let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();
+    let http = eps.lines().find(|l| l.contains(",web,80/TCP,")).unwrap();
+    assert!(http.ends_with(",40,1.000000"), "{http}");
+    // A name no Service port has is an error naming it.
+    std::fs::write(
+        tmp.path().join("ing.yaml"),
+        std::fs::read_to_string(tmp.path().join("ing.yaml")).unwrap().replace("name: http", "name: htp"),
+    )
+    .unwrap();
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Service `web` has no TCP port `htp`"), "{}", stderr(&o));
+}

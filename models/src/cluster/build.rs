@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use emu_engine::rng::{Domain, Stream};
 use rayon::prelude::*;
 
-use super::ingress::{Ingress, IngressControllerSpec, IngressPath, IngressRule};
+use super::ingress::{BackendPort, Ingress, IngressControllerSpec, IngressPath, IngressRule};
 use super::spec::*;
 use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort, Workload};
 use crate::addr::Ipv4;
@@ -737,7 +737,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 format!("namespace `{}` does not exist; declare it in cluster.namespaces", ing.namespace),
             )
         })?;
-        let backend = |field: String, svc: &str, port: u32| -> Result<SpId, BuildError> {
+        let backend = |field: String, svc: &str, port: &BackendPort| -> Result<SpId, BuildError> {
             let s = service_by_name
                 .get(&(ns, svc.to_string()))
                 .ok_or_else(|| err(o, field.clone(), format!("no Service `{svc}` in namespace `{}`", ing.namespace)))?;
@@ -746,7 +746,12 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 .iter()
                 .copied()
                 .find(|&p| {
-                    service_ports[p.index()].port as u32 == port && service_ports[p.index()].protocol == Protocol::Tcp
+                    let sp = &service_ports[p.index()];
+                    let named = match port {
+                        BackendPort::Number(n) => sp.port as u32 == *n,
+                        BackendPort::Name(n) => sp.name.as_deref() == Some(n.as_str()),
+                    };
+                    named && sp.protocol == Protocol::Tcp
                 })
                 .ok_or_else(|| err(o, field, format!("Service `{svc}` has no TCP port {port}")))
         };
@@ -761,13 +766,13 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                         format!("`{}` must start with /", p.path),
                     ));
                 }
-                let sp = backend(format!("rules[{ri}].paths[{pi}].service"), &p.service, p.port)?;
+                let sp = backend(format!("rules[{ri}].paths[{pi}].service"), &p.service, &p.port)?;
                 paths.push(IngressPath { path: p.path.clone(), path_type: p.path_type, sp });
             }
             rules.push(IngressRule { host: r.host.clone(), paths });
         }
         let default_backend = match &ing.default_backend {
-            Some((svc, port)) => Some(backend("default_backend".into(), svc, *port)?),
+            Some((svc, port)) => Some(backend("default_backend".into(), svc, port)?),
             None => None,
         };
         ingresses.push(Ingress { name: ing.name.clone(), namespace: ns, rules, default_backend });

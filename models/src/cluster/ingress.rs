@@ -58,8 +58,26 @@ pub struct IngressPathSpec {
     pub path_type: PathType,
     /// Backend Service name (in the Ingress's namespace).
     pub service: String,
-    /// Backend Service port number.
-    pub port: u32,
+    /// Backend Service port.
+    pub port: BackendPort,
+}
+
+/// An Ingress backend's Service port: its number, or its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendPort {
+    /// `port.number`.
+    Number(u32),
+    /// `port.name`: the Service port of that name.
+    Name(String),
+}
+
+impl std::fmt::Display for BackendPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendPort::Number(n) => write!(f, "{n}"),
+            BackendPort::Name(n) => write!(f, "`{n}`"),
+        }
+    }
 }
 
 /// One rule: a host and its paths.
@@ -83,7 +101,7 @@ pub struct IngressSpec {
     /// Rules.
     pub rules: Vec<IngressRuleSpec>,
     /// `spec.defaultBackend`: (Service, port).
-    pub default_backend: Option<(String, u32)>,
+    pub default_backend: Option<(String, BackendPort)>,
 }
 
 /// A built route: a path and the Service port it goes to.

@@ -1,22 +1,25 @@
 //! Ingress objects: rules by host and path, the default backend.
 
-use emu_models::cluster::ingress::{IngressPathSpec, IngressRuleSpec, IngressSpec, PathType};
+use emu_models::cluster::ingress::{BackendPort, IngressPathSpec, IngressRuleSpec, IngressSpec, PathType};
 use emu_models::cluster::Origin;
 
 use super::yaml::BackendY;
 use super::{line_of, Doc, Loaded};
 
-fn backend(o: &Origin, b: &BackendY) -> Result<(String, u32), String> {
+fn backend(o: &Origin, b: &BackendY) -> Result<(String, BackendPort), String> {
     if b.resource.is_some() {
         return Err(format!("{o}: resource backends are not modelled (use a Service backend)"));
     }
     let s = b.service.as_ref().ok_or_else(|| format!("{o}: a backend needs service"))?;
     match (s.port.number, &s.port.name) {
-        (Some(n), _) => Ok((s.name.clone(), n)),
-        (None, Some(n)) => Err(format!("{o}: backend port name `{n}`: write the port number")),
+        (Some(n), _) => Ok((s.name.clone(), BackendPort::Number(n))),
+        (None, Some(n)) => Ok((s.name.clone(), BackendPort::Name(n.clone()))),
         _ => Err(format!("{o}: backend service port is required")),
     }
 }
+
+/// The annotation that named an Ingress's class before `ingressClassName`.
+const LEGACY_CLASS: &str = "kubernetes.io/ingress.class";
 
 /// An Ingress.
 pub(super) fn ingress(d: Doc, out: &mut Loaded) -> Result<(), String> {
@@ -52,9 +55,13 @@ pub(super) fn ingress(d: Doc, out: &mut Loaded) -> Result<(), String> {
     if s.tls.is_some() {
         out.warnings.push(format!("{o}: spec.tls: TLS termination is not modelled; requests are routed as plain HTTP"));
     }
-    if let Some(c) = s.ingress_class_name.as_deref().filter(|c| *c != "nginx") {
-        out.warnings
-            .push(format!("{o}: ingressClassName `{c}`: emu's one controller (ingress-nginx) serves it anyway"));
+    // The field, or the annotation it replaced (still honoured by
+    // ingress-nginx); the field wins when both are set.
+    let class = s.ingress_class_name.as_deref().map(|c| ("ingressClassName", c)).or_else(|| {
+        obj.metadata.annotations.get(LEGACY_CLASS).map(|c| ("the kubernetes.io/ingress.class annotation", c.as_str()))
+    });
+    if let Some((what, c)) = class.filter(|(_, c)| *c != "nginx") {
+        out.warnings.push(format!("{o}: {what} `{c}`: emu's one controller (ingress-nginx) serves it anyway"));
     }
     out.ingresses.push(IngressSpec { origin, name, namespace, rules, default_backend });
     Ok(())

@@ -31,6 +31,8 @@ pub(super) struct Meta {
     pub(super) namespace: Option<String>,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
