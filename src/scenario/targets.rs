@@ -99,7 +99,8 @@ pub(super) fn resolve_from(
 }
 
 /// Parses a flow target: `http://name:port/path`, `name:port`,
-/// `10.244.0.15:8080`, `localhost:80`, `<NodeIP>:30007`, `node-3:30007`.
+/// `10.244.0.15:8080`, `localhost:80`, `<NodeIP>:30007`, `node-3:30007`,
+/// `<NodePort:ns/name>:80` (that Service port's node port), `<LB:ns/name>:80`.
 pub(super) fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, external: bool) -> Result<Target, String> {
     let k = format!("{key}.to");
     let t = to.trim();
@@ -127,11 +128,18 @@ pub(super) fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, exte
             let port: u32 = p.parse().map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?;
             (h, port)
         }
-        None => (
-            hostport,
-            scheme_port
-                .ok_or_else(|| ctx.err(&k, format!("`{to}` has no port (write host:port or an http:// URL)")))?,
-        ),
+        None => {
+            // `<NodePort:ns/name:80>` carries its port inside.
+            let inner = hostport
+                .strip_prefix("<NodePort:")
+                .and_then(|h| h.strip_suffix('>'))
+                .and_then(|h| h.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse::<u32>().ok());
+            let port = scheme_port
+                .or(inner)
+                .ok_or_else(|| ctx.err(&k, format!("`{to}` has no port (write host:port or an http:// URL)")))?;
+            (hostport, port)
+        }
     };
     let port = u16::try_from(port)
         .ok()
@@ -145,6 +153,31 @@ pub(super) fn resolve_to(ctx: &Ctx, key: &str, to: &str, cluster: &Cluster, exte
     }
     if host == "<NodeIP>" {
         return Ok(Target::NodePort { node: None, port });
+    }
+    if let Some(name) = host.strip_prefix("<NodePort:").and_then(|h| h.strip_suffix('>')) {
+        // `<NodePort:ns/name>:80` or `<NodePort:ns/name:80>`: the node port
+        // allocated to that Service port, on any node.
+        let (name, port) = match name.rsplit_once(':') {
+            Some((n, p)) => (n, p.parse::<u16>().map_err(|_| ctx.err(&k, format!("`{p}` is not a port number")))?),
+            None => (name, port),
+        };
+        let (ns, name) = name.split_once('/').unwrap_or(("default", name));
+        let svc = cluster
+            .namespace(ns)
+            .and_then(|n| cluster.service_by_name(n, name))
+            .ok_or_else(|| ctx.err(&k, format!("no Service `{ns}/{name}`")))?;
+        let ports = &cluster.services[svc.index()].ports;
+        let sp = ports
+            .iter()
+            .map(|&sp| &cluster.service_ports[sp.index()])
+            .find(|sp| sp.port == port && sp.protocol == emu_models::cluster::Protocol::Tcp);
+        let Some(sp) = sp else {
+            return Err(ctx.err(&k, format!("Service `{ns}/{name}` has no TCP port {port}")));
+        };
+        let node_port = sp.node_port.ok_or_else(|| {
+            ctx.err(&k, format!("Service `{ns}/{name}` port {port} has no node port (its type is ClusterIP)"))
+        })?;
+        return Ok(Target::NodePort { node: None, port: node_port });
     }
     if let Some(name) = host.strip_prefix("<LB:").and_then(|h| h.strip_suffix('>')) {
         let (ns, name) = name.split_once('/').unwrap_or(("default", name));

@@ -246,3 +246,32 @@ requests = 10
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Service `web` has no TCP port `htp`"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_node_port_by_its_services_name_and_an_unknown_one_lists_those_that_exist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = root().join("workloads/seed/myweb.yaml");
+    let text = format!(
+        "manifests = [\"{}\"]\n[cluster]\nnodes = 3\n[[pods]]\nname = \"web\"\nreplicas = 2\nlabels = {{ app = \"web\" }}\nports = [8080]\n\
+         [[flows]]\nname = \"by-name\"\nfrom = \"external\"\nto = \"http://<NodePort:default/myweb>/\"\nrequests = 25\n\
+         [[flows]]\nname = \"inside\"\nfrom = \"external\"\nto = \"<NodePort:default/myweb:80>\"\nrequests = 25\n",
+        seed.display()
+    );
+    let sc = write(tmp.path(), "s.toml", &text);
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let s = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(s.contains("\nby-name,25,25,0,") && s.contains("\ninside,25,25,0,"), "{s}");
+    let bad = write(tmp.path(), "b.toml", &text.replace("http://<NodePort:default/myweb>/", "<NodeIP>:30008"));
+    let o = emu(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no Service owns node port 30008 (node ports: 30007 (default/myweb:80)"),
+        "{}",
+        stderr(&o)
+    );
+    let bad = write(tmp.path(), "c.toml", &text.replace("<NodePort:default/myweb>", "<NodePort:default/myweb:81>"));
+    let o = emu(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Service `default/myweb` has no TCP port 81"), "{}", stderr(&o));
+}

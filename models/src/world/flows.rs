@@ -81,7 +81,24 @@ pub(super) fn flow_rt(
                 ));
             }
             if cluster.port_by_node_port(*port).is_none() {
-                return Err(err(&f, "to", format!("no Service owns node port {port}")));
+                let mut owned: Vec<String> = cluster
+                    .service_ports
+                    .iter()
+                    .filter_map(|sp| sp.node_port.map(|n| (n, cluster.service_ref(sp.service), sp.port)))
+                    .map(|(n, svc, p)| format!("{n} ({svc}:{p})"))
+                    .collect();
+                let more = owned.len().saturating_sub(20);
+                owned.truncate(20);
+                let list = match (owned.is_empty(), more) {
+                    (true, _) => "no Service has a node port".to_string(),
+                    (false, 0) => format!("node ports: {}", owned.join(", ")),
+                    (false, m) => format!("node ports: {} and {m} more", owned.join(", ")),
+                };
+                return Err(err(
+                    &f,
+                    "to",
+                    format!("no Service owns node port {port} ({list}; or write <NodePort:namespace/name>:port)"),
+                ));
             }
         }
         Target::Ingress { .. } if !matches!(f.client, Client::External(_)) => {
