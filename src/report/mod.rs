@@ -114,7 +114,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         dir,
         "endpoints.csv",
         keys,
-        &["namespace", "service", "port", "endpoint_pod", "endpoint_ip", "node", "requests", "share"],
+        &["namespace", "service", "port", "endpoint_pod", "endpoint_ip", "endpoint_port", "node", "requests", "share"],
     )?;
     let mut balance = Table::new(
         dir,
@@ -281,6 +281,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                         port.clone(),
                         name,
                         ip.to_string(),
+                        e.port.to_string(),
                         node,
                         n.to_string(),
                         format!("{share:.6}"),
@@ -358,7 +359,20 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                 .map(|&i| {
                     let sp = &cl.service_ports[i.index()];
                     let np = sp.node_port.map(|n| format!(" nodePort {n}")).unwrap_or_default();
-                    format!("{}/{}->{}{np}", sp.port, sp.protocol, sp.target_port)
+                    let name = sp.name.as_ref().map(|n| format!("{n}:")).unwrap_or_default();
+                    // A named target port: the numbers it resolved to on
+                    // the endpoints (pods may name different ports alike).
+                    let resolved = match &sp.target_port {
+                        emu_models::cluster::TargetPort::Name(_) => {
+                            let mut nums: Vec<u16> = sp.endpoints.iter().map(|e| e.port).collect();
+                            nums.sort_unstable();
+                            nums.dedup();
+                            let nums: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+                            format!("={}", if nums.is_empty() { "none".into() } else { nums.join("|") })
+                        }
+                        emu_models::cluster::TargetPort::Number(_) => String::new(),
+                    };
+                    format!("{name}{}/{}->{}{resolved}{np}", sp.port, sp.protocol, sp.target_port)
                 })
                 .collect();
             let eps: usize = svc.ports.first().map_or(0, |&i| cl.service_ports[i.index()].endpoints.len());

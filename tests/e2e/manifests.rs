@@ -53,7 +53,7 @@ fn the_kubernetes_docs_statefulset_and_daemonset_load_as_published() {
     let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();
     for pod in ["web-0", "web-1"] {
         let row = eps.lines().find(|l| l.contains(",nginx,") && l.contains(&format!(",{pod},"))).unwrap();
-        let requests: u64 = row.split(',').nth(6).unwrap().parse().unwrap();
+        let requests: u64 = row.split(',').nth(7).unwrap().parse().unwrap();
         assert!(requests > 50, "{row}");
     }
     // What the examples carry and emu does not model is said, not refused.

@@ -592,7 +592,12 @@ requests = 50
     };
     assert_eq!((total("80/TCP"), total("9090/TCP")), (100, 50));
     let svc = csv(&out.join("services.csv"));
-    assert_eq!(row(&svc, "service", "app")["ports"], "80/TCP->http 9090/TCP->metrics");
+    // Each port's name, and the number its named target resolved to on the pods.
+    assert_eq!(row(&svc, "service", "app")["ports"], "http:80/TCP->http=8080 metrics:9090/TCP->metrics=9102");
+    assert!(ep
+        .iter()
+        .filter(|r| r["service"] == "app" && r["port"] == "9090/TCP")
+        .all(|r| r["endpoint_port"] == "9102"));
 }
 
 #[test]
