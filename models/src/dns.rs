@@ -37,7 +37,7 @@
 use emu_engine::Dist;
 
 use crate::cluster::Cluster;
-use crate::ids::SvcId;
+use crate::ids::{PodId, SvcId};
 
 /// CoreDNS replicas: kubeadm's CoreDNS Deployment runs 2.
 pub const DEFAULT_REPLICAS: u32 = 2;
@@ -101,6 +101,10 @@ pub struct DnsPlan {
     pub queries: Vec<String>,
     /// The Service the last query resolved to; `None` means NXDOMAIN.
     pub answer: Option<SvcId>,
+    /// A pod's own name (`web-0.nginx`, a StatefulSet pod under its
+    /// headless Service): the pod it resolved to (`answer` is that
+    /// Service).
+    pub pod: Option<PodId>,
 }
 
 /// The names a resolver in namespace `ns` tries for `name`, in order.
@@ -129,9 +133,27 @@ pub fn service_named(cluster: &Cluster, params: &DnsParams, fqdn: &str) -> Optio
     let rest = rest.strip_suffix(".svc")?;
     let (svc, ns) = rest.split_once('.')?;
     if ns.contains('.') {
-        return None;
+        return pod_named(cluster, rest).map(|(svc, _)| svc);
     }
     cluster.service_by_name(cluster.namespace(ns)?, svc)
+}
+
+/// A pod's own name, `<host>.<service>.<namespace>` (the fully qualified
+/// name less `.svc.<domain>`): the headless Service that publishes it and
+/// the pod, if the Service selects the pod.
+fn pod_named(cluster: &Cluster, rest: &str) -> Option<(SvcId, PodId)> {
+    let (host, rest) = rest.split_once('.')?;
+    let (svc, ns) = rest.split_once('.')?;
+    if ns.contains('.') {
+        return None;
+    }
+    let nsi = cluster.namespace(ns)?;
+    let s = cluster.service_by_name(nsi, svc)?;
+    let pod = cluster.pod_by_hostname(nsi, svc, host)?;
+    let service = &cluster.services[s.index()];
+    let selects =
+        service.ports.iter().any(|&sp| cluster.service_ports[sp.index()].endpoints.iter().any(|e| e.pod == pod));
+    (!service.has_cluster_ip() && selects).then_some((s, pod))
 }
 
 /// Whether Service `svc` is headless and has no endpoints: CoreDNS has no
@@ -152,12 +174,19 @@ pub fn plan(cluster: &Cluster, params: &DnsParams, ns: &str, name: &str) -> DnsP
     let mut queries = Vec::new();
     for c in candidates(params, ns, name) {
         let a = answer(cluster, params, &c);
-        queries.push(c);
         if a.is_some() {
-            return DnsPlan { queries, answer: a };
+            let lower = c.to_ascii_lowercase();
+            let pod = lower
+                .strip_suffix(params.cluster_domain.to_ascii_lowercase().as_str())
+                .and_then(|r| r.strip_suffix(".svc."))
+                .and_then(|r| pod_named(cluster, r))
+                .map(|(_, p)| p);
+            queries.push(c);
+            return DnsPlan { queries, answer: a, pod };
         }
+        queries.push(c);
     }
-    DnsPlan { queries, answer: None }
+    DnsPlan { queries, answer: None, pod: None }
 }
 
 #[cfg(test)]

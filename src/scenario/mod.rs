@@ -370,6 +370,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             namespace: p.namespace.clone(),
             replicas: p.replicas,
             per_node: false,
+            subdomain: None,
             node: p.node.clone(),
             ip,
             weight: p.ipvs_weight,

@@ -275,3 +275,43 @@ fn a_node_port_by_its_services_name_and_an_unknown_one_lists_those_that_exist() 
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Service `default/myweb` has no TCP port 81"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_statefulset_pod_is_reachable_by_its_own_name_under_its_headless_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = root().join("tests/manifests/k8s-docs");
+    let sc = write(
+        tmp.path(),
+        "s.toml",
+        &format!(
+            "manifests = [\"{}/web.yaml\"]\n[cluster]\nnodes = 3\n[[pods]]\nname = \"client\"\nnode = \"node-0\"\n\
+             [[flows]]\nname = \"short\"\nfrom = \"client\"\nto = \"http://web-1.nginx:80\"\nconcurrency = 1\nrequests = 40\n\
+             [[flows]]\nname = \"full\"\nfrom = \"client\"\nto = \"http://web-0.nginx.default.svc.cluster.local:80\"\nconcurrency = 1\nrequests = 30\n",
+            docs.display()
+        ),
+    );
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let s = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(s.contains("\nshort,40,40,0,") && s.contains("\nfull,30,30,0,"), "{s}");
+    // Each name reaches its own pod, counted under the headless Service.
+    let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();
+    let requests = |pod: &str| -> u64 {
+        let row = eps.lines().find(|l| l.contains(",nginx,") && l.contains(&format!(",{pod},"))).unwrap();
+        row.split(',').nth(7).unwrap().parse().unwrap()
+    };
+    assert_eq!((requests("web-0"), requests("web-1")), (30, 40));
+    // The trace shows the pod's own address as the answer.
+    let o = emu(&["trace", sc.to_str().unwrap(), "--flow", "short"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("answer web-1.nginx.default.svc.cluster.local. A 10.244.")
+            && text.contains("(the pod's own name)"),
+        "{text}"
+    );
+    // A name the Service does not publish is NXDOMAIN, an error for a flow.
+    let bad = write(tmp.path(), "b.toml", &std::fs::read_to_string(&sc).unwrap().replace("web-1.nginx", "web-7.nginx"));
+    let o = emu(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -357,6 +357,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let mut next_off: Vec<u64> = vec![2; nodes.len()];
     let mut pods: Vec<Pod> = Vec::with_capacity(pending.len());
     let mut pod_by_name: HashMap<(u32, String), PodId> = HashMap::with_capacity(pending.len());
+    let mut pod_subdomain: HashMap<PodId, String> = HashMap::new();
     for (i, p) in pending.iter().enumerate() {
         let n = p.node.unwrap().index();
         let node = &nodes[n];
@@ -429,6 +430,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     name: port.name.clone(),
                 });
             }
+        }
+        if let Some(sub) = &p.spec.subdomain {
+            pod_subdomain.insert(PodId::from_index(pods.len()), sub.clone());
         }
         pods.push(Pod {
             name: p.name.clone(),
@@ -803,6 +807,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         node_by_name,
         pod_by_name,
         service_by_name,
+        pod_subdomain,
         service_by_ip,
         port_by_node_port,
         service_by_lb_ip,
@@ -857,6 +862,7 @@ fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
         namespace: c.namespace.clone(),
         replicas: c.replicas,
         per_node: false,
+        subdomain: None,
         node: None,
         ip: None,
         weight: 1,
@@ -914,6 +920,7 @@ fn coredns_spec(replicas: u32, lameduck_ns: u64) -> Option<PodSpec> {
         namespace: "kube-system".into(),
         replicas,
         per_node: false,
+        subdomain: None,
         node: None,
         ip: None,
         weight: 1,

@@ -204,6 +204,8 @@ pub struct Cluster {
     pub(crate) node_by_name: HashMap<String, NodeId>,
     pub(crate) pod_by_name: HashMap<(u32, String), PodId>,
     pub(crate) service_by_name: HashMap<(u32, String), SvcId>,
+    /// The pods that have a subdomain (a per-pod DNS name), and it.
+    pub(crate) pod_subdomain: HashMap<PodId, String>,
     pub(crate) service_by_ip: HashMap<Ipv4, SvcId>,
     pub(crate) port_by_node_port: HashMap<u16, SpId>,
     pub(crate) service_by_lb_ip: HashMap<Ipv4, SvcId>,
@@ -218,6 +220,12 @@ impl Service {
 }
 
 impl Cluster {
+    /// The pod whose own DNS name is `host.subdomain` in namespace `ns`
+    /// (`web-0.nginx`): a pod named `host` whose subdomain is `subdomain`.
+    pub fn pod_by_hostname(&self, ns: u32, subdomain: &str, host: &str) -> Option<PodId> {
+        let pod = *self.pod_by_name.get(&(ns, host.to_string()))?;
+        (self.pod_subdomain.get(&pod).map(String::as_str) == Some(subdomain)).then_some(pod)
+    }
     /// Pod at `ip`.
     pub fn pod_by_ip(&self, ip: Ipv4) -> Option<PodId> {
         self.pod_by_ip.get(&ip).copied()
@@ -327,6 +335,7 @@ pub mod testing {
             namespace: "default".into(),
             replicas,
             per_node: false,
+            subdomain: None,
             node: None,
             ip: None,
             weight: 1,

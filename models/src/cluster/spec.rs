@@ -133,6 +133,10 @@ pub struct PodSpec {
     /// One pod on every node, pinned to it (a DaemonSet): `name-0` on
     /// node-0, `name-1` on node-1, ...
     pub per_node: bool,
+    /// The headless Service that gives each pod its own DNS name
+    /// `<pod name>.<subdomain>.<namespace>.svc.<domain>` (a StatefulSet's
+    /// `serviceName`, a pod's `spec.subdomain`).
+    pub subdomain: Option<String>,
     /// Node name to pin to; otherwise placed by the placement policy (or,
     /// with an explicit `ip`, on the node whose pod CIDR holds it).
     pub node: Option<String>,

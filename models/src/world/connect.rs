@@ -296,6 +296,21 @@ impl World<'_> {
             _ => entry_node,
         };
         let mut aim = Aim { sp, hit_sp: sp, pod, port, ep: None, entry_node, via_lb };
+        // A pod's own name (a StatefulSet's `web-0.nginx`): that pod, as
+        // the headless Service's endpoint.
+        let named = self.flows[flow].dns.as_ref().and_then(|p| p.pod);
+        if let (Some(pod), Some(sp)) = (named, sp) {
+            let i = (0..self.state.endpoints_ever(cl, sp))
+                .map(EpId::from_index)
+                .find(|&i| self.state.endpoint(cl, sp, i).pod == pod);
+            if let Some(i) = i {
+                let e = self.state.endpoint(cl, sp, i);
+                (aim.sp, aim.ep, aim.pod, aim.port) = (None, Some(i), Some(e.pod), e.port);
+                let r = self.reqs.get_mut(req);
+                (r.entry_node, r.headless_ep) = (entry_node, aim.ep);
+                return aim;
+            }
+        }
         // A headless Service: DNS answered with the pod IPs (CoreDNS's
         // `loadbalance` shuffles them) and the client takes the first.
         if let Some(sp) = sp.filter(|sp| !cl.services[cl.service_ports[sp.index()].service.index()].has_cluster_ip()) {

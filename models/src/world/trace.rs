@@ -690,6 +690,10 @@ impl World<'_> {
         let (i, n) = (r.dns_query as usize, plan.queries.len());
         let name = &plan.queries[i];
         let text = match plan.answer {
+            Some(_) if i + 1 == n && plan.pod.is_some() => {
+                let pod = plan.pod.expect("a pod's own name");
+                format!("answer {name}. A {} (the pod's own name)", self.state.loc[pod.index()].ip)
+            }
             Some(svc) if i + 1 == n => match cl.services[svc.index()].cluster_ip {
                 Some(ip) => format!("answer {name}. A {ip}"),
                 None => format!("answer {name}. A (the headless Service's ready pod IPs)"),

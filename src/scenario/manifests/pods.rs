@@ -15,6 +15,10 @@ pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
     let Doc { obj, origin, name, namespace, .. } = d;
     let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
     let node = spec.value.node_name.clone();
+    if let Some(h) = spec.value.hostname.as_deref().filter(|h| *h != name) {
+        return Err(format!("{origin}: spec.hostname `{h}`: a hostname other than the pod's name is not modelled"));
+    }
+    let subdomain = spec.value.subdomain.clone();
     let lifecycle = lifecycle(&origin, "spec", &spec.value, None, &mut out.warnings)?;
     out.pods.push(PodSpec {
         lifecycle,
@@ -24,6 +28,7 @@ pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
         namespace,
         replicas: 1,
         per_node: false,
+        subdomain,
         node,
         ip: None,
         weight: 1,
@@ -98,6 +103,7 @@ pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), St
         namespace,
         replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
         per_node: c == Controller::DaemonSet,
+        subdomain: if c == Controller::StatefulSet { s.service_name.clone() } else { None },
         node: t.spec.node_name.clone(),
         ip: None,
         weight: 1,
@@ -140,6 +146,7 @@ pub(super) fn job(d: Doc, out: &mut Loaded, cron: bool) -> Result<(), String> {
         namespace,
         replicas,
         per_node: false,
+        subdomain: None,
         node: t.spec.node_name.clone(),
         ip: None,
         weight: 1,

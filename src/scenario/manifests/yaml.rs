@@ -86,6 +86,10 @@ pub(super) struct Spec {
     #[serde(default)]
     pub(super) init_containers: Vec<Container>,
     pub(super) node_selector: Option<BTreeMap<String, String>>,
+    /// A pod's own DNS name: `hostname` (its name) under the headless
+    /// Service `subdomain`.
+    pub(super) hostname: Option<String>,
+    pub(super) subdomain: Option<String>,
     // StatefulSet
     pub(super) service_name: Option<String>,
     // Job
