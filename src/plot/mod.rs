@@ -140,11 +140,10 @@ fn chart(file: &str, title: &str, series: &[Series], svg: String) -> Chart {
     Chart { file: file.into(), title: title.into(), series: series.iter().map(|s| s.name.clone()).collect(), svg }
 }
 
-/// Latency percentiles per flow (one run).
-fn latency(s: &Csv) -> Result<Chart, String> {
+/// Percentiles per flow (one run) as grouped bars: `cols` are (legend
+/// name, summary.csv column), one bar each per flow that measured them.
+fn per_flow(s: &Csv, cols: &[(&str, &str)], file: &str, title: &str, y: &str) -> Result<Chart, String> {
     let flows: Vec<String> = s.rows.iter().map(|r| s.text(r, "flow").to_string()).collect();
-    let cols =
-        [("p50", "latency_p50_us"), ("p90", "latency_p90_us"), ("p99", "latency_p99_us"), ("p99.9", "latency_p999_us")];
     let series: Vec<Series> = cols
         .iter()
         .map(|(name, col)| Series {
@@ -158,36 +157,27 @@ fn latency(s: &Csv) -> Result<Chart, String> {
                 .collect(),
         })
         .collect();
-    let title = "Latency percentiles per flow";
-    let svg = charts::grouped_bars(title, "flow", "latency [us]", &flows, &series)?;
-    Ok(chart("latency.svg", title, &series, svg))
+    let svg = charts::grouped_bars(title, "flow", y, &flows, &series)?;
+    Ok(chart(file, title, &series, svg))
+}
+
+/// Latency percentiles per flow (one run).
+fn latency(s: &Csv) -> Result<Chart, String> {
+    let cols =
+        [("p50", "latency_p50_us"), ("p90", "latency_p90_us"), ("p99", "latency_p99_us"), ("p99.9", "latency_p999_us")];
+    per_flow(s, &cols, "latency.svg", "Latency percentiles per flow", "latency [us]")
 }
 
 /// First-packet cost percentiles per flow (one run).
 fn first_packet(s: &Csv) -> Result<Chart, String> {
-    let flows: Vec<String> = s.rows.iter().map(|r| s.text(r, "flow").to_string()).collect();
     let cols = [
         ("p1", "first_packet_p01_us"),
         ("p50", "first_packet_p50_us"),
         ("p90", "first_packet_p90_us"),
         ("p99", "first_packet_p99_us"),
     ];
-    let series: Vec<Series> = cols
-        .iter()
-        .map(|(name, col)| Series {
-            name: (*name).into(),
-            points: s
-                .rows
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| measured(s, r, col))
-                .map(|(i, r)| (i as f64, s.num(r, col)))
-                .collect(),
-        })
-        .collect();
     let title = "First-packet cost per flow (proxy lookup + conntrack entry)";
-    let svg = charts::grouped_bars(title, "flow", "first-packet cost [us]", &flows, &series)?;
-    Ok(chart("first-packet.svg", title, &series, svg))
+    per_flow(s, &cols, "first-packet.svg", title, "first-packet cost [us]")
 }
 
 /// The measures a sweep is charted by: (summary.csv column, label with unit).

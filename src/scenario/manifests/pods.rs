@@ -2,7 +2,7 @@
 //! the lifecycle a changing cluster uses (grace period, readiness probe,
 //! preStop, strategy, minReadySeconds).
 
-use emu_models::cluster::{ContainerSpec, Origin, PodSpec, PortSpec, Protocol};
+use emu_models::cluster::{ContainerSpec, Labels, Origin, PodSpec, PortSpec, Protocol};
 use emu_models::dynamics::{IntOrPercent, Lifecycle, Probe};
 use emu_models::policy::LabelSelector;
 use serde_saphyr::Spanned;
@@ -14,26 +14,13 @@ use super::{line_of, Doc, Loaded};
 pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
     let Doc { obj, origin, name, namespace, .. } = d;
     let spec = obj.spec.ok_or_else(|| format!("{origin}: spec is required"))?;
-    let node = spec.value.node_name.clone();
     if let Some(h) = spec.value.hostname.as_deref().filter(|h| *h != name) {
         return Err(format!("{origin}: spec.hostname `{h}`: a hostname other than the pod's name is not modelled"));
     }
     let subdomain = spec.value.subdomain.clone();
     let lifecycle = lifecycle(&origin, "spec", &spec.value, None, &mut out.warnings)?;
-    out.pods.push(PodSpec {
-        lifecycle,
-        containers: containers(&origin, &spec.value)?,
-        origin,
-        name,
-        namespace,
-        replicas: 1,
-        per_node: false,
-        subdomain,
-        node,
-        ip: None,
-        weight: 1,
-        labels: obj.metadata.labels,
-    });
+    let pod = from_spec(&origin, origin.clone(), name, namespace, &spec.value, obj.metadata.labels, lifecycle)?;
+    out.pods.push(PodSpec { subdomain, ..pod });
     Ok(())
 }
 
@@ -50,17 +37,6 @@ pub(super) enum Controller {
     StatefulSet,
     /// DaemonSet: one pod on every node, rolled one node at a time.
     DaemonSet,
-}
-
-impl Controller {
-    fn kind(self) -> &'static str {
-        match self {
-            Controller::Deployment => "Deployment",
-            Controller::ReplicaSet => "ReplicaSet",
-            Controller::StatefulSet => "StatefulSet",
-            Controller::DaemonSet => "DaemonSet",
-        }
-    }
 }
 
 /// A Deployment, ReplicaSet, StatefulSet or DaemonSet: its pod template,
@@ -94,20 +70,12 @@ pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), St
     if c == Controller::StatefulSet && s.service_name.is_none() {
         out.warnings.push(format!("{o}: spec.serviceName: a StatefulSet without its governing headless Service"));
     }
-    let _ = c.kind();
+    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle)?;
     out.pods.push(PodSpec {
-        lifecycle,
-        containers: containers(&o, &t.spec)?,
-        origin,
-        name,
-        namespace,
         replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
         per_node: c == Controller::DaemonSet,
         subdomain: if c == Controller::StatefulSet { s.service_name.clone() } else { None },
-        node: t.spec.node_name.clone(),
-        ip: None,
-        weight: 1,
-        labels: t.metadata.labels,
+        ..pod
     });
     Ok(())
 }
@@ -138,21 +106,36 @@ pub(super) fn job(d: Doc, out: &mut Loaded, cron: bool) -> Result<(), String> {
             .map_err(|_| format!("{}: {prefix}.parallelism: {} is not 0 or more", at(&o, p), p.value))?,
     };
     let lifecycle = lifecycle(&o, &format!("{prefix}.template.spec"), &t.spec, None, &mut out.warnings)?;
-    out.pods.push(PodSpec {
+    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle)?;
+    out.pods.push(PodSpec { replicas, ..pod });
+    Ok(())
+}
+
+/// The pod of pod spec `spec` (a Pod's, or a controller's template, read
+/// at `o`): one replica, before its controller's settings.
+fn from_spec(
+    o: &Origin,
+    origin: Origin,
+    name: String,
+    namespace: String,
+    spec: &Spec,
+    labels: Labels,
+    lifecycle: Lifecycle,
+) -> Result<PodSpec, String> {
+    Ok(PodSpec {
         lifecycle,
-        containers: containers(&o, &t.spec)?,
+        containers: containers(o, spec)?,
         origin,
         name,
         namespace,
-        replicas,
+        replicas: 1,
         per_node: false,
         subdomain: None,
-        node: t.spec.node_name.clone(),
+        node: spec.node_name.clone(),
         ip: None,
         weight: 1,
-        labels: t.metadata.labels,
-    });
-    Ok(())
+        labels,
+    })
 }
 
 pub(super) fn protocol(o: &Origin, p: &Option<String>) -> Result<Protocol, String> {
