@@ -83,6 +83,7 @@ pub(super) fn created_services(
                     protocol: emu_models::cluster::Protocol::Tcp,
                 }],
                 external_traffic_policy: TrafficPolicy::Cluster,
+                manual_endpoints: Vec::new(),
             });
         }
     }

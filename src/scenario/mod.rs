@@ -319,6 +319,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         extra.pods.extend(l.pods);
         extra.services.extend(l.services);
         extra.ingresses.extend(l.ingresses);
+        extra.endpoints.extend(l.endpoints);
         warnings.extend(l.warnings);
         manifests.push((m.clone(), p, t));
     }
@@ -433,9 +434,23 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
                 })
                 .collect(),
             external_traffic_policy: policy(s.external_traffic_policy),
+            manual_endpoints: Vec::new(),
         });
     }
     services.extend(extra.services);
+    // Endpoints written for Services without selectors.
+    for (origin, ns, name, eps) in extra.endpoints {
+        let Some(svc) = services.iter_mut().find(|s| s.namespace == ns && s.name == name) else {
+            return Err(format!("{origin}: no Service `{ns}/{name}` for these endpoints"));
+        };
+        if svc.selector.as_ref().is_some_and(|s| !s.is_empty()) {
+            warnings.push(format!(
+                "{origin}: Service `{ns}/{name}` has a selector, so its endpoints are the pods it selects; these are ignored"
+            ));
+            continue;
+        }
+        svc.manual_endpoints.extend(eps);
+    }
     // Services a change creates: built now (ClusterIPs allocated), absent
     // from every node until their change.
     let known: Vec<&str> = ["default", "kube-system", sc.ingress_controller.namespace.as_str()]

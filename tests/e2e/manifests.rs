@@ -315,3 +315,71 @@ fn a_statefulset_pod_is_reachable_by_its_own_name_under_its_headless_service() {
     let o = emu(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn a_service_without_selector_gets_the_endpoints_written_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("m.yaml"),
+        r#"apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  ports: [{name: sql, port: 5432}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: db-1
+  labels: {kubernetes.io/service-name: db}
+addressType: IPv4
+ports: [{name: sql, port: 5433, protocol: TCP}]
+endpoints:
+- addresses: ["10.1.2.3"]
+  targetRef: {kind: Pod, name: pg-0}
+- addresses: ["192.0.2.10"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: legacy}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: legacy}
+subsets:
+- addresses: [{ip: 10.9.9.9, targetRef: {kind: Pod, name: pg-1}}]
+  ports: [{port: 5433}]
+"#,
+    )
+    .unwrap();
+    let text = "manifests = [\"m.yaml\"]\n[cluster]\nnodes = 2\n[[pods]]\nname = \"client\"\n\
+                [[pods]]\nname = \"pg\"\nreplicas = 2\nports = [5433]\n\
+                [[flows]]\nname = \"db\"\nfrom = \"client\"\nto = \"db:5432\"\nconcurrency = 1\nrequests = 20\n\
+                [[flows]]\nname = \"legacy\"\nfrom = \"client\"\nto = \"legacy:80\"\nconcurrency = 1\nrequests = 10\n";
+    let sc = write(tmp.path(), "s.toml", text);
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("endpoint 192.0.2.10: an address without a Pod targetRef"), "{}", stderr(&o));
+    let out = tmp.path().join("out");
+    run_ok(&sc, &out, &[]);
+    let s = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(s.contains("\ndb,20,20,0,") && s.contains("\nlegacy,10,10,0,"), "{s}");
+    let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();
+    assert!(
+        eps.lines()
+            .any(|l| l.starts_with("default,db,5432/TCP,pg-0,") && l.contains(",5433,") && l.ends_with(",20,1.000000")),
+        "{eps}"
+    );
+    assert!(eps.lines().any(|l| l.starts_with("default,legacy,80/TCP,pg-1,") && l.ends_with(",10,1.000000")), "{eps}");
+    // Endpoints naming a pod that does not exist are an error.
+    std::fs::write(
+        tmp.path().join("m.yaml"),
+        std::fs::read_to_string(tmp.path().join("m.yaml")).unwrap().replace("name: pg-1", "name: pg-9"),
+    )
+    .unwrap();
+    let o = emu(&["validate", sc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no pod `pg-9` in namespace `default` for Service `legacy`"), "{}", stderr(&o));
+}

@@ -611,8 +611,10 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             used.insert(next_node_port as u16, SvcId::from_index(si));
             Ok(next_node_port as u16)
         };
+        let manual = manual_pods(o, s, ns, &pod_by_name)?;
         let selected: Vec<PodId> = match selections[si].take() {
             Some(selected) => selected,
+            None if !manual.is_empty() => manual.iter().map(|m| m.0).collect(),
             None => {
                 warnings.push(format!("{o}: Service `{}` has no selector, so it has no endpoints", s.name));
                 Vec::new()
@@ -650,7 +652,12 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 port16(o, &format!("ports[{pi}].target_port"), n)?;
             }
             let mut endpoints = Vec::with_capacity(selected.len());
-            for &pod in &selected {
+            // Written endpoints: the ones for this port (by name and protocol).
+            for (pod, m) in manual.iter().filter(|(_, m)| m.port_name == p.name && m.protocol == p.protocol) {
+                let n = port16(o, &format!("ports[{pi}]"), m.port)?;
+                endpoints.push(Endpoint { pod: *pod, port: n, weight: pods[pod.index()].weight });
+            }
+            for &pod in selected.iter().filter(|_| manual.is_empty()) {
                 let pd = &pods[pod.index()];
                 match &target {
                     TargetPort::Number(n) => {
@@ -666,7 +673,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                     }
                 }
             }
-            if !selected.is_empty() {
+            if !selected.is_empty() && manual.is_empty() {
                 let listening = endpoints.iter().any(|e| pods[e.pod.index()].listens_on(e.port, p.protocol).is_some());
                 if !listening {
                     return Err(err(
@@ -879,6 +886,29 @@ fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
 
 /// The controller's Service, `ingress-nginx-controller`, as the
 /// ingress-nginx manifests create it.
+/// The pods of a selectorless Service's written endpoints, each with its
+/// entry; a pod that does not exist in the Service's namespace is an error.
+fn manual_pods<'s>(
+    o: &Origin,
+    s: &'s ServiceSpec,
+    ns: u32,
+    pod_by_name: &HashMap<(u32, String), PodId>,
+) -> Result<Vec<(PodId, &'s super::ManualEndpoint)>, BuildError> {
+    s.manual_endpoints
+        .iter()
+        .map(|m| {
+            let pod = pod_by_name.get(&(ns, m.pod.clone())).copied().ok_or_else(|| {
+                err(
+                    o,
+                    "endpoints",
+                    format!("no pod `{}` in namespace `{}` for Service `{}`", m.pod, s.namespace, s.name),
+                )
+            })?;
+            Ok((pod, m))
+        })
+        .collect()
+}
+
 fn controller_service(c: &IngressControllerSpec) -> ServiceSpec {
     let port = |name: &str, n: u32| ServicePortSpec {
         name: Some(name.into()),
@@ -899,6 +929,7 @@ fn controller_service(c: &IngressControllerSpec) -> ServiceSpec {
         internal_traffic_policy: TrafficPolicy::Cluster,
         ports: vec![port("http", 80), port("https", 443)],
         external_traffic_policy: TrafficPolicy::Cluster,
+        manual_endpoints: Vec::new(),
     }
 }
 
@@ -974,5 +1005,6 @@ fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
             },
         ],
         external_traffic_policy: TrafficPolicy::Cluster,
+        manual_endpoints: Vec::new(),
     })
 }

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 pub use build::{build, DEFAULT_LAMEDUCK_NS, MAX_NODES, MAX_PODS};
 pub use spec::{
-    BuildError, ClusterSpec, ContainerSpec, Labels, Origin, Placement, PodSpec, PortSpec, Protocol, ServicePortSpec,
-    ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+    BuildError, ClusterSpec, ContainerSpec, Labels, ManualEndpoint, Origin, Placement, PodSpec, PortSpec, Protocol,
+    ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
 };
 
 use crate::addr::{Cidr, Ipv4};
@@ -368,6 +368,7 @@ pub mod testing {
                 protocol: Protocol::Tcp,
             }],
             external_traffic_policy: TrafficPolicy::Cluster,
+            manual_endpoints: Vec::new(),
         }
     }
 

@@ -265,6 +265,22 @@ pub struct ServiceSpec {
     pub ports: Vec<ServicePortSpec>,
     /// externalTrafficPolicy.
     pub external_traffic_policy: TrafficPolicy,
+    /// A Service without a selector: the endpoints written for it
+    /// (EndpointSlice or Endpoints objects), by pod.
+    pub manual_endpoints: Vec<ManualEndpoint>,
+}
+
+/// An endpoint written by hand for a Service without a selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManualEndpoint {
+    /// The pod (in the Service's namespace).
+    pub pod: String,
+    /// The Service port it is for, by name (`None`: the unnamed port).
+    pub port_name: Option<String>,
+    /// The pod port.
+    pub port: u32,
+    /// Its protocol.
+    pub protocol: Protocol,
 }
 
 /// The cluster as declared.

@@ -43,6 +43,9 @@ pub struct Loaded {
     pub namespace_labels: Vec<(String, Labels)>,
     /// NetworkPolicy objects.
     pub network_policies: Vec<emu_models::policy::NetworkPolicySpec>,
+    /// Endpoints written for Services without selectors (EndpointSlice,
+    /// Endpoints): where, the Service's namespace and name, the endpoints.
+    pub endpoints: Vec<(Origin, String, String, Vec<emu_models::cluster::ManualEndpoint>)>,
     /// Kinds skipped and fields not modelled.
     pub warnings: Vec<String>,
 }
@@ -206,6 +209,8 @@ impl Reader<'_> {
             "CronJob" => pods::job(d, out, true)?,
             "Service" => services::service(d, out)?,
             "Ingress" => ingress::ingress(d, out)?,
+            "EndpointSlice" => services::endpoints(d, out, true)?,
+            "Endpoints" => services::endpoints(d, out, false)?,
             _ => self.skipped.entry(kind).or_insert((0, d.origin)).0 += 1,
         }
         Ok(())

@@ -1,10 +1,12 @@
 //! Services: type, ClusterIP (or headless), ports, traffic policies,
 //! session affinity; every other spec field is an error.
 
-use emu_models::cluster::{Origin, ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy};
+use emu_models::cluster::{
+    ManualEndpoint, Origin, ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+};
 
 use super::pods::protocol;
-use super::yaml::{IntOrString, Selector};
+use super::yaml::{EndpointPortY, IntOrString, Selector, TargetRefY};
 use super::{line_of, Doc, Loaded};
 
 /// Service spec fields emu reads, or knows to make no difference here
@@ -126,6 +128,65 @@ pub(super) fn service(d: Doc, out: &mut Loaded) -> Result<(), String> {
         internal_traffic_policy,
         ports,
         external_traffic_policy,
+        manual_endpoints: Vec::new(),
     });
+    Ok(())
+}
+
+/// The endpoints written for a Service without a selector: an
+/// EndpointSlice (`discovery.k8s.io/v1`, its Service named by the
+/// `kubernetes.io/service-name` label) or an Endpoints object (its Service
+/// of the same name). Each endpoint names its pod by `targetRef`; an
+/// address without one (outside the cluster) is not modelled and is
+/// skipped with a warning.
+pub(super) fn endpoints(d: Doc, out: &mut Loaded, slice: bool) -> Result<(), String> {
+    let Doc { obj, origin, name, namespace, .. } = d;
+    let service = if slice {
+        obj.metadata
+            .labels
+            .get("kubernetes.io/service-name")
+            .cloned()
+            .ok_or_else(|| format!("{origin}: an EndpointSlice needs the label kubernetes.io/service-name"))?
+    } else {
+        name
+    };
+    // Every endpoint (its pod, its address) on every port of its slice or subset.
+    type Refs<'a> = Vec<(Option<&'a TargetRefY>, Option<&'a str>)>;
+    let groups: Vec<(Refs, &[EndpointPortY])> = if slice {
+        let refs = obj.endpoints.iter().map(|e| (e.target_ref.as_ref(), e.addresses.first().map(String::as_str)));
+        vec![(refs.collect(), &obj.ports)]
+    } else {
+        obj.subsets
+            .iter()
+            .map(|sub| {
+                (sub.addresses.iter().map(|a| (a.target_ref.as_ref(), a.ip.as_deref())).collect(), &sub.ports[..])
+            })
+            .collect()
+    };
+    let mut manual = Vec::new();
+    for (refs, ports) in groups {
+        for (target, addr) in refs {
+            let Some(t) = target.filter(|t| t.kind.as_deref().is_none_or(|k| k == "Pod")) else {
+                out.warnings.push(format!(
+                    "{origin}: endpoint {}: an address without a Pod targetRef (outside the cluster) is not modelled; skipped",
+                    addr.unwrap_or("?")
+                ));
+                continue;
+            };
+            if t.namespace.as_deref().is_some_and(|n| n != namespace) {
+                return Err(format!("{origin}: targetRef {}: a pod of another namespace", t.name));
+            }
+            for p in ports {
+                let port = p.port.ok_or_else(|| format!("{origin}: an endpoint port needs port"))?;
+                manual.push(ManualEndpoint {
+                    pod: t.name.clone(),
+                    port_name: p.name.clone().filter(|n| !n.is_empty()),
+                    port,
+                    protocol: protocol(&origin, &p.protocol)?,
+                });
+            }
+        }
+    }
+    out.endpoints.push((origin, namespace, service, manual));
     Ok(())
 }

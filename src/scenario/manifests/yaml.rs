@@ -21,6 +21,57 @@ pub(super) struct Object {
     /// A `kind: List`'s objects.
     #[serde(default)]
     pub(super) items: Vec<Object>,
+    /// An EndpointSlice's endpoints and ports.
+    #[serde(default)]
+    pub(super) endpoints: Vec<SliceEndpointY>,
+    #[serde(default)]
+    pub(super) ports: Vec<EndpointPortY>,
+    /// An Endpoints object's subsets.
+    #[serde(default)]
+    pub(super) subsets: Vec<SubsetY>,
+}
+
+/// An EndpointSlice endpoint.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SliceEndpointY {
+    #[serde(default)]
+    pub(super) addresses: Vec<String>,
+    pub(super) target_ref: Option<TargetRefY>,
+}
+
+/// A reference to the pod behind an endpoint.
+#[derive(Deserialize)]
+pub(super) struct TargetRefY {
+    pub(super) kind: Option<String>,
+    pub(super) name: String,
+    pub(super) namespace: Option<String>,
+}
+
+/// An endpoint port (EndpointSlice, Endpoints).
+#[derive(Deserialize)]
+pub(super) struct EndpointPortY {
+    pub(super) name: Option<String>,
+    pub(super) port: Option<u32>,
+    pub(super) protocol: Option<String>,
+}
+
+/// An Endpoints subset.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SubsetY {
+    #[serde(default)]
+    pub(super) addresses: Vec<EndpointAddressY>,
+    #[serde(default)]
+    pub(super) ports: Vec<EndpointPortY>,
+}
+
+/// An Endpoints address.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EndpointAddressY {
+    pub(super) ip: Option<String>,
+    pub(super) target_ref: Option<TargetRefY>,
 }
 
 #[derive(Deserialize, Default)]
