@@ -8,6 +8,11 @@ use std::path::Path;
 
 use crate::util::{emu, root, run_ok, stderr, write};
 
+/// `emu validate` of `scenario`.
+fn validate(scenario: &Path) -> std::process::Output {
+    emu(&["validate", scenario.to_str().unwrap()])
+}
+
 /// The cluster of `scenario` (a file in `dir`), as `emu run` builds it.
 fn cluster(scenario: &Path) -> emu_models::cluster::Cluster {
     let loaded = emu::scenario::load(scenario, None, None, 1).unwrap_or_else(|e| panic!("{e}"));
@@ -57,7 +62,7 @@ fn the_kubernetes_docs_statefulset_and_daemonset_load_as_published() {
         assert!(requests > 50, "{row}");
     }
     // What the examples carry and emu does not model is said, not refused.
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -140,7 +145,7 @@ metadata: {name: w}
         "manifests = [\"app.yaml\"]\n[cluster]\nnodes = 2\n\
          [[flows]]\nname = \"load\"\nfrom = { selector = { role = \"load\" } }\nto = \"http://api:80\"\nconcurrency = 2\nrequests = 300\n",
     );
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     // One warning per skipped kind, with its count.
@@ -177,7 +182,7 @@ fn a_daemonset_cannot_be_pinned_and_a_list_item_error_names_its_item() {
     )
     .unwrap();
     let sc = write(tmp.path(), "s.toml", "manifests = [\"l.yaml\"]\n[cluster]\nnodes = 2\n");
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("document 1 item 1 (Pod bad): spec is required"), "{}", stderr(&o));
     std::fs::write(
@@ -185,7 +190,7 @@ fn a_daemonset_cannot_be_pinned_and_a_list_item_error_names_its_item() {
         "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      nodeName: node-1\n      containers: [{name: a}]\n",
     )
     .unwrap();
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot be pinned"), "{}", stderr(&o));
 }
@@ -224,7 +229,7 @@ to = "http://WEB.Default:80/"
 requests = 10
 "#;
     let sc = write(tmp.path(), "s.toml", text);
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("the kubernetes.io/ingress.class annotation `traefik`"), "{}", stderr(&o));
     let out = tmp.path().join("out");
@@ -242,7 +247,7 @@ requests = 10
         std::fs::read_to_string(tmp.path().join("ing.yaml")).unwrap().replace("name: http", "name: htp"),
     )
     .unwrap();
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Service `web` has no TCP port `htp`"), "{}", stderr(&o));
 }
@@ -263,7 +268,7 @@ fn a_node_port_by_its_services_name_and_an_unknown_one_lists_those_that_exist() 
     let s = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(s.contains("\nby-name,25,25,0,") && s.contains("\ninside,25,25,0,"), "{s}");
     let bad = write(tmp.path(), "b.toml", &text.replace("http://<NodePort:default/myweb>/", "<NodeIP>:30008"));
-    let o = emu(&["validate", bad.to_str().unwrap()]);
+    let o = validate(&bad);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("no Service owns node port 30008 (node ports: 30007 (default/myweb:80)"),
@@ -271,7 +276,7 @@ fn a_node_port_by_its_services_name_and_an_unknown_one_lists_those_that_exist() 
         stderr(&o)
     );
     let bad = write(tmp.path(), "c.toml", &text.replace("<NodePort:default/myweb>", "<NodePort:default/myweb:81>"));
-    let o = emu(&["validate", bad.to_str().unwrap()]);
+    let o = validate(&bad);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Service `default/myweb` has no TCP port 81"), "{}", stderr(&o));
 }
@@ -312,7 +317,7 @@ fn a_statefulset_pod_is_reachable_by_its_own_name_under_its_headless_service() {
     );
     // A name the Service does not publish is NXDOMAIN, an error for a flow.
     let bad = write(tmp.path(), "b.toml", &std::fs::read_to_string(&sc).unwrap().replace("web-1.nginx", "web-7.nginx"));
-    let o = emu(&["validate", bad.to_str().unwrap()]);
+    let o = validate(&bad);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
@@ -359,7 +364,7 @@ subsets:
                 [[flows]]\nname = \"db\"\nfrom = \"client\"\nto = \"db:5432\"\nconcurrency = 1\nrequests = 20\n\
                 [[flows]]\nname = \"legacy\"\nfrom = \"client\"\nto = \"legacy:80\"\nconcurrency = 1\nrequests = 10\n";
     let sc = write(tmp.path(), "s.toml", text);
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("endpoint 192.0.2.10: an address without a Pod targetRef"), "{}", stderr(&o));
     let out = tmp.path().join("out");
@@ -379,7 +384,7 @@ subsets:
         std::fs::read_to_string(tmp.path().join("m.yaml")).unwrap().replace("name: pg-1", "name: pg-9"),
     )
     .unwrap();
-    let o = emu(&["validate", sc.to_str().unwrap()]);
+    let o = validate(&sc);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no pod `pg-9` in namespace `default` for Service `legacy`"), "{}", stderr(&o));
 }

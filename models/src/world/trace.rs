@@ -295,6 +295,23 @@ struct Addressing {
     socket_lb: bool,
 }
 
+impl Addressing {
+    /// A packet's (source, destination) going forward or `back`, before or
+    /// after the translating node (`translated`).
+    fn packet(&self, back: bool, translated: bool) -> (Sock, Sock) {
+        match (back, translated) {
+            // The socket-layer program translated at connect(): the
+            // packets carry the backend's address both ways.
+            (false, _) if self.socket_lb => (self.seen_src, self.server),
+            (true, _) if self.socket_lb => (self.server, self.seen_src),
+            (false, false) => (self.client, self.sent_to),
+            (false, true) => (self.seen_src, self.server),
+            (true, false) => (self.server, self.seen_src),
+            (true, true) => (self.sent_to, self.client),
+        }
+    }
+}
+
 impl World<'_> {
     /// The tracer, when it follows `req`.
     #[inline]
@@ -436,21 +453,7 @@ impl World<'_> {
         for (i, h) in hops.iter().enumerate() {
             let x = iface::crossing(cni, h, near, far, back, &key);
             let translated = nat_pos.is_some_and(|p| i > p);
-            let (src, dst) = match (back, translated) {
-                // The socket-layer program translated at connect(): the
-                // packets carry the backend's address both ways.
-                _ if a.socket_lb => {
-                    if back {
-                        (a.server, a.seen_src)
-                    } else {
-                        (a.seen_src, a.server)
-                    }
-                }
-                (false, false) => (a.client, a.sent_to),
-                (false, true) => (a.seen_src, a.server),
-                (true, false) => (a.server, a.seen_src),
-                (true, true) => (a.sent_to, a.client),
-            };
+            let (src, dst) = a.packet(back, translated);
             let mut after = Vec::new();
             if h.kind == HopKind::Cpu && h.node.is_some() {
                 let tracked = ct_nodes.contains(&h.node);
@@ -471,11 +474,7 @@ impl World<'_> {
             };
             prepared.push(Prepared { step, after });
         }
-        let (src, dst) = match (back, a.socket_lb) {
-            (true, _) => (a.server, a.seen_src),
-            (false, false) => (a.client, a.sent_to),
-            (false, true) => (a.seen_src, a.server),
-        };
+        let (src, dst) = a.packet(back, false);
         let bytes = self.reqs.get(req).walk.msg.bytes;
         let proto = if self.reqs.get(req).walk.msg.udp { "UDP" } else { "TCP" };
         let text = format!("{} {src} > {dst} ({proto}, {bytes} B payload)", phase_name(phase));
