@@ -371,6 +371,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             namespace: p.namespace.clone(),
             replicas: p.replicas,
             per_node: false,
+            host_network: false,
+            cluster_dns: true,
             subdomain: None,
             node: p.node.clone(),
             ip,

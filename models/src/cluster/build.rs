@@ -264,6 +264,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         if ps.ip.is_some() && replicas > 1 {
             return Err(err(o, "ip", "an explicit pod IP needs replicas = 1"));
         }
+        if ps.ip.is_some() && ps.host_network {
+            return Err(err(o, "ip", "a hostNetwork pod has its node's IP, not a pod IP of its own"));
+        }
         if ps.containers.is_empty() {
             return Err(err(o, "containers", "a pod needs at least one container"));
         }
@@ -363,6 +366,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let node = &nodes[n];
         let ip = match p.spec.ip {
             Some(ip) => ip,
+            // The node's network namespace: its address, no pod IP taken.
+            None if p.spec.host_network => node.ip,
             None => {
                 while reserved[n].contains(&next_off[n]) {
                     next_off[n] += 1;
@@ -444,8 +449,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             containers: p.spec.containers.iter().map(|c| c.name.clone()).collect(),
             listens,
             workload: p.workload,
+            host_network: p.spec.host_network,
+            cluster_dns: p.spec.cluster_dns,
         });
     }
+    host_ports_free(&pods, &pending.iter().map(|p| p.spec).collect::<Vec<_>>())?;
 
     let labels = LabelIndex::new(&pods);
 
@@ -851,6 +859,7 @@ fn policies(
         .map(|w| crate::policy::WorkloadLabels {
             namespace: w.namespace,
             labels: w.pods.first().map_or(&EMPTY_LABELS, |&p| &pods[p.index()].labels),
+            host_network: w.pods.first().is_some_and(|&p| pods[p.index()].host_network),
         })
         .collect();
     let compiled = crate::policy::Policies::compile(&spec.network_policies, namespaces, &labels, &wl)?;
@@ -869,6 +878,8 @@ fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
         namespace: c.namespace.clone(),
         replicas: c.replicas,
         per_node: false,
+        host_network: false,
+        cluster_dns: true,
         subdomain: None,
         node: None,
         ip: None,
@@ -951,6 +962,8 @@ fn coredns_spec(replicas: u32, lameduck_ns: u64) -> Option<PodSpec> {
         namespace: "kube-system".into(),
         replicas,
         per_node: false,
+        host_network: false,
+        cluster_dns: true,
         subdomain: None,
         node: None,
         ip: None,
@@ -1007,4 +1020,32 @@ fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
         external_traffic_policy: TrafficPolicy::Cluster,
         manual_endpoints: Vec::new(),
     })
+}
+
+/// Pods in a node's network namespace share its ports: two hostNetwork pods
+/// on one node may not bind the same port (the scheduler's `NodePorts`
+/// filter keeps them apart; emu places pods before it, so it is an error).
+fn host_ports_free(pods: &[Pod], specs: &[&PodSpec]) -> Result<(), BuildError> {
+    let mut bound: HashMap<(NodeId, u16, Protocol), usize> = HashMap::new();
+    for (i, p) in pods.iter().enumerate().filter(|(_, p)| p.host_network) {
+        for l in &p.listens {
+            if let Some(&o) = bound.get(&(p.node, l.port, l.protocol)) {
+                return Err(err(
+                    &specs[i].origin,
+                    "host_network",
+                    format!(
+                        "pods `{}` and `{}` are both in the network namespace of {} and both bind {}/{}; \
+                         use fewer replicas, more nodes, or a DaemonSet",
+                        pods[o].name,
+                        p.name,
+                        format_args!("node-{}", p.node.index()),
+                        l.port,
+                        l.protocol
+                    ),
+                ));
+            }
+            bound.insert((p.node, l.port, l.protocol), i);
+        }
+    }
+    Ok(())
 }

@@ -70,6 +70,10 @@ pub struct Pod {
     pub listens: Vec<Listen>,
     /// Its workload (index into [`Cluster::workloads`]).
     pub workload: u32,
+    /// In its node's network namespace (`hostNetwork`): `ip` is the node's.
+    pub host_network: bool,
+    /// Its resolver is cluster DNS (see [`PodSpec::cluster_dns`]).
+    pub cluster_dns: bool,
 }
 
 /// A workload: the pods of one `[[pods]]` entry or Deployment (or CoreDNS,
@@ -335,6 +339,8 @@ pub mod testing {
             namespace: "default".into(),
             replicas,
             per_node: false,
+            host_network: false,
+            cluster_dns: true,
             subdomain: None,
             node: None,
             ip: None,

@@ -151,6 +151,13 @@ pub struct PodSpec {
     pub containers: Vec<ContainerSpec>,
     /// How its pods start, stop and roll (a changing cluster's).
     pub lifecycle: crate::dynamics::Lifecycle,
+    /// `hostNetwork: true`: its pods live in their node's network
+    /// namespace, with the node's IP (no veth, no pod IP).
+    pub host_network: bool,
+    /// Whether its pods' resolver is cluster DNS (`dnsPolicy` ClusterFirst,
+    /// or ClusterFirstWithHostNet for a hostNetwork pod); `false` for
+    /// `Default` (the node's resolv.conf) and `None`.
+    pub cluster_dns: bool,
 }
 
 impl PodSpec {

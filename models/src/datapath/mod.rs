@@ -606,8 +606,11 @@ pub enum Path {
         /// The pod's node.
         node: NodeId,
     },
-    /// [`to_host`] on `node`.
+    /// [`to_host`]: from `from` to a process in node `node`'s own network
+    /// namespace (a hostNetwork pod, the NodeLocal DNSCache).
     ToHost {
+        /// The sending end.
+        from: Place,
         /// The node.
         node: NodeId,
     },
@@ -620,7 +623,7 @@ impl Path {
         let leg = match *self {
             Path::Route { from, to_pod, to_node } => route(p, from, to_pod, to_node),
             Path::Hairpin { node } => hairpin(p, node),
-            Path::ToHost { node } => to_host(p, node),
+            Path::ToHost { from, node } => to_host(p, from, node),
         };
         if back {
             leg.reversed()
@@ -643,8 +646,22 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: PodId, to_node: NodeId) ->
             return leg;
         }
     }
-    // Up to the first node's packet processing.
-    let at = match from {
+    let at = enter(p, &mut leg, from);
+    let from_pod = matches!(from, Place::Pod { .. });
+    match p.cni {
+        Cni::Routed => routed::between_nodes(p, &mut leg, at, to_node, from_pod),
+        Cni::Vxlan => vxlan::between_nodes(p, &mut leg, at, to_node, from_pod),
+        Cni::Ebpf => ebpf::between_nodes(p, &mut leg, at, to_node, from_pod),
+    }
+    leg.switch_to_far_end();
+    leg.push(HopKind::Socket, p.socket_ns);
+    leg
+}
+
+/// Appends the hops from sender `from` up to its first node's packet
+/// processing; returns that node.
+fn enter(p: &DataPathParams, leg: &mut Leg, from: Place) -> NodeId {
+    match from {
         Place::Pod { node, .. } => {
             if p.cni != Cni::Ebpf {
                 leg.push(HopKind::Veth, p.veth_ns);
@@ -665,16 +682,7 @@ pub fn route(p: &DataPathParams, from: Place, to_pod: PodId, to_node: NodeId) ->
             leg.push(HopKind::Nic, p.nic_ns);
             node
         }
-    };
-    let from_pod = matches!(from, Place::Pod { .. });
-    match p.cni {
-        Cni::Routed => routed::between_nodes(p, &mut leg, at, to_node, from_pod),
-        Cni::Vxlan => vxlan::between_nodes(p, &mut leg, at, to_node, from_pod),
-        Cni::Ebpf => ebpf::between_nodes(p, &mut leg, at, to_node, from_pod),
     }
-    leg.switch_to_far_end();
-    leg.push(HopKind::Socket, p.socket_ns);
-    leg
 }
 
 /// The leg of a hairpin connection: a pod reaching itself through a
@@ -699,16 +707,38 @@ pub fn hairpin(p: &DataPathParams, node: NodeId) -> Leg {
     leg
 }
 
-/// The leg from a pod to a hostNetwork process on its own node.
-pub fn to_host(p: &DataPathParams, node: NodeId) -> Leg {
+/// The leg from `from` to a process in node `node`'s own network namespace
+/// (a hostNetwork pod, the NodeLocal DNSCache). The node's address is no
+/// pod address: between nodes the packet takes the underlay as the node's
+/// own traffic (no overlay, no eBPF redirect on arrival), and the host's
+/// stack receives it without a veth. From the same host it is local
+/// delivery over `lo`.
+pub fn to_host(p: &DataPathParams, from: Place, node: NodeId) -> Leg {
     let mut leg = Leg::default();
     leg.push(HopKind::Socket, p.socket_ns);
-    if p.cni == Cni::Ebpf {
+    if from == (Place::Host { node }) {
+        leg.push(HopKind::Loopback, p.loopback_ns);
+        leg.switch_to_far_end();
+        leg.push(HopKind::Socket, p.socket_ns);
+        return leg;
+    }
+    let same_pod_node = matches!(from, Place::Pod { node: n, .. } if n == node);
+    if same_pod_node && p.cni == Cni::Ebpf {
+        // The program on the pod's device hands the packet to the host.
         leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
         leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns);
     } else {
-        leg.push(HopKind::Veth, p.veth_ns);
-        leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
+        let at = enter(p, &mut leg, from);
+        leg.push_at(HopKind::Cpu, 0, Some(at), None, 0);
+        if at != node {
+            match (from, p.cni) {
+                (Place::Pod { .. }, Cni::Ebpf) => leg.push(HopKind::EbpfRedirect, p.ebpf_redirect_ns),
+                (Place::Pod { .. }, _) => leg.push(HopKind::Bridge, p.bridge_ns),
+                _ => {}
+            }
+            leg.push_wire(p, at, node, 0);
+            leg.push_at(HopKind::Cpu, 0, Some(node), None, 0);
+        }
     }
     leg.switch_to_far_end();
     leg.push(HopKind::Socket, p.socket_ns);

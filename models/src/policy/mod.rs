@@ -202,6 +202,9 @@ pub struct WorkloadLabels<'a> {
     pub namespace: u32,
     /// Its pods' labels.
     pub labels: &'a Labels,
+    /// Its pods are hostNetwork: no policy selects them, no pod selector
+    /// matches them as peers (their traffic is their node's).
+    pub host_network: bool,
 }
 
 fn err(origin: &Origin, field: impl Into<String>, message: impl Into<String>) -> BuildError {
@@ -606,7 +609,7 @@ impl WorkloadIndex {
             .copied()
             .filter(|&w| {
                 let w = &workloads[w as usize];
-                scope.contains(&w.namespace) && sel.matches(w.labels)
+                !w.host_network && scope.contains(&w.namespace) && sel.matches(w.labels)
             })
             .collect()
     }

@@ -342,7 +342,7 @@ impl World<'_> {
             Client::Pods(pods) => {
                 let pod = pods[r.client.index()];
                 let loc = self.state.loc[pod.index()];
-                Origin { place: Place::Pod { pod, node: loc.node }, node: loc.node, ip: loc.ip, pod: Some(pod) }
+                Origin { place: self.place_of(pod), node: loc.node, ip: loc.ip, pod: Some(pod) }
             }
             Client::External(_) => {
                 let node = aim.entry_node.expect("validated: external clients target node ports or load balancers");
@@ -368,7 +368,7 @@ impl World<'_> {
             }
         }
         Opening {
-            path: Path::Route { from: origin.place, to_pod: pod, to_node: node },
+            path: self.path_to(origin.place, pod, node),
             server_pod: pod,
             server_port: aim.port,
             ep: aim.ep,
@@ -399,7 +399,7 @@ impl World<'_> {
         let (flow, now, hop, cnode) =
             (self.reqs.get(req).flow as usize, s.now().as_nanos(), self.proxy.hop(), origin.node);
         let entry = match origin.place {
-            Place::Pod { .. } => Entry::ClusterIp,
+            Place::Pod { .. } | Place::Host { .. } => Entry::ClusterIp,
             Place::ViaLoadBalancer { .. } => Entry::LoadBalancer,
             _ => Entry::NodePort,
         };
@@ -431,19 +431,25 @@ impl World<'_> {
                 self.trace_decision(req, now, cnode, sp, entry, &d);
             }
         }
+        let e = self.state.endpoint(cl, sp, d.endpoint);
+        let node = self.state.loc[e.pod.index()].node;
+        let to_host = self.spec_pod(e.pod).host_network;
         let f = &mut self.flows[flow];
         f.stats.first_packet.record(d.cost.total_ns());
         let mut extra = [Self::charge(hop, f, d.cost), 0];
-        let e = self.state.endpoint(cl, sp, d.endpoint);
-        let node = self.state.loc[e.pod.index()].node;
         let at = &cl.nodes[cnode.index()];
         let local_policy = svc.external_traffic_policy == TrafficPolicy::Local;
-        let (path, src) = if Some(e.pod) == origin.pod {
+        let (path, src) = if Some(e.pod) == origin.pod && matches!(origin.place, Place::Pod { .. }) {
             // Hairpin: kube-proxy masquerades a pod reaching itself.
             (Path::Hairpin { node: cnode }, at.bridge_ip)
         } else {
             let src = match origin.place {
                 Place::Pod { .. } => origin.ip,
+                // The node's own traffic to a ClusterIP leaves with the
+                // address routing picks: eth0's; a local pod endpoint is
+                // reached over cbr0, whose address it takes.
+                Place::Host { .. } if node == cnode && !to_host => at.bridge_ip,
+                Place::Host { .. } => origin.ip,
                 // externalTrafficPolicy Local: no SNAT, the client's
                 // address reaches the pod.
                 _ if local_policy => origin.ip,
@@ -452,7 +458,12 @@ impl World<'_> {
                 _ if node != cnode => at.ip,
                 _ => at.bridge_ip,
             };
-            (Path::Route { from: origin.place, to_pod: e.pod, to_node: node }, src)
+            let path = if to_host {
+                Path::ToHost { from: origin.place, node }
+            } else {
+                Path::Route { from: origin.place, to_pod: e.pod, to_node: node }
+            };
+            (path, src)
         };
         if node != cnode && netfilter {
             extra[1] = Self::charge(hop, f, self.proxy.miss());

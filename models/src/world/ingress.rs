@@ -6,7 +6,7 @@ use emu_engine::Scheduler;
 use super::run::{Conn, Ev, Phase};
 use super::World;
 use crate::cluster::Protocol;
-use crate::datapath::{Path, Place};
+use crate::datapath::Place;
 use crate::ids::ReqId;
 use crate::proxy::Entry;
 use crate::traffic::{Failure, Target};
@@ -58,7 +58,7 @@ impl World<'_> {
         let e = self.state.endpoint(cl, sp, ep);
         let (cloc, eloc) = (self.state.loc[controller.index()], self.state.loc[e.pod.index()]);
         let cnode = cloc.node;
-        let path = Path::Route { from: Place::Pod { pod: controller, node: cnode }, to_pod: e.pod, to_node: eloc.node };
+        let path = self.path_to(Place::Pod { pod: controller, node: cnode }, e.pod, eloc.node);
         match self.land(e.pod) {
             super::fate::Landing::At(p) if p == e.pod => {}
             super::fate::Landing::Lost => return self.vanish(req),

@@ -41,7 +41,7 @@ use emu_engine::{Dist, Fifo, Slab};
 
 use crate::addr::Ipv4;
 use crate::cluster::{BuildError, Cluster, Protocol};
-use crate::datapath::{DataPathParams, HOP_KINDS};
+use crate::datapath::{DataPathParams, Path, Place, HOP_KINDS};
 use crate::dns::{DnsParams, DnsPlan};
 use crate::ids::{ClientId, ConnId, EpId, NodeId, PodId, ReqId, ServerId, SpId, SvcId};
 use crate::proxy::{Proxy, ProxyModel, ProxyParams};
@@ -577,6 +577,27 @@ impl<'c> World<'c> {
     /// The base pod whose containers, ports and labels `pod` has (itself,
     /// unless a changing cluster created it).
     #[inline]
+    /// Where pod `pod` sends from now: its own namespace on its node, or
+    /// the node's (hostNetwork).
+    pub(crate) fn place_of(&self, pod: PodId) -> Place {
+        let node = self.state.loc[pod.index()].node;
+        if self.spec_pod(pod).host_network {
+            Place::Host { node }
+        } else {
+            Place::Pod { pod, node }
+        }
+    }
+
+    /// The path from `from` to pod `pod` on `node`: into its namespace, or
+    /// to its node's host stack (hostNetwork).
+    pub(crate) fn path_to(&self, from: Place, pod: PodId, node: NodeId) -> Path {
+        if self.spec_pod(pod).host_network {
+            Path::ToHost { from, node }
+        } else {
+            Path::Route { from, to_pod: pod, to_node: node }
+        }
+    }
+
     pub(crate) fn spec_pod(&self, pod: PodId) -> &'c crate::cluster::Pod {
         let cl = self.cluster;
         match cl.pods.get(pod.index()) {

@@ -56,8 +56,11 @@ impl World<'_> {
             return Ok([0, 0]);
         }
         let dst_loc = self.state.loc[server.index()];
+        // A hostNetwork pod's packets are its node's: sent by no pod, and
+        // received by no pod the policies isolate.
+        let from_pod = from.pod.filter(|&c| !self.spec_pod(c).host_network);
         let pkt = Packet {
-            from: from.pod.map(|c| (self.spec_pod(c), self.state.loc[c.index()].ip)),
+            from: from_pod.map(|c| (self.spec_pod(c), self.state.loc[c.index()].ip)),
             src: from.src,
             to: self.spec_pod(server),
             to_ip: dst_loc.ip,

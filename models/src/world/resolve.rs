@@ -61,7 +61,7 @@ impl World<'_> {
             }
             return self.query_lost(req, Failure::DnsPolicyDenied, s);
         }
-        let path = Path::Route { from: Place::Host { node }, to_pod: ep.pod, to_node: ep_node };
+        let path = self.path_to(Place::Host { node }, ep.pod, ep_node);
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
         let up = self.conns.insert(Conn {
             path,
@@ -140,7 +140,7 @@ impl World<'_> {
             }
             return self.query_lost(req, Failure::Timeout, s);
         }
-        let path = Path::Route { from: Place::Pod { pod, node }, to_pod: ep.pod, to_node: ep_node };
+        let path = self.path_to(self.place_of(pod), ep.pod, ep_node);
         let mut extra = [d.cost.total_ns(), 0];
         if ep_node != node && netfilter {
             extra[1] = self.proxy.miss().total_ns();
@@ -240,7 +240,7 @@ impl World<'_> {
             self.trace_question(req, s.now().as_nanos(), "169.254.20.10:53 (NodeLocal DNSCache, NOTRACK)");
         }
         let server = self.cache_server(node);
-        let path = Path::ToHost { node };
+        let path = Path::ToHost { from: self.place_of(pod), node };
         let client = self.reqs.get(req).client;
         let c = self.conns.insert(Conn {
             path,

@@ -366,7 +366,7 @@ impl World<'_> {
         let c = self.conns.get(r.conn_of(r.phase));
         let node = match (c.server_pod, c.path) {
             (Some(p), _) => self.state.loc[p.index()].node,
-            (None, Path::ToHost { node }) => node,
+            (None, Path::ToHost { node, .. }) => node,
             (None, _) => c.pnode,
         };
         let (node, pod) = (self.node_name(node), c.server_pod.map(|p| self.pod_key(p)));
@@ -425,13 +425,7 @@ impl World<'_> {
         let c = self.conns.get(conn);
         let a = self.addressing(req, conn, c);
         let cni = self.params.datapath.cni;
-        let (near, far) = match c.path {
-            Path::ToHost { node } => {
-                let pod = self.client_pod(req).0;
-                (End::of(Place::Pod { pod, node }), End::of(Place::Host { node }))
-            }
-            _ => ends(c),
-        };
+        let (near, far) = ends(c);
         let key = |p: PodId| self.pod_key(p);
         let hops = leg.hops();
         // Where the addresses change: after the translating node's CPU
@@ -568,19 +562,15 @@ impl World<'_> {
         };
         let port = 32768 + ((conn.get() as u64 * 3 + role) * 7919 % 28232) as u16;
         let client_ip = match c.path {
-            Path::Route { from: Place::Pod { pod, .. }, .. } => {
-                if c.src == LOCALHOST {
-                    LOCALHOST
-                } else {
-                    loc(pod).ip
+            Path::Route { from, .. } | Path::ToHost { from, .. } => match from {
+                Place::Pod { .. } if c.src == LOCALHOST => LOCALHOST,
+                Place::Pod { pod, .. } => loc(pod).ip,
+                Place::Host { node } => cl.nodes[node.index()].ip,
+                Place::External { .. } | Place::ViaLoadBalancer { .. } => {
+                    external_ip(c.client.expect("an external client"))
                 }
-            }
-            Path::Route { from: Place::Host { node }, .. } => cl.nodes[node.index()].ip,
-            Path::Route { from: Place::External { .. } | Place::ViaLoadBalancer { .. }, .. } => {
-                external_ip(c.client.expect("an external client"))
-            }
+            },
             Path::Hairpin { .. } => loc(c.server_pod.expect("a hairpin's pod")).ip,
-            Path::ToHost { .. } => c.src,
         };
         let server = match (c.server_pod, c.hit_sp, c.ep) {
             (None, _, _) => Sock { ip: crate::dns::NODE_LOCAL_DNS_IP, port: 53 },
@@ -603,7 +593,12 @@ impl World<'_> {
         let socket_lb = c.sp.is_some()
             && self.params.proxy.mode == Mode::Ebpf
             && c.entry == Entry::ClusterIp
-            && matches!(c.path, Path::Route { from: Place::Pod { .. }, .. } | Path::Hairpin { .. });
+            && matches!(
+                c.path,
+                Path::Route { from: Place::Pod { .. }, .. }
+                    | Path::ToHost { from: Place::Pod { .. }, .. }
+                    | Path::Hairpin { .. }
+            );
         Addressing {
             client: Sock { ip: client_ip, port },
             sent_to,
@@ -747,7 +742,7 @@ fn ends(c: &Conn) -> (End, End) {
             let e = End::of(Place::Pod { pod: c.server_pod.expect("a hairpin's pod"), node });
             (e, e)
         }
-        Path::ToHost { node } => (End::of(Place::Host { node }), End::of(Place::Host { node })),
+        Path::ToHost { from, node } => (End::of(from), End::of(Place::Host { node })),
     }
 }
 

@@ -74,6 +74,8 @@ pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), St
     out.pods.push(PodSpec {
         replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
         per_node: c == Controller::DaemonSet,
+        host_network: false,
+        cluster_dns: true,
         subdomain: if c == Controller::StatefulSet { s.service_name.clone() } else { None },
         ..pod
     });
@@ -130,6 +132,8 @@ fn from_spec(
         namespace,
         replicas: 1,
         per_node: false,
+        host_network: false,
+        cluster_dns: true,
         subdomain: None,
         node: spec.node_name.clone(),
         ip: None,
