@@ -363,6 +363,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             Some(t) => Some(t.parse::<Ipv4>().map_err(|e| ctx.err(&format!("{key}.ip"), e))?),
             None => None,
         };
+        let cluster_dns = emu_models::cluster::cluster_dns(p.host_network, p.dns_policy.as_deref())
+            .map_err(|e| ctx.err(&format!("{key}.dns_policy"), e))?;
         let lifecycle = lifecycle(ctx, &key, &p)?;
         pods.push(PodSpec {
             lifecycle,
@@ -371,8 +373,8 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             namespace: p.namespace.clone(),
             replicas: p.replicas,
             per_node: false,
-            host_network: false,
-            cluster_dns: true,
+            host_network: p.host_network,
+            cluster_dns,
             subdomain: None,
             node: p.node.clone(),
             ip,
@@ -513,6 +515,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
         network_policies,
         pods,
         services,
+        kubernetes_service: c.kubernetes_service,
         dns_replicas: sc.dns.replicas,
         dns_lameduck_ns: sc.dns.lameduck.map_or(cluster::DEFAULT_LAMEDUCK_NS, |d| d.ns()),
         ingress_controller: emu_models::cluster::ingress::IngressControllerSpec {

@@ -91,6 +91,8 @@ pub struct ClusterToml {
     pub load_balancer_cidr: String,
     pub placement: PlacementToml,
     pub namespaces: Vec<NamespaceToml>,
+    /// The `default/kubernetes` Service and the API server behind it.
+    pub kubernetes_service: bool,
 }
 
 /// A namespace: its name, or its name and labels.
@@ -170,6 +172,7 @@ impl Default for ClusterToml {
             service_cidr: "10.96.0.0/12".into(),
             node_port_range: PortRange(30000, 32767),
             load_balancer_cidr: "203.0.113.0/24".into(),
+            kubernetes_service: true,
             placement: PlacementToml::RoundRobin,
             namespaces: vec![],
         }
@@ -692,6 +695,12 @@ pub struct PodToml {
     pub max_unavailable: Option<super::dynamics_schema::IntOrPercentToml>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_ready: Option<Duration>,
+    /// `hostNetwork`: the pod lives in its node's network namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    /// `dnsPolicy`: ClusterFirst (default), ClusterFirstWithHostNet or Default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
 }
 
 pub fn default_ns() -> String {

@@ -204,8 +204,9 @@ requests = 100
         run_ok(&sc, &out, &[]);
         let h = csv(&out.join("hops.csv"));
         let ipt = h.iter().find(|r| r["hop"] == "iptables").unwrap();
-        // Two nodes x (services + kube-dns's 2 ports + the NODEPORTS jump) x 20 ns.
-        let expected = 2.0 * (services as f64 + 3.0) * 0.020;
+        // Two nodes x (services + kube-dns's 3 ports + `kubernetes` + the
+        // NODEPORTS jump) x 20 ns.
+        let expected = 2.0 * (services as f64 + 5.0) * 0.020;
         assert!((f(ipt, "per_request_us") - expected).abs() < 1e-6, "{services}: {ipt:?}");
         p50.push(f(&csv(&out.join("summary.csv"))[0], "latency_p50_us"));
     }

@@ -25,6 +25,7 @@ manifests = ["m.yaml"]
 nodes = 3
 placement = "random"
 namespaces = ["shop", { name = "team", labels = { tier = "a" } }]
+kubernetes_service = true
 
 [network_policy]
 enforcement = "auto"
@@ -73,6 +74,8 @@ termination_grace_period = "30s"
 max_surge = "25%"
 max_unavailable = 1
 min_ready = "0s"
+host_network = true
+dns_policy = "ClusterFirst"
 
 [[services]]
 count = 1

@@ -91,7 +91,7 @@ fn a_pre_stop_sleep_longer_than_the_programming_latency_hides_the_rollout() {
     assert!(f(row(&s, "flow", "steady"), "completed") > 7_000.0);
     let c = csv(&out.join("cluster.csv"));
     assert_eq!(row(&c, "metric", "pods_created")["value"], "6");
-    assert_eq!(row(&c, "metric", "pods_ready_at_end")["value"], "10", "6 web, 2 clients, 2 CoreDNS");
+    assert_eq!(row(&c, "metric", "pods_ready_at_end")["value"], "11", "6 web, 2 clients, 2 CoreDNS, the API server");
 }
 
 #[test]

@@ -238,13 +238,15 @@ fn scale_scenario_builds_the_limits_and_answers_every_request() {
     assert_eq!(completed, requests);
     let cluster = csv(&out.join("cluster.csv"));
     let metric = |k: &str| row(&cluster, "metric", k)["value"].parse::<u64>().unwrap();
-    assert_eq!((metric("nodes"), metric("pods"), metric("services")), (5_000, 150_000, 10_001));
+    // With the API server's pod and `kubernetes`, kube-dns.
+    assert_eq!((metric("nodes"), metric("pods"), metric("services")), (5_000, 150_001, 10_002));
     // KUBE-SERVICES: the 9,800 ClusterIP and 100 NodePort Services, kube-dns's
-    // 2 ports and the NODEPORTS jump (headless Services have no rule).
-    assert_eq!(metric("iptables_kube_services_rules_per_node"), 9_903);
+    // 3 ports, `kubernetes` and the NODEPORTS jump (headless Services have no
+    // rule).
+    assert_eq!(metric("iptables_kube_services_rules_per_node"), 9_905);
     assert_eq!(metric("iptables_kube_nodeports_rules_per_node"), 100);
     let ep = csv(&out.join("endpoints.csv"));
-    assert_eq!(ep.len(), 10_000 * 14 + 313 * 2);
+    assert_eq!(ep.len(), 10_000 * 14 + 313 * 3 + 1);
     // Each path is there: DNAT for Services, none for headless, node ports.
     let h = csv(&out.join("hops.csv"));
     let has = |flow: &str, hop: &str| h.iter().any(|r| r["flow"] == flow && r["hop"] == hop);
@@ -255,7 +257,7 @@ fn scale_scenario_builds_the_limits_and_answers_every_request() {
 #[test]
 fn the_large_scale_variants_build_to_their_sizes() {
     for (file, nodes, pods, services) in
-        [("scale-110", "1364", "150040", "10001"), ("scale-65k", "65000", "1040000", "20001")]
+        [("scale-110", "1364", "150041", "10002"), ("scale-65k", "65000", "1040001", "20002")]
     {
         let o = emu(&["validate", &format!("workloads/{file}.toml")]);
         assert!(o.status.success(), "{file}: {}", stderr(&o));

@@ -221,7 +221,7 @@ requests = 400
     // A headless connection is pod to pod: the first packet misses KUBE-SERVICES.
     let s = csv(&out.join("summary.csv"));
     let fp = f(row(&s, "flow", "h"), "first_packet_p50_us");
-    let miss = 8.0 + 0.020 * 4.0; // conntrack + (web, kube-dns x2, NODEPORTS jump) rules
+    let miss = 8.0 + 0.020 * 6.0; // conntrack + (web, kube-dns x3, kubernetes, NODEPORTS jump) rules
     assert!((fp - miss).abs() < 0.02, "{fp}");
 }
 
@@ -408,14 +408,15 @@ requests = 20
     let (_t, out) = run_text(text, &[]);
     let s = csv(&out.join("summary.csv"));
     let fp = |flow: &str| f(row(&s, "flow", flow), "first_packet_p50_us");
-    // Rules: its own (4th) rule, KUBE-EXT's mark and jump, KUBE-SVC,
-    // KUBE-SEP's two.
-    assert!((fp("via-lb") - (8.0 + 0.020 * 9.0)).abs() < 0.01, "{}", fp("via-lb"));
-    // The node port: 504 KUBE-SERVICES rules (kube-dns 2, lb 2, 500), the
-    // jump, its KUBE-NODEPORTS rule, KUBE-EXT's two, KUBE-SVC, KUBE-SEP.
-    assert!((fp("via-nodeport") - (8.0 + 0.020 * 511.0)).abs() < 0.05, "{}", fp("via-nodeport"));
+    // Rules: its own (6th, after kube-dns's 3, `kubernetes` and its
+    // ClusterIP's) rule, KUBE-EXT's mark and jump, KUBE-SVC, KUBE-SEP's two.
+    assert!((fp("via-lb") - (8.0 + 0.020 * 11.0)).abs() < 0.01, "{}", fp("via-lb"));
+    // The node port: 506 KUBE-SERVICES rules (kube-dns 3, kubernetes 1, lb
+    // 2, 500), the jump, its KUBE-NODEPORTS rule, KUBE-EXT's two, KUBE-SVC,
+    // KUBE-SEP.
+    assert!((fp("via-nodeport") - (8.0 + 0.020 * 513.0)).abs() < 0.05, "{}", fp("via-nodeport"));
     let c = csv(&out.join("cluster.csv"));
-    assert_eq!(row(&c, "metric", "iptables_kube_services_rules_per_node")["value"], "505");
+    assert_eq!(row(&c, "metric", "iptables_kube_services_rules_per_node")["value"], "507");
 }
 
 #[test]

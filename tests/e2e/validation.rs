@@ -39,10 +39,10 @@ fn kube_proxy_modes_have_the_published_shapes() {
             .parse::<u64>()
             .unwrap()
     };
-    // kube-dns adds 2 ports x 2 CoreDNS endpoints.
-    assert_eq!(metric("iptables", "30000", "iptables_kube_svc_rules_per_node"), 30_000 * 10 + 4);
-    assert_eq!(metric("nftables", "30000", "nft_endpoint_elements_per_node"), 30_000 * 10 + 4);
-    assert_eq!(metric("ipvs", "5000", "ipvs_real_servers_per_node"), 5_000 * 10 + 4);
+    // kube-dns adds 3 ports x 2 CoreDNS endpoints, `kubernetes` 1.
+    assert_eq!(metric("iptables", "30000", "iptables_kube_svc_rules_per_node"), 30_000 * 10 + 7);
+    assert_eq!(metric("nftables", "30000", "nft_endpoint_elements_per_node"), 30_000 * 10 + 7);
+    assert_eq!(metric("ipvs", "5000", "ipvs_real_servers_per_node"), 5_000 * 10 + 7);
 }
 
 #[test]

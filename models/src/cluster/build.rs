@@ -243,8 +243,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         namespaces.push(spec.ingress_controller.namespace.clone());
     }
     let ns_index = |name: &str| namespaces.iter().position(|n| n == name).map(|i| i as u32);
+    let api_spec = spec.kubernetes_service.then(api_server_spec);
     let mut pending: Vec<Pending> = Vec::new();
-    for ps in spec.pods.iter().chain(dns_spec.iter()).chain(ingress_pods.iter()) {
+    for ps in spec.pods.iter().chain(dns_spec.iter()).chain(ingress_pods.iter()).chain(api_spec.iter()) {
         let o = &ps.origin;
         check_name(o, "name", &ps.name)?;
         let ns = ns_index(&ps.namespace).ok_or_else(|| {
@@ -460,8 +461,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     // Services: ClusterIPs, node ports, endpoints.
     let dns_svc = dns_service_spec(spec);
     let ingress_svc = ingress_on.then(|| controller_service(&spec.ingress_controller));
+    let api_svc = spec.kubernetes_service.then(|| kubernetes_service_spec(spec));
     let all_services: Vec<&ServiceSpec> =
-        dns_svc.iter().chain(spec.services.iter()).chain(ingress_svc.iter()).collect();
+        dns_svc.iter().chain(api_svc.iter()).chain(spec.services.iter()).chain(ingress_svc.iter()).collect();
     let scidr = spec.service_cidr;
     let mut service_by_ip: HashMap<Ipv4, SvcId> = HashMap::new();
     let mut service_by_name: HashMap<(u32, String), SvcId> = HashMap::new();
@@ -474,7 +476,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 return Err(err(&s.origin, "cluster_ip", format!("{ip} is outside the service CIDR {scidr}")));
             }
             let off = scidr.offset(ip);
-            if off == 0 || off == 1 || off + 1 == scidr.size() {
+            let kubernetes = api_svc.as_ref().is_some_and(|k| std::ptr::eq(k, *s));
+            if off == 0 || (off == 1 && !kubernetes) || off + 1 == scidr.size() {
                 return Err(err(
                     &s.origin,
                     "cluster_ip",
@@ -537,11 +540,16 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
         let ns = ns_index(&s.namespace).ok_or_else(|| {
             err(o, "namespace", format!("namespace `{}` does not exist; declare it in cluster.namespaces", s.namespace))
         })?;
-        if service_by_name.insert((ns, s.name.clone()), SvcId::from_index(si)).is_some() {
+        if let Some(other) = service_by_name.insert((ns, s.name.clone()), SvcId::from_index(si)) {
+            let why = if all_services[other.index()].origin.is_builtin() {
+                "; emu creates it (kube-dns, or `kubernetes`: set cluster.kubernetes_service = false to declare your own)"
+            } else {
+                ""
+            };
             return Err(err(
                 o,
                 "name",
-                format!("Service `{}` is declared twice in namespace `{}`", s.name, s.namespace),
+                format!("Service `{}` is declared twice in namespace `{}`{why}", s.name, s.namespace),
             ));
         }
         if s.ports.is_empty() {
@@ -619,7 +627,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             used.insert(next_node_port as u16, SvcId::from_index(si));
             Ok(next_node_port as u16)
         };
-        let manual = manual_pods(o, s, ns, &pod_by_name)?;
+        let manual = manual_pods(o, s, &namespaces, &pod_by_name)?;
         let selected: Vec<PodId> = match selections[si].take() {
             Some(selected) => selected,
             None if !manual.is_empty() => manual.iter().map(|m| m.0).collect(),
@@ -895,24 +903,25 @@ fn controller_pods(c: &IngressControllerSpec) -> PodSpec {
     }
 }
 
-/// The controller's Service, `ingress-nginx-controller`, as the
-/// ingress-nginx manifests create it.
 /// The pods of a selectorless Service's written endpoints, each with its
-/// entry; a pod that does not exist in the Service's namespace is an error.
+/// entry; a pod that does not exist in its namespace (the Service's unless
+/// the endpoint names another) is an error.
 fn manual_pods<'s>(
     o: &Origin,
     s: &'s ServiceSpec,
-    ns: u32,
+    namespaces: &[String],
     pod_by_name: &HashMap<(u32, String), PodId>,
 ) -> Result<Vec<(PodId, &'s super::ManualEndpoint)>, BuildError> {
     s.manual_endpoints
         .iter()
         .map(|m| {
-            let pod = pod_by_name.get(&(ns, m.pod.clone())).copied().ok_or_else(|| {
+            let ns_name = m.namespace.as_deref().unwrap_or(&s.namespace);
+            let ns = namespaces.iter().position(|n| n == ns_name).map(|i| i as u32);
+            let pod = ns.and_then(|ns| pod_by_name.get(&(ns, m.pod.clone()))).copied().ok_or_else(|| {
                 err(
                     o,
                     "endpoints",
-                    format!("no pod `{}` in namespace `{}` for Service `{}`", m.pod, s.namespace, s.name),
+                    format!("no pod `{}` in namespace `{ns_name}` for Service `{}`", m.pod, s.name),
                 )
             })?;
             Ok((pod, m))
@@ -920,6 +929,8 @@ fn manual_pods<'s>(
         .collect()
 }
 
+/// The controller's Service, `ingress-nginx-controller`, as the
+/// ingress-nginx manifests create it.
 fn controller_service(c: &IngressControllerSpec) -> ServiceSpec {
     let port = |name: &str, n: u32| ServicePortSpec {
         name: Some(name.into()),
@@ -1016,10 +1027,80 @@ fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
                 node_port: None,
                 protocol: Protocol::Tcp,
             },
+            ServicePortSpec {
+                name: Some("metrics".into()),
+                port: 9153,
+                target_port: Some(TargetPort::Name("metrics".into())),
+                node_port: None,
+                protocol: Protocol::Tcp,
+            },
         ],
         external_traffic_policy: TrafficPolicy::Cluster,
         manual_endpoints: Vec::new(),
     })
+}
+
+fn api_server_origin() -> Origin {
+    Origin { file: "<API server>".into(), line: 0, path: "cluster.kubernetes_service".into() }
+}
+
+/// The API server as kubeadm runs it: a static pod in the host network of
+/// the control-plane node (node-0 here), `--secure-port` 6443.
+fn api_server_spec() -> PodSpec {
+    PodSpec {
+        origin: api_server_origin(),
+        name: "kube-apiserver-node-0".into(),
+        namespace: "kube-system".into(),
+        replicas: 1,
+        per_node: false,
+        host_network: true,
+        cluster_dns: false,
+        subdomain: None,
+        node: Some("node-0".into()),
+        ip: None,
+        weight: 1,
+        labels: [("component", "kube-apiserver"), ("tier", "control-plane")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        containers: vec![ContainerSpec {
+            name: "kube-apiserver".into(),
+            ports: vec![PortSpec { name: Some("https".into()), port: 6443, protocol: Protocol::Tcp }],
+        }],
+        lifecycle: crate::dynamics::Lifecycle::default(),
+    }
+}
+
+/// The `kubernetes` Service the API server keeps in `default`: the first
+/// address of the service CIDR, `https` 443, no selector; its endpoints
+/// (written by the API server) are the API servers' 6443.
+fn kubernetes_service_spec(spec: &ClusterSpec) -> ServiceSpec {
+    ServiceSpec {
+        origin: api_server_origin(),
+        name: "kubernetes".into(),
+        namespace: "default".into(),
+        kind: ServiceType::ClusterIp,
+        selector: None,
+        cluster_ip: Some(spec.service_cidr.nth(1)),
+        headless: false,
+        affinity_timeout_s: None,
+        internal_traffic_policy: TrafficPolicy::Cluster,
+        ports: vec![ServicePortSpec {
+            name: Some("https".into()),
+            port: 443,
+            target_port: Some(TargetPort::Number(6443)),
+            node_port: None,
+            protocol: Protocol::Tcp,
+        }],
+        external_traffic_policy: TrafficPolicy::Cluster,
+        manual_endpoints: vec![super::ManualEndpoint {
+            pod: "kube-apiserver-node-0".into(),
+            namespace: Some("kube-system".into()),
+            port_name: Some("https".into()),
+            port: 6443,
+            protocol: Protocol::Tcp,
+        }],
+    }
 }
 
 /// Pods in a node's network namespace share its ports: two hostNetwork pods

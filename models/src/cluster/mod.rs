@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 pub use build::{build, DEFAULT_LAMEDUCK_NS, MAX_NODES, MAX_PODS};
 pub use spec::{
-    BuildError, ClusterSpec, ContainerSpec, Labels, ManualEndpoint, Origin, Placement, PodSpec, PortSpec, Protocol,
+    cluster_dns, BuildError, ClusterSpec, ContainerSpec, Labels, ManualEndpoint, Origin, Placement, PodSpec, PortSpec, Protocol,
     ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
 };
 
@@ -325,6 +325,9 @@ pub mod testing {
             services: vec![],
             dns_replicas: 1,
             dns_lameduck_ns: DEFAULT_LAMEDUCK_NS,
+            // Unit tests count Services and ports from their own; the
+            // e2e tests run with it.
+            kubernetes_service: false,
             ingress_controller: Default::default(),
             ingresses: vec![],
         }

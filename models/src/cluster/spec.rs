@@ -160,6 +160,23 @@ pub struct PodSpec {
     pub cluster_dns: bool,
 }
 
+/// Whether a pod's resolver is cluster DNS, from its `hostNetwork` and its
+/// `dnsPolicy` (`None`: the API server's default, ClusterFirst). A
+/// hostNetwork pod with ClusterFirst falls back to `Default`, its node's
+/// resolv.conf (kubernetes.io, "DNS for Services and Pods": "Pod's DNS
+/// Policy"); it needs ClusterFirstWithHostNet for cluster DNS.
+pub fn cluster_dns(host_network: bool, dns_policy: Option<&str>) -> Result<bool, String> {
+    match dns_policy {
+        None | Some("ClusterFirst") => Ok(!host_network),
+        Some("ClusterFirstWithHostNet") => Ok(true),
+        Some("Default") => Ok(false),
+        Some("None") => Err("dnsPolicy `None` takes its resolver from dnsConfig, which emu does not model".into()),
+        Some(other) => {
+            Err(format!("dnsPolicy `{other}` is not one of ClusterFirst, ClusterFirstWithHostNet, Default, None"))
+        }
+    }
+}
+
 impl PodSpec {
     /// How many pods it makes on a cluster of `nodes` nodes.
     pub fn count(&self, nodes: u32) -> u32 {
@@ -280,8 +297,10 @@ pub struct ServiceSpec {
 /// An endpoint written by hand for a Service without a selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManualEndpoint {
-    /// The pod (in the Service's namespace).
+    /// The pod.
     pub pod: String,
+    /// Its namespace, when not the Service's (a targetRef's `namespace`).
+    pub namespace: Option<String>,
     /// The Service port it is for, by name (`None`: the unnamed port).
     pub port_name: Option<String>,
     /// The pod port.
@@ -332,4 +351,8 @@ pub struct ClusterSpec {
     /// CoreDNS's lameduck period [ns]: after SIGTERM it keeps answering
     /// this long before it exits.
     pub dns_lameduck_ns: u64,
+    /// The `default/kubernetes` Service (the first address of the service
+    /// CIDR, `https` 443) and the API server behind it: a hostNetwork pod
+    /// `kube-system/kube-apiserver-node-0` listening on 6443 on node-0.
+    pub kubernetes_service: bool,
 }

@@ -25,7 +25,8 @@ pub struct Crossing {
 /// The place at one end of a path, as far as names go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct End {
-    /// Its pod (`None`: a node's host namespace, or an external client).
+    /// Its pod (`None`: a process of the node's own, or an external client;
+    /// a hostNetwork pod is named at its socket, it has no interface).
     pub pod: Option<PodId>,
     /// Its node (an external client's: the node it enters by).
     pub node: NodeId,
@@ -84,7 +85,10 @@ pub fn crossing(cni: Cni, hop: &Hop, near: End, far: End, back: bool, pod_key: &
         }
         HopKind::Underlay => {
             let (from, to) = if back { (far.node, near.node) } else { (near.node, far.node) };
-            let iface = if cni == Cni::Vxlan { "underlay (VXLAN in UDP 8472)" } else { "underlay" };
+            // A node's own traffic (to or from a host address) is not
+            // encapsulated.
+            let overlay = hop.flags & super::flags::OVERLAY != 0;
+            let iface = if overlay { "underlay (VXLAN in UDP 8472)" } else { "underlay" };
             Crossing { node: Some(from), pod: None, iface: iface.into(), to: Some(to) }
         }
         HopKind::External => {

@@ -59,7 +59,8 @@ pub fn addresses(cl: &Cluster, cni: Cni, node: NodeId) -> String {
         brief(&mut out, "flannel.1", "UNKNOWN", &[format!("{}/32", n.pod_cidr.base)]);
     }
     let prefix = if cni == Cni::Ebpf { "lxc" } else { "veth" };
-    for p in cl.pods.iter().filter(|p| p.node == node) {
+    // hostNetwork pods have no interface of their own.
+    for p in cl.pods.iter().filter(|p| p.node == node && !p.host_network) {
         brief(&mut out, &pod_if(prefix, &format!("{}/{}", cl.namespaces[p.namespace as usize], p.name)), "UP", &[]);
     }
     out

@@ -47,11 +47,11 @@ fn every_mode_picks_only_among_the_candidates() {
     for (name, mut proxy) in every_proxy(&cluster) {
         let mut rng = Stream::new(1, Domain(5), 0);
         for c in 0..200 {
-            let d = proxy.pick(&cluster, &query(0, 2, Candidates::Subset(&subset), c), &mut rng).unwrap();
+            let d = proxy.pick(&cluster, &query(0, 3, Candidates::Subset(&subset), c), &mut rng).unwrap();
             assert!(subset.contains(&d.endpoint), "{name}: chose {}", d.endpoint);
-            let d = proxy.pick(&cluster, &query(1, 2, Candidates::All(8), c), &mut rng).unwrap();
+            let d = proxy.pick(&cluster, &query(1, 3, Candidates::All(8), c), &mut rng).unwrap();
             assert!(d.endpoint.get() < 8, "{name}");
-            proxy.closed(NodeId::new(1), SpId::new(2), Entry::ClusterIp, d.endpoint, 0);
+            proxy.closed(NodeId::new(1), SpId::new(3), Entry::ClusterIp, d.endpoint, 0);
         }
     }
 }
@@ -66,7 +66,7 @@ fn every_mode_reaches_every_endpoint_over_many_clients() {
         let mut rng = Stream::new(2, Domain(5), 0);
         let mut seen = [false; 8];
         for c in 0..4000 {
-            let d = proxy.pick(&cluster, &query(0, 2, Candidates::All(8), c * 7919), &mut rng).unwrap();
+            let d = proxy.pick(&cluster, &query(0, 3, Candidates::All(8), c * 7919), &mut rng).unwrap();
             // Connections stay open: the least-connection schedulers then
             // spread them too.
             seen[d.endpoint.index()] = true;
@@ -97,7 +97,7 @@ fn nftables_node_ports_cost_a_second_map_lookup_and_load_balancers_do_not() {
     let mut nft = Proxy::new(&cluster, &ProxyParams { mode: Mode::Nftables, ..Default::default() }, 1);
     let mut rng = Stream::new(1, Domain(5), 0);
     let mut lookups = |entry| {
-        let q = Query { entry, ..query(0, 2, Candidates::All(2), 1) };
+        let q = Query { entry, ..query(0, 3, Candidates::All(2), 1) };
         nft.pick(&cluster, &q, &mut rng).unwrap().cost.entries
     };
     assert_eq!([lookups(Entry::ClusterIp), lookups(Entry::LoadBalancer), lookups(Entry::NodePort)], [1, 1, 2]);

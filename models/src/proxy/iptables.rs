@@ -325,9 +325,9 @@ mod tests {
     #[test]
     fn a_load_balancer_ip_is_matched_at_its_own_rule_not_via_kube_nodeports() {
         // 100 ClusterIP Services, then one LoadBalancer Service with one
-        // endpoint, in declaration order: KUBE-SERVICES holds kube-dns's 2
+        // endpoint, in declaration order: KUBE-SERVICES holds kube-dns's 3
         // rules, the 100, the LoadBalancer's ClusterIP rule and its
-        // load-balancer IP rule right after it (104 rules).
+        // load-balancer IP rule right after it (105 rules).
         let mut s = testing::spec(1);
         s.pods.push(testing::pods("backend", 1, 8080));
         s.services = (0..100).map(|i| testing::service(&format!("svc-{i}"), "backend", 8080)).collect();
@@ -340,22 +340,22 @@ mod tests {
         let sp = cluster.services.iter().position(|v| v.name == "lb").unwrap();
         let sp = cluster.services[sp].ports[0];
         let n0 = NodeId::new(0);
-        assert_eq!(ipt.service_position(n0, sp), Some(102));
-        assert_eq!(ipt.lb_position(n0, sp), Some(103));
-        assert_eq!(ipt.miss().entries, 105, "104 KUBE-SERVICES rules and the KUBE-NODEPORTS jump");
+        assert_eq!(ipt.service_position(n0, sp), Some(103));
+        assert_eq!(ipt.lb_position(n0, sp), Some(104));
+        assert_eq!(ipt.miss().entries, 106, "105 KUBE-SERVICES rules and the KUBE-NODEPORTS jump");
         let mut rng = Stream::new(1, Domain(9), 0);
         let via = |entry| Query { entry, ..q(0, sp.get(), 1) };
-        // Its rule (104th), KUBE-EXT's mark and jump, KUBE-SVC's one rule,
+        // Its rule (105th), KUBE-EXT's mark and jump, KUBE-SVC's one rule,
         // KUBE-SEP's two.
-        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 104 + 2 + 1 + 2);
-        // A node port passes all 104, the jump, KUBE-NODEPORTS' rule, KUBE-EXT's two.
-        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).unwrap().cost.entries, 105 + 1 + 2 + 1 + 2);
+        assert_eq!(ipt.pick(&cluster, &via(Entry::LoadBalancer), &mut rng).unwrap().cost.entries, 105 + 2 + 1 + 2);
+        // A node port passes all 105, the jump, KUBE-NODEPORTS' rule, KUBE-EXT's two.
+        assert_eq!(ipt.pick(&cluster, &via(Entry::NodePort), &mut rng).unwrap().cost.entries, 106 + 1 + 2 + 1 + 2);
         // In random order the load-balancer rule sits anywhere, as ClusterIP
         // rules do: over many nodes its mean position is half the chain.
         let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
         let mean = (0..400).map(|node| ipt.lb_position(NodeId::new(node), sp).unwrap() as f64).sum::<f64>() / 400.0;
-        assert!((mean / 103.5 - 0.5).abs() < 0.08, "{mean}");
-        let mut seen = [false; 104];
+        assert!((mean / 104.5 - 0.5).abs() < 0.08, "{mean}");
+        let mut seen = [false; 105];
         let n7 = NodeId::new(7);
         for p in (0..cluster.service_ports.len())
             .map(SpId::from_index)
@@ -372,11 +372,11 @@ mod tests {
     fn miss_passes_every_rule_and_counts_are_reported() {
         let cluster = testing::services_cluster(1, 100, 3);
         let ipt = Iptables::new(&cluster, IptablesParams::default(), 1);
-        // 100 user Services + kube-dns's 2 ports, plus the KUBE-NODEPORTS jump.
-        assert_eq!(ipt.miss().entries, 103);
-        assert_eq!(ipt.miss().lookup_ns, 103 * 20);
+        // 100 user Services + kube-dns's 3 ports, plus the KUBE-NODEPORTS jump.
+        assert_eq!(ipt.miss().entries, 104);
+        assert_eq!(ipt.miss().lookup_ns, 104 * 20);
         let c = ipt.counts();
-        assert_eq!(c[2], ("iptables_kube_svc_rules", 100 * 3 + 2));
+        assert_eq!(c[2], ("iptables_kube_svc_rules", 100 * 3 + 3));
         assert_eq!(c[3].1, 2 * c[2].1);
     }
 
@@ -386,14 +386,14 @@ mod tests {
         let mut ipt =
             Iptables::new(&cluster, IptablesParams { rule_order: RuleOrder::Declaration, ..Default::default() }, 1);
         let mut rng = Stream::new(1, Domain(9), 0);
-        let plain = ipt.pick(&cluster, &q(0, 2, 10), &mut rng).unwrap();
-        let mut with = q(0, 2, 10);
+        let plain = ipt.pick(&cluster, &q(0, 3, 10), &mut rng).unwrap();
+        let mut with = q(0, 3, 10);
         with.affinity = true;
         let mut rng = Stream::new(1, Domain(9), 0);
         let sticky = ipt.pick(&cluster, &with, &mut rng).unwrap();
         assert_eq!(plain.endpoint, sticky.endpoint);
         assert_eq!(sticky.cost.entries, plain.cost.entries + 10);
         // A hit skips the statistic rules: it jumps from its `recent` rule.
-        assert_eq!(ipt.affinity_hit(&cluster, &with, 4).entries, 3 + 5 + 2);
+        assert_eq!(ipt.affinity_hit(&cluster, &with, 4).entries, 4 + 5 + 2);
     }
 }

@@ -442,8 +442,8 @@ mod tests {
         let (mut sa, mut sb) = (services(&a), services(&b));
         assert_eq!(
             sa.len(),
-            8 + 1 + 1,
-            "8 ClusterIP rules (kube-dns has 2), 1 load-balancer IP rule, the node-port jump"
+            9 + 1 + 1,
+            "9 ClusterIP rules (kube-dns has 3), 1 load-balancer IP rule, the node-port jump"
         );
         assert!(a.contains("\"default/itp cluster IP\" -m tcp --dport 80 -j KUBE-SVL-"), "Local internal traffic");
         assert!(sa.last().unwrap().contains("KUBE-NODEPORTS"));

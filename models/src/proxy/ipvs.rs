@@ -435,7 +435,7 @@ mod tests {
     fn q(node: u32, client: u32) -> Query<'static> {
         Query {
             node: n(node),
-            sp: sp(2),
+            sp: sp(3),
             entry: Entry::ClusterIp,
             candidates: Candidates::All(4),
             client_ip: Ipv4(0xC612_0000 + client),
@@ -493,8 +493,8 @@ mod tests {
             for i in 0..4 {
                 p.pick(&c, &q(0, i), &mut rng());
             }
-            p.closed(n(0), sp(2), Entry::ClusterIp, EpId::new(2), 0);
-            assert_eq!(p.active(n(0), sp(2), Entry::ClusterIp), [1, 1, 0, 1]);
+            p.closed(n(0), sp(3), Entry::ClusterIp, EpId::new(2), 0);
+            assert_eq!(p.active(n(0), sp(3), Entry::ClusterIp), [1, 1, 0, 1]);
             assert_eq!(p.pick(&c, &q(0, 9), &mut rng()).unwrap().endpoint.get(), 2, "{s:?}");
         }
     }
@@ -514,7 +514,7 @@ mod tests {
             for k in 0..8u64 {
                 let now = k * 1_000_000;
                 let d = p.pick(&c, &Query { now_ns: now, ..q(0, 7) }, &mut rng()).unwrap();
-                p.closed(n(0), sp(2), Entry::ClusterIp, d.endpoint, now + 500_000);
+                p.closed(n(0), sp(3), Entry::ClusterIp, d.endpoint, now + 500_000);
                 picks.push(d.endpoint.get());
             }
             (p, picks)
@@ -522,8 +522,8 @@ mod tests {
         for s in [Scheduler::Lc, Scheduler::Wlc] {
             let (p, picks) = sequential(s);
             assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3], "{s:?}");
-            assert_eq!(p.inactive(n(0), sp(2), Entry::ClusterIp), [2, 2, 2, 2], "{s:?}");
-            assert_eq!(p.active(n(0), sp(2), Entry::ClusterIp), [0; 4]);
+            assert_eq!(p.inactive(n(0), sp(3), Entry::ClusterIp), [2, 2, 2, 2], "{s:?}");
+            assert_eq!(p.active(n(0), sp(3), Entry::ClusterIp), [0; 4]);
         }
         for s in [Scheduler::Sed, Scheduler::Nq] {
             assert_eq!(sequential(s).1, [0; 8], "{s:?}");
@@ -533,7 +533,7 @@ mod tests {
         let (mut p, _) = sequential(Scheduler::Lc);
         let late = Query { now_ns: 120_000_000_000 + 4_500_000, ..q(0, 7) };
         assert_eq!(p.pick(&c, &late, &mut rng()).unwrap().endpoint.get(), 0);
-        assert_eq!(p.inactive(n(0), sp(2), Entry::ClusterIp), [0, 1, 1, 1], "the first five closed by then expired");
+        assert_eq!(p.inactive(n(0), sp(3), Entry::ClusterIp), [0, 1, 1, 1], "the first five closed by then expired");
     }
 
     #[test]
@@ -565,7 +565,7 @@ mod tests {
             // Idle both: heavy (ties go first). Then the heavy server takes
             // connections until its load per weight passes the light one's.
             assert_eq!(picks[0], 0, "{s:?}");
-            let active = p.active(n(0), sp(2), Entry::ClusterIp);
+            let active = p.active(n(0), sp(3), Entry::ClusterIp);
             assert_eq!(active.iter().sum::<u32>(), 4);
             assert!(active[0] >= 2 * active[1], "{s:?}: weight 3 takes the larger share {active:?}");
         }
@@ -583,7 +583,7 @@ mod tests {
             for client in 0..20 {
                 assert_eq!(p.pick(&c, &q(client * 7919), &mut rng()), None, "{name}");
             }
-            assert_eq!(p.active(n(0), sp(2), Entry::ClusterIp).iter().sum::<u32>(), 0, "{name}: nothing scheduled");
+            assert_eq!(p.active(n(0), sp(3), Entry::ClusterIp).iter().sum::<u32>(), 0, "{name}: nothing scheduled");
         }
         // One weight-1 server left: every scheduler but sh/dh finds it; sh
         // and dh find no destination for the buckets of the weight-0 one

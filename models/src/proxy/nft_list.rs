@@ -333,7 +333,7 @@ mod tests {
         assert!(text.contains(&format!("tcp . {} : goto external-", cl.service_ports[web.index()].node_port.unwrap())));
         assert!(text.contains("numgen random mod 2 vmap { 0 : goto endpoint-"), "{text}");
         let ipvs = render_ipvs(&cl, NodeId::new(1), Scheduler::Rr);
-        assert_eq!(ipvs.matches("TCP  ").count(), 2 + 1, "the ClusterIP, the node port, kube-dns's TCP port");
+        assert_eq!(ipvs.matches("TCP  ").count(), 2 + 2, "the ClusterIP, the node port, kube-dns's TCP ports");
         assert!(ipvs.contains("TCP  192.168.0.2:"), "the node port on node-1's address: {ipvs}");
         assert!(ipvs.contains("  -> 10.244."), "{ipvs}");
     }

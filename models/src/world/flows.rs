@@ -143,6 +143,16 @@ pub(super) fn flow_rt(
                     "clients of a flow to a name must share one namespace (their resolv.conf search path)".into(),
                 ));
             }
+            if let Some(&p) = pods.iter().find(|&&p| !cluster.pods[p.index()].cluster_dns) {
+                let pod = &cluster.pods[p.index()];
+                let why = if pod.host_network {
+                    "a hostNetwork pod with dnsPolicy ClusterFirst falls back to its node's resolv.conf; \
+                     give it dnsPolicy ClusterFirstWithHostNet"
+                } else {
+                    "its dnsPolicy is Default: its node's resolv.conf"
+                };
+                return Err(err(&f, "from", format!("pod `{}` does not resolve through cluster DNS ({why})", pod.name)));
+            }
             if cluster.dns_service.is_none() {
                 return Err(err(&f, "to", format!("`{name}` needs cluster DNS, but dns.replicas is 0")));
             }

@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn views_follow_each_node_s_version_and_fall_back_to_terminating_endpoints() {
         let cl = testing::services_cluster(2, 1, 3);
-        let sp = SpId::new(2); // svc-0's port, after kube-dns's two
+        let sp = SpId::new(3); // svc-0's port, after kube-dns's three
         let mut live = Live::new(&cl);
         let (n0, n1) = (NodeId::new(0), NodeId::new(1));
         assert!(matches!(live.view(&cl, sp, n0).cluster(), Candidates::All(3)), "the base: all 3 ready");

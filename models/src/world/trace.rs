@@ -742,7 +742,8 @@ fn ends(c: &Conn) -> (End, End) {
             let e = End::of(Place::Pod { pod: c.server_pod.expect("a hairpin's pod"), node });
             (e, e)
         }
-        Path::ToHost { from, node } => (End::of(from), End::of(Place::Host { node })),
+        // A hostNetwork server is named at its socket (the cache is none).
+        Path::ToHost { from, node } => (End::of(from), End { pod: c.server_pod, ..End::of(Place::Host { node }) }),
     }
 }
 

@@ -74,8 +74,6 @@ pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), St
     out.pods.push(PodSpec {
         replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
         per_node: c == Controller::DaemonSet,
-        host_network: false,
-        cluster_dns: true,
         subdomain: if c == Controller::StatefulSet { s.service_name.clone() } else { None },
         ..pod
     });
@@ -124,6 +122,9 @@ fn from_spec(
     labels: Labels,
     lifecycle: Lifecycle,
 ) -> Result<PodSpec, String> {
+    let host_network = spec.host_network == Some(true);
+    let cluster_dns = emu_models::cluster::cluster_dns(host_network, spec.dns_policy.as_deref())
+        .map_err(|e| format!("{o}: spec.dnsPolicy: {e}"))?;
     Ok(PodSpec {
         lifecycle,
         containers: containers(o, spec)?,
@@ -132,8 +133,8 @@ fn from_spec(
         namespace,
         replicas: 1,
         per_node: false,
-        host_network: false,
-        cluster_dns: true,
+        host_network,
+        cluster_dns,
         subdomain: None,
         node: spec.node_name.clone(),
         ip: None,
@@ -152,16 +153,8 @@ pub(super) fn protocol(o: &Origin, p: &Option<String>) -> Result<Protocol, Strin
 }
 
 fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
-    if spec.host_network == Some(true) {
-        return Err(format!("{o}: spec.hostNetwork: true is not modelled yet (pods get their own network namespace)"));
-    }
     if spec.dns_config.is_some() {
         return Err(format!("{o}: spec.dnsConfig is not modelled yet (pods use ClusterFirst with ndots from [dns])"));
-    }
-    if let Some(p) = spec.dns_policy.as_deref() {
-        if p != "ClusterFirst" {
-            return Err(format!("{o}: spec.dnsPolicy `{p}` is not modelled (only ClusterFirst)"));
-        }
     }
     // Native sidecars (init containers that keep running) own ports like
     // containers; other init containers are done before the pod starts.

@@ -173,13 +173,11 @@ pub(super) fn endpoints(d: Doc, out: &mut Loaded, slice: bool) -> Result<(), Str
                 ));
                 continue;
             };
-            if t.namespace.as_deref().is_some_and(|n| n != namespace) {
-                return Err(format!("{origin}: targetRef {}: a pod of another namespace", t.name));
-            }
             for p in ports {
                 let port = p.port.ok_or_else(|| format!("{origin}: an endpoint port needs port"))?;
                 manual.push(ManualEndpoint {
                     pod: t.name.clone(),
+                    namespace: t.namespace.clone().filter(|n| *n != namespace),
                     port_name: p.name.clone().filter(|n| !n.is_empty()),
                     port,
                     protocol: protocol(&origin, &p.protocol)?,

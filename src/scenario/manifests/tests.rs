@@ -55,9 +55,16 @@ fn rejects_what_it_does_not_model() {
     let s = &ok.services[0];
     assert!(s.headless);
     assert_eq!(s.affinity_timeout_s, Some(60));
-    let e =
-        load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  hostNetwork: true\n  containers: []\n").err().unwrap();
-    assert!(e.contains("hostNetwork"), "{e}");
+    // hostNetwork pods: ClusterFirst falls back to the node's resolver.
+    let pod = |extra: &str| load("m.yaml", &format!("kind: Pod\nmetadata: {{name: x}}\nspec:\n{extra}  containers: []\n"));
+    let p = &pod("  hostNetwork: true\n").unwrap().pods[0];
+    assert!(p.host_network && !p.cluster_dns);
+    let p = &pod("  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n").unwrap().pods[0];
+    assert!(p.host_network && p.cluster_dns);
+    let p = &pod("  dnsPolicy: Default\n").unwrap().pods[0];
+    assert!(!p.host_network && !p.cluster_dns);
+    let e = pod("  dnsPolicy: None\n").err().unwrap();
+    assert!(e.contains("spec.dnsPolicy") && e.contains("dnsConfig"), "{e}");
     let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - name: a\n      ports:\n        - containerPort: [1]\n").err().unwrap();
     assert!(e.starts_with("m.yaml:7:"), "{e}");
 }

@@ -77,7 +77,7 @@ impl World<'_> {
                 let c = &self.control.as_deref().expect("a changing cluster").nodes[n.index()];
                 c.alive && c.ready
             }),
-            None => self.schedule_node(),
+            None => self.schedule_node(w),
         };
         let Some(node) = node else {
             return; // no schedulable node: the pod stays Pending (not modelled further)
@@ -131,9 +131,24 @@ impl World<'_> {
 
     /// The node a new pod goes to: the placement policy over schedulable
     /// nodes (alive, Ready, not cordoned, with a free address).
-    pub(in crate::world) fn schedule_node(&mut self) -> Option<NodeId> {
+    pub(in crate::world) fn schedule_node(&mut self, w: u32) -> Option<NodeId> {
         let cl = self.cluster;
         let n = cl.nodes.len() as u64;
+        // The scheduler's NodePorts filter, for a hostNetwork workload: not
+        // on a node where one of its own pods (not yet gone) binds the same
+        // ports. Other workloads' host ports are checked at build only.
+        let host = cl.pods[cl.workloads[w as usize].pods[0].index()].host_network;
+        let taken: Vec<NodeId> = if host {
+            let ctl = self.control.as_deref().expect("a changing cluster");
+            ctl.workloads[w as usize]
+                .pods
+                .iter()
+                .filter(|p| ctl.pods[p.index()].state != PodState::Gone)
+                .map(|p| self.state.loc[p.index()].node)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ctl = self.ctl();
         for _ in 0..n {
             let k = match cl.placement {
@@ -145,7 +160,7 @@ impl World<'_> {
                 crate::cluster::Placement::Random => ctl.rng.below(n),
             };
             let node = &ctl.nodes[k as usize];
-            if node.alive && node.ready && !node.cordoned {
+            if node.alive && node.ready && !node.cordoned && !taken.contains(&NodeId::new(k as u32)) {
                 return Some(NodeId::new(k as u32));
             }
         }
@@ -161,14 +176,19 @@ impl World<'_> {
         if !self.ctl().nodes[node.index()].alive || self.ctl().pods[pod.index()].state != PodState::Starting {
             return;
         }
-        let ip = self.allocate_ip(node);
-        let Some(ip) = ip else {
-            // The node's pod CIDR is full: the sandbox fails (not retried).
-            self.ctl().pods[pod.index()].state = PodState::Gone;
-            return;
-        };
-        self.state.loc[pod.index()].ip = ip;
-        self.state.ip_owner.insert(ip, Some(pod));
+        if self.spec_pod(pod).host_network {
+            // The node's network namespace: no CNI ADD, the node's address.
+            self.state.loc[pod.index()].ip = cl.nodes[node.index()].ip;
+        } else {
+            let ip = self.allocate_ip(node);
+            let Some(ip) = ip else {
+                // The node's pod CIDR is full: the sandbox fails (not retried).
+                self.ctl().pods[pod.index()].state = PodState::Gone;
+                return;
+            };
+            self.state.loc[pod.index()].ip = ip;
+            self.state.ip_owner.insert(ip, Some(pod));
+        }
         self.step(pod, "started", s);
         let w = self.ctl().pods[pod.index()].workload as usize;
         let lc = &cl.workloads[w].lifecycle;
@@ -377,7 +397,7 @@ impl World<'_> {
         let cl = self.cluster;
         let loc = self.state.loc[pod.index()];
         self.step(pod, "gone", s);
-        if self.ctl().nodes[loc.node.index()].alive && loc.ip.0 != 0 {
+        if self.ctl().nodes[loc.node.index()].alive && loc.ip.0 != 0 && !self.spec_pod(pod).host_network {
             let off = cl.nodes[loc.node.index()].pod_cidr.offset(loc.ip) as u32;
             self.ipam(loc.node).release(off);
             self.state.ip_owner.insert(loc.ip, None);
