@@ -9,6 +9,7 @@ mod docs;
 mod dynamics;
 mod engine;
 mod errors;
+mod host_network;
 mod manifests;
 mod netpol;
 mod paths;

@@ -918,11 +918,7 @@ fn manual_pods<'s>(
             let ns_name = m.namespace.as_deref().unwrap_or(&s.namespace);
             let ns = namespaces.iter().position(|n| n == ns_name).map(|i| i as u32);
             let pod = ns.and_then(|ns| pod_by_name.get(&(ns, m.pod.clone()))).copied().ok_or_else(|| {
-                err(
-                    o,
-                    "endpoints",
-                    format!("no pod `{}` in namespace `{ns_name}` for Service `{}`", m.pod, s.name),
-                )
+                err(o, "endpoints", format!("no pod `{}` in namespace `{ns_name}` for Service `{}`", m.pod, s.name))
             })?;
             Ok((pod, m))
         })

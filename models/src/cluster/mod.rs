@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 pub use build::{build, DEFAULT_LAMEDUCK_NS, MAX_NODES, MAX_PODS};
 pub use spec::{
-    cluster_dns, BuildError, ClusterSpec, ContainerSpec, Labels, ManualEndpoint, Origin, Placement, PodSpec, PortSpec, Protocol,
-    ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
+    cluster_dns, BuildError, ClusterSpec, ContainerSpec, Labels, ManualEndpoint, Origin, Placement, PodSpec, PortSpec,
+    Protocol, ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
 };
 
 use crate::addr::{Cidr, Ipv4};

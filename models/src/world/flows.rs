@@ -151,7 +151,11 @@ pub(super) fn flow_rt(
                 } else {
                     "its dnsPolicy is Default: its node's resolv.conf"
                 };
-                return Err(err(&f, "from", format!("pod `{}` does not resolve through cluster DNS ({why})", pod.name)));
+                return Err(err(
+                    &f,
+                    "from",
+                    format!("pod `{}` does not resolve through cluster DNS ({why})", pod.name),
+                ));
             }
             if cluster.dns_service.is_none() {
                 return Err(err(&f, "to", format!("`{name}` needs cluster DNS, but dns.replicas is 0")));

@@ -56,7 +56,8 @@ fn rejects_what_it_does_not_model() {
     assert!(s.headless);
     assert_eq!(s.affinity_timeout_s, Some(60));
     // hostNetwork pods: ClusterFirst falls back to the node's resolver.
-    let pod = |extra: &str| load("m.yaml", &format!("kind: Pod\nmetadata: {{name: x}}\nspec:\n{extra}  containers: []\n"));
+    let pod =
+        |extra: &str| load("m.yaml", &format!("kind: Pod\nmetadata: {{name: x}}\nspec:\n{extra}  containers: []\n"));
     let p = &pod("  hostNetwork: true\n").unwrap().pods[0];
     assert!(p.host_network && !p.cluster_dns);
     let p = &pod("  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n").unwrap().pods[0];
