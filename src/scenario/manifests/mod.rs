@@ -3,10 +3,10 @@
 //! TOML objects become.
 //!
 //! Only what changes networking is read. Fields that would change it but
-//! that emu does not model (hostNetwork, hostPort, dnsConfig, IPv6,
-//! ExternalName Services, externalIPs, loadBalancerIP, trafficDistribution,
-//! ...) are errors, never silently ignored; what is modelled only in part
-//! (Ingress TLS, a preStop hook that is not a sleep) is a warning; kinds
+//! that emu does not model (dnsConfig, IPv6, externalIPs, loadBalancerIP,
+//! trafficDistribution, ...) are errors, never silently ignored; what is
+//! modelled only in part (Ingress TLS, a preStop hook that is not a sleep,
+//! a pod's hostPort) is a warning; kinds
 //! that carry no networking (ConfigMap, Secret, ServiceAccount, ...) are
 //! skipped with a warning.
 //!

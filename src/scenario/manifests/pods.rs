@@ -19,7 +19,16 @@ pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
     }
     let subdomain = spec.value.subdomain.clone();
     let lifecycle = lifecycle(&origin, "spec", &spec.value, None, &mut out.warnings)?;
-    let pod = from_spec(&origin, origin.clone(), name, namespace, &spec.value, obj.metadata.labels, lifecycle)?;
+    let pod = from_spec(
+        &origin,
+        origin.clone(),
+        name,
+        namespace,
+        &spec.value,
+        obj.metadata.labels,
+        lifecycle,
+        &mut out.warnings,
+    )?;
     out.pods.push(PodSpec { subdomain, ..pod });
     Ok(())
 }
@@ -70,7 +79,7 @@ pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), St
     if c == Controller::StatefulSet && s.service_name.is_none() {
         out.warnings.push(format!("{o}: spec.serviceName: a StatefulSet without its governing headless Service"));
     }
-    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle)?;
+    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle, &mut out.warnings)?;
     out.pods.push(PodSpec {
         replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
         per_node: c == Controller::DaemonSet,
@@ -106,7 +115,7 @@ pub(super) fn job(d: Doc, out: &mut Loaded, cron: bool) -> Result<(), String> {
             .map_err(|_| format!("{}: {prefix}.parallelism: {} is not 0 or more", at(&o, p), p.value))?,
     };
     let lifecycle = lifecycle(&o, &format!("{prefix}.template.spec"), &t.spec, None, &mut out.warnings)?;
-    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle)?;
+    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle, &mut out.warnings)?;
     out.pods.push(PodSpec { replicas, ..pod });
     Ok(())
 }
@@ -121,13 +130,14 @@ fn from_spec(
     spec: &Spec,
     labels: Labels,
     lifecycle: Lifecycle,
+    warnings: &mut Vec<String>,
 ) -> Result<PodSpec, String> {
     let host_network = spec.host_network == Some(true);
     let cluster_dns = emu_models::cluster::cluster_dns(host_network, spec.dns_policy.as_deref())
         .map_err(|e| format!("{o}: spec.dnsPolicy: {e}"))?;
     Ok(PodSpec {
         lifecycle,
-        containers: containers(o, spec)?,
+        containers: containers(o, spec, host_network, warnings)?,
         origin,
         name,
         namespace,
@@ -152,7 +162,20 @@ pub(super) fn protocol(o: &Origin, p: &Option<String>) -> Result<Protocol, Strin
     }
 }
 
-fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
+/// The containers of `spec` (a hostNetwork pod's if `host_network`), with
+/// the ports they own.
+///
+/// `hostPort`: on a hostNetwork pod it must equal the container port (the
+/// API server's rule) and says nothing more. On another pod the CNI's
+/// `portmap` plugin would DNAT the node's address and that port to the
+/// pod; emu does not model that DNAT: a warning, and the port is reached
+/// at the pod's own address.
+fn containers(
+    o: &Origin,
+    spec: &Spec,
+    host_network: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ContainerSpec>, String> {
     if spec.dns_config.is_some() {
         return Err(format!("{o}: spec.dnsConfig is not modelled yet (pods use ClusterFirst with ndots from [dns])"));
     }
@@ -167,8 +190,22 @@ fn containers(o: &Origin, spec: &Spec) -> Result<Vec<ContainerSpec>, String> {
                 .ports
                 .iter()
                 .map(|p| {
-                    if p.host_port.is_some() || p.host_ip.is_some() {
-                        return Err(format!("{o}: container `{}`: hostPort is not modelled yet", c.name));
+                    match p.host_port {
+                        Some(h) if host_network && h != p.container_port => {
+                            return Err(format!(
+                                "{o}: container `{}`: hostPort {h} must equal containerPort {} in a hostNetwork pod",
+                                c.name, p.container_port
+                            ))
+                        }
+                        Some(h) if !host_network => warnings.push(format!(
+                            "{o}: container `{}`: hostPort {h}: the CNI portmap DNAT from the node's address is \
+                             not modelled; port {} is reached at the pod's own address",
+                            c.name, p.container_port
+                        )),
+                        _ => {}
+                    }
+                    if p.host_ip.is_some() && p.host_port.is_none() {
+                        return Err(format!("{o}: container `{}`: hostIP without hostPort", c.name));
                     }
                     Ok(PortSpec { name: p.name.clone(), port: p.container_port, protocol: protocol(o, &p.protocol)? })
                 })

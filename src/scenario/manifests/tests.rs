@@ -64,6 +64,17 @@ fn rejects_what_it_does_not_model() {
     assert!(p.host_network && p.cluster_dns);
     let p = &pod("  dnsPolicy: Default\n").unwrap().pods[0];
     assert!(!p.host_network && !p.cluster_dns);
+    // hostPort: said on a pod (no portmap DNAT), checked on a hostNetwork one.
+    let port = |host: &str, hp: u32| {
+        load("m.yaml", &format!("kind: Pod\nmetadata: {{name: x}}\nspec:\n{host}  containers:\n    - name: a\n      ports: [{{containerPort: 80, hostPort: {hp}}}]\n"))
+    };
+    let l = port("", 8080).unwrap();
+    assert_eq!(l.pods[0].containers[0].ports[0].port, 80);
+    assert!(l.warnings.iter().any(|w| w.contains("hostPort 8080") && w.contains("portmap")), "{:?}", l.warnings);
+    let l = port("  hostNetwork: true\n", 80).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let e = port("  hostNetwork: true\n", 8080).err().unwrap();
+    assert!(e.contains("must equal containerPort 80"), "{e}");
     let e = pod("  dnsPolicy: None\n").err().unwrap();
     assert!(e.contains("spec.dnsPolicy") && e.contains("dnsConfig"), "{e}");
     let e = load("m.yaml", "kind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - name: a\n      ports:\n        - containerPort: [1]\n").err().unwrap();
