@@ -19,17 +19,8 @@ pub(super) fn pod(d: Doc, out: &mut Loaded) -> Result<(), String> {
     }
     let subdomain = spec.value.subdomain.clone();
     let lifecycle = lifecycle(&origin, "spec", &spec.value, None, &mut out.warnings)?;
-    let pod = from_spec(
-        &origin,
-        origin.clone(),
-        name,
-        namespace,
-        &spec.value,
-        obj.metadata.labels,
-        lifecycle,
-        &mut out.warnings,
-    )?;
-    out.pods.push(PodSpec { subdomain, ..pod });
+    let pod = from_spec(&origin, origin.clone(), name, namespace, &spec.value, obj.metadata.labels, &mut out.warnings)?;
+    out.pods.push(PodSpec { subdomain, lifecycle, ..pod });
     Ok(())
 }
 
@@ -79,8 +70,9 @@ pub(super) fn workload(d: Doc, out: &mut Loaded, c: Controller) -> Result<(), St
     if c == Controller::StatefulSet && s.service_name.is_none() {
         out.warnings.push(format!("{o}: spec.serviceName: a StatefulSet without its governing headless Service"));
     }
-    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle, &mut out.warnings)?;
+    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, &mut out.warnings)?;
     out.pods.push(PodSpec {
+        lifecycle,
         replicas: if c == Controller::DaemonSet { 0 } else { s.replicas.unwrap_or(1) },
         per_node: c == Controller::DaemonSet,
         subdomain: if c == Controller::StatefulSet { s.service_name.clone() } else { None },
@@ -115,8 +107,8 @@ pub(super) fn job(d: Doc, out: &mut Loaded, cron: bool) -> Result<(), String> {
             .map_err(|_| format!("{}: {prefix}.parallelism: {} is not 0 or more", at(&o, p), p.value))?,
     };
     let lifecycle = lifecycle(&o, &format!("{prefix}.template.spec"), &t.spec, None, &mut out.warnings)?;
-    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, lifecycle, &mut out.warnings)?;
-    out.pods.push(PodSpec { replicas, ..pod });
+    let pod = from_spec(&o, origin, name, namespace, &t.spec, t.metadata.labels, &mut out.warnings)?;
+    out.pods.push(PodSpec { replicas, lifecycle, ..pod });
     Ok(())
 }
 
@@ -129,14 +121,13 @@ fn from_spec(
     namespace: String,
     spec: &Spec,
     labels: Labels,
-    lifecycle: Lifecycle,
     warnings: &mut Vec<String>,
 ) -> Result<PodSpec, String> {
     let host_network = spec.host_network == Some(true);
     let cluster_dns = emu_models::cluster::cluster_dns(host_network, spec.dns_policy.as_deref())
         .map_err(|e| format!("{o}: spec.dnsPolicy: {e}"))?;
     Ok(PodSpec {
-        lifecycle,
+        lifecycle: Lifecycle::default(),
         containers: containers(o, spec, host_network, warnings)?,
         origin,
         name,
