@@ -434,6 +434,7 @@ impl World<'_> {
         let e = self.state.endpoint(cl, sp, d.endpoint);
         let node = self.state.loc[e.pod.index()].node;
         let to_host = self.spec_pod(e.pod).host_network;
+        let direct = self.path_to(origin.place, e.pod, node);
         let f = &mut self.flows[flow];
         f.stats.first_packet.record(d.cost.total_ns());
         let mut extra = [Self::charge(hop, f, d.cost), 0];
@@ -458,12 +459,7 @@ impl World<'_> {
                 _ if node != cnode => at.ip,
                 _ => at.bridge_ip,
             };
-            let path = if to_host {
-                Path::ToHost { from: origin.place, node }
-            } else {
-                Path::Route { from: origin.place, to_pod: e.pod, to_node: node }
-            };
-            (path, src)
+            (direct, src)
         };
         if node != cnode && netfilter {
             extra[1] = Self::charge(hop, f, self.proxy.miss());
