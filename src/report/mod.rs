@@ -99,6 +99,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             "latency_p999_us",
             "latency_max_us",
             "connections",
+            "dns_questions",
             "first_packet_p01_us",
             "first_packet_p50_us",
             "first_packet_p90_us",
@@ -158,6 +159,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             "internal_traffic_policy",
             "session_affinity_timeout_s",
             "health_check_node_port",
+            "external_name",
         ],
     )?;
     let mut cluster_t = Table::new(dir, "cluster.csv", keys, &["metric", "value"])?;
@@ -195,6 +197,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                     q(0.999),
                     us(l.max_ns() as f64),
                     f.connections.to_string(),
+                    f.dns_questions.to_string(),
                     fp(0.01),
                     fp(0.5),
                     fp(0.9),
@@ -382,8 +385,12 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                 &[
                     cl.namespaces[svc.namespace as usize].clone(),
                     svc.name.clone(),
-                    svc.kind.to_string(),
-                    svc.cluster_ip.map_or("None".into(), |ip| ip.to_string()),
+                    if svc.external_name.is_some() { "ExternalName".into() } else { svc.kind.to_string() },
+                    match (svc.cluster_ip, &svc.external_name) {
+                        (Some(ip), _) => ip.to_string(),
+                        (None, Some(_)) => String::new(),
+                        (None, None) => "None".into(),
+                    },
                     svc.load_balancer_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                     ports.join(" "),
                     eps.to_string(),
@@ -391,6 +398,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
                     policy(svc.internal_traffic_policy),
                     svc.affinity_timeout_ns.map(|t| (t / 1_000_000_000).to_string()).unwrap_or_default(),
                     svc.health_check_node_port.map(|p| p.to_string()).unwrap_or_default(),
+                    svc.external_name.clone().unwrap_or_default(),
                 ],
             )?;
         }

@@ -84,6 +84,7 @@ pub(super) fn created_services(
                 }],
                 external_traffic_policy: TrafficPolicy::Cluster,
                 manual_endpoints: Vec::new(),
+                external_name: None,
             });
         }
     }

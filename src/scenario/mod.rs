@@ -27,7 +27,7 @@ use emu_models::cluster::{
     self, BuildError, Cluster, ClusterSpec, ContainerSpec, Origin, Placement, PodSpec, PortSpec, Protocol,
     ServicePortSpec, ServiceSpec, ServiceType, TargetPort, TrafficPolicy,
 };
-use emu_models::dns::{self, DnsParams};
+use emu_models::dns::{self, DnsParams, Resolver};
 use emu_models::proxy::iptables::{IptablesParams, RuleOrder};
 use emu_models::proxy::ProxyParams;
 use emu_models::traffic::{Arrivals, Client, Flow, Server, Target};
@@ -409,12 +409,25 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
                 "must be whole seconds from 1s to 86400s (Kubernetes' limits)",
             ));
         }
+        match (s.kind == ServiceTypeToml::ExternalName, s.external_name.is_some()) {
+            (true, false) => {
+                return Err(ctx.err(&format!("{key}.external_name"), "type ExternalName needs external_name"))
+            }
+            (false, true) => return Err(ctx.err(&format!("{key}.external_name"), "needs type = \"ExternalName\"")),
+            (true, true) if !s.ports.is_empty() || s.selector.is_some() => {
+                return Err(ctx.err(
+                    &format!("{key}.external_name"),
+                    "an ExternalName Service takes no ports and no selector (nothing proxies it)",
+                ))
+            }
+            _ => {}
+        }
         services.push(ServiceSpec {
             origin: ctx.origin(key),
             name: s.name.clone(),
             namespace: s.namespace.clone(),
             kind: match s.kind {
-                ServiceTypeToml::ClusterIP => ServiceType::ClusterIp,
+                ServiceTypeToml::ClusterIP | ServiceTypeToml::ExternalName => ServiceType::ClusterIp,
                 ServiceTypeToml::NodePort => ServiceType::NodePort,
                 ServiceTypeToml::LoadBalancer => ServiceType::LoadBalancer,
             },
@@ -439,6 +452,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
                 .collect(),
             external_traffic_policy: policy(s.external_traffic_policy),
             manual_endpoints: Vec::new(),
+            external_name: s.external_name.clone(),
         });
     }
     services.extend(extra.services);
@@ -524,7 +538,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             service_type: match sc.ingress_controller.service_type {
                 ServiceTypeToml::LoadBalancer => ServiceType::LoadBalancer,
                 ServiceTypeToml::NodePort => ServiceType::NodePort,
-                ServiceTypeToml::ClusterIP => {
+                ServiceTypeToml::ClusterIP | ServiceTypeToml::ExternalName => {
                     return Err(ctx.err("ingress_controller.service_type", "must be LoadBalancer or NodePort"))
                 }
             },
@@ -621,6 +635,13 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             cache_service_time: d.cache_service_time.0,
             cache_concurrency: d.cache_concurrency.max(1),
             persistent_socket: d.persistent_socket.unwrap_or(false),
+            resolver: Resolver::parse(&d.resolver).ok_or_else(|| {
+                let names: Vec<&str> = Resolver::ALL.iter().map(|(_, n)| *n).collect();
+                ctx.err("dns.resolver", format!("`{}` is not a resolver: one of {}", d.resolver, names.join(", ")))
+            })?,
+            upstream_latency: d.upstream_latency.0,
+            upstream_cache_ttl_ns: d.upstream_cache_ttl.ns(),
+            external_names: external_names(ctx, &d.external_names)?,
         },
         changes: changes::resolve(ctx, &timeline, &cluster)?,
         control: sc.control_plane.clone().unwrap_or_default().params(),
@@ -706,8 +727,16 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             let empty_headless = plan
                 .queries
                 .iter()
-                .filter_map(|q| dns::service_named(&cluster, &params.dns, q))
+                .filter_map(|q| dns::service_named(&cluster, &params.dns, &q.name))
                 .find(|&s| dns::headless_without_endpoints(&cluster, s));
+            if plan.external {
+                let last = &plan.queries[plan.queries.len() - 1];
+                let via = last.cname.as_ref().map_or(String::new(), |c| format!(", a CNAME to `{c}`,"));
+                return Err(ctx.err(
+                    &format!("{key}.to"),
+                    format!("`{name}` resolves outside the cluster (`{}`{via} is in dns.external_names): emu models no destination outside the cluster", last.name),
+                ));
+            }
             if let (None, Some(svc)) = (plan.answer, empty_headless) {
                 warnings.push(ctx.err(
                     &format!("{key}.to"),
@@ -719,7 +748,7 @@ fn prepare(ctx: &Ctx, path: &Path, mut sc: Scenario) -> Result<Prepared, String>
             } else if plan.answer.is_none() && !f.allow_nxdomain {
                 return Err(ctx.err(
                     &format!("{key}.to"),
-                    format!("`{name}` resolves to no Service from namespace `{ns}` (tried {}); set allow_nxdomain = true to emulate the NXDOMAIN failures", plan.queries.join(", ")),
+                    format!("`{name}` resolves to no Service from namespace `{ns}` (tried {}); set allow_nxdomain = true to emulate the NXDOMAIN failures", plan.queries.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")),
                 ));
             }
         }
@@ -853,4 +882,22 @@ fn proxy_params(p: &ProxyToml) -> ProxyParams {
         nftables: NftablesParams { lookup_ns: p.nftables.lookup.ns(), conntrack_new_ns: p.nftables.conntrack_new.ns() },
         ebpf: EbpfParams { connect_ns: p.ebpf.connect.ns(), nodeport_ns: p.ebpf.nodeport.ns() },
     }
+}
+
+/// `[dns] external_names`, checked: DNS names, without the trailing dot.
+fn external_names(ctx: &Ctx, names: &[String]) -> Result<Vec<String>, String> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let t = n.strip_suffix('.').unwrap_or(n);
+            let ok = !t.is_empty()
+                && t.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if ok {
+                Ok(t.to_ascii_lowercase())
+            } else {
+                Err(ctx.err(&format!("dns.external_names[{i}]"), format!("`{n}` is not a DNS name")))
+            }
+        })
+        .collect()
 }

@@ -596,6 +596,15 @@ pub struct DnsToml {
     /// when set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persistent_socket: Option<bool>,
+    /// The pods' stub resolver (`glibc`, `glibc-single-request`,
+    /// `glibc-single-request-reopen`, `musl`, `a-only`).
+    pub resolver: String,
+    /// The upstream resolver's answer time.
+    pub upstream_latency: DistText,
+    /// How long CoreDNS keeps a forwarded answer.
+    pub upstream_cache_ttl: Duration,
+    /// Names outside the cluster domain that the upstream resolver knows.
+    pub external_names: Vec<String>,
 }
 
 impl Default for DnsToml {
@@ -615,6 +624,10 @@ impl Default for DnsToml {
             cache_concurrency: p.cache_concurrency,
             lameduck: None,
             persistent_socket: None,
+            resolver: p.resolver.name().into(),
+            upstream_latency: DistText(p.upstream_latency),
+            upstream_cache_ttl: Duration(p.upstream_cache_ttl_ns),
+            external_names: p.external_names,
         }
     }
 }
@@ -738,6 +751,7 @@ pub enum ServiceTypeToml {
     ClusterIP,
     NodePort,
     LoadBalancer,
+    ExternalName,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -774,6 +788,10 @@ pub struct ServiceToml {
     pub selector: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
+    /// `type = "ExternalName"`: the name CoreDNS answers with (a CNAME).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+    #[serde(default)]
     pub ports: Vec<ServicePortToml>,
     #[serde(default)]
     pub external_traffic_policy: PolicyToml,

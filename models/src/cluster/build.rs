@@ -552,6 +552,10 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 format!("Service `{}` is declared twice in namespace `{}`{why}", s.name, s.namespace),
             ));
         }
+        if let Some(target) = &s.external_name {
+            services.push(external_name_service(o, s, ns, target)?);
+            continue;
+        }
         if s.ports.is_empty() {
             return Err(err(o, "ports", "a Service needs at least one port"));
         }
@@ -749,6 +753,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             internal_traffic_policy: s.internal_traffic_policy,
             affinity_timeout_ns: s.affinity_timeout_s.map(|t| t as u64 * 1_000_000_000),
             ports: port_ids,
+            external_name: None,
         });
     }
 
@@ -948,6 +953,7 @@ fn controller_service(c: &IngressControllerSpec) -> ServiceSpec {
         ports: vec![port("http", 80), port("https", 443)],
         external_traffic_policy: TrafficPolicy::Cluster,
         manual_endpoints: Vec::new(),
+        external_name: None,
     }
 }
 
@@ -1033,6 +1039,7 @@ fn dns_service_spec(spec: &ClusterSpec) -> Option<ServiceSpec> {
         ],
         external_traffic_policy: TrafficPolicy::Cluster,
         manual_endpoints: Vec::new(),
+        external_name: None,
     })
 }
 
@@ -1089,6 +1096,7 @@ fn kubernetes_service_spec(spec: &ClusterSpec) -> ServiceSpec {
             protocol: Protocol::Tcp,
         }],
         external_traffic_policy: TrafficPolicy::Cluster,
+        external_name: None,
         manual_endpoints: vec![super::ManualEndpoint {
             pod: "kube-apiserver-node-0".into(),
             namespace: Some("kube-system".into()),
@@ -1125,4 +1133,42 @@ fn host_ports_free(pods: &[Pod], specs: &[&PodSpec]) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// An ExternalName Service (`ns` its namespace index): a CNAME to
+/// `target` in CoreDNS and nothing else: no ClusterIP, no ports (the API
+/// keeps any declared, kube-proxy ignores them), no endpoints, no rules.
+fn external_name_service(o: &Origin, s: &ServiceSpec, ns: u32, target: &str) -> Result<Service, BuildError> {
+    let t = target.strip_suffix('.').unwrap_or(target);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if t.is_empty() || t.len() > 253 || !t.split('.').all(label_ok) {
+        return Err(err(o, "external_name", format!("`{target}` is not a DNS name (RFC 1123 labels joined by dots)")));
+    }
+    if s.headless || s.cluster_ip.is_some() || s.kind != ServiceType::ClusterIp {
+        return Err(err(
+            o,
+            "external_name",
+            "an ExternalName Service has no ClusterIP, no node ports and no load balancer",
+        ));
+    }
+    Ok(Service {
+        origin: o.clone(),
+        name: s.name.clone(),
+        namespace: ns,
+        kind: s.kind,
+        cluster_ip: None,
+        load_balancer_ip: None,
+        health_check_node_port: None,
+        external_traffic_policy: s.external_traffic_policy,
+        internal_traffic_policy: s.internal_traffic_policy,
+        affinity_timeout_ns: None,
+        ports: Vec::new(),
+        external_name: Some(t.to_ascii_lowercase()),
+    })
 }

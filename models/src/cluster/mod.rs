@@ -168,6 +168,9 @@ pub struct Service {
     pub affinity_timeout_ns: Option<u64>,
     /// Its ports in [`Cluster::service_ports`].
     pub ports: Vec<SpId>,
+    /// `type: ExternalName`: the CNAME target (lower case); such a Service
+    /// has no ClusterIP, no ports and no rules.
+    pub external_name: Option<String>,
 }
 
 /// The built, validated cluster.
@@ -378,6 +381,7 @@ pub mod testing {
             }],
             external_traffic_policy: TrafficPolicy::Cluster,
             manual_endpoints: Vec::new(),
+            external_name: None,
         }
     }
 

@@ -292,6 +292,9 @@ pub struct ServiceSpec {
     /// A Service without a selector: the endpoints written for it
     /// (EndpointSlice or Endpoints objects), by pod.
     pub manual_endpoints: Vec<ManualEndpoint>,
+    /// `type: ExternalName`: the name CoreDNS answers with (a CNAME); the
+    /// Service then has no ClusterIP, no ports and no proxy rules.
+    pub external_name: Option<String>,
 }
 
 /// An endpoint written by hand for a Service without a selector.

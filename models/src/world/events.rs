@@ -28,6 +28,12 @@ pub enum Ev {
         /// The request.
         req: ReqId,
     },
+    /// The upstream resolver answered the question CoreDNS (or a node's
+    /// DNS cache) forwarded for request `req`.
+    Forwarded {
+        /// The request.
+        req: ReqId,
+    },
     /// Request `req`'s message reaches the capacity hop it walked to.
     HopArrive {
         /// The request.

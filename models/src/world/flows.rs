@@ -161,6 +161,19 @@ pub(super) fn flow_rt(
                 return Err(err(&f, "to", format!("`{name}` needs cluster DNS, but dns.replicas is 0")));
             }
             let plan = dns::plan(cluster, &params.dns, &cluster.namespaces[ns as usize], name);
+            if plan.external {
+                let last = &plan.queries[plan.queries.len() - 1];
+                let via = last.cname.as_ref().map_or(String::new(), |c| format!(" (a CNAME to `{c}`)"));
+                return Err(err(
+                    &f,
+                    "to",
+                    format!(
+                        "`{name}` resolves outside the cluster: `{}`{via} has an address upstream ([dns] external_names); \
+                         emu models no destination outside the cluster",
+                        last.name
+                    ),
+                ));
+            }
             match plan.answer {
                 Some(svc) if cluster.service_port(svc, *port, Protocol::Tcp).is_none() => {
                     return Err(err(&f, "to", format!("Service {} has no TCP port {port}", cluster.service_ref(svc))));
@@ -179,6 +192,7 @@ pub(super) fn flow_rt(
         latency: Latency::new(),
         hops: [Tally::default(); HOP_KINDS],
         connections: 0,
+        dns_questions: 0,
         retransmits: 0,
         cpu_drops: 0,
         nic_drops: 0,
@@ -196,7 +210,7 @@ pub(super) fn flow_rt(
                 .iter()
                 .map(|q| {
                     let next = names.len() as u32;
-                    *names.entry(q.clone()).or_insert(next)
+                    *names.entry(q.name.clone()).or_insert(next)
                 })
                 .collect()
         })

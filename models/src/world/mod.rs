@@ -179,6 +179,9 @@ pub struct FlowStats {
     pub hops: [Tally; HOP_KINDS],
     /// Connections opened (TCP handshakes started).
     pub connections: u64,
+    /// DNS questions the clients' resolvers sent (A and AAAA counted
+    /// apart; resent ones too).
+    pub dns_questions: u64,
     /// Messages dropped at a full queue (NIC, softirq backlog) and sent again.
     pub retransmits: u64,
     /// Of those, dropped at a node's full softirq backlog.
@@ -444,6 +447,9 @@ pub struct World<'c> {
     pub(crate) upstream_rr: HashMap<(PodId, SpId), u32>,
     /// NodeLocal DNSCache: (node, name id) -> expiry [ns].
     pub(crate) dns_cache: HashMap<(NodeId, u32), u64>,
+    /// CoreDNS's `cache` of forwarded answers: (CoreDNS server, name id)
+    /// -> expiry [ns].
+    pub(crate) upstream_cache: HashMap<(ServerId, u32), u64>,
     /// Each client pod's long-lived DNS socket (`[dns] persistent_socket`):
     /// the kube-dns endpoint its conntrack entry DNATs to, and its last use
     /// [ns]. Probed, and pruned by kube-proxy's conntrack cleanup.
@@ -555,6 +561,7 @@ impl<'c> World<'c> {
             healthy: HashMap::new(),
             upstream_rr: HashMap::new(),
             dns_cache: HashMap::new(),
+            upstream_cache: HashMap::new(),
             cache_servers: HashMap::new(),
             dns_sockets: HashMap::new(),
             flows: rts,

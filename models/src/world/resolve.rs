@@ -5,10 +5,11 @@ use emu_engine::Scheduler;
 
 use super::policy::Sender;
 use super::run::{Conn, Decision, Ev, Phase};
-use super::World;
+use super::{ServerKind, World};
 use crate::cluster::Protocol;
-use crate::datapath::{Msg, Path, Place};
-use crate::ids::{ConnId, NodeId, ReqId};
+use crate::datapath::{HopKind, Msg, Path, Place};
+use crate::dns::Resolver;
+use crate::ids::{ConnId, NodeId, ReqId, ServerId};
 use crate::proxy::{Entry, ProxyModel};
 use crate::traffic::Failure;
 
@@ -22,8 +23,149 @@ impl World<'_> {
 
     /// Sends `req`'s DNS answer back to the pod that asked.
     pub(super) fn dns_answer(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
-        let bytes = self.params.dns.response_bytes;
+        let bytes = self.params.dns.response_bytes * self.message_questions() as u32;
         self.send(req, Phase::DnsReply, true, bytes, s);
+    }
+
+    /// Questions in one DNS message: 2 when the resolver sends A and AAAA
+    /// together, else 1.
+    pub(super) fn message_questions(&self) -> u8 {
+        if self.params.dns.resolver.parallel() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The search-path candidate `req` is asking for.
+    pub(super) fn current_try(&self, req: ReqId) -> &crate::dns::Try {
+        let r = self.reqs.get(req);
+        &self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow").queries[r.dns_query as usize]
+    }
+
+    /// How long a cache keeps the answer `req` is getting: CoreDNS's
+    /// record TTL, or the `cache 30` cap of a forwarded answer.
+    pub(super) fn dns_ttl(&self, req: ReqId) -> u64 {
+        if self.current_try(req).upstream {
+            self.params.dns.upstream_cache_ttl_ns
+        } else {
+            self.params.dns.cache_ttl_ns
+        }
+    }
+
+    /// CoreDNS (`server`) has answered `req`'s questions itself or from the
+    /// upstream resolver: the answer goes back to the pod, or to the node's
+    /// cache that forwarded them.
+    pub(super) fn coredns_answer(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
+        let bytes = self.params.dns.response_bytes * self.message_questions() as u32;
+        if self.reqs.get(req).phase == Phase::DnsUpAtServer {
+            self.send(req, Phase::DnsUpReply, true, bytes, s);
+        } else {
+            self.send(req, Phase::DnsReply, true, bytes, s);
+        }
+    }
+
+    /// Whether CoreDNS `server` must ask the upstream resolver for `req`'s
+    /// name (outside the cluster domain, or an ExternalName's CNAME target
+    /// outside it) because its `cache` holds no answer; if so it asks.
+    pub(super) fn ask_upstream(&mut self, req: ReqId, server: ServerId, s: &mut Scheduler<Ev>) -> bool {
+        if !self.current_try(req).upstream {
+            return false;
+        }
+        let name = self.cache_key(req).1;
+        if self.upstream_cache.get(&(server, name)).is_some_and(|&exp| exp > s.now().as_nanos()) {
+            return false;
+        }
+        self.forward_upstream(req, server, s);
+        true
+    }
+
+    /// `server` (CoreDNS, or a node's cache) forwards `req`'s questions to
+    /// the upstream resolver; they are answered after `upstream_latency`
+    /// (the later of the questions' draws, as they are asked together).
+    pub(super) fn forward_upstream(&mut self, req: ReqId, server: ServerId, s: &mut Scheduler<Ev>) {
+        let questions = self.message_questions();
+        let latency = self.params.dns.upstream_latency;
+        let sv = &mut self.servers[server.index()];
+        let wait = (0..questions).map(|_| latency.sample(&mut sv.rng)).max().unwrap_or(0);
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            let text = format!("{} forwards it to the upstream resolver", self.servers[server.index()].kind.name());
+            self.trace_wait(req, s.now().as_nanos(), wait, &text);
+        }
+        // The query stays CoreDNS's until the answer is back (a
+        // terminating CoreDNS pod drains it before it exits).
+        let pod = self.conns.get(self.reqs.get(req).conn_of(self.reqs.get(req).phase)).server_pod;
+        self.inflight(pod, 1);
+        self.at(s, wait, Ev::Forwarded { req });
+    }
+
+    /// The upstream resolver's answer to `req`'s questions reached the
+    /// server that forwarded them: it caches it and answers.
+    pub(super) fn forwarded(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let (phase, abandoned) = (r.phase, r.abandoned);
+        let c = self.conns.get(r.conn_of(phase));
+        let (server, pod) = (c.server.expect("served by its server"), c.server_pod);
+        let fate = self.fate(pod);
+        if let (Some(pod), Some(_)) = (pod, self.control.as_deref()) {
+            self.request_done_at(pod, s);
+        }
+        if abandoned {
+            return self.drop_req(req);
+        }
+        if !self.answered(req, phase, fate, s) {
+            return;
+        }
+        let expires = s.now().as_nanos() + self.params.dns.upstream_cache_ttl_ns;
+        let key = self.cache_key(req);
+        if self.servers[server.index()].kind == ServerKind::DnsCache {
+            self.dns_cache.insert(key, expires);
+            self.dns_answer(req, s);
+        } else {
+            self.upstream_cache.insert((server, key.1), expires);
+            self.coredns_answer(req, s);
+        }
+    }
+
+    /// `req`'s DNS answer reached the pod: the resolver asks its next
+    /// question, or the next candidate, or connects (or gives up).
+    pub(super) fn dns_reply(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
+        let now = s.now();
+        if self.trace.is_some() && self.tracing(req).is_some() {
+            self.trace_answer(req, now.as_nanos());
+        }
+        let r = self.reqs.get(req);
+        let flow = r.flow as usize;
+        let took = now.since(r.mark).as_nanos();
+        let dc = r.dns_conn.expect("a DNS reply travels on its query's connection");
+        self.flows[flow].stats.hops[HopKind::Dns as usize].add(took);
+        let resolver = self.params.dns.resolver;
+        if resolver.questions() == 2 && !resolver.parallel() && !r.dns_aaaa {
+            // One question at a time: the candidate's AAAA comes next.
+            self.reqs.get_mut(req).dns_aaaa = true;
+            if resolver == Resolver::GlibcSingleRequest {
+                // From the same socket: its conntrack entry holds the DNAT.
+                if self.trace.is_some() && self.tracing(req).is_some() {
+                    self.trace_question(req, now.as_nanos(), "the same socket (its conntrack entry holds the DNAT)");
+                }
+                return self.send_query(req, dc, [0, 0], s);
+            }
+            self.close_conn(dc);
+            self.reqs.get_mut(req).dns_conn = None;
+            return self.dns_query(req, s);
+        }
+        self.close_conn(dc);
+        let r = self.reqs.get_mut(req);
+        (r.dns_conn, r.dns_aaaa) = (None, false);
+        r.dns_query += 1;
+        let plan = self.flows[flow].dns.as_ref().expect("DNS flow");
+        if (r.dns_query as usize) < plan.queries.len() {
+            self.dns_query(req, s);
+        } else if plan.answer.is_none() {
+            self.fail(req, Failure::Nxdomain, s);
+        } else {
+            self.connect(req, s);
+        }
     }
 
     /// A NodeLocal DNSCache miss: the node forwards the query to CoreDNS
@@ -78,7 +220,7 @@ impl World<'_> {
         });
         self.reqs.get_mut(req).up_conn = Some(up);
         // A kept-alive TCP connection: conntrack hits, no first-packet cost.
-        let bytes = self.params.dns.query_bytes;
+        let bytes = self.params.dns.query_bytes * self.message_questions() as u32;
         self.send(req, Phase::DnsUpstream, false, bytes, s);
     }
 
@@ -217,11 +359,13 @@ impl World<'_> {
 
     /// Starts DNS query `req` on connection `c` (first-packet work `extra`).
     fn send_query(&mut self, req: ReqId, c: ConnId, extra: [u64; 2], s: &mut Scheduler<Ev>) {
+        let questions = self.message_questions();
         let r = self.reqs.get_mut(req);
         r.dns_conn = Some(c);
         r.phase = Phase::DnsQuery;
         r.mark = s.now();
-        let bytes = self.params.dns.query_bytes;
+        self.flows[r.flow as usize].stats.dns_questions += questions as u64;
+        let bytes = self.params.dns.query_bytes * questions as u32;
         self.start_walk(req, c, false, Msg { bytes, udp: true }, extra, s);
     }
 

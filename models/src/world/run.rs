@@ -119,6 +119,12 @@ pub(crate) struct Req {
     /// cache's to CoreDNS).
     pub(super) up_conn: Option<ConnId>,
     pub(super) dns_query: u8,
+    /// A resolver that asks one question at a time: the current message
+    /// is the candidate's AAAA question (its A was answered).
+    pub(super) dns_aaaa: bool,
+    /// Server jobs the current message still holds (a DNS message of two
+    /// questions is two jobs at CoreDNS).
+    pub(super) jobs: u8,
     /// Start of the current DNS query.
     pub(super) mark: SimTime,
     /// Arrival at the current server (start of the queue wait).
@@ -176,6 +182,7 @@ impl Model for World<'_> {
             }
             Ev::Deliver { req } => self.deliver(req, s),
             Ev::ServiceDone { req } => self.service_done(req, s),
+            Ev::Forwarded { req } => self.forwarded(req, s),
             Ev::HopArrive { req } => self.hop_arrive(req, s),
             Ev::Walk { req } => self.walk_on(req, 0, s),
             Ev::Retry { req } => self.retry(req, s),
@@ -260,6 +267,8 @@ impl World<'_> {
             dns_conn: None,
             up_conn: None,
             dns_query: 0,
+            dns_aaaa: false,
+            jobs: 0,
             mark: now,
             arrived: now,
             abandoned: false,
@@ -338,93 +347,18 @@ impl World<'_> {
     }
 
     pub(super) fn deliver(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
-        let now = s.now();
         let r = self.reqs.get(req);
         let phase = r.phase;
         if r.abandoned && !phase.to_server() {
             return self.drop_req(req);
         }
         match phase {
-            Phase::DnsQuery | Phase::Request | Phase::Upstream | Phase::DnsUpstream => {
-                let (flow, conn) = (r.flow, r.conn_of(phase));
-                let c = self.conns.get(conn);
-                let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
-                match self.fate(pod) {
-                    super::fate::Fate::Served => {}
-                    _ if phase == Phase::DnsQuery => {
-                        // No answer (a lost node, or a reset that a UDP
-                        // resolver only sees as silence): it asks again.
-                        let dc = self.reqs.get_mut(req).dns_conn.take().expect("a query's connection");
-                        self.close_conn(dc);
-                        return self.query_lost(req, Failure::Timeout, s);
-                    }
-                    super::fate::Fate::Lost => return self.vanish(req),
-                    super::fate::Fate::Reset => {
-                        self.reqs.get_mut(req).failure = Failure::ConnectionReset;
-                        if phase == Phase::Upstream || phase == Phase::DnsUpstream {
-                            self.close_up(req);
-                        }
-                        return self.send(req, Phase::ErrorReply, true, 0, s);
-                    }
-                }
-                if let Some(sp) = sp {
-                    self.endpoint_hits[sp.index()][ep.expect("a Service's endpoint serves it").index()] += 1;
-                }
-                if matches!(phase, Phase::Request | Phase::Upstream) {
-                    self.count_source(flow, pod.expect("a request reaches a pod"), src);
-                }
-                let r = self.reqs.get_mut(req);
-                r.phase = match phase {
-                    Phase::DnsQuery => Phase::DnsAtServer,
-                    Phase::Request => Phase::AtServer,
-                    Phase::DnsUpstream => Phase::DnsUpAtServer,
-                    _ => Phase::UpAtServer,
-                };
-                r.arrived = now;
-                let server = server.expect("a server listens: the handshake was answered");
-                match self.servers[server.index()].fifo.acquire(req.get()) {
-                    Acquire::Granted => {
-                        self.inflight(pod, 1);
-                        self.start_service(req, server, s)
-                    }
-                    Acquire::Queued => self.inflight(pod, 1),
-                    Acquire::Rejected => {
-                        // The server (or the controller's backend) answers
-                        // 503; behind a controller it travels on from there.
-                        let r = self.reqs.get_mut(req);
-                        r.failure = Failure::QueueFull;
-                        if phase == Phase::Upstream {
-                            self.close_up(req);
-                        }
-                        self.send(req, Phase::ErrorReply, true, 0, s);
-                    }
-                }
-            }
-            Phase::DnsReply => {
-                if self.trace.is_some() && self.tracing(req).is_some() {
-                    self.trace_answer(req, now.as_nanos());
-                }
-                let r = self.reqs.get(req);
-                let flow = r.flow as usize;
-                let took = now.since(r.mark).as_nanos();
-                let dc = r.dns_conn.expect("a DNS reply travels on its query's connection");
-                self.flows[flow].stats.hops[HopKind::Dns as usize].add(took);
-                self.close_conn(dc);
-                let r = self.reqs.get_mut(req);
-                r.dns_conn = None;
-                r.dns_query += 1;
-                let plan = self.flows[flow].dns.as_ref().expect("DNS flow");
-                if (r.dns_query as usize) < plan.queries.len() {
-                    self.dns_query(req, s);
-                } else if plan.answer.is_none() {
-                    self.fail(req, Failure::Nxdomain, s);
-                } else {
-                    self.connect(req, s);
-                }
-            }
+            Phase::DnsQuery | Phase::Request | Phase::Upstream | Phase::DnsUpstream => self.arrive(req, phase, s),
+            Phase::DnsReply => self.dns_reply(req, s),
             Phase::Syn => {
                 let c = self.conns.get(r.conn_of(phase));
-                let refused = c.server.is_none() || c.server_pod.is_some_and(|p| !self.accepting(p, now.as_nanos()));
+                let now = s.now().as_nanos();
+                let refused = c.server.is_none() || c.server_pod.is_some_and(|p| !self.accepting(p, now));
                 if refused {
                     self.reqs.get_mut(req).failure = Failure::ConnectionRefused;
                     self.send(req, Phase::Rst, true, 0, s);
@@ -435,9 +369,9 @@ impl World<'_> {
             Phase::SynAck => self.send_request(req, s),
             Phase::DnsUpReply => {
                 // The cache keeps CoreDNS's answer, then answers the pod.
-                let (node, name) = self.cache_key(req);
-                let expires = now.as_nanos() + self.params.dns.cache_ttl_ns;
-                self.dns_cache.insert((node, name), expires);
+                let key = self.cache_key(req);
+                let ttl = self.dns_ttl(req);
+                self.dns_cache.insert(key, s.now().as_nanos() + ttl);
                 self.close_up(req);
                 self.dns_answer(req, s);
             }
@@ -464,10 +398,74 @@ impl World<'_> {
         }
     }
 
+    /// `req`'s message of `phase` reached its server: it queues there (a
+    /// DNS message as one job per question), unless the server is gone.
+    fn arrive(&mut self, req: ReqId, phase: Phase, s: &mut Scheduler<Ev>) {
+        let r = self.reqs.get(req);
+        let (flow, conn) = (r.flow, r.conn_of(phase));
+        let c = self.conns.get(conn);
+        let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
+        match self.fate(pod) {
+            super::fate::Fate::Served => {}
+            _ if phase == Phase::DnsQuery => {
+                // No answer (a lost node, or a reset that a UDP resolver
+                // only sees as silence): it asks again.
+                let dc = self.reqs.get_mut(req).dns_conn.take().expect("a query's connection");
+                self.close_conn(dc);
+                return self.query_lost(req, Failure::Timeout, s);
+            }
+            super::fate::Fate::Lost => return self.vanish(req),
+            super::fate::Fate::Reset => {
+                self.reqs.get_mut(req).failure = Failure::ConnectionReset;
+                if phase == Phase::Upstream || phase == Phase::DnsUpstream {
+                    self.close_up(req);
+                }
+                return self.send(req, Phase::ErrorReply, true, 0, s);
+            }
+        }
+        let dns = matches!(phase, Phase::DnsQuery | Phase::DnsUpstream);
+        let jobs = if dns { self.message_questions() } else { 1 };
+        if let Some(sp) = sp {
+            self.endpoint_hits[sp.index()][ep.expect("a Service's endpoint serves it").index()] += jobs as u64;
+        }
+        if matches!(phase, Phase::Request | Phase::Upstream) {
+            self.count_source(flow, pod.expect("a request reaches a pod"), src);
+        }
+        let r = self.reqs.get_mut(req);
+        r.phase = match phase {
+            Phase::DnsQuery => Phase::DnsAtServer,
+            Phase::Request => Phase::AtServer,
+            Phase::DnsUpstream => Phase::DnsUpAtServer,
+            _ => Phase::UpAtServer,
+        };
+        r.arrived = s.now();
+        r.jobs = jobs;
+        let server = server.expect("a server listens: the handshake was answered");
+        for _ in 0..jobs {
+            match self.servers[server.index()].fifo.acquire(req.get()) {
+                Acquire::Granted => {
+                    self.inflight(pod, 1);
+                    self.start_service(req, server, s)
+                }
+                Acquire::Queued => self.inflight(pod, 1),
+                Acquire::Rejected => {
+                    // The server (or the controller's backend) answers
+                    // 503; behind a controller it travels on from there.
+                    // (DNS servers' queues are unbounded: never a DNS job.)
+                    let r = self.reqs.get_mut(req);
+                    r.failure = Failure::QueueFull;
+                    if phase == Phase::Upstream {
+                        self.close_up(req);
+                    }
+                    return self.send(req, Phase::ErrorReply, true, 0, s);
+                }
+            }
+        }
+    }
+
     pub(super) fn service_done(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let phase = r.phase;
-        let dns = phase == Phase::DnsAtServer;
         let c = self.conns.get(r.conn_of(phase));
         let (server, pod) = (c.server.expect("served by its server"), c.server_pod);
         if let Some(next) = self.servers[server.index()].fifo.release() {
@@ -477,43 +475,85 @@ impl World<'_> {
         if let (Some(pod), Some(_)) = (pod, self.control.as_deref()) {
             self.request_done_at(pod, s);
         }
-        let r = self.reqs.get(req);
+        let r = self.reqs.get_mut(req);
+        if r.jobs > 1 {
+            // The message's other question is still being answered.
+            r.jobs -= 1;
+            return;
+        }
+        r.jobs = 0;
         if r.abandoned {
             return self.drop_req(req);
         }
+        if self.answered(req, phase, fate, s) {
+            self.served(req, phase, server, s);
+        }
+    }
+
+    /// Whether `req`'s server, in `fate`, answers it at all; if not, what
+    /// the client sees instead is under way.
+    pub(super) fn answered(
+        &mut self,
+        req: ReqId,
+        phase: Phase,
+        fate: super::fate::Fate,
+        s: &mut Scheduler<Ev>,
+    ) -> bool {
         match fate {
-            super::fate::Fate::Served => {}
+            super::fate::Fate::Served => true,
+            _ if phase == Phase::DnsAtServer => {
+                // A UDP resolver sees only silence: it asks again.
+                let dc = self.reqs.get_mut(req).dns_conn.take().expect("a query's connection");
+                self.close_conn(dc);
+                self.query_lost(req, Failure::Timeout, s);
+                false
+            }
             // Killed while it worked: the answer never comes.
-            super::fate::Fate::Lost => return self.vanish(req),
+            super::fate::Fate::Lost => {
+                self.vanish(req);
+                false
+            }
             super::fate::Fate::Reset => {
                 self.reqs.get_mut(req).failure = Failure::ConnectionReset;
                 if matches!(phase, Phase::UpAtServer | Phase::DnsUpAtServer) {
                     self.close_up(req);
                 }
-                return self.send(req, Phase::ErrorReply, true, 0, s);
+                self.send(req, Phase::ErrorReply, true, 0, s);
+                false
             }
         }
-        if phase == Phase::UpAtServer {
-            let bytes = self.flows[r.flow as usize].flow.response_bytes;
-            self.send(req, Phase::UpResponse, true, bytes, s);
-        } else if phase == Phase::DnsUpAtServer {
-            let bytes = self.params.dns.response_bytes;
-            self.send(req, Phase::DnsUpReply, true, bytes, s);
-        } else if self.servers[server.index()].kind == ServerKind::DnsCache {
-            let key = self.cache_key(req);
-            if self.dns_cache.get(&key).is_some_and(|&exp| exp > s.now().as_nanos()) {
-                self.dns_answer(req, s);
-            } else {
-                self.dns_forward(req, s);
+    }
+
+    /// `server` finished `req` (in `phase`): its answer goes back, or on.
+    fn served(&mut self, req: ReqId, phase: Phase, server: ServerId, s: &mut Scheduler<Ev>) {
+        let kind = self.servers[server.index()].kind;
+        let flow = self.reqs.get(req).flow as usize;
+        match (phase, kind) {
+            (Phase::UpAtServer, _) => {
+                let bytes = self.flows[flow].flow.response_bytes;
+                self.send(req, Phase::UpResponse, true, bytes, s);
             }
-        } else if self.servers[server.index()].kind == ServerKind::Ingress {
-            self.upstream(req, s);
-        } else if dns {
-            let bytes = self.params.dns.response_bytes;
-            self.send(req, Phase::DnsReply, true, bytes, s);
-        } else {
-            let bytes = self.flows[r.flow as usize].flow.response_bytes;
-            self.send(req, Phase::Response, true, bytes, s);
+            (_, ServerKind::DnsCache) => {
+                let key = self.cache_key(req);
+                if self.dns_cache.get(&key).is_some_and(|&exp| exp > s.now().as_nanos()) {
+                    self.dns_answer(req, s);
+                } else if self.current_try(req).outside {
+                    // The add-on's `.:53` block: the node's own upstream.
+                    self.forward_upstream(req, server, s);
+                } else {
+                    self.dns_forward(req, s);
+                }
+            }
+            (Phase::DnsAtServer | Phase::DnsUpAtServer, _) => {
+                if !self.ask_upstream(req, server, s) {
+                    self.coredns_answer(req, s);
+                }
+            }
+            (_, ServerKind::Ingress) => self.upstream(req, s),
+            _ => {
+                let bytes = self.flows[flow].flow.response_bytes;
+                self.send(req, Phase::Response, true, bytes, s);
+            }
         }
     }
 

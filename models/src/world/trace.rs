@@ -23,6 +23,7 @@ use super::World;
 use crate::addr::Ipv4;
 use crate::datapath::iface::{self, End};
 use crate::datapath::{Cni, HopKind, Leg, Path, Place};
+use crate::dns::Answer;
 use crate::ids::{ConnId, NodeId, PodId, ReqId, SpId};
 use crate::proxy::{Dnat, Entry, Mode, Proxy};
 use crate::traffic::{Failure, Target};
@@ -671,9 +672,25 @@ impl World<'_> {
         let r = self.reqs.get(req);
         let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
         let i = r.dns_query as usize;
-        let text = format!("query A {}. (candidate {} of the search path) to {server}", plan.queries[i], i + 1);
+        let text = format!(
+            "query {} {}. (candidate {} of the search path) to {server}",
+            self.question_types(req),
+            plan.queries[i].name,
+            i + 1
+        );
         let node = self.client_pod(req).1;
         self.trace_event(req, now, EventKind::Dns, Some(node), text);
+    }
+
+    /// The record types `req`'s current DNS message asks for.
+    fn question_types(&self, req: ReqId) -> &'static str {
+        let resolver = self.params.dns.resolver;
+        match (resolver.questions(), resolver.parallel(), self.reqs.get(req).dns_aaaa) {
+            (1, _, _) => "A",
+            (_, true, _) => "A and AAAA",
+            (_, false, false) => "A",
+            (_, false, true) => "AAAA",
+        }
     }
 
     /// Records the answer to `req`'s current DNS question.
@@ -681,18 +698,30 @@ impl World<'_> {
         let cl = self.cluster;
         let r = self.reqs.get(req);
         let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
-        let (i, n) = (r.dns_query as usize, plan.queries.len());
-        let name = &plan.queries[i];
-        let text = match plan.answer {
-            Some(_) if i + 1 == n && plan.pod.is_some() => {
-                let pod = plan.pod.expect("a pod's own name");
-                format!("answer {name}. A {} (the pod's own name)", self.state.loc[pod.index()].ip)
-            }
-            Some(svc) if i + 1 == n => match cl.services[svc.index()].cluster_ip {
-                Some(ip) => format!("answer {name}. A {ip}"),
-                None => format!("answer {name}. A (the headless Service's ready pod IPs)"),
+        let t = &plan.queries[r.dns_query as usize];
+        let name = &t.name;
+        let types = self.question_types(req);
+        let via = match (&t.cname, t.upstream) {
+            (Some(c), true) => format!("CNAME {c}. (the upstream resolver's answer for it) "),
+            (Some(c), false) => format!("CNAME {c}. "),
+            (None, true) => "(the upstream resolver's) ".to_string(),
+            (None, false) => String::new(),
+        };
+        let a = match &t.answer {
+            Answer::Pod(_, pod) => format!("A {} (the pod's own name)", self.state.loc[pod.index()].ip),
+            Answer::Service(svc) => match cl.services[svc.index()].cluster_ip {
+                Some(ip) => format!("A {ip}"),
+                None => "A (the headless Service's ready pod IPs)".to_string(),
             },
-            _ => format!("answer {name}.: NXDOMAIN"),
+            Answer::External => "A (an address outside the cluster)".to_string(),
+            Answer::NoData | Answer::NxDomain => String::new(),
+        };
+        let text = match (&t.answer, types) {
+            (Answer::NxDomain, _) => format!("answer {name}.: {via}NXDOMAIN"),
+            (Answer::NoData, _) => format!("answer {name}.: {via}no address (NOERROR, NODATA)"),
+            (_, "A") => format!("answer {name}. {via}{a}"),
+            (_, "AAAA") => format!("answer {name}. {via}AAAA: none (NOERROR, NODATA: an IPv4 cluster)"),
+            _ => format!("answer {name}. {via}{a}; AAAA: none (NOERROR, NODATA: an IPv4 cluster)"),
         };
         let node = self.client_pod(req).1;
         self.trace_event(req, now, EventKind::Dns, Some(node), text);

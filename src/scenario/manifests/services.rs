@@ -29,6 +29,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "loadBalancerIP",
     "healthCheckNodePort",
     "publishNotReadyAddresses",
+    "externalName",
 ];
 
 /// A Service.
@@ -44,12 +45,20 @@ pub(super) fn service(d: Doc, out: &mut Loaded) -> Result<(), String> {
         }
     }
     let s = spec.value;
+    if s.kind.as_deref() == Some("ExternalName") {
+        return external_name(o, origin, name, namespace, s.external_name, out);
+    }
+    if s.external_name.is_some() {
+        return Err(format!("{o}: spec.externalName needs spec.type ExternalName"));
+    }
     let kind = match s.kind.as_deref() {
         None | Some("ClusterIP") => ServiceType::ClusterIp,
         Some("NodePort") => ServiceType::NodePort,
         Some("LoadBalancer") => ServiceType::LoadBalancer,
         Some(other) => {
-            return Err(format!("{o}: spec.type `{other}` is not modelled (ClusterIP, NodePort or LoadBalancer)"))
+            return Err(format!(
+                "{o}: spec.type `{other}` is not a Service type (ClusterIP, NodePort, LoadBalancer or ExternalName)"
+            ))
         }
     };
     let cluster_ip = match s.cluster_ip.as_deref() {
@@ -129,6 +138,37 @@ pub(super) fn service(d: Doc, out: &mut Loaded) -> Result<(), String> {
         ports,
         external_traffic_policy,
         manual_endpoints: Vec::new(),
+        external_name: None,
+    });
+    Ok(())
+}
+
+/// A Service of `type: ExternalName`: a CNAME in CoreDNS and nothing
+/// else (its ports, selector and traffic policies are the API's to keep
+/// and nobody's to act on).
+fn external_name(
+    o: Origin,
+    origin: Origin,
+    name: String,
+    namespace: String,
+    target: Option<String>,
+    out: &mut Loaded,
+) -> Result<(), String> {
+    let target = target.ok_or_else(|| format!("{o}: spec.externalName is required for type ExternalName"))?;
+    out.services.push(ServiceSpec {
+        origin,
+        name,
+        namespace,
+        kind: ServiceType::ClusterIp,
+        selector: None,
+        cluster_ip: None,
+        headless: false,
+        affinity_timeout_s: None,
+        internal_traffic_policy: TrafficPolicy::Cluster,
+        ports: Vec::new(),
+        external_traffic_policy: TrafficPolicy::Cluster,
+        manual_endpoints: Vec::new(),
+        external_name: Some(target),
     });
     Ok(())
 }

@@ -32,7 +32,15 @@ fn rejects_what_it_does_not_model() {
     let e = load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  type: ExternalName\n  ports: [{port: 80}]\n")
         .err()
         .unwrap();
-    assert!(e.contains("ExternalName"), "{e}");
+    assert!(e.contains("spec.externalName is required"), "{e}");
+    let e = load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  externalName: a.b\n  ports: [{port: 80}]\n")
+        .err()
+        .unwrap();
+    assert!(e.contains("needs spec.type ExternalName"), "{e}");
+    let l = load("m.yaml", "kind: Service\nmetadata: {name: x}\nspec:\n  type: ExternalName\n  externalName: db.example.com\n  ports: [{port: 5432}]\n")
+        .unwrap();
+    assert_eq!(l.services[0].external_name.as_deref(), Some("db.example.com"));
+    assert!(l.services[0].ports.is_empty() && l.services[0].selector.is_none());
     let e = load(
         "m.yaml",
         "kind: Service\nmetadata: {name: x}\nspec:\n  sessionAffinty: ClientIP\n  ports: [{port: 80}]\n",

@@ -125,6 +125,7 @@ pub(super) struct Spec {
     #[serde(rename = "loadBalancerIP")]
     pub(super) load_balancer_ip: Option<String>,
     pub(super) health_check_node_port: Option<u32>,
+    pub(super) external_name: Option<String>,
     // Ingress
     pub(super) tls: Option<serde_ignored_value::Any>,
     pub(super) ingress_class_name: Option<String>,
