@@ -5,6 +5,7 @@
 mod behaviour;
 mod capacity;
 mod changes_input;
+mod dns;
 mod docs;
 mod dynamics;
 mod engine;
