@@ -65,7 +65,8 @@ fn questions(s: &[Row], flow: &str) -> u64 {
 
 #[test]
 fn each_resolver_sends_what_it_sends_for_every_candidate() {
-    for (resolver, per_try) in [("glibc", 2), ("glibc-single-request", 2), ("glibc-single-request-reopen", 2), ("a-only", 1)]
+    for (resolver, per_try) in
+        [("glibc", 2), ("glibc-single-request", 2), ("glibc-single-request-reopen", 2), ("a-only", 1)]
     {
         let (s, eps, _t) = run_dns(&format!("resolver = \"{resolver}\""));
         assert_eq!(questions(&s, "one"), 100 * per_try, "{resolver}");
@@ -153,7 +154,11 @@ fn names_outside_the_cluster_wait_for_the_upstream_resolver_once_per_cache_ttl()
     let sc = write(tmp.path(), "s.toml", &format!("{text}[dns]\nexternal_names = [\"api.example.com\"]\n"));
     let o = emu(&["validate", sc.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("flows[2].to") && stderr(&o).contains("resolves outside the cluster"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("flows[2].to") && stderr(&o).contains("resolves outside the cluster"),
+        "{}",
+        stderr(&o)
+    );
     let bad = write(tmp.path(), "b.toml", &format!("{SCENARIO}[dns]\nresolver = \"bionic\"\n"));
     let o = emu(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

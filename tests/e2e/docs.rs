@@ -46,6 +46,10 @@ healthy_threshold = 2
 [dns]
 lameduck = "5s"
 persistent_socket = true
+resolver = "musl"
+upstream_latency = "2ms"
+upstream_cache_ttl = "30s"
+external_names = ["api.example.com"]
 
 [sweep]
 "cluster.nodes" = [1, 2]
@@ -84,6 +88,7 @@ namespace = "default"
 type = "NodePort"
 selector = { app = "web" }
 cluster_ip = "10.96.0.20"
+external_name = "db.example.com"
 ports = [{ name = "http", port = 80, target_port = 8080, node_port = 30080, protocol = "TCP" }]
 external_traffic_policy = "Cluster"
 internal_traffic_policy = "Cluster"

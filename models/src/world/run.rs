@@ -482,7 +482,11 @@ impl World<'_> {
             return;
         }
         r.jobs = 0;
-        if r.abandoned {
+        if self.trace.is_some() {
+            let kind = self.servers[server.index()].kind.name();
+            self.trace_jobs_done(req, kind, s.now().as_nanos());
+        }
+        if self.reqs.get(req).abandoned {
             return self.drop_req(req);
         }
         if self.answered(req, phase, fate, s) {

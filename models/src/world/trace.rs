@@ -214,6 +214,9 @@ pub(crate) struct Tracer {
     trace: Trace,
     /// When its message vanished at a lost node (nothing comes back).
     lost_at: Option<u64>,
+    /// A message of several server jobs (a DNS message's questions): when
+    /// its first job started; one server step covers them all.
+    first_job: Option<u64>,
 }
 
 impl Tracer {
@@ -224,6 +227,7 @@ impl Tracer {
             req: None,
             hops: Vec::new(),
             lost_at: None,
+            first_job: None,
             trace: Trace {
                 flow: name,
                 request: want.nth,
@@ -363,6 +367,28 @@ impl World<'_> {
     /// Records `req`'s time at a server: from `arrived`, `queue` waiting
     /// and `service` working [ns].
     pub(super) fn trace_server(&mut self, req: ReqId, kind: &'static str, arrived: u64, queue: u64, service: u64) {
+        let r = self.reqs.get(req);
+        let jobs = r.jobs;
+        if let Some(t) = self.tracing(req) {
+            if jobs > 1 || t.first_job.is_some() {
+                // One of several jobs: the step is written when the last ends.
+                t.first_job.get_or_insert(arrived + queue);
+                return;
+            }
+        }
+        self.server_step(req, kind, arrived, queue, service);
+    }
+
+    /// The last job of `req`'s message ended at `now`: one server step from
+    /// its arrival, queued until its first job started.
+    pub(super) fn trace_jobs_done(&mut self, req: ReqId, kind: &'static str, now: u64) {
+        let arrived = self.reqs.get(req).arrived.as_nanos();
+        if let Some(first) = self.tracing(req).and_then(|t| t.first_job.take()) {
+            self.server_step(req, kind, arrived, first - arrived, now - first);
+        }
+    }
+
+    fn server_step(&mut self, req: ReqId, kind: &'static str, arrived: u64, queue: u64, service: u64) {
         let r = self.reqs.get(req);
         let c = self.conns.get(r.conn_of(r.phase));
         let node = match (c.server_pod, c.path) {
