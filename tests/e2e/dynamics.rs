@@ -430,3 +430,18 @@ fail_node = "node-1"
     assert!(!new.is_empty() && new.iter().all(|r| r["node"] != "node-1"), "replaced on a running node: {new:?}");
     assert_eq!(new[0]["step"], "scheduled");
 }
+
+#[test]
+fn new_pods_serve_as_their_template_says() {
+    // Every pod is replaced by 10 s; requests after it meet only new pods,
+    // which take the `[[servers]]` entry's 1 ms as the old ones did (they
+    // were once served in no time at all: a new pod matched no entry).
+    let text = ROLLING.replace("PRE_STOP", "5s").replace("exp(1ms)", "const(1ms)");
+    let (_t, out) = run_text(&text, &[]);
+    let series = csv(&out.join("timeseries.csv"));
+    let late: Vec<f64> = series.iter().filter(|r| f(r, "time_s") >= 15.0).map(|r| f(r, "latency_p50_us")).collect();
+    assert!(late.len() >= 40, "{}", late.len());
+    assert!(late.iter().all(|&p50| p50 > 1000.0), "{late:?}");
+    let pods = csv(&out.join("pods.csv"));
+    assert!(pods.iter().any(|r| r["pod"].starts_with("web-") && r["pod"].len() > "web-0".len()), "new pods exist");
+}

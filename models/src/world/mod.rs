@@ -627,7 +627,11 @@ impl<'c> World<'c> {
         if let Some(&s) = self.server_index.get(&(pod, port, proto)) {
             return s;
         }
-        let (dist, servers, queue, kind) = if let Some(&i) = self.server_specs.get(&(pod, port)) {
+        // A pod the changing cluster created serves as the pod it is a copy
+        // of (its workload's template): the same `[[servers]]` entry, or
+        // CoreDNS's, or the ingress controller's.
+        let like = self.proto_of(pod);
+        let (dist, servers, queue, kind) = if let Some(&i) = self.server_specs.get(&(like, port)) {
             let d = &self.server_defs[i];
             (d.service_time, d.concurrency, d.queue_limit, ServerKind::App)
         } else if self.serves(ServerKind::Dns, pod, port, proto) {
@@ -652,7 +656,16 @@ impl<'c> World<'c> {
     /// Whether `pod`'s `port` is an endpoint of kube-dns (`Dns`) or of the
     /// ingress controller's Service (`Ingress`): a hash probe, built once.
     fn serves(&self, kind: ServerKind, pod: PodId, port: u16, proto: Protocol) -> bool {
-        self.special_servers.get(&(pod, port, proto)) == Some(&kind)
+        self.special_servers.get(&(self.proto_of(pod), port, proto)) == Some(&kind)
+    }
+
+    /// The base cluster's pod that `pod` is (itself), or that it is a
+    /// run-time copy of.
+    fn proto_of(&self, pod: PodId) -> PodId {
+        if pod.index() < self.cluster.pods.len() {
+            return pod;
+        }
+        self.control.as_ref().expect("run-time pods").pods[pod.index()].proto
     }
 
     /// Node `node`'s NodeLocal DNSCache server, created on first use.
