@@ -5,10 +5,11 @@ use emu_engine::Scheduler;
 
 use super::policy::Sender;
 use super::run::{Conn, Decision, Ev, Phase};
+use super::trace::EventKind;
 use super::{ServerKind, World};
 use crate::cluster::Protocol;
 use crate::datapath::{HopKind, Msg, Path, Place};
-use crate::dns::Resolver;
+use crate::dns::{Answer, Resolver};
 use crate::ids::{ConnId, NodeId, ReqId, ServerId};
 use crate::proxy::{Entry, ProxyModel};
 use crate::traffic::Failure;
@@ -187,7 +188,7 @@ impl World<'_> {
         if self.trace.is_some() && self.tracing(req).is_some() {
             let now = s.now().as_nanos();
             let text = "cache miss: forwarded to CoreDNS over the node's kept-alive TCP connection".to_string();
-            self.trace_event(req, now, crate::world::trace::EventKind::Dns, Some(node), text);
+            self.trace_event(req, now, EventKind::Dns, Some(node), text);
             self.trace_decision(req, now, node, sp, Entry::ClusterIp, &d);
         }
         let ep = self.state.endpoint(cl, sp, d.endpoint);
@@ -268,7 +269,7 @@ impl World<'_> {
                 self.trace_decision(req, now, node, sp, Entry::ClusterIp, &d);
             } else {
                 let text = "the resolver's long-lived socket: its conntrack entry holds the DNAT".to_string();
-                self.trace_event(req, now, crate::world::trace::EventKind::Conntrack, Some(node), text);
+                self.trace_event(req, now, EventKind::Conntrack, Some(node), text);
             }
         }
         let ep = self.state.endpoint(cl, sp, d.endpoint);
@@ -400,5 +401,65 @@ impl World<'_> {
             ct: [None; 2],
         });
         self.send_query(req, c, [work, 0], s);
+    }
+
+    /// Records `req`'s current DNS question, sent to `server`.
+    pub(super) fn trace_question(&mut self, req: ReqId, now: u64, server: &str) {
+        let r = self.reqs.get(req);
+        let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
+        let i = r.dns_query as usize;
+        let text = format!(
+            "query {} {}. (candidate {} of the search path) to {server}",
+            self.question_types(req),
+            plan.queries[i].name,
+            i + 1
+        );
+        let node = self.client_pod(req).1;
+        self.trace_event(req, now, EventKind::Dns, Some(node), text);
+    }
+
+    /// The record types `req`'s current DNS message asks for.
+    fn question_types(&self, req: ReqId) -> &'static str {
+        let resolver = self.params.dns.resolver;
+        match (resolver.questions(), resolver.parallel(), self.reqs.get(req).dns_aaaa) {
+            (1, _, _) => "A",
+            (_, true, _) => "A and AAAA",
+            (_, false, false) => "A",
+            (_, false, true) => "AAAA",
+        }
+    }
+
+    /// Records the answer to `req`'s current DNS question.
+    pub(super) fn trace_answer(&mut self, req: ReqId, now: u64) {
+        let cl = self.cluster;
+        let r = self.reqs.get(req);
+        let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
+        let t = &plan.queries[r.dns_query as usize];
+        let name = &t.name;
+        let types = self.question_types(req);
+        let via = match (&t.cname, t.upstream) {
+            (Some(c), true) => format!("CNAME {c}. (the upstream resolver's answer for it) "),
+            (Some(c), false) => format!("CNAME {c}. "),
+            (None, true) => "(the upstream resolver's) ".to_string(),
+            (None, false) => String::new(),
+        };
+        let a = match &t.answer {
+            Answer::Pod(_, pod) => format!("A {} (the pod's own name)", self.state.loc[pod.index()].ip),
+            Answer::Service(svc) => match cl.services[svc.index()].cluster_ip {
+                Some(ip) => format!("A {ip}"),
+                None => "A (the headless Service's ready pod IPs)".to_string(),
+            },
+            Answer::External => "A (an address outside the cluster)".to_string(),
+            Answer::NoData | Answer::NxDomain => String::new(),
+        };
+        let text = match (&t.answer, types) {
+            (Answer::NxDomain, _) => format!("answer {name}.: {via}NXDOMAIN"),
+            (Answer::NoData, _) => format!("answer {name}.: {via}no address (NOERROR, NODATA)"),
+            (_, "A") => format!("answer {name}. {via}{a}"),
+            (_, "AAAA") => format!("answer {name}. {via}AAAA: none (NOERROR, NODATA: an IPv4 cluster)"),
+            _ => format!("answer {name}. {via}{a}; AAAA: none (NOERROR, NODATA: an IPv4 cluster)"),
+        };
+        let node = self.client_pod(req).1;
+        self.trace_event(req, now, EventKind::Dns, Some(node), text);
     }
 }

@@ -23,7 +23,6 @@ use super::World;
 use crate::addr::Ipv4;
 use crate::datapath::iface::{self, End};
 use crate::datapath::{Cni, HopKind, Leg, Path, Place};
-use crate::dns::Answer;
 use crate::ids::{ConnId, NodeId, PodId, ReqId, SpId};
 use crate::proxy::{Dnat, Entry, Mode, Proxy};
 use crate::traffic::{Failure, Target};
@@ -693,66 +692,6 @@ impl World<'_> {
 }
 
 impl World<'_> {
-    /// Records `req`'s current DNS question, sent to `server`.
-    pub(super) fn trace_question(&mut self, req: ReqId, now: u64, server: &str) {
-        let r = self.reqs.get(req);
-        let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
-        let i = r.dns_query as usize;
-        let text = format!(
-            "query {} {}. (candidate {} of the search path) to {server}",
-            self.question_types(req),
-            plan.queries[i].name,
-            i + 1
-        );
-        let node = self.client_pod(req).1;
-        self.trace_event(req, now, EventKind::Dns, Some(node), text);
-    }
-
-    /// The record types `req`'s current DNS message asks for.
-    fn question_types(&self, req: ReqId) -> &'static str {
-        let resolver = self.params.dns.resolver;
-        match (resolver.questions(), resolver.parallel(), self.reqs.get(req).dns_aaaa) {
-            (1, _, _) => "A",
-            (_, true, _) => "A and AAAA",
-            (_, false, false) => "A",
-            (_, false, true) => "AAAA",
-        }
-    }
-
-    /// Records the answer to `req`'s current DNS question.
-    pub(super) fn trace_answer(&mut self, req: ReqId, now: u64) {
-        let cl = self.cluster;
-        let r = self.reqs.get(req);
-        let plan = self.flows[r.flow as usize].dns.as_ref().expect("a DNS flow");
-        let t = &plan.queries[r.dns_query as usize];
-        let name = &t.name;
-        let types = self.question_types(req);
-        let via = match (&t.cname, t.upstream) {
-            (Some(c), true) => format!("CNAME {c}. (the upstream resolver's answer for it) "),
-            (Some(c), false) => format!("CNAME {c}. "),
-            (None, true) => "(the upstream resolver's) ".to_string(),
-            (None, false) => String::new(),
-        };
-        let a = match &t.answer {
-            Answer::Pod(_, pod) => format!("A {} (the pod's own name)", self.state.loc[pod.index()].ip),
-            Answer::Service(svc) => match cl.services[svc.index()].cluster_ip {
-                Some(ip) => format!("A {ip}"),
-                None => "A (the headless Service's ready pod IPs)".to_string(),
-            },
-            Answer::External => "A (an address outside the cluster)".to_string(),
-            Answer::NoData | Answer::NxDomain => String::new(),
-        };
-        let text = match (&t.answer, types) {
-            (Answer::NxDomain, _) => format!("answer {name}.: {via}NXDOMAIN"),
-            (Answer::NoData, _) => format!("answer {name}.: {via}no address (NOERROR, NODATA)"),
-            (_, "A") => format!("answer {name}. {via}{a}"),
-            (_, "AAAA") => format!("answer {name}. {via}AAAA: none (NOERROR, NODATA: an IPv4 cluster)"),
-            _ => format!("answer {name}. {via}{a}; AAAA: none (NOERROR, NODATA: an IPv4 cluster)"),
-        };
-        let node = self.client_pod(req).1;
-        self.trace_event(req, now, EventKind::Dns, Some(node), text);
-    }
-
     /// Records NetworkPolicy's verdict on `req`'s first packet, checked
     /// for egress on node `from` and for ingress on node `to`.
     pub(super) fn trace_policy(
