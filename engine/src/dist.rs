@@ -115,8 +115,8 @@ impl Dist {
 
     /// A lognormal with the given mean and standard deviation [ns].
     pub fn lognormal(mean: f64, sd: f64) -> Dist {
-        let sigma2 = (1.0 + (sd * sd) / (mean * mean)).ln();
-        Dist::LogNormal { mean, sd, mu: mean.ln() - sigma2 / 2.0, sigma: sigma2.sqrt() }
+        let sigma2 = libm::log(1.0 + (sd * sd) / (mean * mean));
+        Dist::LogNormal { mean, sd, mu: libm::log(mean) - sigma2 / 2.0, sigma: sigma2.sqrt() }
     }
 
     /// Parses the text form described in the module docs.
@@ -184,9 +184,9 @@ impl Dist {
         let v = match *self {
             Dist::Constant(c) => c,
             Dist::Uniform { lo, hi } => lo + rng.below(hi - lo + 1),
-            Dist::Exponential { mean } => (-mean * rng.next_f64_nonzero().ln()).round() as u64,
+            Dist::Exponential { mean } => (-mean * libm::log(rng.next_f64_nonzero())).round() as u64,
             Dist::Normal { mean, sd } => (mean + sd * std_normal(rng)).max(0.0).round() as u64,
-            Dist::LogNormal { mu, sigma, .. } => (mu + sigma * std_normal(rng)).exp().round() as u64,
+            Dist::LogNormal { mu, sigma, .. } => libm::exp(mu + sigma * std_normal(rng)).round() as u64,
         };
         v.min(MAX_SAMPLE_NS)
     }
@@ -197,7 +197,7 @@ impl Dist {
 fn std_normal(rng: &mut Stream) -> f64 {
     let u1 = rng.next_f64_nonzero();
     let u2 = rng.next_f64();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
 }
 
 impl fmt::Display for Dist {
@@ -217,6 +217,28 @@ impl fmt::Display for Dist {
 mod tests {
     use super::*;
     use crate::rng::Domain;
+
+    /// Draws pinned across machines: sampling goes through the `libm`
+    /// crate, not the platform's `ln`/`exp`/`cos` (which differ between C
+    /// libraries and CPUs in the last bit), so a shard of a sweep run on
+    /// another machine gives the same bytes. A change here changes every
+    /// result of every stochastic scenario.
+    #[test]
+    fn draws_are_the_same_on_every_machine() {
+        let mut rng = Stream::new(42, Domain(7), 3);
+        let draw = |d: Dist, rng: &mut Stream| (0..4).map(|_| d.sample(rng)).collect::<Vec<u64>>();
+        let exp = draw(Dist::Exponential { mean: 1e6 }, &mut rng);
+        let normal = draw(Dist::Normal { mean: 1e6, sd: 2e5 }, &mut rng);
+        let lognormal = draw(Dist::lognormal(1e6, 5e5), &mut rng);
+        let uniform = draw(Dist::Uniform { lo: 10, hi: 1_000 }, &mut rng);
+        assert_eq!(exp, GOLDEN_EXP);
+        assert_eq!(normal, GOLDEN_NORMAL);
+        assert_eq!(lognormal, GOLDEN_LOGNORMAL);
+        assert_eq!(uniform, GOLDEN_UNIFORM);
+        // The special functions behind the balance test's p-value too.
+        // Q(2.5, 3) = 0.30622 (chi-square with 5 degrees of freedom at 6).
+        assert_eq!(crate::stats::gamma_q(2.5, 3.0).to_bits(), GOLDEN_GAMMA_Q);
+    }
 
     #[test]
     fn parses_durations_with_units() {
@@ -276,4 +298,10 @@ mod tests {
         let (m, _) = sample_mean_sd(Dist::parse("uniform(10us, 20us)").unwrap(), n);
         assert!((m / 15_000.0 - 1.0).abs() < 0.005);
     }
+
+    const GOLDEN_EXP: [u64; 4] = [349_683, 268_126, 625_096, 2_455_311];
+    const GOLDEN_NORMAL: [u64; 4] = [766_481, 1_483_583, 1_249_266, 874_522];
+    const GOLDEN_LOGNORMAL: [u64; 4] = [514_383, 2_113_555, 906_464, 557_971];
+    const GOLDEN_UNIFORM: [u64; 4] = [890, 224, 211, 361];
+    const GOLDEN_GAMMA_Q: u64 = 0x3fd3_9917_3c00_1914;
 }

@@ -45,7 +45,7 @@ impl Model for Phold {
         if self.handled <= self.budget {
             let rng = &mut self.streams[lp as usize];
             let dest = rng.below(self.lps) as u32;
-            let exp = -900_000_000.0 * rng.next_f64_nonzero().ln();
+            let exp = -900_000_000.0 * libm::log(rng.next_f64_nonzero());
             s.schedule(SimDuration(100_000_000 + exp.round() as u64), dest);
         }
     }

@@ -126,12 +126,12 @@ pub fn ln_gamma(x: f64) -> f64 {
     ];
     if x < 0.5 {
         // Reflection: Γ(x) Γ(1-x) = π / sin(πx).
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+        return libm::log(std::f64::consts::PI / libm::sin(std::f64::consts::PI * x)) - ln_gamma(1.0 - x);
     }
     let x = x - 1.0;
     let t = x + 7.5;
     let sum = G.iter().enumerate().skip(1).fold(G[0], |acc, (i, &g)| acc + g / (x + i as f64));
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+    0.5 * libm::log(2.0 * std::f64::consts::PI) + (x + 0.5) * libm::log(t) - t + libm::log(sum)
 }
 
 /// The regularized upper incomplete gamma function `Q(a, x)`: a series
@@ -151,7 +151,7 @@ pub fn gamma_q(a: f64, x: f64) -> f64 {
                 break;
             }
         }
-        1.0 - sum * (-x + a * x.ln() - gln).exp()
+        1.0 - sum * libm::exp(-x + a * libm::log(x) - gln)
     } else {
         let tiny = 1e-300;
         let mut b = x + 1.0 - a;
@@ -176,7 +176,7 @@ pub fn gamma_q(a: f64, x: f64) -> f64 {
                 break;
             }
         }
-        (-x + a * x.ln() - gln).exp() * h
+        libm::exp(-x + a * libm::log(x) - gln) * h
     }
 }
 

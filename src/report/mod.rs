@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use emu_engine::stats::chi_square;
@@ -40,35 +40,76 @@ fn us(ns: f64) -> String {
     format!("{:.3}", ns / 1_000.0)
 }
 
-/// One CSV file of a run: rows of every point, each prefixed with the
-/// point's swept values.
-struct Table {
-    w: csv::Writer<fs::File>,
-    path: PathBuf,
+/// One CSV file of a run: rows of every job (a point and replication),
+/// each prefixed with the job's swept values, kept in memory in job order
+/// until written: to a results directory, or to a shard's (with the job
+/// in a first column) for `emu merge` to assemble.
+pub(crate) struct Table {
+    name: &'static str,
+    header: Vec<String>,
+    /// Leading key columns (swept keys, `replication`).
+    keys: usize,
+    /// The job the next rows belong to.
+    job: u32,
+    rows: Vec<(u32, Vec<String>)>,
+    /// At most this many rows are kept (`timeseries.csv`); the first left
+    /// out sets `dropped`, the warning.
+    limit: Option<u64>,
+    seen: u64,
+    dropped: Option<String>,
 }
 
 impl Table {
-    fn new(dir: &Path, name: &str, keys: &[String], columns: &[&str]) -> Result<Table, String> {
-        let path = dir.join(name);
-        let w = csv::Writer::from_path(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let mut t = Table { w, path };
-        let header: Vec<&str> = keys.iter().map(String::as_str).chain(columns.iter().copied()).collect();
-        t.row(&[], &header)?;
-        Ok(t)
+    fn new(name: &'static str, keys: &[String], columns: &[&str]) -> Result<Table, String> {
+        let header = keys.iter().cloned().chain(columns.iter().map(|c| c.to_string())).collect();
+        Ok(Table { name, header, keys: keys.len(), job: 0, rows: Vec::new(), limit: None, seen: 0, dropped: None })
     }
 
     fn row<S: AsRef<str>>(&mut self, prefix: &[(String, String)], cells: &[S]) -> Result<(), String> {
-        let record = prefix.iter().map(|(_, v)| v.as_str()).chain(cells.iter().map(AsRef::as_ref));
-        self.w.write_record(record).map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        let record = prefix.iter().map(|(_, v)| v.clone()).chain(cells.iter().map(|c| c.as_ref().to_string()));
+        self.push(self.job, record.collect());
+        Ok(())
     }
 
-    fn finish(mut self) -> Result<(), String> {
-        self.w.flush().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    /// Adds a whole row of `job`, unless past the table's limit.
+    fn push(&mut self, job: u32, record: Vec<String>) {
+        if let Some(max) = self.limit {
+            self.seen += 1;
+            if self.seen > max {
+                if self.seen == max + 1 {
+                    self.dropped = Some(format!(
+                        "{} stops at {max} rows, emu's limit (from flow `{}`): use a longer [output] interval",
+                        self.name,
+                        record.get(self.keys).map_or("", String::as_str)
+                    ));
+                }
+                return;
+            }
+        }
+        self.rows.push((job, record));
+    }
+
+    /// Writes the table to `dir/<name>`; with `job_column`, each row led
+    /// by its job (a shard's form).
+    fn write(&self, dir: &Path, job_column: bool) -> Result<(), String> {
+        let path = dir.join(self.name);
+        let fail = |e: csv::Error| format!("cannot write {}: {e}", path.display());
+        let mut w = csv::Writer::from_path(&path).map_err(fail)?;
+        let job: &[&str] = if job_column { &["job"] } else { &[] };
+        w.write_record(job.iter().copied().chain(self.header.iter().map(String::as_str))).map_err(fail)?;
+        for (j, r) in &self.rows {
+            let id = j.to_string();
+            let lead = job_column.then_some(id.as_str());
+            w.write_record(lead.into_iter().chain(r.iter().map(String::as_str))).map_err(fail)?;
+        }
+        w.flush().map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }
 
 /// One run: the values of the keys that tell it apart, and its scenario.
 pub struct Run<'a> {
+    /// Its job number: point * replications + replication.
+    pub job: u32,
     /// (key, value) of every swept key, and the replication when there are several.
     pub values: Vec<(String, String)>,
     /// The scenario it ran.
@@ -80,10 +121,18 @@ pub struct Run<'a> {
 /// Returns the warnings about what was left out (rows past the
 /// time-series limit).
 pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir: &Path) -> Result<Vec<String>, String> {
-    let mut warnings = Vec::new();
-    let mut series_rows = 0u64;
+    let tables = tables(keys, runs, true)?;
+    for t in &tables {
+        t.write(dir, false)?;
+    }
+    write_run_toml(loaded, dir)?;
+    Ok(tables.iter().filter_map(|t| t.dropped.clone()).collect())
+}
+
+/// Every result table of `runs` (in job order), always in the same order;
+/// `limit`: keep the time series to emu's limit.
+pub(crate) fn tables(keys: &[String], runs: &[(Run, Results)], limit: bool) -> Result<Vec<Table>, String> {
     let mut summary = Table::new(
-        dir,
         "summary.csv",
         keys,
         &[
@@ -110,15 +159,13 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         ],
     )?;
     let mut hops =
-        Table::new(dir, "hops.csv", keys, &["flow", "hop", "traversals", "total_us", "mean_us", "per_request_us"])?;
+        Table::new("hops.csv", keys, &["flow", "hop", "traversals", "total_us", "mean_us", "per_request_us"])?;
     let mut endpoints = Table::new(
-        dir,
         "endpoints.csv",
         keys,
         &["namespace", "service", "port", "endpoint_pod", "endpoint_ip", "endpoint_port", "node", "requests", "share"],
     )?;
     let mut balance = Table::new(
-        dir,
         "balance.csv",
         keys,
         &[
@@ -136,15 +183,13 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             "expected",
         ],
     )?;
-    let mut failures = Table::new(dir, "failures.csv", keys, &["flow", "reason", "count"])?;
+    let mut failures = Table::new("failures.csv", keys, &["flow", "reason", "count"])?;
     let mut sources = Table::new(
-        dir,
         "sources.csv",
         keys,
         &["flow", "server_pod", "server_node", "source_ip", "source_kind", "source_name", "requests"],
     )?;
     let mut services = Table::new(
-        dir,
         "services.csv",
         keys,
         &[
@@ -162,19 +207,36 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             "external_name",
         ],
     )?;
-    let mut cluster_t = Table::new(dir, "cluster.csv", keys, &["metric", "value"])?;
+    let mut cluster_t = Table::new("cluster.csv", keys, &["metric", "value"])?;
     let mut series = Table::new(
-        dir,
         "timeseries.csv",
         keys,
         &["flow", "time_s", "completed", "failed", "throughput_rps", "latency_p50_us", "latency_p99_us"],
     )?;
 
-    let mut programming = Table::new(dir, "programming.csv", keys, &dynamics::PROGRAMMING)?;
-    let mut failure_series = Table::new(dir, "timeseries_failures.csv", keys, &dynamics::FAILURE_SERIES)?;
-    let mut pods = Table::new(dir, "pods.csv", keys, &dynamics::PODS)?;
-    let mut policies = Table::new(dir, "policies.csv", keys, &policy::POLICIES)?;
+    let mut programming = Table::new("programming.csv", keys, &dynamics::PROGRAMMING)?;
+    let mut failure_series = Table::new("timeseries_failures.csv", keys, &dynamics::FAILURE_SERIES)?;
+    let mut pods = Table::new("pods.csv", keys, &dynamics::PODS)?;
+    let mut policies = Table::new("policies.csv", keys, &policy::POLICIES)?;
+    series.limit = limit.then_some(MAX_SERIES_ROWS);
     for (run, res) in runs {
+        for t in [
+            &mut summary,
+            &mut hops,
+            &mut endpoints,
+            &mut balance,
+            &mut failures,
+            &mut sources,
+            &mut services,
+            &mut cluster_t,
+            &mut series,
+            &mut programming,
+            &mut failure_series,
+            &mut pods,
+            &mut policies,
+        ] {
+            t.job = run.job;
+        }
         let pre = &run.values;
         let p = run.prepared;
         let cl = &p.cluster;
@@ -236,17 +298,6 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
             }
             let width_s = p.params.interval_ns as f64 / 1e9;
             for row in &f.series {
-                series_rows += 1;
-                if series_rows > MAX_SERIES_ROWS {
-                    if series_rows == MAX_SERIES_ROWS + 1 {
-                        warnings.push(format!(
-                            "timeseries.csv stops at {MAX_SERIES_ROWS} rows, emu's limit (from flow `{}`): \
-                             use a longer [output] interval",
-                            f.name
-                        ));
-                    }
-                    continue;
-                }
                 series.row(
                     pre,
                     &[
@@ -408,7 +459,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         dynamics::pod_steps(&mut pods, pre, cl, res)?;
         policy::policies(&mut policies, pre, cl, res)?;
     }
-    for t in [
+    Ok(vec![
         summary,
         hops,
         endpoints,
@@ -422,11 +473,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
         failure_series,
         pods,
         policies,
-    ] {
-        t.finish()?;
-    }
-    write_run_toml(loaded, dir)?;
-    Ok(warnings)
+    ])
 }
 
 fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Results) -> Result<(), String> {
@@ -593,7 +640,7 @@ pub fn run_and_write(
         if replications > 1 {
             values.push(("replication".into(), r.to_string()));
         }
-        runs.push((Run { values, prepared: &pt.prepared }, res?));
+        runs.push((Run { job: p as u32 * replications + r, values, prepared: &pt.prepared }, res?));
     }
     let secs = wall.elapsed().as_secs_f64();
     let tmp = TempDir::beside(out)?;

@@ -224,7 +224,7 @@ impl World<'_> {
         }
         let f = &mut self.flows[flow as usize];
         let Arrivals::Open { rate_per_s } = f.flow.arrivals else { unreachable!("arrival of a closed-loop flow") };
-        let gap = (-f.rng.next_f64_nonzero().ln() * 1e9 / rate_per_s).round() as u64;
+        let gap = (-libm::log(f.rng.next_f64_nonzero()) * 1e9 / rate_per_s).round() as u64;
         if f.issued < f.limit && now.saturating_add(gap) < f.end_ns {
             self.at(s, gap, Ev::Arrival { flow });
         }
