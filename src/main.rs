@@ -71,6 +71,34 @@ enum Command {
         /// Also write the report: SVG charts in plots/ and index.html.
         #[arg(long)]
         plot: bool,
+        /// Run only shard K (0-based) of N of the run's jobs (a job: one
+        /// sweep point and replication; job j is shard j mod N's) and write
+        /// a shard directory for `emu merge` [default --out:
+        /// results/<stem>.shard-K-of-N]. `auto`: K and N from a Slurm array
+        /// (SLURM_ARRAY_TASK_ID, _COUNT, _MIN) or a Kubernetes Indexed Job
+        /// (JOB_COMPLETION_INDEX, with N from --shard-count or
+        /// EMU_SHARD_COUNT).
+        #[arg(long, value_name = "K/N|auto")]
+        shard: Option<String>,
+        /// The number of shards, for `--shard auto` in a Kubernetes Indexed
+        /// Job (which does not export its completions).
+        #[arg(long, value_name = "N")]
+        shard_count: Option<u32>,
+    },
+    /// Assemble the shard directories of `emu run --shard` into the
+    /// results `emu run` writes for the whole run, byte for byte.
+    Merge {
+        /// The results directory to write (replaced only if emu wrote it).
+        out: PathBuf,
+        /// Every shard directory of the run.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Replace OUT even if emu did not write it.
+        #[arg(long)]
+        force: bool,
+        /// Also write the report: SVG charts in plots/ and index.html.
+        #[arg(long)]
+        plot: bool,
     },
     /// Write the report of a results directory: SVG charts in DIR/plots/
     /// and DIR/index.html.
@@ -238,7 +266,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { file, out, force, seed, threads, replications, quiet, plot } => {
+        Command::Merge { out, shards, force, plot } => merge(&out, &shards, force, plot),
+        Command::Run { file, out, force, seed, threads, replications, quiet, plot, shard, shard_count } => {
+            let shard = match shard
+                .as_deref()
+                .map(|s| report::shard::Shard::parse(s, shard_count, &|k: &str| std::env::var(k).ok()))
+            {
+                None if shard_count.is_some() => {
+                    eprintln!("error: --shard-count needs --shard");
+                    return ExitCode::from(2);
+                }
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let threads = cap_threads(threads);
             let pool = if threads == 0 { cores() } else { threads as u64 };
             let loaded = match scenario::load(&file, seed, replications, pool) {
@@ -251,7 +295,10 @@ fn main() -> ExitCode {
             warn(&loaded);
             let out = out.unwrap_or_else(|| {
                 let stem = file.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
-                PathBuf::from("results").join(stem)
+                match shard {
+                    Some(s) => PathBuf::from("results").join(format!("{stem}.shard-{}-of-{}", s.index, s.count)),
+                    None => PathBuf::from("results").join(stem),
+                }
             });
             if let Err(e) = outdir::check(&out, force) {
                 eprintln!("error: {e}");
@@ -259,7 +306,8 @@ fn main() -> ExitCode {
             }
             announce(&loaded, pool);
             outdir::install_signal_cleanup();
-            match report::run_and_write(&loaded, &out, force, threads, loaded.base.replications, plot) {
+            let options = report::RunOptions { force, threads, replications: loaded.base.replications, plot, shard };
+            match report::run_and_write(&loaded, &out, options) {
                 Ok(done) => {
                     if !quiet {
                         print!("{}", done.table);
@@ -486,6 +534,28 @@ fn warn(loaded: &scenario::Loaded) {
     for w in loaded.points.iter().flat_map(|p| &p.prepared.warnings) {
         if seen.insert(w) {
             eprintln!("warning: {w}");
+        }
+    }
+}
+
+/// `emu merge OUT SHARD_DIR...`.
+fn merge(out: &std::path::Path, shards: &[PathBuf], force: bool, plot: bool) -> ExitCode {
+    if let Err(e) = outdir::check(out, force) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    outdir::install_signal_cleanup();
+    match report::shard::merge(out, shards, force, plot) {
+        Ok((warnings, line)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

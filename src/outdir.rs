@@ -24,7 +24,7 @@ use std::sync::Mutex;
 pub const REACH_FILES: [&str; 1] = ["reach.csv"];
 
 /// Every file a run writes into its directory, besides `manifests/`.
-pub const RESULT_FILES: [&str; 14] = [
+pub const RESULT_FILES: [&str; 16] = [
     "policies.csv",
     "programming.csv",
     "timeseries_failures.csv",
@@ -39,6 +39,9 @@ pub const RESULT_FILES: [&str; 14] = [
     "cluster.csv",
     "timeseries.csv",
     "run.toml",
+    // A shard directory's own (`emu run --shard`).
+    "manifest.toml",
+    "warnings.txt",
 ];
 
 /// The first line of every `run.toml` emu writes starts with this.

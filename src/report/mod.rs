@@ -34,6 +34,7 @@ use crate::scenario::{Loaded, Prepared};
 
 mod dynamics;
 mod policy;
+pub mod shard;
 pub mod summary;
 
 fn us(ns: f64) -> String {
@@ -608,22 +609,34 @@ fn run_point(p: &Prepared, seed_offset: u64, progress: &Progress) -> Result<Resu
     r
 }
 
+/// How `emu run` runs: threads, replications, report, and which shard.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Replace an output directory emu did not write.
+    pub force: bool,
+    /// At most this many jobs at once (0: one per core).
+    pub threads: usize,
+    /// Runs of every point (replication `r` with seed + `r`).
+    pub replications: u32,
+    /// Also write the report.
+    pub plot: bool,
+    /// Only this shard's jobs, written as a shard directory.
+    pub shard: Option<shard::Shard>,
+}
+
 /// Runs every point of `loaded`, `replications` times each (replication
 /// `r` with seed + `r`), in parallel on at most `threads` threads (0: one
-/// per core), and writes the results to `out` atomically. Returns a
-/// one-line account of the run.
-pub fn run_and_write(
-    loaded: &Loaded,
-    out: &Path,
-    force: bool,
-    threads: usize,
-    replications: u32,
-    plot: bool,
-) -> Result<Done, String> {
+/// per core), and writes the results to `out` atomically (a shard's jobs
+/// only, as a shard directory, with `shard`). Returns a one-line account
+/// of the run.
+pub fn run_and_write(loaded: &Loaded, out: &Path, o: RunOptions) -> Result<Done, String> {
+    let RunOptions { force, threads, replications, plot, shard } = o;
     let wall = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
-    let jobs: Vec<(usize, u32)> =
-        (0..loaded.points.len()).flat_map(|p| (0..replications).map(move |r| (p, r))).collect();
+    let jobs: Vec<(usize, u32)> = (0..loaded.points.len())
+        .flat_map(|p| (0..replications).map(move |r| (p, r)))
+        .filter(|&(p, r)| shard.is_none_or(|s| s.holds(p as u32 * replications + r)))
+        .collect();
     let progress = Arc::new(Progress::default());
     let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
     let requests = crate::scenario::limits::estimate(&points, 1, replications, threads as u64).requests;
@@ -648,26 +661,46 @@ pub fn run_and_write(
     if replications > 1 {
         keys.push("replication".into());
     }
-    let mut warnings = write_all(loaded, &keys, &runs, tmp.path())?;
-    if plot {
-        // A report that cannot be drawn costs the report, not the results.
-        if let Err(e) = crate::plot::write(tmp.path(), tmp.path(), out) {
-            warnings.push(format!("no report: {e}"));
-        }
-    }
-    tmp.commit(out, force)?;
+    let mut horizon = Vec::new();
     for (run, res) in &runs {
         for f in res.flows.iter().filter(|f| f.stopped_at_horizon) {
             let at: Vec<String> = run.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            warnings.push(format!(
-                "flow `{}`{} stopped issuing requests at the simulated horizon, {} s ({} issued)",
-                f.name,
-                if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) },
-                emu_engine::HORIZON_NS / 1_000_000_000,
-                f.requests
+            horizon.push((
+                run.job,
+                format!(
+                    "flow `{}`{} stopped issuing requests at the simulated horizon, {} s ({} issued)",
+                    f.name,
+                    if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) },
+                    emu_engine::HORIZON_NS / 1_000_000_000,
+                    f.requests
+                ),
             ));
         }
     }
+    let mut warnings = Vec::new();
+    if let Some(sh) = shard {
+        write_run_toml(loaded, tmp.path())?;
+        let manifest = shard::Manifest {
+            emu_version: env!("CARGO_PKG_VERSION").into(),
+            scenario_hash: shard::scenario_hash(tmp.path())?,
+            shards: sh.count,
+            shard: sh.index,
+            jobs_total: loaded.points.len() as u32 * replications,
+            keys: keys.clone(),
+            jobs: runs.iter().map(|(r, _)| r.job).collect(),
+        };
+        shard::write_shard(tmp.path(), &tables(&keys, &runs, false)?, &manifest, &horizon)?;
+    } else {
+        warnings = write_all(loaded, &keys, &runs, tmp.path())?;
+        if plot {
+            // A report that cannot be drawn costs the report, not the results.
+            if let Err(e) = crate::plot::write(tmp.path(), tmp.path(), out) {
+                warnings.push(format!("no report: {e}"));
+            }
+        }
+    }
+    tmp.commit(out, force)?;
+    warnings.extend(horizon.into_iter().map(|(_, w)| w));
     for w in &warnings {
         eprintln!("warning: {w}");
     }
