@@ -307,7 +307,9 @@ fn pod_named(cluster: &Cluster, rest: &str) -> Option<(SvcId, PodId)> {
 /// address to answer with and returns a name error (NXDOMAIN).
 pub fn headless_without_endpoints(cluster: &Cluster, svc: SvcId) -> bool {
     let service = &cluster.services[svc.index()];
-    !service.has_cluster_ip() && service.ports.iter().all(|&sp| cluster.service_ports[sp.index()].endpoints.is_empty())
+    !service.has_cluster_ip()
+        && service.external_name.is_none()
+        && service.ports.iter().all(|&sp| cluster.service_ports[sp.index()].endpoints.is_empty())
 }
 
 /// What CoreDNS answers for the fully qualified `fqdn`, with the CNAME

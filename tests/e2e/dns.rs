@@ -159,6 +159,15 @@ fn names_outside_the_cluster_wait_for_the_upstream_resolver_once_per_cache_ttl()
         "{}",
         stderr(&o)
     );
+    // An ExternalName to a name upstream does not know is NXDOMAIN: a
+    // flow to it needs allow_nxdomain, like any name that resolves to
+    // nothing.
+    let ext = SCENARIO.replace("to = \"nosuch:80\"\nallow_nxdomain = true", "to = \"ext:80\"")
+        + "[[services]]\nname = \"ext\"\ntype = \"ExternalName\"\nexternal_name = \"db.example.com\"\n";
+    let e = write(tmp.path(), "e.toml", &ext);
+    let o = emu(&["validate", e.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("allow_nxdomain") && !stderr(&o).contains("headless"), "{}", stderr(&o));
     let bad = write(tmp.path(), "b.toml", &format!("{SCENARIO}[dns]\nresolver = \"bionic\"\n"));
     let o = emu(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -210,4 +219,107 @@ requests = 5
     assert!(o.status.success(), "{}", stderr(&o));
     let rules = String::from_utf8(o.stdout).unwrap();
     assert!(rules.contains("default/web") && !rules.contains("my-service") && !rules.contains("prod/db"), "{rules}");
+}
+
+/// A CoreDNS pod deleted while it answers for names that need the upstream
+/// resolver: it drains the forwarded queries before it exits (no answer
+/// is lost, nothing is retransmitted).
+#[test]
+fn a_deleted_coredns_pod_drains_its_forwarded_queries() {
+    let text = r#"seed = 1
+[cluster]
+nodes = 2
+[dns]
+lameduck = "0s"
+service_time = "const(100ms)"
+concurrency = 4
+upstream_latency = "const(100ms)"
+upstream_cache_ttl = "0s"
+[[pods]]
+name = "client"
+[[flows]]
+name = "ext"
+from = "client"
+to = "nosuch.example.com.:80"
+allow_nxdomain = true
+rate = 20
+duration = "10s"
+timeout = "30s"
+[[changes]]
+at = "2s"
+namespace = "kube-system"
+delete_pod = "coredns-0"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    let r = row(&s, "flow", "ext");
+    assert_eq!(r["failed"], r["requests"], "{r:?}");
+    assert_eq!(r["retransmits"], "0", "a query lost at the pod's exit is resent: {r:?}");
+    let f = csv(&out.join("failures.csv"));
+    assert_eq!(row(&f, "reason", "nxdomain")["count"], r["requests"]);
+}
+
+/// NodeLocal DNSCache forwarding to CoreDNS pods that roll away without
+/// lameduck: the reset forward is silence to the pod's resolver, which
+/// asks again (once a panic: the reset answered on a connection the
+/// request did not have).
+#[test]
+fn a_node_cache_s_forward_to_a_gone_coredns_pod_is_asked_again() {
+    let text = r#"seed = 1
+[cluster]
+nodes = 6
+[dns]
+lameduck = "0s"
+node_local_cache = true
+cache_ttl = "0s"
+[[pods]]
+name = "web"
+replicas = 3
+labels = { app = "web" }
+ports = [8080]
+[[pods]]
+name = "client"
+replicas = 6
+labels = { role = "client" }
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[flows]]
+name = "lookups"
+from = "client"
+to = "http://web:80"
+rate = 500
+duration = "30s"
+timeout = "10s"
+[[changes]]
+at = "5s"
+namespace = "kube-system"
+rollout = "deployment/coredns"
+"#;
+    let (_t, out) = run_text(text, &[]);
+    let s = csv(&out.join("summary.csv"));
+    let r = row(&s, "flow", "lookups");
+    let (requests, completed) = (f(r, "requests"), f(r, "completed"));
+    assert!(completed / requests > 0.95, "{r:?}");
+}
+
+/// One question at a time: the A and the AAAA are cached apart, so a
+/// name outside the cluster waits for the upstream resolver twice.
+#[test]
+fn a_and_aaaa_asked_apart_are_cached_apart() {
+    let text = SCENARIO.replace("to = \"nosuch:80\"", "to = \"nosuch.example.com.:80\"");
+    let dns_total = |resolver: &str| {
+        let (tmp, out) =
+            run_text(&format!("{text}[dns]\nresolver = \"{resolver}\"\nupstream_latency = \"const(10ms)\"\n"), &[]);
+        let hops = csv(&out.join("hops.csv"));
+        let t = f(hops.iter().find(|r| r["flow"] == "four" && r["hop"] == "dns").unwrap(), "total_us");
+        drop(tmp);
+        t
+    };
+    // glibc: one upstream wait per CoreDNS pod that got the pair (1 or 2);
+    // single-request: the A's and the AAAA's, each cached on its own.
+    let (pair, apart) = (dns_total("glibc"), dns_total("glibc-single-request"));
+    assert!(pair < 25_000.0, "{pair}");
+    assert!(apart - pair > 9_000.0, "glibc {pair} us, single-request {apart} us");
 }

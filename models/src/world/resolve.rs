@@ -15,11 +15,14 @@ use crate::proxy::{Entry, ProxyModel};
 use crate::traffic::Failure;
 
 impl World<'_> {
-    /// The NodeLocal DNSCache key of `req`'s current query.
+    /// The cache key of `req`'s current question(s) at its node: the
+    /// name, and its record type when A and AAAA are asked apart (caches
+    /// key answers by name and type; a message of both fills one entry).
     pub(super) fn cache_key(&self, req: ReqId) -> (NodeId, u32) {
         let r = self.reqs.get(req);
         let (_, node) = self.client_pod(req);
-        (node, self.flows[r.flow as usize].dns_ids[r.dns_query as usize])
+        let name = self.flows[r.flow as usize].dns_ids[r.dns_query as usize];
+        (node, name * 2 + u32::from(r.dns_aaaa))
     }
 
     /// Sends `req`'s DNS answer back to the pod that asked.
@@ -68,17 +71,10 @@ impl World<'_> {
 
     /// Whether CoreDNS `server` must ask the upstream resolver for `req`'s
     /// name (outside the cluster domain, or an ExternalName's CNAME target
-    /// outside it) because its `cache` holds no answer; if so it asks.
-    pub(super) fn ask_upstream(&mut self, req: ReqId, server: ServerId, s: &mut Scheduler<Ev>) -> bool {
-        if !self.current_try(req).upstream {
-            return false;
-        }
-        let name = self.cache_key(req).1;
-        if self.upstream_cache.get(&(server, name)).is_some_and(|&exp| exp > s.now().as_nanos()) {
-            return false;
-        }
-        self.forward_upstream(req, server, s);
-        true
+    /// outside it) because its `cache` holds no answer at `now`.
+    pub(super) fn needs_upstream(&self, req: ReqId, server: ServerId, now: u64) -> bool {
+        let key = (server, self.cache_key(req).1);
+        self.current_try(req).upstream && self.upstream_cache.get(&key).is_none_or(|&exp| exp <= now)
     }
 
     /// `server` (CoreDNS, or a node's cache) forwards `req`'s questions to
@@ -93,10 +89,6 @@ impl World<'_> {
             let text = format!("{} forwards it to the upstream resolver", self.servers[server.index()].kind.name());
             self.trace_wait(req, s.now().as_nanos(), wait, &text);
         }
-        // The query stays CoreDNS's until the answer is back (a
-        // terminating CoreDNS pod drains it before it exits).
-        let pod = self.conns.get(self.reqs.get(req).conn_of(self.reqs.get(req).phase)).server_pod;
-        self.inflight(pod, 1);
         self.at(s, wait, Ev::Forwarded { req });
     }
 
@@ -147,7 +139,12 @@ impl World<'_> {
             if resolver == Resolver::GlibcSingleRequest {
                 // From the same socket: its conntrack entry holds the DNAT.
                 if self.trace.is_some() && self.tracing(req).is_some() {
-                    self.trace_question(req, now.as_nanos(), "the same socket (its conntrack entry holds the DNAT)");
+                    let to = if self.params.dns.node_local_cache {
+                        "the same socket"
+                    } else {
+                        "the same socket (its conntrack entry holds the DNAT)"
+                    };
+                    self.trace_question(req, now.as_nanos(), to);
                 }
                 return self.send_query(req, dc, [0, 0], s);
             }
@@ -330,6 +327,17 @@ impl World<'_> {
             ct: [None; 2],
         });
         self.send_query(req, c, extra, s);
+    }
+
+    /// No answer comes to `req`'s DNS query (its server is gone, or the
+    /// CoreDNS pod a node's cache forwarded it to): the connections of the
+    /// exchange close and the resolver asks again after its timeout.
+    pub(super) fn dns_silence(&mut self, req: ReqId, s: &mut Scheduler<Ev>) {
+        self.close_up(req);
+        if let Some(dc) = self.reqs.get_mut(req).dns_conn.take() {
+            self.close_conn(dc);
+        }
+        self.query_lost(req, Failure::Timeout, s);
     }
 
     /// Request `req`'s DNS query was dropped by a full conntrack table: the

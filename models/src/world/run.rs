@@ -407,12 +407,10 @@ impl World<'_> {
         let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
         match self.fate(pod) {
             super::fate::Fate::Served => {}
-            _ if phase == Phase::DnsQuery => {
+            _ if phase == Phase::DnsQuery || phase == Phase::DnsUpstream => {
                 // No answer (a lost node, or a reset that a UDP resolver
                 // only sees as silence): it asks again.
-                let dc = self.reqs.get_mut(req).dns_conn.take().expect("a query's connection");
-                self.close_conn(dc);
-                return self.query_lost(req, Failure::Timeout, s);
+                return self.dns_silence(req, s);
             }
             super::fate::Fate::Lost => return self.vanish(req),
             super::fate::Fate::Reset => {
@@ -472,6 +470,15 @@ impl World<'_> {
             self.start_service(ReqId::new(next), server, s);
         }
         let fate = self.fate(pod);
+        let r = self.reqs.get(req);
+        let dns = matches!(phase, Phase::DnsAtServer | Phase::DnsUpAtServer);
+        let last = r.jobs <= 1 && !r.abandoned && fate == super::fate::Fate::Served;
+        let coredns = dns && self.servers[server.index()].kind != ServerKind::DnsCache;
+        if coredns && last && self.needs_upstream(req, server, s.now().as_nanos()) {
+            // The query stays the pod's until the upstream answer is back:
+            // a terminating CoreDNS pod drains it before it exits.
+            self.inflight(pod, 1);
+        }
         if let (Some(pod), Some(_)) = (pod, self.control.as_deref()) {
             self.request_done_at(pod, s);
         }
@@ -505,11 +512,10 @@ impl World<'_> {
     ) -> bool {
         match fate {
             super::fate::Fate::Served => true,
-            _ if phase == Phase::DnsAtServer => {
-                // A UDP resolver sees only silence: it asks again.
-                let dc = self.reqs.get_mut(req).dns_conn.take().expect("a query's connection");
-                self.close_conn(dc);
-                self.query_lost(req, Failure::Timeout, s);
+            _ if phase == Phase::DnsAtServer || phase == Phase::DnsUpAtServer => {
+                // A UDP resolver sees only silence (a node's cache whose
+                // forward is reset answers nothing either): it asks again.
+                self.dns_silence(req, s);
                 false
             }
             // Killed while it worked: the answer never comes.
@@ -549,7 +555,9 @@ impl World<'_> {
                 }
             }
             (Phase::DnsAtServer | Phase::DnsUpAtServer, _) => {
-                if !self.ask_upstream(req, server, s) {
+                if self.needs_upstream(req, server, s.now().as_nanos()) {
+                    self.forward_upstream(req, server, s);
+                } else {
                     self.coredns_answer(req, s);
                 }
             }
