@@ -19,6 +19,7 @@ mod policy;
 mod robustness;
 mod rules;
 mod services;
+mod shard;
 mod summary;
 mod trace;
 mod util;

@@ -1,0 +1,191 @@
+//! Sweeps split into shards (`emu run --shard`) and merged (`emu merge`):
+//! the merge is byte-identical to one `emu run`, and refuses shards that
+//! do not make one run.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// A sweep of 2 x 2 points: 12 jobs with 3 replications.
+const SWEEP: &str = r#"seed = 5
+[cluster]
+nodes = 3
+[sweep]
+"proxy.mode" = ["iptables", "ipvs"]
+"flows[0].rate" = [500, 2000]
+[[pods]]
+name = "web"
+replicas = 3
+labels = { app = "web" }
+ports = [8080]
+[[pods]]
+name = "client"
+[[services]]
+name = "web"
+selector = { app = "web" }
+ports = [{ port = 80, target_port = 8080 }]
+[[servers]]
+selector = { app = "web" }
+port = 8080
+service_time = "exp(200us)"
+[[flows]]
+name = "f"
+from = "client"
+to = "http://web:80"
+rate = 500
+requests = 300
+"#;
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let (fa, fb) = (files(a), files(b));
+    assert_eq!(fa, fb, "the same files");
+    for f in fa {
+        assert!(std::fs::read(a.join(&f)).unwrap() == std::fs::read(b.join(&f)).unwrap(), "{} differs", f.display());
+    }
+}
+
+/// Runs `sc` as `n` shards (with `extra` arguments) into `dir/s<k>`.
+fn shards(sc: &Path, dir: &Path, n: u32, extra: &[&str]) -> Vec<PathBuf> {
+    (0..n)
+        .map(|k| {
+            let out = dir.join(format!("s{k}"));
+            let shard = format!("{k}/{n}");
+            let mut args =
+                vec!["run", sc.to_str().unwrap(), "--shard", &shard, "--out", out.to_str().unwrap(), "--quiet"];
+            args.extend_from_slice(extra);
+            let o = emu(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            out
+        })
+        .collect()
+}
+
+fn merge(out: &Path, dirs: &[PathBuf]) -> std::process::Output {
+    let mut args = vec!["merge".to_string(), out.to_str().unwrap().to_string()];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap().to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    emu(&refs)
+}
+
+#[test]
+fn merged_shards_are_byte_identical_to_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(tmp.path(), "s.toml", SWEEP);
+    let one = tmp.path().join("one");
+    run_ok(&sc, &one, &["--replications", "3", "--quiet"]);
+    let s = shards(&sc, tmp.path(), 5, &["--replications", "3"]);
+    // Job j is shard j mod 5's: 12 jobs give 3, 3, 2, 2, 2.
+    let m = std::fs::read_to_string(s[1].join("manifest.toml")).unwrap();
+    assert!(m.contains("jobs = [1, 6, 11]") && m.contains("jobs_total = 12") && m.contains("shards = 5"), "{m}");
+    let merged = tmp.path().join("merged");
+    // The order shards are named in does not matter.
+    let order = [s[3].clone(), s[0].clone(), s[4].clone(), s[2].clone(), s[1].clone()];
+    let o = merge(&merged, &order);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_tree(&one, &merged);
+    // A scenario with manifests: run.toml and manifests/ come along.
+    let paths = root().join("workloads/seed/paths.toml");
+    let one = tmp.path().join("paths-one");
+    run_ok(&paths, &one, &["--quiet"]);
+    let dir = tmp.path().join("paths");
+    std::fs::create_dir(&dir).unwrap();
+    let s = shards(&paths, &dir, 2, &[]);
+    let merged = tmp.path().join("paths-merged");
+    assert!(merge(&merged, &s).status.success());
+    assert!(merged.join("manifests").is_dir());
+    assert_same_tree(&one, &merged);
+}
+
+#[test]
+fn merge_refuses_shards_that_are_not_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(tmp.path(), "s.toml", SWEEP);
+    let s = shards(&sc, tmp.path(), 3, &[]);
+    let refused = |dirs: &[PathBuf], needles: &[&str]| {
+        let o = merge(&tmp.path().join("out"), dirs);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        for n in needles {
+            assert!(stderr(&o).contains(n), "`{n}` not in: {}", stderr(&o));
+        }
+        assert!(!tmp.path().join("out").exists(), "nothing written");
+    };
+    // Missing: shard 1 holds jobs 1.
+    refused(&[s[0].clone(), s[2].clone()], &["1 of 4 jobs are in no shard given: 1", "shards of 3"]);
+    // Given twice.
+    refused(&[s[0].clone(), s[1].clone(), s[1].clone(), s[2].clone()], &["job 1 is also in", "s1"]);
+    // Another scenario: another seed.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let o = shards(&sc, &other, 3, &["--seed", "9"]);
+    refused(&[s[0].clone(), o[1].clone(), s[2].clone()], &["a shard of another scenario", "other/s1"]);
+    // Another version of emu.
+    let m = s[2].join("manifest.toml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, text.replace("emu_version = \"", "emu_version = \"9.")).unwrap();
+    refused(&s, &["s2: written by emu 9.", "merge shards with the emu that ran them"]);
+    std::fs::write(&m, text).unwrap();
+    // A run.toml edited after the run.
+    let r = s[0].join("run.toml");
+    let run = std::fs::read_to_string(&r).unwrap();
+    std::fs::write(&r, run.replace("seed = 5", "seed = 6")).unwrap();
+    refused(&s, &["s0: run.toml or manifests/ changed"]);
+    std::fs::write(&r, run).unwrap();
+    // Not a shard at all.
+    let results = tmp.path().join("results");
+    run_ok(&sc, &results, &["--quiet"]);
+    refused(&[results], &["not a shard directory"]);
+    assert!(merge(&tmp.path().join("out"), &s).status.success());
+}
+
+#[test]
+fn shard_auto_reads_slurm_s_and_kubernetes_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = write(tmp.path(), "s.toml", SWEEP);
+    let run = |env: &[(&str, &str)], extra: &[&str]| {
+        let out = tmp.path().join("auto");
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_emu"));
+        c.args(["run", sc.to_str().unwrap(), "--shard", "auto", "--out", out.to_str().unwrap(), "--quiet"]).args(extra);
+        for v in ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "JOB_COMPLETION_INDEX"] {
+            c.env_remove(v);
+        }
+        c.envs(env.iter().copied());
+        let o = c.output().unwrap();
+        let manifest = std::fs::read_to_string(out.join("manifest.toml")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&out);
+        (o, manifest)
+    };
+    let (o, m) =
+        run(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "2"), ("SLURM_ARRAY_TASK_MIN", "2")], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(m.contains("shards = 2\nshard = 1\n") && m.contains("jobs = [1, 3]"), "{m}");
+    let (o, m) = run(&[("JOB_COMPLETION_INDEX", "2")], &["--shard-count", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(m.contains("shards = 4\nshard = 2\n") && m.contains("jobs = [2]"), "{m}");
+    let (o, _) = run(&[("JOB_COMPLETION_INDEX", "2")], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("EMU_SHARD_COUNT"), "{}", stderr(&o));
+    let (o, _) = run(&[("SLURM_ARRAY_TASK_ID", "3")], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("SLURM_ARRAY_TASK_COUNT is not"), "{}", stderr(&o));
+    let (o, _) = run(&[], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("neither SLURM_ARRAY_TASK_ID"), "{}", stderr(&o));
+}
