@@ -20,6 +20,7 @@ mod robustness;
 mod rules;
 mod services;
 mod shard;
+mod slurm;
 mod summary;
 mod trace;
 mod util;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::util::*;
 
 /// A sweep of 2 x 2 points: 12 jobs with 3 replications.
-const SWEEP: &str = r#"seed = 5
+pub const SWEEP: &str = r#"seed = 5
 [cluster]
 nodes = 3
 [sweep]
@@ -54,7 +54,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn assert_same_tree(a: &Path, b: &Path) {
+pub fn assert_same_tree(a: &Path, b: &Path) {
     let (fa, fb) = (files(a), files(b));
     assert_eq!(fa, fb, "the same files");
     for f in fa {
