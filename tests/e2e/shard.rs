@@ -189,3 +189,63 @@ fn shard_auto_reads_slurm_s_and_kubernetes_environment() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("neither SLURM_ARRAY_TASK_ID"), "{}", stderr(&o));
 }
+
+/// The shipped Indexed Job: its fields make it one, and its shard and
+/// merge commands, run here as the pods would run them, give one run's
+/// results.
+#[test]
+fn the_shipped_indexed_job_runs_shards_that_merge_to_one_run() {
+    let text = std::fs::read_to_string(root().join("deploy/kubernetes/sweep-job.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let (sweep, merge_job) = (&docs[0], &docs[1]);
+    assert_eq!((sweep["kind"].as_str(), sweep["apiVersion"].as_str()), (Some("Job"), Some("batch/v1")));
+    let spec = &sweep["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let n = spec["completions"].as_u64().unwrap();
+    assert_eq!(spec["parallelism"].as_u64(), Some(n));
+    assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+    let args: Vec<String> = spec["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let count = args.iter().position(|a| a == "--shard-count").map(|i| args[i + 1].clone()).unwrap();
+    assert_eq!(count, n.to_string(), "--shard-count matches completions");
+    let merge_env = &merge_job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(merge_env["env"][0]["value"].as_str(), Some(n.to_string().as_str()));
+    // Run the pods' commands here: the ConfigMap and the volume are
+    // directories, `$(JOB_COMPLETION_INDEX)` what the kubelet expands.
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |p: &str| {
+        p.replace("/scenario/", &format!("{}/scenario/", tmp.path().display()))
+            .replace("/results/", &format!("{}/results/", tmp.path().display()))
+    };
+    std::fs::create_dir(tmp.path().join("scenario")).unwrap();
+    write(&tmp.path().join("scenario"), "scenario.toml", SWEEP);
+    assert_eq!(args[0], "emu");
+    for k in 0..n {
+        let argv: Vec<String> =
+            args[1..].iter().map(|a| at(&a.replace("$(JOB_COMPLETION_INDEX)", &k.to_string()))).collect();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_emu"))
+            .args(&argv)
+            .env("JOB_COMPLETION_INDEX", k.to_string())
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{argv:?}: {}", stderr(&o));
+    }
+    let script = merge_env["command"][2].as_str().unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_emu")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let o = std::process::Command::new("sh")
+        .args(["-c", &at(script)])
+        .env("SHARDS", n.to_string())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let one = tmp.path().join("one");
+    run_ok(&tmp.path().join("scenario/scenario.toml"), &one, &["--quiet"]);
+    assert_same_tree(&one, &tmp.path().join("results/merged"));
+}
