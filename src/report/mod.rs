@@ -34,6 +34,7 @@ use crate::scenario::{Loaded, Prepared};
 
 mod dynamics;
 mod policy;
+mod replication;
 pub mod shard;
 pub mod summary;
 
@@ -122,7 +123,8 @@ pub struct Run<'a> {
 /// Returns the warnings about what was left out (rows past the
 /// time-series limit).
 pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir: &Path) -> Result<Vec<String>, String> {
-    let tables = tables(keys, runs, true)?;
+    let mut tables = tables(keys, runs, true)?;
+    replication::add_ci(&mut tables[0]);
     for t in &tables {
         t.write(dir, false)?;
     }

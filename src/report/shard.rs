@@ -359,6 +359,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf], force: bool, plot: bool) -> Result<(V
     for name in TABLES {
         tables.push(merge_table(name, &shards)?);
     }
+    super::replication::add_ci(&mut tables[0]);
     let tmp = TempDir::beside(out)?;
     for t in &tables {
         t.write(tmp.path(), false)?;

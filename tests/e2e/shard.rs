@@ -249,3 +249,27 @@ fn the_shipped_indexed_job_runs_shards_that_merge_to_one_run() {
     run_ok(&tmp.path().join("scenario/scenario.toml"), &one, &["--quiet"]);
     assert_same_tree(&one, &tmp.path().join("results/merged"));
 }
+
+/// Replications give each point's mean and 95% confidence interval
+/// (Student's t, 4 degrees of freedom for 5 replications) in summary.csv.
+#[test]
+fn replications_give_each_point_a_mean_and_a_confidence_interval() {
+    let (_t, out) = run_text(SWEEP, &["--replications", "5", "--quiet"]);
+    let s = csv(&out.join("summary.csv"));
+    assert_eq!(s.len(), 4 * 5);
+    for point in s.chunks(5) {
+        let p50: Vec<f64> = point.iter().map(|r| f(r, "latency_p50_us")).collect();
+        let mean = p50.iter().sum::<f64>() / 5.0;
+        let sd = (p50.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 4.0).sqrt();
+        for r in point {
+            assert_eq!(r["proxy.mode"], point[0]["proxy.mode"]);
+            assert!((f(r, "latency_p50_us_mean") - mean).abs() < 0.001, "{r:?}");
+            assert!((f(r, "latency_p50_us_ci95") - 2.776 * sd / 5f64.sqrt()).abs() < 0.001, "{r:?}");
+            assert!(f(r, "latency_p50_us_ci95") > 0.0 && f(r, "throughput_rps_ci95") > 0.0, "{r:?}");
+        }
+    }
+    // Without replications there is nothing to summarise.
+    let (_t, out) = run_text(SWEEP, &["--quiet"]);
+    let s = csv(&out.join("summary.csv"));
+    assert!(!s[0].contains_key("latency_p50_us_mean"));
+}
