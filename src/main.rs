@@ -84,6 +84,11 @@ enum Command {
         /// Job (which does not export its completions).
         #[arg(long, value_name = "N")]
         shard_count: Option<u32>,
+        /// Make the run resumable: keep each finished job in OUT.jobs/ until
+        /// the results are written, and skip the jobs kept there by an
+        /// interrupted run of the same scenario.
+        #[arg(long)]
+        resume: bool,
     },
     /// Assemble the shard directories of `emu run --shard` into the
     /// results `emu run` writes for the whole run, byte for byte.
@@ -267,7 +272,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Merge { out, shards, force, plot } => merge(&out, &shards, force, plot),
-        Command::Run { file, out, force, seed, threads, replications, quiet, plot, shard, shard_count } => {
+        Command::Run { file, out, force, seed, threads, replications, quiet, plot, shard, shard_count, resume } => {
             let shard = match shard
                 .as_deref()
                 .map(|s| report::shard::Shard::parse(s, shard_count, &|k: &str| std::env::var(k).ok()))
@@ -306,7 +311,8 @@ fn main() -> ExitCode {
             }
             announce(&loaded, pool);
             outdir::install_signal_cleanup();
-            let options = report::RunOptions { force, threads, replications: loaded.base.replications, plot, shard };
+            let replications = loaded.base.replications;
+            let options = report::RunOptions { force, threads, replications, plot, shard, resume };
             match report::run_and_write(&loaded, &out, options) {
                 Ok(done) => {
                     if !quiet {

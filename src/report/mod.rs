@@ -35,6 +35,7 @@ use crate::scenario::{Loaded, Prepared};
 mod dynamics;
 mod policy;
 mod replication;
+mod resume;
 pub mod shard;
 pub mod summary;
 
@@ -123,7 +124,8 @@ pub struct Run<'a> {
 /// Returns the warnings about what was left out (rows past the
 /// time-series limit).
 pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir: &Path) -> Result<Vec<String>, String> {
-    let mut tables = tables(keys, runs, true)?;
+    let refs: Vec<(&Run, &Results)> = runs.iter().map(|(r, res)| (r, res)).collect();
+    let mut tables = tables(keys, &refs, true)?;
     replication::add_ci(&mut tables[0]);
     for t in &tables {
         t.write(dir, false)?;
@@ -134,7 +136,7 @@ pub fn write_all(loaded: &Loaded, keys: &[String], runs: &[(Run, Results)], dir:
 
 /// Every result table of `runs` (in job order), always in the same order;
 /// `limit`: keep the time series to emu's limit.
-pub(crate) fn tables(keys: &[String], runs: &[(Run, Results)], limit: bool) -> Result<Vec<Table>, String> {
+pub(crate) fn tables(keys: &[String], runs: &[(&Run, &Results)], limit: bool) -> Result<Vec<Table>, String> {
     let mut summary = Table::new(
         "summary.csv",
         keys,
@@ -222,7 +224,7 @@ pub(crate) fn tables(keys: &[String], runs: &[(Run, Results)], limit: bool) -> R
     let mut pods = Table::new("pods.csv", keys, &dynamics::PODS)?;
     let mut policies = Table::new("policies.csv", keys, &policy::POLICIES)?;
     series.limit = limit.then_some(MAX_SERIES_ROWS);
-    for (run, res) in runs {
+    for &(run, res) in runs {
         for t in [
             &mut summary,
             &mut hops,
@@ -624,6 +626,27 @@ pub struct RunOptions {
     pub plot: bool,
     /// Only this shard's jobs, written as a shard directory.
     pub shard: Option<shard::Shard>,
+    /// Keep finished jobs beside `out` and skip the ones kept there.
+    pub resume: bool,
+}
+
+/// The warnings of `run` about flows that met the simulated horizon.
+fn horizon_warnings(run: &Run, res: &Results) -> Vec<(u32, String)> {
+    let at: Vec<String> = run.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    res.flows
+        .iter()
+        .filter(|f| f.stopped_at_horizon)
+        .map(|f| {
+            let text = format!(
+                "flow `{}`{} stopped issuing requests at the simulated horizon, {} s ({} issued)",
+                f.name,
+                if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) },
+                emu_engine::HORIZON_NS / 1_000_000_000,
+                f.requests
+            );
+            (run.job, text)
+        })
+        .collect()
 }
 
 /// Runs every point of `loaded`, `replications` times each (replication
@@ -632,55 +655,71 @@ pub struct RunOptions {
 /// only, as a shard directory, with `shard`). Returns a one-line account
 /// of the run.
 pub fn run_and_write(loaded: &Loaded, out: &Path, o: RunOptions) -> Result<Done, String> {
-    let RunOptions { force, threads, replications, plot, shard } = o;
+    let RunOptions { force, threads, replications, plot, shard, resume } = o;
     let wall = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
-    let jobs: Vec<(usize, u32)> = (0..loaded.points.len())
-        .flat_map(|p| (0..replications).map(move |r| (p, r)))
-        .filter(|&(p, r)| shard.is_none_or(|s| s.holds(p as u32 * replications + r)))
+    let mut keys = loaded.keys.clone();
+    if replications > 1 {
+        keys.push("replication".into());
+    }
+    let mut warnings = Vec::new();
+    let jobs_total = loaded.points.len() as u32 * replications;
+    let store = match resume {
+        true => Some(resume::Store::open(out, loaded, &keys, jobs_total, &mut warnings)?),
+        false => None,
+    };
+    let wanted: Vec<u32> = (0..jobs_total).filter(|&j| shard.is_none_or(|s| s.holds(j))).collect();
+    let jobs: Vec<(usize, u32)> = wanted
+        .iter()
+        .filter(|j| store.as_ref().is_none_or(|(_, done)| !done.contains(j)))
+        .map(|&j| ((j / replications) as usize, j % replications))
         .collect();
-    let progress = Arc::new(Progress::default());
-    let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
-    let requests = crate::scenario::limits::estimate(&points, 1, replications, threads as u64).requests;
-    let bar = show_progress(progress.clone(), jobs.len() as u64, requests);
-    let results: Vec<Result<Results, String>> = pool.install(|| {
-        jobs.par_iter().map(|&(p, r)| run_point(&loaded.points[p].prepared, r as u64, &progress)).collect()
-    });
-    progress.finished.store(true, Ordering::Relaxed);
-    let _ = bar.join();
-    let mut runs = Vec::with_capacity(results.len());
-    for (&(p, r), res) in jobs.iter().zip(results) {
+    let run_of = |p: usize, r: u32| {
         let pt = &loaded.points[p];
         let mut values = pt.values.clone();
         if replications > 1 {
             values.push(("replication".into(), r.to_string()));
         }
-        runs.push((Run { job: p as u32 * replications + r, values, prepared: &pt.prepared }, res?));
+        Run { job: p as u32 * replications + r, values, prepared: &pt.prepared }
+    };
+    let progress = Arc::new(Progress::default());
+    let points: Vec<&Prepared> = loaded.points.iter().map(|p| &p.prepared).collect();
+    let requests = crate::scenario::limits::estimate(&points, 1, replications, threads as u64).requests;
+    let bar = show_progress(progress.clone(), jobs.len() as u64, requests);
+    let results: Vec<Result<Results, String>> = pool.install(|| {
+        jobs.par_iter()
+            .map(|&(p, r)| {
+                let res = run_point(&loaded.points[p].prepared, r as u64, &progress)?;
+                if let Some((st, _)) = &store {
+                    // Kept as soon as it is done: an interruption loses
+                    // only the jobs still running.
+                    let run = run_of(p, r);
+                    st.save(&run, &res, &horizon_warnings(&run, &res))?;
+                }
+                Ok(res)
+            })
+            .collect()
+    });
+    progress.finished.store(true, Ordering::Relaxed);
+    let _ = bar.join();
+    let mut runs = Vec::with_capacity(results.len());
+    for (&(p, r), res) in jobs.iter().zip(results) {
+        runs.push((run_of(p, r), res?));
     }
     let secs = wall.elapsed().as_secs_f64();
     let tmp = TempDir::beside(out)?;
-    let mut keys = loaded.keys.clone();
-    if replications > 1 {
-        keys.push("replication".into());
-    }
-    let mut horizon = Vec::new();
-    for (run, res) in &runs {
-        for f in res.flows.iter().filter(|f| f.stopped_at_horizon) {
-            let at: Vec<String> = run.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            horizon.push((
-                run.job,
-                format!(
-                    "flow `{}`{} stopped issuing requests at the simulated horizon, {} s ({} issued)",
-                    f.name,
-                    if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) },
-                    emu_engine::HORIZON_NS / 1_000_000_000,
-                    f.requests
-                ),
-            ));
+    let horizon: Vec<(u32, String)> = runs.iter().flat_map(|(run, res)| horizon_warnings(run, res)).collect();
+    let mut kept = None;
+    if let Some((st, done)) = store {
+        // Every job's rows from the store, as `emu merge` assembles them.
+        warnings.extend(st.assemble(tmp.path(), &wanted, shard)?);
+        if plot && shard.is_none() {
+            if let Err(e) = crate::plot::write(tmp.path(), tmp.path(), out) {
+                warnings.push(format!("no report: {e}"));
+            }
         }
-    }
-    let mut warnings = Vec::new();
-    if let Some(sh) = shard {
+        kept = Some((st, wanted.iter().filter(|j| done.contains(j)).count()));
+    } else if let Some(sh) = shard {
         write_run_toml(loaded, tmp.path())?;
         let manifest = shard::Manifest {
             emu_version: env!("CARGO_PKG_VERSION").into(),
@@ -691,9 +730,10 @@ pub fn run_and_write(loaded: &Loaded, out: &Path, o: RunOptions) -> Result<Done,
             keys: keys.clone(),
             jobs: runs.iter().map(|(r, _)| r.job).collect(),
         };
-        shard::write_shard(tmp.path(), &tables(&keys, &runs, false)?, &manifest, &horizon)?;
+        let refs: Vec<(&Run, &Results)> = runs.iter().map(|(r, res)| (r, res)).collect();
+        shard::write_shard(tmp.path(), &tables(&keys, &refs, false)?, &manifest, &horizon)?;
     } else {
-        warnings = write_all(loaded, &keys, &runs, tmp.path())?;
+        warnings.extend(write_all(loaded, &keys, &runs, tmp.path())?);
         if plot {
             // A report that cannot be drawn costs the report, not the results.
             if let Err(e) = crate::plot::write(tmp.path(), tmp.path(), out) {
@@ -702,7 +742,16 @@ pub fn run_and_write(loaded: &Loaded, out: &Path, o: RunOptions) -> Result<Done,
         }
     }
     tmp.commit(out, force)?;
-    warnings.extend(horizon.into_iter().map(|(_, w)| w));
+    let mut resumed = String::new();
+    match kept {
+        Some((st, n)) => {
+            st.remove()?;
+            if n > 0 {
+                resumed = format!("; {n} of {} jobs resumed from an earlier run", wanted.len());
+            }
+        }
+        None => warnings.extend(horizon.into_iter().map(|(_, w)| w)),
+    }
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -710,7 +759,7 @@ pub fn run_and_write(loaded: &Loaded, out: &Path, o: RunOptions) -> Result<Done,
     let events: u64 = runs.iter().map(|(_, r)| r.events).sum();
     let table = summary::table(&runs);
     let line = format!(
-        "wrote {}: {} run(s), {} flows, {} requests, {} events in {:.2} s wall ({:.2} M events/s)",
+        "wrote {}: {} run(s), {} flows, {} requests, {} events in {:.2} s wall ({:.2} M events/s){resumed}",
         out.display(),
         runs.len(),
         runs.iter().map(|(_, r)| r.flows.len()).sum::<usize>(),

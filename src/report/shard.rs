@@ -210,13 +210,28 @@ pub(crate) fn write_shard(
     fs::write(dir.join("warnings.txt"), w).map_err(|e| e.to_string())
 }
 
-/// One shard as read back.
-struct Read {
-    dir: PathBuf,
-    manifest: Manifest,
+/// The warnings of `dirs`' jobs (`warnings.txt`), in job order.
+pub(super) fn job_warnings(dirs: &[&Path]) -> Vec<(u32, String)> {
+    let mut by_job: Vec<(u32, String)> = Vec::new();
+    for d in dirs {
+        let text = fs::read_to_string(d.join("warnings.txt")).unwrap_or_default();
+        for l in text.lines() {
+            if let Some((j, w)) = l.split_once('\t') {
+                by_job.push((j.parse().unwrap_or(0), w.to_string()));
+            }
+        }
+    }
+    by_job.sort_by_key(|(j, _)| *j);
+    by_job
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest, String> {
+/// One shard as read back.
+pub(super) struct Read {
+    pub(super) dir: PathBuf,
+    pub(super) manifest: Manifest,
+}
+
+pub(super) fn read_manifest(dir: &Path) -> Result<Manifest, String> {
     let path = dir.join("manifest.toml");
     let text = fs::read_to_string(&path)
         .map_err(|e| format!("{}: not a shard directory of emu's ({}: {e})", dir.display(), path.display()))?;
@@ -274,8 +289,9 @@ fn check(shards: &[Read]) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads table `name` of every shard into one table, rows in job order.
-fn merge_table(name: &'static str, shards: &[Read]) -> Result<Table, String> {
+/// Reads table `name` of every shard into one table, rows in job order
+/// (`limit`: the time series to emu's limit, as results have it).
+pub(super) fn merge_table(name: &'static str, shards: &[Read], limit: bool) -> Result<Table, String> {
     let keys = &shards[0].manifest.keys;
     let mut header: Option<Vec<String>> = None;
     let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
@@ -315,7 +331,7 @@ fn merge_table(name: &'static str, shards: &[Read]) -> Result<Table, String> {
     let header = header.unwrap_or_default();
     let columns: Vec<&str> = header[keys.len().min(header.len())..].iter().map(String::as_str).collect();
     let mut t = Table::new(name, keys, &columns)?;
-    if name == "timeseries.csv" {
+    if name == "timeseries.csv" && limit {
         t.limit = Some(MAX_SERIES_ROWS);
     }
     for (job, r) in rows {
@@ -325,7 +341,7 @@ fn merge_table(name: &'static str, shards: &[Read]) -> Result<Table, String> {
 }
 
 /// Copies run.toml and manifests/ from shard `from` into `to`.
-fn copy_scenario(from: &Path, to: &Path) -> Result<(), String> {
+pub(super) fn copy_scenario(from: &Path, to: &Path) -> Result<(), String> {
     let copy = |a: &Path, b: &Path| fs::copy(a, b).map(|_| ()).map_err(|e| format!("cannot copy {}: {e}", a.display()));
     copy(&from.join("run.toml"), &to.join("run.toml"))?;
     let m = from.join("manifests");
@@ -357,7 +373,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf], force: bool, plot: bool) -> Result<(V
     check(&shards)?;
     let mut tables = Vec::with_capacity(TABLES.len());
     for name in TABLES {
-        tables.push(merge_table(name, &shards)?);
+        tables.push(merge_table(name, &shards, true)?);
     }
     super::replication::add_ci(&mut tables[0]);
     let tmp = TempDir::beside(out)?;
@@ -372,17 +388,8 @@ pub fn merge(out: &Path, dirs: &[PathBuf], force: bool, plot: bool) -> Result<(V
         }
     }
     tmp.commit(out, force)?;
-    let mut by_job: Vec<(u32, String)> = Vec::new();
-    for s in &shards {
-        let text = fs::read_to_string(s.dir.join("warnings.txt")).unwrap_or_default();
-        for l in text.lines() {
-            if let Some((j, w)) = l.split_once('\t') {
-                by_job.push((j.parse().unwrap_or(0), w.to_string()));
-            }
-        }
-    }
-    by_job.sort_by_key(|(j, _)| *j);
-    warnings.extend(by_job.into_iter().map(|(_, w)| w));
+    let dirs: Vec<&Path> = shards.iter().map(|s| s.dir.as_path()).collect();
+    warnings.extend(job_warnings(&dirs).into_iter().map(|(_, w)| w));
     let jobs = shards[0].manifest.jobs_total;
     let line = format!("wrote {}: {} shard(s), {jobs} job(s) merged", out.display(), shards.len());
     let _ = std::io::stderr().flush();

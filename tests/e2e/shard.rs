@@ -273,3 +273,52 @@ fn replications_give_each_point_a_mean_and_a_confidence_interval() {
     let s = csv(&out.join("summary.csv"));
     assert!(!s[0].contains_key("latency_p50_us_mean"));
 }
+
+/// `--resume`: a run killed after some jobs keeps them beside its output;
+/// the same command again runs only the others, and the results are those
+/// of a run never interrupted.
+#[test]
+fn a_resumed_run_skips_the_jobs_it_kept_and_writes_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Six jobs of about a quarter second each, run one at a time.
+    let text = SWEEP
+        .replace("\"proxy.mode\" = [\"iptables\", \"ipvs\"]\n", "")
+        .replace("\"flows[0].rate\" = [500, 2000]", "\"flows[0].rate\" = [1000, 2000, 3000, 4000, 5000, 6000]")
+        .replace("requests = 300", "requests = 60000");
+    let sc = write(tmp.path(), "s.toml", &text);
+    let one = tmp.path().join("one");
+    run_ok(&sc, &one, &["--quiet"]);
+    let out = tmp.path().join("res");
+    let store = tmp.path().join("res.jobs");
+    let args = ["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--threads", "1", "--resume"];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !store.join("job-1").exists() {
+        assert!(start.elapsed().as_secs() < 120, "no job kept");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "killed before its results");
+    let kept = std::fs::read_dir(&store)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("job-"))
+        .count();
+    assert!((2..6).contains(&kept), "{kept} jobs kept");
+    let o = emu(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("{kept} of 6 jobs resumed")), "{}", stderr(&o));
+    assert!(!store.exists(), "the store goes once the results are written");
+    assert_same_tree(&one, &out);
+    // A store of another scenario is not used.
+    std::fs::create_dir(&store).unwrap();
+    std::fs::write(store.join("foreign.txt"), "x").unwrap();
+    let o = emu(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not a job store of emu's"), "{}", stderr(&o));
+    assert!(store.join("foreign.txt").exists(), "emu removes nothing it did not write");
+}
