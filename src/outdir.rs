@@ -24,7 +24,7 @@ use std::sync::Mutex;
 pub const REACH_FILES: [&str; 1] = ["reach.csv"];
 
 /// Every file a run writes into its directory, besides `manifests/`.
-pub const RESULT_FILES: [&str; 16] = [
+pub const RESULT_FILES: [&str; 14] = [
     "policies.csv",
     "programming.csv",
     "timeseries_failures.csv",
@@ -39,10 +39,11 @@ pub const RESULT_FILES: [&str; 16] = [
     "cluster.csv",
     "timeseries.csv",
     "run.toml",
-    // A shard directory's own (`emu run --shard`).
-    "manifest.toml",
-    "warnings.txt",
 ];
+
+/// The files a shard directory (`emu run --shard`) holds besides the
+/// tables and run.toml.
+pub const SHARD_FILES: [&str; 2] = ["manifest.toml", "warnings.txt"];
 
 /// The first line of every `run.toml` emu writes starts with this.
 pub const RUN_TOML_HEADER: &str = "# Resolved by emu";
@@ -125,7 +126,7 @@ fn foreign_entry(dir: &Path) -> Option<String> {
             "manifests" => kind.is_dir() && only_files(&e.path(), |_| true),
             "plots" => kind.is_dir() && only_files(&e.path(), crate::plot::is_chart_file),
             "index.html" => kind.is_file() && fs::read(e.path()).is_ok_and(|t| crate::plot::is_report_page(&t)),
-            n => kind.is_file() && [&RESULT_FILES[..], &REACH_FILES].iter().any(|f| f.contains(&n)),
+            n => kind.is_file() && [&RESULT_FILES[..], &REACH_FILES, &SHARD_FILES].iter().any(|f| f.contains(&n)),
         };
         if !ours {
             return Some(format!("it holds `{name}`"));
