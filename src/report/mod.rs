@@ -46,7 +46,9 @@ fn us(ns: f64) -> String {
 /// One CSV file of a run: rows of every job (a point and replication),
 /// each prefixed with the job's swept values, kept in memory in job order
 /// until written: to a results directory, or to a shard's (with the job
-/// in a first column) for `emu merge` to assemble.
+/// in a first column) for `emu merge` to assemble. Rows are kept
+/// CSV-encoded, one buffer per table (about the file's size), not as
+/// strings per cell.
 pub(crate) struct Table {
     name: &'static str,
     header: Vec<String>,
@@ -54,7 +56,10 @@ pub(crate) struct Table {
     keys: usize,
     /// The job the next rows belong to.
     job: u32,
-    rows: Vec<(u32, Vec<String>)>,
+    /// The rows, CSV-encoded, each ending in a newline.
+    text: csv::Writer<Vec<u8>>,
+    /// Each row's job and the end of its text.
+    ends: Vec<(u32, usize)>,
     /// At most this many rows are kept (`timeseries.csv`); the first left
     /// out sets `dropped`, the warning.
     limit: Option<u64>,
@@ -65,17 +70,27 @@ pub(crate) struct Table {
 impl Table {
     fn new(name: &'static str, keys: &[String], columns: &[&str]) -> Result<Table, String> {
         let header = keys.iter().cloned().chain(columns.iter().map(|c| c.to_string())).collect();
-        Ok(Table { name, header, keys: keys.len(), job: 0, rows: Vec::new(), limit: None, seen: 0, dropped: None })
+        Ok(Table {
+            name,
+            header,
+            keys: keys.len(),
+            job: 0,
+            text: csv::Writer::from_writer(Vec::new()),
+            ends: Vec::new(),
+            limit: None,
+            seen: 0,
+            dropped: None,
+        })
     }
 
     fn row<S: AsRef<str>>(&mut self, prefix: &[(String, String)], cells: &[S]) -> Result<(), String> {
-        let record = prefix.iter().map(|(_, v)| v.clone()).chain(cells.iter().map(|c| c.as_ref().to_string()));
-        self.push(self.job, record.collect());
+        let record = prefix.iter().map(|(_, v)| v.as_str()).chain(cells.iter().map(AsRef::as_ref));
+        self.push(self.job, record);
         Ok(())
     }
 
     /// Adds a whole row of `job`, unless past the table's limit.
-    fn push(&mut self, job: u32, record: Vec<String>) {
+    fn push<'a>(&mut self, job: u32, record: impl Iterator<Item = &'a str> + Clone) {
         if let Some(max) = self.limit {
             self.seen += 1;
             if self.seen > max {
@@ -83,29 +98,66 @@ impl Table {
                     self.dropped = Some(format!(
                         "{} stops at {max} rows, emu's limit (from flow `{}`): use a longer [output] interval",
                         self.name,
-                        record.get(self.keys).map_or("", String::as_str)
+                        record.clone().nth(self.keys).unwrap_or("")
                     ));
                 }
                 return;
             }
         }
-        self.rows.push((job, record));
+        // Writing to memory cannot fail.
+        self.text.write_record(record).expect("a row in memory");
+        self.text.flush().expect("a row in memory");
+        self.ends.push((job, self.text.get_ref().len()));
+    }
+
+    /// Every row with its job, as cells.
+    fn records(&self) -> Vec<(u32, Vec<String>)> {
+        let text = self.text.get_ref();
+        let mut start = 0;
+        let mut out = Vec::with_capacity(self.ends.len());
+        for &(job, end) in &self.ends {
+            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(&text[start..end]);
+            let rec = r.records().next().and_then(Result::ok).unwrap_or_default();
+            out.push((job, rec.iter().map(str::to_string).collect()));
+            start = end;
+        }
+        out
+    }
+
+    /// Replaces every row (same jobs, in order).
+    fn set_records(&mut self, rows: &[(u32, Vec<String>)]) {
+        (self.text, self.ends) = (csv::Writer::from_writer(Vec::new()), Vec::new());
+        let limit = self.limit.take();
+        for (job, r) in rows {
+            self.push(*job, r.iter().map(String::as_str));
+        }
+        self.limit = limit;
     }
 
     /// Writes the table to `dir/<name>`; with `job_column`, each row led
     /// by its job (a shard's form).
     fn write(&self, dir: &Path, job_column: bool) -> Result<(), String> {
         let path = dir.join(self.name);
-        let fail = |e: csv::Error| format!("cannot write {}: {e}", path.display());
-        let mut w = csv::Writer::from_path(&path).map_err(fail)?;
+        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        let mut head = csv::Writer::from_writer(Vec::new());
         let job: &[&str] = if job_column { &["job"] } else { &[] };
-        w.write_record(job.iter().copied().chain(self.header.iter().map(String::as_str))).map_err(fail)?;
-        for (j, r) in &self.rows {
-            let id = j.to_string();
-            let lead = job_column.then_some(id.as_str());
-            w.write_record(lead.into_iter().chain(r.iter().map(String::as_str))).map_err(fail)?;
+        head.write_record(job.iter().copied().chain(self.header.iter().map(String::as_str)))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let head = head.into_inner().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut f = std::io::BufWriter::new(fs::File::create(&path).map_err(fail)?);
+        f.write_all(&head).map_err(fail)?;
+        let text = self.text.get_ref();
+        if job_column {
+            let mut start = 0;
+            for &(j, end) in &self.ends {
+                write!(f, "{j},").map_err(fail)?;
+                f.write_all(&text[start..end]).map_err(fail)?;
+                start = end;
+            }
+        } else {
+            f.write_all(text).map_err(fail)?;
         }
-        w.flush().map_err(|e| format!("cannot write {}: {e}", path.display()))
+        f.flush().map_err(fail)
     }
 }
 

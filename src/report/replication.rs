@@ -50,8 +50,9 @@ pub(crate) fn add_ci(summary: &mut Table) {
     let group = |r: &[String]| -> Vec<String> {
         r[..=flow].iter().enumerate().filter(|&(i, _)| i != rep).map(|(_, v)| v.clone()).collect()
     };
+    let mut rows = summary.records();
     let mut values: BTreeMap<Vec<String>, Vec<Vec<f64>>> = BTreeMap::new();
-    for (_, r) in &summary.rows {
+    for (_, r) in &rows {
         let v = values.entry(group(r)).or_insert_with(|| vec![Vec::new(); cols.len()]);
         for (k, &c) in cols.iter().enumerate() {
             if let Ok(x) = r[c].parse::<f64>() {
@@ -67,7 +68,7 @@ pub(crate) fn add_ci(summary: &mut Table) {
         summary.header.push(format!("{c}_mean"));
         summary.header.push(format!("{c}_ci95"));
     }
-    for (_, r) in &mut summary.rows {
+    for (_, r) in &mut rows {
         let s = &stats[&group(r)];
         for x in s {
             match x {
@@ -76,6 +77,7 @@ pub(crate) fn add_ci(summary: &mut Table) {
             }
         }
     }
+    summary.set_records(&rows);
 }
 
 #[cfg(test)]

@@ -334,8 +334,8 @@ pub(super) fn merge_table(name: &'static str, shards: &[Read], limit: bool) -> R
     if name == "timeseries.csv" && limit {
         t.limit = Some(MAX_SERIES_ROWS);
     }
-    for (job, r) in rows {
-        t.push(job, r);
+    for (job, r) in &rows {
+        t.push(*job, r.iter().map(String::as_str));
     }
     Ok(t)
 }
