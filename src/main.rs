@@ -288,6 +288,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if shard.is_some() && plot {
+                eprintln!("warning: --plot with --shard: a shard has no report; `emu merge --plot` draws the run's");
+            }
             let threads = cap_threads(threads);
             let pool = if threads == 0 { cores() } else { threads as u64 };
             let loaded = match scenario::load(&file, seed, replications, pool) {
