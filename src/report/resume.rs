@@ -43,11 +43,12 @@ impl Store {
         // The scenario as this run resolves it, for its hash.
         let probe = out.with_file_name(format!(".{name}.jobs-probe-{}", std::process::id()));
         fs::create_dir_all(&probe).map_err(|e| format!("cannot create {}: {e}", probe.display()))?;
-        write_run_toml(loaded, &probe)?;
-        let hash = shard::scenario_hash(&probe);
+        let hash = write_run_toml(loaded, &probe).and_then(|()| shard::scenario_hash(&probe)).inspect_err(|_| {
+            let _ = fs::remove_dir_all(&probe);
+        })?;
         let manifest = Manifest {
             emu_version: env!("CARGO_PKG_VERSION").into(),
-            scenario_hash: hash.clone().unwrap_or_default(),
+            scenario_hash: hash,
             shards: 1,
             shard: 0,
             jobs_total,
@@ -76,9 +77,6 @@ impl Store {
             }
             _ => false,
         };
-        let hash = hash.inspect_err(|_| {
-            let _ = fs::remove_dir_all(&probe);
-        })?;
         if !reusable {
             fs::rename(&probe, &dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let text = toml::to_string(&manifest).map_err(|e| e.to_string())?;
@@ -95,7 +93,6 @@ impl Store {
                 }
             }
         }
-        debug_assert_eq!(manifest.scenario_hash, hash);
         Ok((Store { dir, manifest }, done))
     }
 
