@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -392,7 +391,6 @@ pub fn merge(out: &Path, dirs: &[PathBuf], force: bool, plot: bool) -> Result<(V
     warnings.extend(job_warnings(&dirs).into_iter().map(|(_, w)| w));
     let jobs = shards[0].manifest.jobs_total;
     let line = format!("wrote {}: {} shard(s), {jobs} job(s) merged", out.display(), shards.len());
-    let _ = std::io::stderr().flush();
     Ok((warnings, line))
 }
 
