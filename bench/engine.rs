@@ -36,7 +36,8 @@ fn queue_hold(c: &mut Criterion) {
     g.finish();
 }
 
-/// PHOLD (engine/src/phold.rs): 1,000 and 16,000 LPs, 200,000 events.
+/// PHOLD (engine/src/phold.rs): 1,000 and 16,000 LPs, 200,000 events, beside
+/// the same on a bare `BinaryHeap<u128>` loop.
 fn phold(c: &mut Criterion) {
     let mut g = c.benchmark_group("phold");
     g.throughput(Throughput::Elements(200_000));
@@ -44,6 +45,10 @@ fn phold(c: &mut Criterion) {
     for lps in [1_000u32, 16_000] {
         g.bench_with_input(BenchmarkId::from_parameter(lps), &lps, |b, &lps| {
             b.iter(|| black_box(emu_engine::phold::phold(lps, 1, 200_000, 1)));
+        });
+        // The same PHOLD on a bare std BinaryHeap<u128>, measured beside it.
+        g.bench_with_input(BenchmarkId::new("bare-heap", lps), &lps, |b, &lps| {
+            b.iter(|| black_box(emu_engine::phold::phold_baseline_heap(lps, 1, 200_000, 1)));
         });
     }
     g.finish();

@@ -195,13 +195,17 @@ enum Bench {
         /// Master seed of the LPs' streams.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also run the same PHOLD on a bare `std` `BinaryHeap<u128>` loop,
+        /// right after, and print both rates and the engine's speed-up.
+        #[arg(long)]
+        baseline_heap: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench(Bench::Phold { lps, init, events, seed }) => {
+        Command::Bench(Bench::Phold { lps, init, events, seed, baseline_heap }) => {
             if lps == 0 {
                 eprintln!("error: --lps must be at least 1");
                 return ExitCode::from(2);
@@ -223,6 +227,23 @@ fn main() -> ExitCode {
                 r.handled as f64 / secs / 1e6,
                 r.checksum
             );
+            if baseline_heap {
+                if lps >= 1 << 24 {
+                    eprintln!("error: --baseline-heap packs the LP in 24 bits: at most {} LPs", (1 << 24) - 1);
+                    return ExitCode::from(2);
+                }
+                let wall = std::time::Instant::now();
+                let b = emu_engine::phold::phold_baseline_heap(lps, init, events, seed);
+                let base = wall.elapsed().as_secs_f64();
+                assert_eq!(b, r, "the baseline handles the same events in the same order");
+                println!(
+                    "baseline-heap events={} secs={base:.3} rate={:.2} checksum={:016x} engine/baseline={:.3}",
+                    b.handled,
+                    b.handled as f64 / base / 1e6,
+                    b.checksum,
+                    base / secs
+                );
+            }
             ExitCode::SUCCESS
         }
         Command::Reach { file, port, protocol, namespace, out, force } => {

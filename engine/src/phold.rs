@@ -72,9 +72,51 @@ pub fn phold(lps: u32, init: u32, events: u64, seed: u64) -> PholdResult {
     PholdResult { handled: model.handled, checksum: model.checksum }
 }
 
+/// PHOLD of the same semantics on a bare `std` `BinaryHeap<u128>` loop,
+/// the baseline the engine is measured against side by side: each key
+/// packs (time, insertion sequence, LP) so the order is the engine's
+/// (time, then scheduling order), and the checksum comes out the same.
+pub fn phold_baseline_heap(lps: u32, init: u32, events: u64, seed: u64) -> PholdResult {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    assert!(lps > 0 && lps < 1 << 24, "the baseline packs the LP in 24 bits");
+    let mut streams: Vec<Stream> = (0..lps as u64).map(|i| Stream::new(seed, PHOLD, i)).collect();
+    let mut heap = BinaryHeap::with_capacity(lps as usize * init as usize);
+    let key = |time: u64, seq: u64, lp: u32| Reverse(((time as u128) << 64) | ((seq as u128) << 24) | lp as u128);
+    let mut seq = 0u64;
+    for lp in 0..lps {
+        for _ in 0..init {
+            heap.push(key(0, seq, lp));
+            seq += 1;
+        }
+    }
+    let (mut handled, mut checksum) = (0u64, 0u64);
+    while let Some(Reverse(k)) = heap.pop() {
+        let (now, lp) = ((k >> 64) as u64, (k as u32) & 0x00ff_ffff);
+        handled += 1;
+        checksum = mix64(checksum ^ now ^ ((lp as u64) << 40));
+        if handled <= events {
+            let rng = &mut streams[lp as usize];
+            let dest = rng.below(lps as u64) as u32;
+            let exp = -900_000_000.0 * libm::log(rng.next_f64_nonzero());
+            heap.push(key(now + 100_000_000 + exp.round() as u64, seq, dest));
+            seq += 1;
+        }
+    }
+    PholdResult { handled, checksum }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bare_heap_baseline_has_the_engine_s_semantics() {
+        // Same events in the same order: the same checksum.
+        for (lps, init) in [(1, 1), (100, 2), (1000, 1)] {
+            assert_eq!(phold_baseline_heap(lps, init, 20_000, 3), phold(lps, init, 20_000, 3), "{lps} x {init}");
+        }
+    }
 
     #[test]
     fn drains_after_the_budget_and_is_reproducible() {

@@ -25,6 +25,20 @@ fn phold_prints_its_line_and_a_stable_checksum() {
 }
 
 #[test]
+fn phold_runs_beside_a_bare_heap_of_the_same_semantics() {
+    let o = emu(&["bench", "phold", "--lps", "300", "--events", "40000", "--baseline-heap"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let field = |l: &str, k: &str| l.split(' ').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().to_string();
+    assert!(lines[1].starts_with("baseline-heap "), "{text}");
+    assert_eq!(field(lines[0], "checksum"), field(lines[1], "checksum"), "the same events in the same order");
+    assert_eq!(field(lines[1], "events"), "40300");
+    assert!(field(lines[1], "engine/baseline").parse::<f64>().unwrap() > 0.0);
+}
+
+#[test]
 fn phold_refuses_more_pending_events_than_it_allows() {
     for args in [["--lps", "4000000000", "--init", "1"], ["--lps", "1000", "--init", "4000000000"]] {
         let o = emu(&["bench", "phold", args[0], args[1], args[2], args[3], "--events", "10"]);
