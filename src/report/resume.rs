@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use emu_models::world::Results;
 
-use super::shard::{self, Manifest, Read, Shard, TABLES};
+use super::shard::{self, Manifest, Read, Shard};
 use super::{replication, tables, write_run_toml, Run};
 use crate::scenario::Loaded;
 
@@ -120,8 +120,8 @@ impl Store {
             let manifest = shard::read_manifest(&dir)?;
             reads.push(Read { dir, manifest });
         }
-        let mut tables = Vec::with_capacity(TABLES.len());
-        for name in TABLES {
+        let mut tables = Vec::new();
+        for name in shard::table_names() {
             tables.push(shard::merge_table(name, &reads, as_shard.is_none())?);
         }
         shard::copy_scenario(&self.dir, into)?;

@@ -21,25 +21,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Table, MAX_SERIES_ROWS};
+use super::{tables, Table, MAX_SERIES_ROWS};
 use crate::outdir::TempDir;
 
-/// The result tables, in the order `emu run` builds them.
-pub(crate) const TABLES: [&str; 13] = [
-    "summary.csv",
-    "hops.csv",
-    "endpoints.csv",
-    "balance.csv",
-    "failures.csv",
-    "sources.csv",
-    "services.csv",
-    "cluster.csv",
-    "timeseries.csv",
-    "programming.csv",
-    "timeseries_failures.csv",
-    "pods.csv",
-    "policies.csv",
-];
+/// The result tables' names, in the order `emu run` builds them: taken
+/// from [`tables`] itself, so the two cannot drift apart.
+pub(crate) fn table_names() -> Vec<&'static str> {
+    tables(&[], &[], false).expect("empty tables").iter().map(|t| t.name).collect()
+}
 
 /// Which shard of how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,8 +359,8 @@ pub fn merge(out: &Path, dirs: &[PathBuf], force: bool, plot: bool) -> Result<(V
         shards.push(Read { dir: d.clone(), manifest });
     }
     check(&shards)?;
-    let mut tables = Vec::with_capacity(TABLES.len());
-    for name in TABLES {
+    let mut tables = Vec::new();
+    for name in table_names() {
         tables.push(merge_table(name, &shards, true)?);
     }
     super::replication::add_ci(&mut tables[0]);

@@ -59,6 +59,13 @@ fn run_dns(dns: &str) -> (Vec<Row>, Vec<Row>, tempfile::TempDir) {
     (csv(&out.join("summary.csv")), csv(&out.join("endpoints.csv")), tmp)
 }
 
+/// Runs `text` and returns flow `four`'s total time in DNS exchanges [us].
+fn four_s_dns_us(text: &str) -> f64 {
+    let (_tmp, out) = run_text(text, &[]);
+    let hops = csv(&out.join("hops.csv"));
+    f(hops.iter().find(|r| r["flow"] == "four" && r["hop"] == "dns").unwrap(), "total_us")
+}
+
 fn questions(s: &[Row], flow: &str) -> u64 {
     row(s, "flow", flow)["dns_questions"].parse().unwrap()
 }
@@ -134,13 +141,8 @@ fn the_trace_names_the_questions_and_the_socket_they_leave_from() {
 #[test]
 fn names_outside_the_cluster_wait_for_the_upstream_resolver_once_per_cache_ttl() {
     // `nosuch` is tried bare last: CoreDNS forwards it upstream.
-    let dns_total = |extra: &str| {
-        let (tmp, out) = run_text(&format!("{SCENARIO}[dns]\nupstream_latency = \"const(10ms)\"\n{extra}"), &[]);
-        let hops = csv(&out.join("hops.csv"));
-        let t = hops.iter().find(|r| r["flow"] == "four" && r["hop"] == "dns").unwrap()["total_us"].parse::<f64>();
-        drop(tmp);
-        t.unwrap()
-    };
+    let dns_total =
+        |extra: &str| four_s_dns_us(&format!("{SCENARIO}[dns]\nupstream_latency = \"const(10ms)\"\n{extra}"));
     let cached = dns_total("");
     let uncached = dns_total("upstream_cache_ttl = \"0s\"\n");
     // Without the cache all 10 lookups wait 10 ms (plus 40 exchanges of
@@ -310,12 +312,7 @@ rollout = "deployment/coredns"
 fn a_and_aaaa_asked_apart_are_cached_apart() {
     let text = SCENARIO.replace("to = \"nosuch:80\"", "to = \"nosuch.example.com.:80\"");
     let dns_total = |resolver: &str| {
-        let (tmp, out) =
-            run_text(&format!("{text}[dns]\nresolver = \"{resolver}\"\nupstream_latency = \"const(10ms)\"\n"), &[]);
-        let hops = csv(&out.join("hops.csv"));
-        let t = f(hops.iter().find(|r| r["flow"] == "four" && r["hop"] == "dns").unwrap(), "total_us");
-        drop(tmp);
-        t
+        four_s_dns_us(&format!("{text}[dns]\nresolver = \"{resolver}\"\nupstream_latency = \"const(10ms)\"\n"))
     };
     // glibc: one upstream wait per CoreDNS pod that got the pair (1 or 2);
     // single-request: the A's and the AAAA's, each cached on its own.
