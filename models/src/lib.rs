@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod datapath;
 pub mod dns;
 pub mod dynamics;
+pub mod hash;
 pub mod ids;
 pub mod node;
 pub mod params;

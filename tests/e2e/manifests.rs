@@ -163,7 +163,7 @@ metadata: {name: w}
     let tcp = emu_models::cluster::Protocol::Tcp;
     assert!(api.listens_on(15001, tcp).is_some() && api.listens_on(8080, tcp).is_some());
     assert!(api.listens_on(9999, tcp).is_none());
-    assert_eq!(api.containers, ["api", "proxy"]);
+    assert_eq!(api.containers[..], ["api", "proxy"]);
     let out = tmp.path().join("out");
     run_ok(&sc, &out, &[]);
     let eps = std::fs::read_to_string(out.join("endpoints.csv")).unwrap();

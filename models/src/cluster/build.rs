@@ -3,12 +3,14 @@
 //! endpoint selection. Near-linear in pods and Services: selectors are
 //! answered from a label index, never by scanning every pod per Service.
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
+use std::sync::Arc;
 
 use emu_engine::rng::{Domain, Stream};
 use rayon::prelude::*;
 
 use super::ingress::{BackendPort, Ingress, IngressControllerSpec, IngressPath, IngressRule};
+use super::names::PodNames;
 use super::spec::*;
 use super::{Cluster, Endpoint, Listen, Node, Pod, Service, ServicePort, Workload};
 use crate::addr::Ipv4;
@@ -28,9 +30,15 @@ pub(crate) struct LabelIndex(HashMap<String, HashMap<String, HashMap<u32, Vec<Po
 
 impl LabelIndex {
     fn new(pods: &[Pod]) -> LabelIndex {
-        let mut idx: HashMap<String, HashMap<String, HashMap<u32, Vec<PodId>>>> = HashMap::new();
-        for (i, p) in pods.iter().enumerate() {
-            for (k, v) in &p.labels {
+        let mut idx: HashMap<String, HashMap<String, HashMap<u32, Vec<PodId>>>> = HashMap::default();
+        // Replicas of a template share one label set and sit side by side:
+        // each run of them is looked up once per label.
+        let mut start = 0;
+        while start < pods.len() {
+            let p = &pods[start];
+            let same = |q: &Pod| Arc::ptr_eq(&q.labels, &p.labels) && q.namespace == p.namespace;
+            let end = start + pods[start..].iter().take_while(|q| same(q)).count();
+            for (k, v) in p.labels.iter() {
                 let values = match idx.get_mut(k.as_str()) {
                     Some(m) => m,
                     None => idx.entry(k.clone()).or_default(),
@@ -39,8 +47,9 @@ impl LabelIndex {
                     Some(m) => m,
                     None => values.entry(v.clone()).or_default(),
                 };
-                nss.entry(p.namespace).or_default().push(PodId::from_index(i));
+                nss.entry(p.namespace).or_default().extend((start..end).map(PodId::from_index));
             }
+            start = end;
         }
         LabelIndex(idx)
     }
@@ -140,6 +149,152 @@ fn port16(origin: &Origin, field: &str, port: u32) -> Result<u16, BuildError> {
     }
 }
 
+/// A pod of the cluster being built, before its address.
+struct Pending<'a> {
+    spec: &'a PodSpec,
+    name: String,
+    ns: u32,
+    node: Option<NodeId>,
+    workload: u32,
+}
+
+/// Pods by (namespace, name), and the first pod whose name an earlier pod
+/// of its namespace has.
+fn pod_names(pending: &[Pending]) -> (PodNames, Option<usize>) {
+    PodNames::new(pending.len(), |i| (pending[i].ns, pending[i].name.as_str()))
+}
+
+/// The pods, pod by IP and subdomains.
+type Placed = (Vec<Pod>, HashMap<Ipv4, PodId>, HashMap<PodId, String>);
+
+/// Gives each pod its address (explicit ones are in `pod_by_ip` and
+/// `reserved` already; each node hands out the lowest free offset from .2
+/// up) and its record. An error comes with its pod and its rank among one
+/// pod's checks (0 the address, 2 the template).
+fn place_pods(
+    co: &Origin,
+    nodes: &[Node],
+    pending: &[Pending],
+    reserved: Vec<HashSet<u64>>,
+    mut pod_by_ip: HashMap<Ipv4, PodId>,
+) -> Result<Placed, (usize, u8, BuildError)> {
+    let mut next_off: Vec<u64> = vec![2; nodes.len()];
+    let mut pods: Vec<Pod> = Vec::with_capacity(pending.len());
+    let mut pod_subdomain: HashMap<PodId, String> = HashMap::default();
+    let mut template: Option<(&PodSpec, TemplateParts)> = None;
+    for (i, p) in pending.iter().enumerate() {
+        let n = p.node.expect("every pod is placed").index();
+        let node = &nodes[n];
+        let ip = match p.spec.ip {
+            Some(ip) => ip,
+            // The node's network namespace: its address, no pod IP taken.
+            None if p.spec.host_network => node.ip,
+            None => {
+                while reserved[n].contains(&next_off[n]) {
+                    next_off[n] += 1;
+                }
+                if next_off[n] + 1 >= node.pod_cidr.size() {
+                    let message = format!(
+                        "pod CIDR {} of {} is full ({} pod IPs): pod {} does not fit; \
+                         use a shorter cluster node_cidr_mask_size or more nodes",
+                        node.pod_cidr,
+                        node.name,
+                        node.pod_cidr.size() - 3,
+                        p.name
+                    );
+                    return Err((i, 0, exhausted(&p.spec.origin, co, "", "node_cidr_mask_size", message)));
+                }
+                let ip = node.pod_cidr.nth(next_off[n]);
+                next_off[n] += 1;
+                pod_by_ip.insert(ip, PodId::from_index(i));
+                ip
+            }
+        };
+        // Replicas of one template are contiguous: its labels, containers
+        // and ports are checked and built once, and shared.
+        let shared = match &template {
+            Some((spec, shared)) if std::ptr::eq(*spec, p.spec) => shared.clone(),
+            _ => {
+                let shared = TemplateParts::new(p.spec).map_err(|e| (i, 2, e))?;
+                template = Some((p.spec, shared.clone()));
+                shared
+            }
+        };
+        if let Some(sub) = &p.spec.subdomain {
+            pod_subdomain.insert(PodId::from_index(i), sub.clone());
+        }
+        pods.push(Pod {
+            name: p.name.clone(),
+            namespace: p.ns,
+            node: NodeId::from_index(n),
+            ip,
+            labels: shared.labels,
+            weight: p.spec.weight,
+            containers: shared.containers,
+            listens: shared.listens,
+            workload: p.workload,
+            host_network: p.spec.host_network,
+            cluster_dns: p.spec.cluster_dns,
+        });
+    }
+    Ok((pods, pod_by_ip, pod_subdomain))
+}
+
+/// What the replicas of one pod template share.
+#[derive(Clone)]
+struct TemplateParts {
+    labels: Arc<Labels>,
+    containers: Arc<[String]>,
+    listens: Arc<[Listen]>,
+}
+
+impl TemplateParts {
+    /// Checks `spec`'s containers and ports (names unique, no port bound
+    /// twice) and builds the parts its pods share.
+    fn new(spec: &PodSpec) -> Result<TemplateParts, BuildError> {
+        let mut listens: Vec<Listen> = Vec::new();
+        for (ci, c) in spec.containers.iter().enumerate() {
+            if spec.containers[..ci].iter().any(|o| o.name == c.name) {
+                return Err(err(
+                    &spec.origin,
+                    format!("containers[{ci}].name"),
+                    format!("container name `{}` is used twice", c.name),
+                ));
+            }
+            for (pi, port) in c.ports.iter().enumerate() {
+                let field = || format!("containers[{ci}].ports[{pi}]");
+                let num = port16(&spec.origin, &field(), port.port)?;
+                if let Some(l) = listens.iter().find(|l| l.port == num && l.protocol == port.protocol) {
+                    return Err(err(
+                        &spec.origin,
+                        field(),
+                        format!(
+                            "containers `{}` and `{}` both bind {}/{}: containers in a pod share one network namespace",
+                            spec.containers[l.container as usize].name, c.name, num, port.protocol
+                        ),
+                    ));
+                }
+                if let Some(name) = &port.name {
+                    if listens.iter().any(|l| l.name.as_deref() == Some(name)) {
+                        return Err(err(&spec.origin, field(), format!("port name `{name}` is used twice in the pod")));
+                    }
+                }
+                listens.push(Listen {
+                    port: num,
+                    protocol: port.protocol,
+                    container: ci as u16,
+                    name: port.name.clone(),
+                });
+            }
+        }
+        Ok(TemplateParts {
+            labels: Arc::new(spec.labels.clone()),
+            containers: spec.containers.iter().map(|c| c.name.clone()).collect(),
+            listens: listens.into(),
+        })
+    }
+}
+
 /// Validates `spec` and builds the cluster. `seed` drives the `random`
 /// placement policy.
 pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
@@ -223,13 +378,6 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     }
 
     // Pods: expand templates (user pods first, then CoreDNS), pin or place.
-    struct Pending<'a> {
-        spec: &'a PodSpec,
-        name: String,
-        ns: u32,
-        node: Option<NodeId>,
-        workload: u32,
-    }
     let mut workloads: Vec<Workload> = Vec::new();
     let dns_spec = coredns_spec(spec.dns_replicas, spec.dns_lameduck_ns);
     let ingress_on = !spec.ingresses.is_empty() && spec.ingress_controller.replicas > 0;
@@ -334,8 +482,8 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     // Pod IPs: explicit ones reserved first, then each node hands out the
     // lowest free address from .2 up (.0 is the network, .1 the bridge, the
     // last the broadcast address).
-    let mut pod_by_ip: HashMap<Ipv4, PodId> = HashMap::with_capacity(pending.len());
-    let mut reserved: Vec<HashSet<u64>> = vec![HashSet::new(); nodes.len()];
+    let mut pod_by_ip: HashMap<Ipv4, PodId> = crate::hash::with_capacity(pending.len());
+    let mut reserved: Vec<HashSet<u64>> = vec![HashSet::default(); nodes.len()];
     for (i, p) in pending.iter().enumerate() {
         if let Some(ip) = p.spec.ip {
             let node = &nodes[p.node.unwrap().index()];
@@ -358,102 +506,26 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             reserved[p.node.unwrap().index()].insert(off);
         }
     }
-    let mut next_off: Vec<u64> = vec![2; nodes.len()];
-    let mut pods: Vec<Pod> = Vec::with_capacity(pending.len());
-    let mut pod_by_name: HashMap<(u32, String), PodId> = HashMap::with_capacity(pending.len());
-    let mut pod_subdomain: HashMap<PodId, String> = HashMap::new();
-    for (i, p) in pending.iter().enumerate() {
-        let n = p.node.unwrap().index();
-        let node = &nodes[n];
-        let ip = match p.spec.ip {
-            Some(ip) => ip,
-            // The node's network namespace: its address, no pod IP taken.
-            None if p.spec.host_network => node.ip,
-            None => {
-                while reserved[n].contains(&next_off[n]) {
-                    next_off[n] += 1;
-                }
-                if next_off[n] + 1 >= node.pod_cidr.size() {
-                    return Err(exhausted(
-                        &p.spec.origin,
-                        co,
-                        "",
-                        "node_cidr_mask_size",
-                        format!(
-                            "pod CIDR {} of {} is full ({} pod IPs): pod {} does not fit; \
-                             use a shorter cluster node_cidr_mask_size or more nodes",
-                            node.pod_cidr,
-                            node.name,
-                            node.pod_cidr.size() - 3,
-                            p.name
-                        ),
-                    ));
-                }
-                let ip = node.pod_cidr.nth(next_off[n]);
-                next_off[n] += 1;
-                pod_by_ip.insert(ip, PodId::from_index(i));
-                ip
-            }
-        };
-        if pod_by_name.insert((p.ns, p.name.clone()), PodId::from_index(i)).is_some() {
-            return Err(err(
-                &p.spec.origin,
-                "name",
-                format!("pod `{}` is declared twice in namespace `{}`", p.name, namespaces[p.ns as usize]),
-            ));
-        }
-        let mut listens: Vec<Listen> = Vec::new();
-        for (ci, c) in p.spec.containers.iter().enumerate() {
-            if p.spec.containers[..ci].iter().any(|o| o.name == c.name) {
-                return Err(err(
-                    &p.spec.origin,
-                    format!("containers[{ci}].name"),
-                    format!("container name `{}` is used twice", c.name),
-                ));
-            }
-            for (pi, port) in c.ports.iter().enumerate() {
-                let field = format!("containers[{ci}].ports[{pi}]");
-                let num = port16(&p.spec.origin, &field, port.port)?;
-                if let Some(l) = listens.iter().find(|l| l.port == num && l.protocol == port.protocol) {
-                    return Err(err(
-                        &p.spec.origin,
-                        field,
-                        format!(
-                            "containers `{}` and `{}` both bind {}/{}: containers in a pod share one network namespace",
-                            p.spec.containers[l.container as usize].name, c.name, num, port.protocol
-                        ),
-                    ));
-                }
-                if let Some(name) = &port.name {
-                    if listens.iter().any(|l| l.name.as_deref() == Some(name)) {
-                        return Err(err(&p.spec.origin, field, format!("port name `{name}` is used twice in the pod")));
-                    }
-                }
-                listens.push(Listen {
-                    port: num,
-                    protocol: port.protocol,
-                    container: ci as u16,
-                    name: port.name.clone(),
-                });
-            }
-        }
-        if let Some(sub) = &p.spec.subdomain {
-            pod_subdomain.insert(PodId::from_index(pods.len()), sub.clone());
-        }
-        pods.push(Pod {
-            name: p.name.clone(),
-            namespace: p.ns,
-            node: NodeId::from_index(n),
-            ip,
-            labels: p.spec.labels.clone(),
-            weight: p.spec.weight,
-            containers: p.spec.containers.iter().map(|c| c.name.clone()).collect(),
-            listens,
-            workload: p.workload,
-            host_network: p.spec.host_network,
-            cluster_dns: p.spec.cluster_dns,
-        });
-    }
+    // Two passes side by side: names (and their duplicates), and
+    // addresses and pod records. Each stops at its first error in pod
+    // order; the earlier pod's error wins, as in one pass (at one pod: its
+    // address, then its name, then its template).
+    let (names, placed) = rayon::join(|| pod_names(&pending), || place_pods(co, &nodes, &pending, reserved, pod_by_ip));
+    let (pod_by_name, duplicate) = names;
+    let placed = match (placed, duplicate) {
+        (Err((i, rank, _)), Some(d)) if (d, 1) < (i, rank) => Err(d),
+        (Ok(_), Some(d)) => Err(d),
+        (Err((_, _, e)), _) => return Err(e),
+        (Ok(placed), None) => Ok(placed),
+    };
+    let (pods, pod_by_ip, pod_subdomain) = placed.map_err(|d| {
+        let p = &pending[d];
+        err(
+            &p.spec.origin,
+            "name",
+            format!("pod `{}` is declared twice in namespace `{}`", p.name, namespaces[p.ns as usize]),
+        )
+    })?;
     host_ports_free(&pods, &pending.iter().map(|p| p.spec).collect::<Vec<_>>())?;
 
     let labels = LabelIndex::new(&pods);
@@ -465,9 +537,9 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     let all_services: Vec<&ServiceSpec> =
         dns_svc.iter().chain(api_svc.iter()).chain(spec.services.iter()).chain(ingress_svc.iter()).collect();
     let scidr = spec.service_cidr;
-    let mut service_by_ip: HashMap<Ipv4, SvcId> = HashMap::new();
-    let mut service_by_name: HashMap<(u32, String), SvcId> = HashMap::new();
-    let mut used_node_ports: HashMap<u16, SvcId> = HashMap::new();
+    let mut service_by_ip: HashMap<Ipv4, SvcId> = HashMap::default();
+    let mut service_by_name: HashMap<(u32, String), SvcId> = HashMap::default();
+    let mut used_node_ports: HashMap<u16, SvcId> = HashMap::default();
     // Reserved: network, .1 (the `kubernetes` Service), .10 (kube-dns), broadcast.
     let reserved_ips: HashSet<u64> = [0, 1, 10, scidr.size() - 1].into_iter().collect();
     for (si, s) in all_services.iter().enumerate() {
@@ -519,11 +591,11 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
     }
     let mut next_ip: u64 = 2;
     let mut next_lb: u64 = 0;
-    let mut service_by_lb_ip: HashMap<Ipv4, SvcId> = HashMap::new();
+    let mut service_by_lb_ip: HashMap<Ipv4, SvcId> = HashMap::default();
     let mut next_node_port: u32 = lo;
     let mut services: Vec<Service> = Vec::with_capacity(all_services.len());
     let mut service_ports: Vec<ServicePort> = Vec::new();
-    let mut port_by_node_port: HashMap<u16, SpId> = HashMap::new();
+    let mut port_by_node_port: HashMap<u16, SpId> = HashMap::default();
     // Endpoint selection, the costly part at scale, runs in parallel; its
     // results are used in declaration order, so the outcome is the same on
     // any number of threads.
@@ -631,7 +703,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
             used.insert(next_node_port as u16, SvcId::from_index(si));
             Ok(next_node_port as u16)
         };
-        let manual = manual_pods(o, s, &namespaces, &pod_by_name)?;
+        let manual = manual_pods(o, s, &namespaces, &pod_by_name, &pending)?;
         let selected: Vec<PodId> = match selections[si].take() {
             Some(selected) => selected,
             None if !manual.is_empty() => manual.iter().map(|m| m.0).collect(),
@@ -713,7 +785,7 @@ pub fn build(spec: &ClusterSpec, seed: u64) -> Result<Cluster, BuildError> {
                 (_, Some(np)) => Some(np as u16),
                 (_, None) => Some(alloc_node_port(&mut used_node_ports, format!("ports[{pi}]"))?),
             };
-            let mut local: HashMap<NodeId, Vec<EpId>> = HashMap::new();
+            let mut local: HashMap<NodeId, Vec<EpId>> = HashMap::default();
             if s.external_traffic_policy == TrafficPolicy::Local || s.internal_traffic_policy == TrafficPolicy::Local {
                 for (i, e) in endpoints.iter().enumerate() {
                     local.entry(pods[e.pod.index()].node).or_default().push(EpId::from_index(i));
@@ -915,16 +987,21 @@ fn manual_pods<'s>(
     o: &Origin,
     s: &'s ServiceSpec,
     namespaces: &[String],
-    pod_by_name: &HashMap<(u32, String), PodId>,
+    pod_by_name: &PodNames,
+    pending: &[Pending],
 ) -> Result<Vec<(PodId, &'s super::ManualEndpoint)>, BuildError> {
     s.manual_endpoints
         .iter()
         .map(|m| {
             let ns_name = m.namespace.as_deref().unwrap_or(&s.namespace);
             let ns = namespaces.iter().position(|n| n == ns_name).map(|i| i as u32);
-            let pod = ns.and_then(|ns| pod_by_name.get(&(ns, m.pod.clone()))).copied().ok_or_else(|| {
-                err(o, "endpoints", format!("no pod `{}` in namespace `{ns_name}` for Service `{}`", m.pod, s.name))
-            })?;
+            let pod = ns
+                .and_then(|ns| {
+                    pod_by_name.get(ns, &m.pod, |id| (pending[id.index()].ns, pending[id.index()].name.as_str()))
+                })
+                .ok_or_else(|| {
+                    err(o, "endpoints", format!("no pod `{}` in namespace `{ns_name}` for Service `{}`", m.pod, s.name))
+                })?;
             Ok((pod, m))
         })
         .collect()
@@ -1111,9 +1188,9 @@ fn kubernetes_service_spec(spec: &ClusterSpec) -> ServiceSpec {
 /// on one node may not bind the same port (the scheduler's `NodePorts`
 /// filter keeps them apart; emu places pods before it, so it is an error).
 fn host_ports_free(pods: &[Pod], specs: &[&PodSpec]) -> Result<(), BuildError> {
-    let mut bound: HashMap<(NodeId, u16, Protocol), usize> = HashMap::new();
+    let mut bound: HashMap<(NodeId, u16, Protocol), usize> = HashMap::default();
     for (i, p) in pods.iter().enumerate().filter(|(_, p)| p.host_network) {
-        for l in &p.listens {
+        for l in p.listens.iter() {
             if let Some(&o) = bound.get(&(p.node, l.port, l.protocol)) {
                 return Err(err(
                     &specs[i].origin,

@@ -8,9 +8,11 @@
 
 mod build;
 pub mod ingress;
+mod names;
 mod spec;
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
+use std::sync::Arc;
 
 pub use build::{build, DEFAULT_LAMEDUCK_NS, MAX_NODES, MAX_PODS};
 pub use spec::{
@@ -60,14 +62,15 @@ pub struct Pod {
     pub node: NodeId,
     /// Pod IP.
     pub ip: Ipv4,
-    /// Labels.
-    pub labels: Labels,
+    /// Labels (shared by the replicas of one template).
+    pub labels: Arc<Labels>,
     /// IPVS weight of its endpoints.
     pub weight: u32,
-    /// Container names.
-    pub containers: Vec<String>,
-    /// Ports listened on by its containers.
-    pub listens: Vec<Listen>,
+    /// Container names (shared by the replicas of one template).
+    pub containers: Arc<[String]>,
+    /// Ports listened on by its containers (shared by the replicas of one
+    /// template).
+    pub listens: Arc<[Listen]>,
     /// Its workload (index into [`Cluster::workloads`]).
     pub workload: u32,
     /// In its node's network namespace (`hostNetwork`): `ip` is the node's.
@@ -209,7 +212,7 @@ pub struct Cluster {
     pub(crate) node_by_ip: HashMap<Ipv4, NodeId>,
     pub(crate) node_by_bridge_ip: HashMap<Ipv4, NodeId>,
     pub(crate) node_by_name: HashMap<String, NodeId>,
-    pub(crate) pod_by_name: HashMap<(u32, String), PodId>,
+    pub(crate) pod_by_name: names::PodNames,
     pub(crate) service_by_name: HashMap<(u32, String), SvcId>,
     /// The pods that have a subdomain (a per-pod DNS name), and it.
     pub(crate) pod_subdomain: HashMap<PodId, String>,
@@ -230,7 +233,7 @@ impl Cluster {
     /// The pod whose own DNS name is `host.subdomain` in namespace `ns`
     /// (`web-0.nginx`): a pod named `host` whose subdomain is `subdomain`.
     pub fn pod_by_hostname(&self, ns: u32, subdomain: &str, host: &str) -> Option<PodId> {
-        let pod = *self.pod_by_name.get(&(ns, host.to_string()))?;
+        let pod = self.pod_by_name(ns, host)?;
         (self.pod_subdomain.get(&pod).map(String::as_str) == Some(subdomain)).then_some(pod)
     }
     /// Pod at `ip`.
@@ -259,7 +262,10 @@ impl Cluster {
     }
     /// Pod `name` in namespace `ns`.
     pub fn pod_by_name(&self, ns: u32, name: &str) -> Option<PodId> {
-        self.pod_by_name.get(&(ns, name.to_string())).copied()
+        self.pod_by_name.get(ns, name, |id| {
+            let p = &self.pods[id.index()];
+            (p.namespace, p.name.as_str())
+        })
     }
     /// Service `name` in namespace `ns`.
     pub fn service_by_name(&self, ns: u32, name: &str) -> Option<SvcId> {

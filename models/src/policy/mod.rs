@@ -26,7 +26,8 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::HashMap;
+use std::collections::BTreeMap;
 
 pub use spec::{
     Direction, IpBlockSpec, LabelSelector, NetworkPolicySpec, Operator, PeerSpec, PolicyPortSpec, PortRef, Requirement,
@@ -574,8 +575,8 @@ struct WorkloadIndex {
 
 impl WorkloadIndex {
     fn new(workloads: &[WorkloadLabels]) -> WorkloadIndex {
-        let mut pairs: HashMap<(String, String), Vec<u32>> = HashMap::new();
-        let mut keys: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut pairs: HashMap<(String, String), Vec<u32>> = HashMap::default();
+        let mut keys: HashMap<String, Vec<u32>> = HashMap::default();
         for (i, w) in workloads.iter().enumerate() {
             for (k, v) in w.labels {
                 pairs.entry((k.clone(), v.clone())).or_default().push(i as u32);

@@ -49,7 +49,8 @@
 //! Validation: flat first-packet cost in the number of Services
 //! (docs/validation.md); scheduler semantics by the tests below.
 
-use std::collections::{HashMap, VecDeque};
+use crate::hash::HashMap;
+use std::collections::VecDeque;
 
 use emu_engine::rng::Stream;
 
@@ -231,7 +232,7 @@ impl Ipvs {
             vs += per;
             rs += per * sp.endpoints.len() as u64;
         }
-        Ipvs { params, state: HashMap::new(), virtual_servers: vs, real_servers: rs }
+        Ipvs { params, state: HashMap::default(), virtual_servers: vs, real_servers: rs }
     }
 
     fn cost(&self) -> FirstPacket {

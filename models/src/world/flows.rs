@@ -1,7 +1,9 @@
 //! A flow's checks against the cluster and its run-time record: what
 //! `World::new` does per flow.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
+use crate::ids::PodId;
+use std::sync::Arc;
 
 use emu_engine::rng::Stream;
 use emu_engine::stats::{Latency, Tally};
@@ -15,6 +17,17 @@ use crate::traffic::{Arrivals, Client, Flow, Target, FAILURES};
 /// Checks flow `i`, `f`, against `cluster` and builds its record; `names`
 /// interns DNS query names, `all_clients` counts closed-loop clients over
 /// every flow.
+/// What a flow to a name needs to know of its client set, found once per
+/// set: flows share their sets (35,937 clients behind 1,400 flows in
+/// scale-65k.toml).
+#[derive(Clone, Copy)]
+pub(super) struct ClientSet {
+    /// Every client is in the first one's namespace.
+    one_namespace: bool,
+    /// The first client that does not resolve through cluster DNS.
+    outside_cluster_dns: Option<PodId>,
+}
+
 pub(super) fn flow_rt(
     cluster: &Cluster,
     params: &Params,
@@ -22,6 +35,7 @@ pub(super) fn flow_rt(
     f: Flow,
     names: &mut HashMap<String, u32>,
     all_clients: &mut u64,
+    client_sets: &mut HashMap<usize, ClientSet>,
 ) -> Result<FlowRt, BuildError> {
     if f.requests.is_none() && f.duration_ns.is_none() {
         return Err(err(&f, "", "a flow needs `requests` or `duration` (or both) to end".into()));
@@ -136,14 +150,18 @@ pub(super) fn flow_rt(
         Target::Name { name, port } => {
             let Client::Pods(pods) = &f.client else { unreachable!() };
             let ns = cluster.pods[pods[0].index()].namespace;
-            if pods.iter().any(|&p| cluster.pods[p.index()].namespace != ns) {
+            let set = *client_sets.entry(Arc::as_ptr(pods) as *const PodId as usize).or_insert_with(|| ClientSet {
+                one_namespace: pods.iter().all(|&p| cluster.pods[p.index()].namespace == ns),
+                outside_cluster_dns: pods.iter().copied().find(|&p| !cluster.pods[p.index()].cluster_dns),
+            });
+            if !set.one_namespace {
                 return Err(err(
                     &f,
                     "from",
                     "clients of a flow to a name must share one namespace (their resolv.conf search path)".into(),
                 ));
             }
-            if let Some(&p) = pods.iter().find(|&&p| !cluster.pods[p.index()].cluster_dns) {
+            if let Some(p) = set.outside_cluster_dns {
                 let pod = &cluster.pods[p.index()];
                 let why = if pod.host_network {
                     "a hostNetwork pod with dnsPolicy ClusterFirst falls back to its node's resolv.conf; \
@@ -225,8 +243,8 @@ pub(super) fn flow_rt(
         limit: f.requests.unwrap_or(u64::MAX),
         end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)).min(emu_engine::HORIZON_NS),
         dns,
-        idle: HashMap::new(),
-        opened: HashMap::new(),
+        idle: HashMap::default(),
+        opened: HashMap::default(),
         flow: f,
         stats,
     })

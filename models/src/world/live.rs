@@ -17,7 +17,7 @@
 //! Services). A port that never changes has no table at all: its one
 //! snapshot is the base cluster's endpoint list (all ready).
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 use crate::addr::Ipv4;
 use crate::cluster::{Cluster, Endpoint, ServicePort};
@@ -187,7 +187,7 @@ impl Live {
         Live {
             loc: cl.pods.iter().map(|p| PodLoc { node: p.node, ip: p.ip }).collect(),
             tables: vec![None; cl.service_ports.len()],
-            ip_owner: HashMap::new(),
+            ip_owner: HashMap::default(),
             synced: vec![0; cl.nodes.len()],
             version: 0,
         }
@@ -267,7 +267,7 @@ impl Live {
                     ready: EpSet::Prefix(n),
                     serving: EpSet::List(Vec::new()),
                     local_ready: LocalSets::Base,
-                    local_serving: LocalSets::Own(HashMap::new()),
+                    local_serving: LocalSets::Own(HashMap::default()),
                     exists: true,
                 }],
             })

@@ -33,7 +33,8 @@ mod series;
 mod trace;
 mod walk;
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::HashMap;
+use std::collections::BTreeMap;
 
 use emu_engine::rng::{Domain, Stream};
 use emu_engine::stats::{Latency, Tally};
@@ -511,7 +512,7 @@ impl<'c> World<'c> {
             message: e.message,
         })?;
         let proxy = Proxy::new(cluster, &params.proxy, params.seed);
-        let mut special_servers = HashMap::new();
+        let mut special_servers = HashMap::default();
         for (svc, kind) in [(cluster.dns_service, ServerKind::Dns), (cluster.ingress_service, ServerKind::Ingress)] {
             for &sp in svc.iter().flat_map(|&s| &cluster.services[s.index()].ports) {
                 let sp = &cluster.service_ports[sp.index()];
@@ -522,12 +523,13 @@ impl<'c> World<'c> {
         }
         let node_params = params.node.clone();
         let mut rts = Vec::with_capacity(flows.len());
-        let mut names: HashMap<String, u32> = HashMap::new();
+        let mut names: HashMap<String, u32> = HashMap::default();
         let mut all_clients = 0u64;
+        let mut client_sets = HashMap::default();
         for (i, f) in flows.into_iter().enumerate() {
-            rts.push(flows::flow_rt(cluster, &params, i, f, &mut names, &mut all_clients)?);
+            rts.push(flows::flow_rt(cluster, &params, i, f, &mut names, &mut all_clients, &mut client_sets)?);
         }
-        let mut server_specs = HashMap::new();
+        let mut server_specs = HashMap::default();
         for (i, s) in servers.iter().enumerate() {
             for &pod in &s.pods {
                 server_specs.insert((pod, s.port), i);
@@ -556,17 +558,17 @@ impl<'c> World<'c> {
             proxy,
             nodes: vec![crate::node::NodeRt::new(&node_params); cluster.nodes.len()],
             now_ns: 0,
-            affinity: HashMap::new(),
-            lb_cursor: HashMap::new(),
-            healthy: HashMap::new(),
-            upstream_rr: HashMap::new(),
-            dns_cache: HashMap::new(),
-            upstream_cache: HashMap::new(),
-            cache_servers: HashMap::new(),
-            dns_sockets: HashMap::new(),
+            affinity: HashMap::default(),
+            lb_cursor: HashMap::default(),
+            healthy: HashMap::default(),
+            upstream_rr: HashMap::default(),
+            dns_cache: HashMap::default(),
+            upstream_cache: HashMap::default(),
+            cache_servers: HashMap::default(),
+            dns_sockets: HashMap::default(),
             flows: rts,
             servers: Vec::new(),
-            server_index: HashMap::new(),
+            server_index: HashMap::default(),
             special_servers,
             server_specs,
             server_defs: servers,
@@ -575,7 +577,7 @@ impl<'c> World<'c> {
             next_gen: 0,
             live: 0,
             endpoint_hits,
-            sources: HashMap::new(),
+            sources: HashMap::default(),
             sources_overflow: BTreeMap::new(),
             trace: None,
         })
@@ -746,7 +748,10 @@ fn check_clients_stay(
     flows: &[FlowRt],
 ) -> Result<(), BuildError> {
     use crate::dynamics::ChangeKind;
-    let mut client_of: HashMap<PodId, &str> = HashMap::new();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut client_of: HashMap<PodId, &str> = HashMap::default();
     for f in flows {
         if let Client::Pods(pods) = &f.flow.client {
             for &p in pods.iter() {

@@ -7,7 +7,7 @@
 //! A static run (no `[[changes]]`) has no `Control` at all: none of this
 //! runs and the data path reads the base cluster.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 use emu_engine::rng::{Domain, Stream};
 use emu_engine::stats::{CoarseLatency, Tally};
@@ -374,7 +374,7 @@ impl Control {
             stats,
             rng: Stream::new(seed, CONTROL_STREAM, 0),
             members,
-            pinned: HashMap::new(),
+            pinned: HashMap::default(),
             names: Vec::new(),
             steps: Vec::new(),
             lb: crate::world::lb::health_of(cl),
