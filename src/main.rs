@@ -7,6 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: building a million-pod cluster is
+/// millions of small allocations, on two threads at once, and glibc's
+/// second arena took 15% of `emu validate workloads/scale-65k.toml` in
+/// `malloc` alone (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXAMPLE: &str = "Example scenario (docs/scenario.md documents every key):
 
   seed = 1
@@ -285,6 +292,7 @@ fn main() -> ExitCode {
                     p.cluster.services.len(),
                     p.flows.len()
                 );
+                exit_without_freeing(loaded);
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -337,7 +345,9 @@ fn main() -> ExitCode {
             outdir::install_signal_cleanup();
             let replications = loaded.base.replications;
             let options = report::RunOptions { force, threads, replications, plot, shard, resume };
-            match report::run_and_write(&loaded, &out, options) {
+            let result = report::run_and_write(&loaded, &out, options);
+            exit_without_freeing(loaded);
+            match result {
                 Ok(done) => {
                     if !quiet {
                         print!("{}", done.table);
@@ -352,6 +362,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Leaves the scenario's clusters to the operating system: the process is
+/// about to exit, and freeing a million pods one allocation at a time took
+/// 0.7 s of `emu validate workloads/scale-65k.toml`'s 3.9 s.
+fn exit_without_freeing(loaded: scenario::Loaded) {
+    std::mem::forget(loaded);
 }
 
 /// Loads `file` for a look at its cluster (`emu reach`, `emu rules`: no
