@@ -256,9 +256,11 @@ fn scale_scenario_builds_the_limits_and_answers_every_request() {
 
 #[test]
 fn the_large_scale_variants_build_to_their_sizes() {
-    for (file, nodes, pods, services) in
-        [("scale-110", "1364", "150041", "10002"), ("scale-65k", "65000", "1040001", "20002")]
-    {
+    for (file, nodes, pods, services) in [
+        ("scale-110", "1364", "150041", "10002"),
+        ("scale-65k", "65000", "1040001", "20002"),
+        ("scale-130k", "130000", "2080001", "20002"),
+    ] {
         let o = emu(&["validate", &format!("workloads/{file}.toml")]);
         assert!(o.status.success(), "{file}: {}", stderr(&o));
         let text = String::from_utf8_lossy(&o.stdout);
