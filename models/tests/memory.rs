@@ -103,7 +103,8 @@ fn bytes_per_node_pod_service_and_endpoint() {
         ("Node (struct)", std::mem::size_of::<emu_models::cluster::Node>()),
         ("Service (struct)", std::mem::size_of::<emu_models::cluster::Service>()),
         ("Endpoint (struct)", std::mem::size_of::<emu_models::cluster::Endpoint>()),
-        ("NodeRt (struct)", std::mem::size_of::<emu_models::node::NodeRt>()),
+        ("NodeQueues (struct)", std::mem::size_of::<emu_models::node::NodeQueues>()),
+        ("Conntrack (struct)", std::mem::size_of::<emu_models::node::Conntrack>()),
     ];
     eprintln!("heap bytes, measured slope: cluster + run-time state");
     for (what, (c, w)) in [("node", node), ("pod", pod), ("Service", service), ("endpoint", endpoint)] {
@@ -118,7 +119,7 @@ fn bytes_per_node_pod_service_and_endpoint() {
     assert!(pod.0 + pod.1 < 400.0, "a pod costs {pod:?} bytes");
     assert!(pod.0 > 100.0, "a pod must cost at least its record: {pod:?}");
     assert!(node.0 + node.1 < 1_200.0, "a node costs {node:?} bytes");
-    assert!(node.1 >= std::mem::size_of::<emu_models::node::NodeRt>() as f64, "{node:?}");
+    assert!(node.1 >= std::mem::size_of::<emu_models::node::NodeQueues>() as f64, "{node:?}");
     assert!(service.0 + service.1 < 4_000.0, "a Service costs {service:?} bytes");
     assert!(endpoint.0 + endpoint.1 < 200.0, "an endpoint costs {endpoint:?} bytes");
 }

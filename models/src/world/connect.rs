@@ -196,7 +196,7 @@ impl World<'_> {
                 return self.syn_lost(req, Failure::ConntrackFull, s);
             }
             for n in ct.into_iter().flatten() {
-                self.nodes[n.index()].conntrack.open_tcp(now);
+                self.conntrack[n.index()].open_tcp(now);
             }
         }
         self.send_syn(req, &aim, &origin, open, ct, s);
@@ -249,7 +249,7 @@ impl World<'_> {
     /// full, with nothing the packet path may evict (the drop is counted
     /// on it; `Conntrack::room`).
     pub(super) fn conntrack_refuses(&mut self, node: NodeId, now: u64) -> bool {
-        !self.nodes[node.index()].conntrack.room(now)
+        !self.conntrack[node.index()].room(now)
     }
 
     /// Where request `req`'s connection goes, as its client sees it. The

@@ -434,7 +434,10 @@ pub struct World<'c> {
     pub(crate) params: Params,
     pub(crate) proxy: Proxy,
     /// Every node's CPU, NIC and conntrack table.
-    pub(crate) nodes: Vec<crate::node::NodeRt>,
+    pub(crate) nodes: Vec<crate::node::NodeQueues>,
+    /// Each node's conntrack table (apart from the queues: see
+    /// [`crate::node::NodeQueues`]).
+    pub(crate) conntrack: Vec<crate::node::Conntrack>,
     /// The time of the event being handled [ns].
     pub(crate) now_ns: u64,
     /// Session affinity: (node, Service port, client address) -> (endpoint,
@@ -556,7 +559,8 @@ impl<'c> World<'c> {
             cluster,
             params,
             proxy,
-            nodes: vec![crate::node::NodeRt::new(&node_params); cluster.nodes.len()],
+            nodes: vec![crate::node::NodeQueues::new(&node_params); cluster.nodes.len()],
+            conntrack: vec![crate::node::Conntrack::for_node(&node_params); cluster.nodes.len()],
             now_ns: 0,
             affinity: HashMap::default(),
             lb_cursor: HashMap::default(),
@@ -727,9 +731,9 @@ impl<'c> World<'c> {
             sources_overflow: self.sources_overflow,
             proxy_counts: self.proxy.counts(),
             conntrack_max: self.params.node.conntrack_max(),
-            conntrack_peak: self.nodes.iter().map(|n| n.conntrack.peak).max().unwrap_or(0),
-            conntrack_drops: self.nodes.iter().map(|n| n.conntrack.drops).sum(),
-            conntrack_early_drops: self.nodes.iter().map(|n| n.conntrack.early_drops).sum(),
+            conntrack_peak: self.conntrack.iter().map(|c| c.peak).max().unwrap_or(0),
+            conntrack_drops: self.conntrack.iter().map(|c| c.drops).sum(),
+            conntrack_early_drops: self.conntrack.iter().map(|c| c.early_drops).sum(),
             max_queue: self.nodes.iter().map(|n| n.cpu.max_queue().max(n.nic.max_queue())).max().unwrap_or(0),
             events: sched.handled(),
             end_ns: sched.now().as_nanos(),

@@ -309,7 +309,7 @@ impl World<'_> {
                 return self.query_lost(req, Failure::ConntrackFull, s);
             }
             for &n in [node, ep_node].iter().take(if ep_node != node { 2 } else { 1 }) {
-                self.nodes[n.index()].conntrack.open_udp(now, udp);
+                self.conntrack[n.index()].open_udp(now, udp);
             }
         }
         let server = self.server(ep.pod, ep.port, Protocol::Udp);

@@ -728,7 +728,7 @@ impl World<'_> {
         }
         let node = &self.params.node;
         for n in c.ct.into_iter().flatten() {
-            let ct = &mut self.nodes[n.index()].conntrack;
+            let ct = &mut self.conntrack[n.index()];
             if c.server.is_none() {
                 // Refused with a RST: CLOSE, never ASSURED.
                 ct.refuse_tcp(self.now_ns, node.tcp_close_ns);

@@ -111,12 +111,13 @@ fn events_stay_small() {
     // while an event fits in 16 (docs/performance.md counts on it).
     assert!(std::mem::size_of::<Ev>() <= 16, "{}", std::mem::size_of::<Ev>());
     eprintln!(
-        "sizes: Ev {} Conn {} Req {} Pod {} NodeRt {}",
+        "sizes: Ev {} Conn {} Req {} Pod {} NodeQueues {} Conntrack {}",
         std::mem::size_of::<Ev>(),
         std::mem::size_of::<super::run::Conn>(),
         std::mem::size_of::<super::run::Req>(),
         std::mem::size_of::<crate::cluster::Pod>(),
-        std::mem::size_of::<crate::node::NodeRt>()
+        std::mem::size_of::<crate::node::NodeQueues>(),
+        std::mem::size_of::<crate::node::Conntrack>()
     );
 }
 
