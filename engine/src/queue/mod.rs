@@ -1,0 +1,208 @@
+//! The pending-event set with a written total order.
+//!
+//! # Order
+//!
+//! Events sort by `(time, seq)` where `seq` is the insertion sequence
+//! number, so two events at the same nanosecond run in the order they
+//! were scheduled. There is no further tie-break: `(time, seq)` is unique.
+//! Every comparison below is of that full key (as one `u128`, time in the
+//! high 64 bits), so the pop order is exactly the one of a heap on it.
+//!
+//! # Design: a ladder of time buckets over a sorted bottom
+//!
+//! A ladder queue (Tang, Goh & Thng 2005) with a heap where the original
+//! has a sorted list:
+//!
+//! - **bottom**: the bucket being handled, sorted latest first, so a pop
+//!   takes the last entry; with it **near**, a small 4-ary heap of the
+//!   events scheduled into that bucket's span after it was sorted (delay
+//!   zero and other short delays). A pop takes the lesser of the two
+//!   heads. Every event in them is earlier than `bottom_end`; every other
+//!   event is at or after it.
+//! - **levels** (the ladder's rungs), coarsest first: each an array of
+//!   buckets of one power-of-two width over a span of time, and an
+//!   overflow for events past its last bucket. A finer level covers the
+//!   part of a coarser level's bucket that was too full to sort; each
+//!   level covers `[its next bucket's start, the coarser level's next
+//!   bucket's start)`, so a push goes to the first level, coarsest first,
+//!   whose next bucket starts at or before the event's time, and there to
+//!   the bucket `(time - base) >> shift`, or to the overflow.
+//! - **top**: when there is no level, events at or after `bottom_end`.
+//!
+//! When bottom and near are both empty, `refill` takes the finest level's
+//! next non-empty bucket: more than [`SPLIT`] events spread over more than
+//! one nanosecond become a new, finer level; otherwise they are sorted
+//! into the bottom. A level whose buckets are spent is rebuilt from its
+//! overflow, or dropped when that is empty; with no level left, a level
+//! is built from the top. A level built from `n` events spreads their
+//! `[min, max]` over about `n / PER_BUCKET` buckets. Refilling eagerly
+//! (after any pop or push that leaves bottom and near empty) keeps
+//! `peek_time` O(1) and `&self`.
+//!
+//! Why the order is the heap's: the structures partition time, the
+//! bottom's and near's span before every level's, a finer level's before
+//! a coarser one's, a level's buckets in time order and its overflow after
+//! them, and a level before the top; events leave a structure only for a
+//! later-handled part of it (a bucket for the bottom or a finer level, an
+//! overflow for its level's buckets), and within the bottom and near the
+//! full key decides. The one place time cannot be split is `u64::MAX`,
+//! where a span's end saturates: an event pushed at `u64::MAX` may then go
+//! to a later-handled structure than an earlier one at `u64::MAX`, which
+//! is its place, as its `seq` is larger.
+//!
+//! # Complexity
+//!
+//! A push is O(levels) (levels are few, at most [`MAX_LEVELS`]) or, into
+//! near, O(log near). An event moves at most once into each level's
+//! buckets from its overflow and once per level down the ladder, then is
+//! sorted with its bucket (O(log bucket) each) and popped in O(1), so pops
+//! are amortized O(log b) for buckets of b events, a small constant on a
+//! smooth time distribution. Skewed ones degrade gracefully, never to O(n)
+//! per operation: events all at one time form one bucket, sorted in O(n)
+//! once (they arrive in seq order); a far outlier widens a level's buckets,
+//! and the crowded bucket becomes a finer level; past [`MAX_LEVELS`] a
+//! bucket is sorted whole. Scanning empty buckets costs at most one per
+//! `PER_BUCKET` events a level was built from.
+//!
+//! Memory: a level has at most about `n / PER_BUCKET` buckets of the `n`
+//! events it was built from; an emptied bucket keeps at most
+//! [`KEEP_CAPACITY`] entries of capacity; spent levels are kept for reuse
+//! up to [`MAX_LEVELS`]. So memory is O(peak pending).
+
+mod heap;
+mod ladder;
+
+use crate::SimTime;
+use heap::Heap;
+use ladder::Level;
+
+/// A bucket of more events than this, spread over more than one
+/// nanosecond, is split into a finer level rather than sorted.
+const SPLIT: usize = 48;
+/// Events per bucket a level aims at when it is built.
+const PER_BUCKET: usize = 4;
+/// Levels at most; a crowded bucket at the finest is sorted whole.
+const MAX_LEVELS: usize = 12;
+/// Capacity (in entries) an emptied bucket keeps for reuse.
+const KEEP_CAPACITY: usize = 4 * SPLIT;
+
+/// One pending event with its key.
+#[derive(Clone, Copy)]
+struct Entry<E> {
+    time: u64,
+    seq: u64,
+    event: E,
+}
+
+impl<E> Entry<E> {
+    /// The order's key: time, then insertion sequence.
+    #[inline(always)]
+    fn key(&self) -> u128 {
+        ((self.time as u128) << 64) | self.seq as u128
+    }
+}
+
+/// The pending events, popped in `(time, seq)` order; see the module docs.
+pub struct EventQueue<E: Copy> {
+    /// The bucket being handled, sorted latest first.
+    bottom: Vec<Entry<E>>,
+    /// Events pushed before `bottom_end` since the bottom was sorted.
+    near: Heap<E>,
+    /// Events in `bottom` and `near` are before it, all others at or after.
+    bottom_end: u64,
+    /// The ladder, coarsest level first.
+    levels: Vec<Level<E>>,
+    /// Events at or after `bottom_end` while there is no level.
+    top: Vec<Entry<E>>,
+    /// Spent levels, kept for their allocations.
+    spare: Vec<Level<E>>,
+    len: usize,
+    next_seq: u64,
+}
+
+impl<E: Copy> Default for EventQueue<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Copy> EventQueue<E> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty queue with room for `n` events before it reallocates.
+    pub fn with_capacity(n: usize) -> Self {
+        EventQueue {
+            bottom: Vec::new(),
+            near: Heap::with_capacity(n),
+            bottom_end: 0,
+            levels: Vec::new(),
+            top: Vec::new(),
+            spare: Vec::new(),
+            len: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// Add `event` at `time`; it runs after every event already queued for
+    /// the same `time`.
+    #[inline]
+    pub fn push(&mut self, time: SimTime, event: E) {
+        let entry = Entry { time: time.0, seq: self.next_seq, event };
+        self.next_seq += 1;
+        self.len += 1;
+        if entry.time < self.bottom_end {
+            self.near.push(entry);
+            return;
+        }
+        self.push_far(entry);
+        if self.bottom.is_empty() && self.near.len() == 0 {
+            self.refill();
+        }
+    }
+
+    /// Remove and return the earliest event.
+    #[inline]
+    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        let entry = match (self.bottom.last(), self.near.peek()) {
+            (Some(b), Some(n)) if n.key() < b.key() => self.near.pop(),
+            (Some(_), _) => self.bottom.pop(),
+            (None, Some(_)) => self.near.pop(),
+            (None, None) => return None,
+        }?;
+        self.len -= 1;
+        if self.bottom.is_empty() && self.near.len() == 0 {
+            self.refill();
+        }
+        Some((SimTime(entry.time), entry.event))
+    }
+
+    /// The time of the earliest event, if any.
+    #[inline]
+    pub fn peek_time(&self) -> Option<SimTime> {
+        let t = match (self.bottom.last(), self.near.peek()) {
+            (Some(b), Some(n)) => b.time.min(n.time),
+            (Some(b), None) => b.time,
+            (None, Some(n)) => n.time,
+            (None, None) => return None,
+        };
+        Some(SimTime(t))
+    }
+
+    /// Events pending.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no event is pending.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests;
