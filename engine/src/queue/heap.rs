@@ -35,6 +35,12 @@ impl<E: Copy> Heap<E> {
         self.v.first()
     }
 
+    /// The entries, in heap order.
+    #[cfg(test)]
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Entry<E>> {
+        self.v.iter()
+    }
+
     /// Adds `entry`.
     #[inline]
     pub(super) fn push(&mut self, entry: Entry<E>) {

@@ -14,7 +14,9 @@ pub(super) struct Level<E> {
     cur: usize,
     /// The start of bucket `cur`: this level holds no event before it.
     cur_start: u64,
-    /// The end of bucket `nb - 1` (saturating at `u64::MAX`).
+    /// The end of bucket `nb - 1` (saturating at `u64::MAX`) or, if
+    /// earlier, of the span this level may cover: the coarser level's
+    /// next bucket's start.
     end: u64,
     buckets: Vec<Vec<Entry<E>>>,
     overflow: Vec<Entry<E>>,
@@ -41,8 +43,9 @@ impl<E: Copy> Level<E> {
     }
 
     /// Spreads `items` (all of which it drains), spanning `[min, max]`, over
-    /// about `items.len() / PER_BUCKET` buckets of a power-of-two width.
-    fn build(&mut self, items: &mut Vec<Entry<E>>, (min, max): (u64, u64)) {
+    /// about `items.len() / PER_BUCKET` buckets of a power-of-two width;
+    /// the level covers no time at or after `limit` (which is above `max`).
+    fn build(&mut self, items: &mut Vec<Entry<E>>, (min, max): (u64, u64), limit: u64) {
         let span = max - min;
         let target = (items.len() / PER_BUCKET).max(2) as u64;
         // The least power of two above `span / target`: then `span >> shift`
@@ -54,7 +57,7 @@ impl<E: Copy> Level<E> {
         self.nb = nb;
         self.cur = 0;
         self.cur_start = min;
-        self.end = self.start(nb);
+        self.end = self.start(nb).min(limit);
         if self.buckets.len() < nb {
             self.buckets.resize_with(nb, Vec::new);
         } else if self.buckets.len() > 2 * nb + 64 {
@@ -72,7 +75,7 @@ impl<E: Copy> Level<E> {
             let b = self.cur;
             self.cur += 1;
             if !self.buckets[b].is_empty() {
-                self.cur_start = self.start(self.cur);
+                self.cur_start = self.start(self.cur).min(self.end);
                 return Some(b);
             }
         }
@@ -113,12 +116,14 @@ impl<E: Copy> EventQueue<E> {
         debug_assert!(self.bottom.is_empty() && self.near.len() == 0);
         loop {
             let depth = self.levels.len();
+            // The finest level's span ends where the coarser one's next bucket starts.
+            let limit = if depth > 1 { self.levels[depth - 2].cur_start } else { u64::MAX };
             let Some(level) = self.levels.last_mut() else {
                 if self.top.is_empty() {
                     return;
                 }
                 let mut items = std::mem::take(&mut self.top);
-                self.add_level(&mut items);
+                self.add_level(&mut items, u64::MAX);
                 self.top = items;
                 continue;
             };
@@ -131,7 +136,7 @@ impl<E: Copy> EventQueue<E> {
                 } else {
                     let mut items = std::mem::take(&mut level.overflow);
                     let range = time_range(&items);
-                    level.build(&mut items, range);
+                    level.build(&mut items, range, limit);
                     level.overflow = items;
                 }
                 continue;
@@ -141,7 +146,8 @@ impl<E: Copy> EventQueue<E> {
                 let range = time_range(bucket);
                 if range.0 < range.1 {
                     let mut items = std::mem::take(bucket);
-                    self.add_level(&mut items);
+                    let limit = level.cur_start;
+                    self.add_level(&mut items, limit);
                     self.levels[depth - 1].buckets[b] = items;
                     continue;
                 }
@@ -156,14 +162,58 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
-    /// Pushes a finest level built from `items` (not empty; drained).
-    fn add_level(&mut self, items: &mut Vec<Entry<E>>) {
+    /// Pushes a finest level built from `items` (not empty; drained),
+    /// covering no time at or after `limit`.
+    fn add_level(&mut self, items: &mut Vec<Entry<E>>, limit: u64) {
         let mut level = self.spare.pop().unwrap_or_else(Level::empty);
         let range = time_range(items);
-        level.build(items, range);
+        level.build(items, range, limit);
         if items.capacity() > KEEP_CAPACITY {
             *items = Vec::new();
         }
         self.levels.push(level);
+    }
+}
+
+#[cfg(test)]
+impl<E: Copy> EventQueue<E> {
+    /// Bucket slots and entries of capacity held by the ladder and spares.
+    pub(super) fn footprint(&self) -> (usize, usize) {
+        let levels = self.levels.iter().chain(&self.spare);
+        levels.fold((0, 0), |(slots, cap), l| {
+            let bucket_cap: usize = l.buckets.iter().map(Vec::capacity).sum();
+            (slots + l.buckets.len(), cap + bucket_cap + l.overflow.capacity())
+        })
+    }
+
+    /// Panics unless the structures partition time as the module docs say.
+    pub(super) fn check_invariants(&self) {
+        for e in self.bottom.iter().chain(self.near.iter()) {
+            assert!(
+                e.time < self.bottom_end || self.bottom_end == u64::MAX,
+                "bottom/near {} >= {}",
+                e.time,
+                self.bottom_end
+            );
+        }
+        let mut upper = u64::MAX;
+        for (i, l) in self.levels.iter().enumerate() {
+            assert!(l.cur_start <= upper, "level {i} starts at {} after {upper}", l.cur_start);
+            for (b, bucket) in l.buckets.iter().enumerate() {
+                for e in bucket {
+                    assert!(b >= l.cur && b < l.nb, "level {i} bucket {b} spent or unused");
+                    assert!(e.time >= l.start(b) && (e.time < l.start(b + 1) || l.start(b + 1) == u64::MAX));
+                    assert!(e.time < l.end || l.end == u64::MAX);
+                    assert!(e.time <= upper);
+                }
+            }
+            for e in &l.overflow {
+                assert!(e.time >= l.end && e.time <= upper);
+            }
+            upper = l.cur_start;
+        }
+        if let Some(l) = self.levels.last() {
+            assert_eq!(l.cur_start, self.bottom_end);
+        }
     }
 }

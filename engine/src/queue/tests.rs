@@ -61,3 +61,213 @@ fn matches_a_sorted_reference_under_interleaving() {
         assert_eq!(q.len(), reference.len());
     }
 }
+
+/// xorshift64: the tests' own deterministic random numbers.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The queue beside a sorted reference of (time, seq): every push, pop,
+/// `peek_time` and `len` must agree.
+struct Checked {
+    q: EventQueue<u64>,
+    reference: std::collections::BTreeSet<(u64, u64)>,
+    seq: u64,
+    now: u64,
+}
+
+impl Checked {
+    fn new() -> Self {
+        Checked { q: EventQueue::new(), reference: Default::default(), seq: 0, now: 0 }
+    }
+    fn push(&mut self, t: u64) {
+        self.q.push(SimTime(t), self.seq);
+        self.reference.insert((t, self.seq));
+        self.seq += 1;
+        self.check_peek();
+    }
+    fn pop(&mut self) -> Option<u64> {
+        let want = self.reference.pop_first();
+        let got = self.q.pop().map(|(t, e)| (t.0, e));
+        assert_eq!(got, want, "pop after {} pushes", self.seq);
+        self.check_peek();
+        if let Some((t, _)) = got {
+            self.now = t;
+        }
+        got.map(|(t, _)| t)
+    }
+    fn check_peek(&self) {
+        // The full check scans the whole queue: every so often suffices.
+        if self.seq % 32 == 0 {
+            self.q.check_invariants();
+        }
+        assert_eq!(self.q.peek_time().map(|t| t.0), self.reference.first().map(|r| r.0));
+        assert_eq!(self.q.len(), self.reference.len());
+        assert_eq!(self.q.is_empty(), self.reference.is_empty());
+    }
+    fn drain(&mut self) {
+        while self.pop().is_some() {}
+        assert!(self.q.is_empty());
+    }
+}
+
+/// Runs `rounds` of a simulation-like mix: each round pops one event (if
+/// any) and pushes 0 to 2 events at `delay(now, rng)` after the last popped
+/// time, after `initial` pushes at time zero; then drains.
+fn simulate(seed: u64, initial: usize, rounds: usize, mut delay: impl FnMut(&mut Rng) -> u64) {
+    let mut rng = Rng(seed);
+    let mut c = Checked::new();
+    for _ in 0..initial {
+        c.push(0);
+    }
+    for _ in 0..rounds {
+        c.pop();
+        for _ in 0..rng.below(3) {
+            let d = delay(&mut rng);
+            c.push(c.now.saturating_add(d));
+        }
+        if c.q.is_empty() {
+            c.push(c.now);
+        }
+    }
+    c.drain();
+}
+
+#[test]
+fn ties_at_one_time_pop_in_insertion_order() {
+    let mut c = Checked::new();
+    for _ in 0..5_000 {
+        c.push(7);
+    }
+    for _ in 0..2_500 {
+        c.pop();
+        c.push(7);
+    }
+    c.drain();
+    // Delay zero, as emu schedules most: everything at the same times.
+    simulate(1, 500, 20_000, |r| if r.below(4) == 0 { r.below(3) } else { 0 });
+}
+
+#[test]
+fn bimodal_nanosecond_and_ten_second_delays() {
+    simulate(2, 300, 30_000, |r| if r.below(10) == 0 { 10_000_000_000 } else { 1 });
+    simulate(3, 2_000, 30_000, |r| if r.below(2) == 0 { 10_000_000_000 + r.below(5) } else { r.below(2) });
+}
+
+#[test]
+fn exponential_delays_as_phold() {
+    simulate(4, 1_000, 40_000, |r| {
+        let u = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+        100_000_000 + (-900_000_000.0 * (1.0 - u).ln()) as u64
+    });
+    // Delays over many orders of magnitude: ns to seconds.
+    simulate(5, 1_000, 40_000, |r| 1u64 << r.below(34));
+}
+
+#[test]
+fn huge_times_up_to_the_end_of_time() {
+    let mut rng = Rng(6);
+    let mut c = Checked::new();
+    for i in 0..20_000u64 {
+        let t = match rng.below(5) {
+            0 => u64::MAX - rng.below(3),
+            1 => u64::MAX - 1 - rng.below(1 << 40),
+            2 => rng.below(1 << 63),
+            _ => c.now.saturating_add(rng.below(1_000)),
+        };
+        c.push(t.max(c.now));
+        if i % 3 != 0 {
+            c.pop();
+        }
+    }
+    c.drain();
+    simulate(7, 100, 20_000, |r| if r.below(50) == 0 { u64::MAX } else { r.below(100) });
+}
+
+#[test]
+fn a_far_future_event_among_many_near_ones() {
+    for far in [u64::MAX - 1, 1 << 50, 10_000_000_000] {
+        let mut rng = Rng(8);
+        let mut c = Checked::new();
+        c.push(far);
+        for _ in 0..3_000 {
+            c.push(rng.below(1_000));
+        }
+        for _ in 0..30_000 {
+            c.pop();
+            let d = rng.below(1_000);
+            c.push(c.now + d);
+        }
+        c.drain();
+    }
+}
+
+#[test]
+fn grows_drains_to_empty_and_grows_again() {
+    let mut rng = Rng(9);
+    let mut c = Checked::new();
+    for round in 0..4u64 {
+        let n = 500 + 4_000 * (round % 2);
+        for _ in 0..n {
+            let t = c.now + rng.below(10_000 << round);
+            c.push(t);
+        }
+        // Half down, a little up, then empty.
+        for _ in 0..n / 2 {
+            c.pop();
+        }
+        for _ in 0..n / 4 {
+            let t = c.now + rng.below(100);
+            c.push(t);
+        }
+        c.drain();
+        // Empty, later and earlier than before: both must work.
+        c.push(c.now + 5);
+        c.push(c.now);
+        c.drain();
+    }
+}
+
+#[test]
+fn pushes_before_the_last_popped_time_still_sort() {
+    // Not what the scheduler does, but the queue allows it.
+    let mut rng = Rng(10);
+    let mut c = Checked::new();
+    for _ in 0..20_000 {
+        c.push(rng.below(1 << 20));
+        if rng.below(3) != 0 {
+            c.pop();
+        }
+    }
+    c.drain();
+}
+
+#[test]
+fn memory_follows_the_pending_count() {
+    // A far outlier and waves of growth: the ladder's bucket slots stay
+    // within a small multiple of the peak pending, not of pushes made.
+    let mut rng = Rng(11);
+    let mut q = EventQueue::new();
+    let mut now = 0;
+    q.push(SimTime(u64::MAX - 1), 0u32);
+    for wave in 0..20u64 {
+        for _ in 0..2_000 {
+            q.push(SimTime(now + rng.below(1 << (wave % 40))), 0);
+        }
+        while q.len() > 1 {
+            now = q.pop().unwrap().0 .0;
+        }
+    }
+    let (slots, capacity) = q.footprint();
+    assert!(slots <= 4 * 2_001 && capacity <= 40 * 2_001, "{slots} bucket slots, {capacity} entries of capacity");
+}
