@@ -1,10 +1,11 @@
 //! The ladder's levels and the refill that walks them; see the module docs
 //! of `queue` for the design and why it keeps the order.
 
-use super::{Entry, EventQueue, KEEP_CAPACITY, MAX_LEVELS, PER_BUCKET, SPLIT};
+use super::{EventQueue, Slot, KEEP_CAPACITY, MAX_LEVELS, PER_BUCKET, PER_SPLIT_BUCKET, SPLIT};
 
 /// One rung: buckets of width `1 << shift` from `base`, the next to hand
-/// out at `cur`, and an overflow for events at or after `end`.
+/// out at `cur`, and an overflow for events at or after `end`. Every
+/// vector holds its events in insertion order.
 pub(super) struct Level<E> {
     base: u64,
     shift: u32,
@@ -18,8 +19,8 @@ pub(super) struct Level<E> {
     /// earlier, of the span this level may cover: the coarser level's
     /// next bucket's start.
     end: u64,
-    buckets: Vec<Vec<Entry<E>>>,
-    overflow: Vec<Entry<E>>,
+    buckets: Vec<Vec<Slot<E>>>,
+    overflow: Vec<Slot<E>>,
 }
 
 impl<E: Copy> Level<E> {
@@ -32,22 +33,22 @@ impl<E: Copy> Level<E> {
         (self.base as u128 + ((i as u128) << self.shift)).min(u64::MAX as u128) as u64
     }
 
-    /// Puts `entry`, at or after `cur_start`, in its bucket or the overflow.
+    /// Appends `slot`, at or after `cur_start`, to its bucket or the overflow.
     #[inline]
-    fn insert(&mut self, entry: Entry<E>) {
-        if entry.time >= self.end {
-            self.overflow.push(entry);
+    fn insert(&mut self, slot: Slot<E>) {
+        if slot.time >= self.end {
+            self.overflow.push(slot);
         } else {
-            self.buckets[((entry.time - self.base) >> self.shift) as usize].push(entry);
+            self.buckets[((slot.time - self.base) >> self.shift) as usize].push(slot);
         }
     }
 
-    /// Spreads `items` (all of which it drains), spanning `[min, max]`, over
-    /// about `items.len() / PER_BUCKET` buckets of a power-of-two width;
+    /// Spreads `items` (all of which it drains, in order), spanning
+    /// `[min, max]`, over about `expect` buckets of a power-of-two width;
     /// the level covers no time at or after `limit` (which is above `max`).
-    fn build(&mut self, items: &mut Vec<Entry<E>>, (min, max): (u64, u64), limit: u64) {
+    fn build(&mut self, items: &mut Vec<Slot<E>>, (min, max): (u64, u64), limit: u64, expect: usize) {
         let span = max - min;
-        let target = (items.len() / PER_BUCKET).max(2) as u64;
+        let target = expect.max(2) as u64;
         // The least power of two above `span / target`: then `span >> shift`
         // is below `target`, and `target >= 2` keeps `shift` below 64.
         let shift = 64 - (span / target).leading_zeros();
@@ -60,7 +61,7 @@ impl<E: Copy> Level<E> {
         self.end = self.start(nb).min(limit);
         if self.buckets.len() < nb {
             self.buckets.resize_with(nb, Vec::new);
-        } else if self.buckets.len() > 2 * nb + 64 {
+        } else if self.buckets.len() > 4 * nb + 256 {
             self.buckets.truncate(nb);
             self.buckets.shrink_to_fit();
         }
@@ -84,28 +85,57 @@ impl<E: Copy> Level<E> {
     }
 }
 
+/// A level rebuilt from its overflow of `m` events is sized for up to
+/// this many times `m` (for the events pending), so that scanning its
+/// buckets costs at most `REBUILD_GROWTH / PER_BUCKET` per event filed.
+const REBUILD_GROWTH: usize = 8;
+
+/// Buckets of at most this many events are sorted by rank.
+const RANK_SORT: usize = 16;
+
+/// Moves `bucket` (at most [`RANK_SORT`] events, in insertion order) into
+/// the empty `bottom` sorted by time, ties in insertion order: each event
+/// goes to the place its rank says (the events before it in time, or at
+/// its time and inserted before it), counted without branches, which on a
+/// few events in random order beats an insertion sort's mispredictions.
+fn rank_sort_into<E: Copy>(bucket: &mut Vec<Slot<E>>, bottom: &mut Vec<Slot<E>>) {
+    let n = bucket.len();
+    let mut times = [0u64; RANK_SORT];
+    for (t, e) in times.iter_mut().zip(bucket.iter()) {
+        *t = e.time;
+    }
+    let times = &times[..n];
+    bottom.extend_from_slice(bucket);
+    for (i, (e, &t)) in bucket.iter().zip(times).enumerate() {
+        let before = times[..i].iter().map(|&o| (o <= t) as usize).sum::<usize>()
+            + times[i + 1..].iter().map(|&o| (o < t) as usize).sum::<usize>();
+        bottom[before] = *e;
+    }
+    bucket.clear();
+}
+
 /// The least and greatest time in `items` (not empty).
-fn time_range<E>(items: &[Entry<E>]) -> (u64, u64) {
+fn time_range<E>(items: &[Slot<E>]) -> (u64, u64) {
     items.iter().fold((u64::MAX, 0), |(lo, hi), e| (lo.min(e.time), hi.max(e.time)))
 }
 
 impl<E: Copy> EventQueue<E> {
-    /// Files `entry`, at or after `bottom_end`, in the ladder or the top.
+    /// Files `slot`, at or after `bottom_end`, in the ladder or the top.
     #[inline]
-    pub(super) fn push_far(&mut self, entry: Entry<E>) {
+    pub(super) fn push_far(&mut self, slot: Slot<E>) {
         let Some((finest, coarser)) = self.levels.split_last_mut() else {
-            self.top.push(entry);
+            self.top.push(slot);
             return;
         };
         for level in coarser {
-            if entry.time >= level.cur_start {
-                level.insert(entry);
+            if slot.time >= level.cur_start {
+                level.insert(slot);
                 return;
             }
         }
-        // The finest level starts at `bottom_end`, at or before `entry`.
-        debug_assert!(entry.time >= finest.cur_start);
-        finest.insert(entry);
+        // The finest level starts at `bottom_end`, at or before `slot`.
+        debug_assert!(slot.time >= finest.cur_start);
+        finest.insert(slot);
     }
 
     /// With bottom and near empty, moves the next events into the bottom
@@ -113,7 +143,9 @@ impl<E: Copy> EventQueue<E> {
     /// or leaves the queue with no level and an empty top if it is empty.
     #[inline(never)]
     pub(super) fn refill(&mut self) {
-        debug_assert!(self.bottom.is_empty() && self.near.len() == 0);
+        debug_assert!(self.head == self.bottom.len() && self.near.len() == 0);
+        self.bottom.clear();
+        self.head = 0;
         loop {
             let depth = self.levels.len();
             // The finest level's span ends where the coarser one's next bucket starts.
@@ -123,7 +155,8 @@ impl<E: Copy> EventQueue<E> {
                     return;
                 }
                 let mut items = std::mem::take(&mut self.top);
-                self.add_level(&mut items, u64::MAX);
+                let expect = items.len() / PER_BUCKET;
+                self.add_level(&mut items, u64::MAX, expect);
                 self.top = items;
                 continue;
             };
@@ -134,9 +167,12 @@ impl<E: Copy> EventQueue<E> {
                         self.spare.push(spent);
                     }
                 } else {
+                    // Sized for the events pending (within reason): as time
+                    // nears this span it fills with events pushed meanwhile.
                     let mut items = std::mem::take(&mut level.overflow);
                     let range = time_range(&items);
-                    level.build(&mut items, range, limit);
+                    let expect = self.len.min(REBUILD_GROWTH * items.len()) / PER_BUCKET;
+                    level.build(&mut items, range, limit, expect);
                     level.overflow = items;
                 }
                 continue;
@@ -147,27 +183,39 @@ impl<E: Copy> EventQueue<E> {
                 if range.0 < range.1 {
                     let mut items = std::mem::take(bucket);
                     let limit = level.cur_start;
-                    self.add_level(&mut items, limit);
+                    let expect = items.len() / PER_SPLIT_BUCKET;
+                    self.add_level(&mut items, limit, expect);
                     self.levels[depth - 1].buckets[b] = items;
                     continue;
                 }
             }
-            std::mem::swap(&mut self.bottom, bucket);
-            if bucket.capacity() > KEEP_CAPACITY {
-                *bucket = Vec::new();
-            }
             self.bottom_end = level.cur_start;
-            self.bottom.sort_unstable_by(|x, y| y.key().cmp(&x.key()));
+            if bucket.len() <= RANK_SORT {
+                rank_sort_into(bucket, &mut self.bottom);
+                return;
+            }
+            if bucket.len() <= SPLIT {
+                // Copied, so that the bucket keeps its own allocation.
+                self.bottom.extend_from_slice(bucket);
+                bucket.clear();
+            } else {
+                std::mem::swap(&mut self.bottom, bucket);
+                if bucket.capacity() > KEEP_CAPACITY {
+                    *bucket = Vec::new();
+                }
+            }
+            // Stable: events at one time stay in insertion order.
+            self.bottom.sort_by_key(|e| e.time);
             return;
         }
     }
 
     /// Pushes a finest level built from `items` (not empty; drained),
     /// covering no time at or after `limit`.
-    fn add_level(&mut self, items: &mut Vec<Entry<E>>, limit: u64) {
+    fn add_level(&mut self, items: &mut Vec<Slot<E>>, limit: u64, buckets: usize) {
         let mut level = self.spare.pop().unwrap_or_else(Level::empty);
         let range = time_range(items);
-        level.build(items, range, limit);
+        level.build(items, range, limit, buckets);
         if items.capacity() > KEEP_CAPACITY {
             *items = Vec::new();
         }
@@ -188,13 +236,9 @@ impl<E: Copy> EventQueue<E> {
 
     /// Panics unless the structures partition time as the module docs say.
     pub(super) fn check_invariants(&self) {
-        for e in self.bottom.iter().chain(self.near.iter()) {
-            assert!(
-                e.time < self.bottom_end || self.bottom_end == u64::MAX,
-                "bottom/near {} >= {}",
-                e.time,
-                self.bottom_end
-            );
+        let near = self.near.iter().map(|e| e.time);
+        for t in self.bottom[self.head..].iter().map(|e| e.time).chain(near) {
+            assert!(t < self.bottom_end || self.bottom_end == u64::MAX, "bottom/near {t} >= {}", self.bottom_end);
         }
         let mut upper = u64::MAX;
         for (i, l) in self.levels.iter().enumerate() {

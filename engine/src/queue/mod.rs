@@ -78,15 +78,25 @@ use ladder::Level;
 
 /// A bucket of more events than this, spread over more than one
 /// nanosecond, is split into a finer level rather than sorted.
-const SPLIT: usize = 48;
+const SPLIT: usize = 128;
 /// Events per bucket a level aims at when it is built.
-const PER_BUCKET: usize = 4;
+const PER_BUCKET: usize = 32;
+/// Events per bucket a level split from a bucket aims at.
+const PER_SPLIT_BUCKET: usize = 4;
 /// Levels at most; a crowded bucket at the finest is sorted whole.
 const MAX_LEVELS: usize = 12;
 /// Capacity (in entries) an emptied bucket keeps for reuse.
 const KEEP_CAPACITY: usize = 4 * SPLIT;
 
-/// One pending event with its key.
+/// An event in a bucket, the bottom or the top, where the vector's order
+/// stands for the insertion order.
+#[derive(Clone, Copy)]
+struct Slot<E> {
+    time: u64,
+    event: E,
+}
+
+/// An event in near, with its insertion sequence number.
 #[derive(Clone, Copy)]
 struct Entry<E> {
     time: u64,
@@ -104,8 +114,10 @@ impl<E> Entry<E> {
 
 /// The pending events, popped in `(time, seq)` order; see the module docs.
 pub struct EventQueue<E: Copy> {
-    /// The bucket being handled, sorted latest first.
-    bottom: Vec<Entry<E>>,
+    /// The bucket being handled, sorted by time (ties in insertion order),
+    /// handed out from `head`.
+    bottom: Vec<Slot<E>>,
+    head: usize,
     /// Events pushed before `bottom_end` since the bottom was sorted.
     near: Heap<E>,
     /// Events in `bottom` and `near` are before it, all others at or after.
@@ -113,7 +125,7 @@ pub struct EventQueue<E: Copy> {
     /// The ladder, coarsest level first.
     levels: Vec<Level<E>>,
     /// Events at or after `bottom_end` while there is no level.
-    top: Vec<Entry<E>>,
+    top: Vec<Slot<E>>,
     /// Spent levels, kept for their allocations.
     spare: Vec<Level<E>>,
     len: usize,
@@ -136,6 +148,7 @@ impl<E: Copy> EventQueue<E> {
     pub fn with_capacity(n: usize) -> Self {
         EventQueue {
             bottom: Vec::new(),
+            head: 0,
             near: Heap::with_capacity(n),
             bottom_end: 0,
             levels: Vec::new(),
@@ -150,15 +163,15 @@ impl<E: Copy> EventQueue<E> {
     /// the same `time`.
     #[inline]
     pub fn push(&mut self, time: SimTime, event: E) {
-        let entry = Entry { time: time.0, seq: self.next_seq, event };
+        let seq = self.next_seq;
         self.next_seq += 1;
         self.len += 1;
-        if entry.time < self.bottom_end {
-            self.near.push(entry);
+        if time.0 < self.bottom_end {
+            self.near.push(Entry { time: time.0, seq, event });
             return;
         }
-        self.push_far(entry);
-        if self.bottom.is_empty() && self.near.len() == 0 {
+        self.push_far(Slot { time: time.0, event });
+        if self.head == self.bottom.len() && self.near.len() == 0 {
             self.refill();
         }
     }
@@ -166,23 +179,28 @@ impl<E: Copy> EventQueue<E> {
     /// Remove and return the earliest event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let entry = match (self.bottom.last(), self.near.peek()) {
-            (Some(b), Some(n)) if n.key() < b.key() => self.near.pop(),
-            (Some(_), _) => self.bottom.pop(),
-            (None, Some(_)) => self.near.pop(),
+        // At equal times the bottom's event goes first: near's were all
+        // pushed after the bottom was filled.
+        let (time, event) = match (self.bottom.get(self.head), self.near.peek()) {
+            (Some(b), Some(n)) if n.time < b.time => self.near.pop().map(|n| (n.time, n.event))?,
+            (Some(&b), _) => {
+                self.head += 1;
+                (b.time, b.event)
+            }
+            (None, Some(_)) => self.near.pop().map(|n| (n.time, n.event))?,
             (None, None) => return None,
-        }?;
+        };
         self.len -= 1;
-        if self.bottom.is_empty() && self.near.len() == 0 {
+        if self.head == self.bottom.len() && self.near.len() == 0 {
             self.refill();
         }
-        Some((SimTime(entry.time), entry.event))
+        Some((SimTime(time), event))
     }
 
     /// The time of the earliest event, if any.
     #[inline]
     pub fn peek_time(&self) -> Option<SimTime> {
-        let t = match (self.bottom.last(), self.near.peek()) {
+        let t = match (self.bottom.get(self.head), self.near.peek()) {
             (Some(b), Some(n)) => b.time.min(n.time),
             (Some(b), None) => b.time,
             (None, Some(n)) => n.time,
