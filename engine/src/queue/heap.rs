@@ -41,6 +41,18 @@ impl<E: Copy> Heap<E> {
         self.v.iter()
     }
 
+    /// Takes all the entries out (in no particular order).
+    pub(super) fn take(&mut self) -> Vec<Entry<E>> {
+        std::mem::take(&mut self.v)
+    }
+
+    /// Gives back the (emptied) vector of `take`, for its allocation.
+    pub(super) fn give_back(&mut self, mut v: Vec<Entry<E>>) {
+        debug_assert!(self.v.is_empty());
+        v.clear();
+        self.v = v;
+    }
+
     /// Adds `entry`.
     #[inline]
     pub(super) fn push(&mut self, entry: Entry<E>) {

@@ -160,7 +160,14 @@ impl<E: Copy> EventQueue<E> {
                 self.top = items;
                 continue;
             };
-            let Some(b) = level.next_bucket() else {
+            #[cfg(test)]
+            let scanned_from = level.cur;
+            let next = level.next_bucket();
+            #[cfg(test)]
+            {
+                self.work += (level.cur - scanned_from) as u64;
+            }
+            let Some(b) = next else {
                 if level.overflow.is_empty() {
                     let spent = self.levels.pop().expect("a level");
                     if self.spare.len() < MAX_LEVELS {
@@ -172,6 +179,10 @@ impl<E: Copy> EventQueue<E> {
                     let mut items = std::mem::take(&mut level.overflow);
                     let range = time_range(&items);
                     let expect = self.len.min(REBUILD_GROWTH * items.len()) / PER_BUCKET;
+                    #[cfg(test)]
+                    {
+                        self.work += items.len() as u64;
+                    }
                     level.build(&mut items, range, limit, expect);
                     level.overflow = items;
                 }
@@ -190,6 +201,10 @@ impl<E: Copy> EventQueue<E> {
                 }
             }
             self.bottom_end = level.cur_start;
+            #[cfg(test)]
+            {
+                self.work += bucket.len() as u64;
+            }
             if bucket.len() <= RANK_SORT {
                 rank_sort_into(bucket, &mut self.bottom);
                 return;
@@ -210,10 +225,39 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
+    /// Moves the bottom's events left and near's into a new finest level
+    /// over `[their earliest, bottom_end)`, then refills: for when near
+    /// has grown (the bottom's span being long, say after a far event was
+    /// the first pushed). It costs at most twice near's size, which is the
+    /// number of pushes since the last refill. The level's events are in
+    /// the order the levels need: at any one time, in insertion order (the
+    /// bottom's, sorted by time, were all pushed before near's).
+    #[inline(never)]
+    pub(super) fn spill(&mut self) {
+        if self.levels.len() >= MAX_LEVELS {
+            return;
+        }
+        let mut items = std::mem::take(&mut self.bottom);
+        items.drain(..self.head);
+        self.head = 0;
+        let mut near = self.near.take();
+        near.sort_unstable_by_key(|e| e.seq);
+        items.extend(near.iter().map(|e| Slot { time: e.time, event: e.event }));
+        self.near.give_back(near);
+        let buckets = items.len() / PER_SPLIT_BUCKET;
+        self.add_level(&mut items, self.bottom_end, buckets);
+        self.bottom = items;
+        self.refill();
+    }
+
     /// Pushes a finest level built from `items` (not empty; drained),
     /// covering no time at or after `limit`.
     fn add_level(&mut self, items: &mut Vec<Slot<E>>, limit: u64, buckets: usize) {
         let mut level = self.spare.pop().unwrap_or_else(Level::empty);
+        #[cfg(test)]
+        {
+            self.work += items.len() as u64;
+        }
         let range = time_range(items);
         level.build(items, range, limit, buckets);
         if items.capacity() > KEEP_CAPACITY {

@@ -85,6 +85,9 @@ const PER_BUCKET: usize = 32;
 const PER_SPLIT_BUCKET: usize = 4;
 /// Levels at most; a crowded bucket at the finest is sorted whole.
 const MAX_LEVELS: usize = 12;
+/// Near holding this many events, and more than the bottom, is spilled
+/// into a new finest level.
+const NEAR_SPILL: usize = SPLIT;
 /// Capacity (in entries) an emptied bucket keeps for reuse.
 const KEEP_CAPACITY: usize = 4 * SPLIT;
 
@@ -130,6 +133,10 @@ pub struct EventQueue<E: Copy> {
     spare: Vec<Level<E>>,
     len: usize,
     next_seq: u64,
+    /// Events moved and buckets scanned by `refill`, for the tests'
+    /// complexity bounds.
+    #[cfg(test)]
+    work: u64,
 }
 
 impl<E: Copy> Default for EventQueue<E> {
@@ -156,6 +163,8 @@ impl<E: Copy> EventQueue<E> {
             spare: Vec::new(),
             len: 0,
             next_seq: 0,
+            #[cfg(test)]
+            work: 0,
         }
     }
 
@@ -168,6 +177,10 @@ impl<E: Copy> EventQueue<E> {
         self.len += 1;
         if time.0 < self.bottom_end {
             self.near.push(Entry { time: time.0, seq, event });
+            let n = self.near.len();
+            if n >= NEAR_SPILL && n > self.bottom.len() - self.head {
+                self.spill();
+            }
             return;
         }
         self.push_far(Slot { time: time.0, event });
