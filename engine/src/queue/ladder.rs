@@ -114,6 +114,27 @@ fn rank_sort_into<E: Copy>(bucket: &mut Vec<Slot<E>>, bottom: &mut Vec<Slot<E>>)
     bucket.clear();
 }
 
+/// Moves `bucket` into the empty `bottom`, sorted by time, ties in
+/// insertion order.
+fn fill_bottom<E: Copy>(bucket: &mut Vec<Slot<E>>, bottom: &mut Vec<Slot<E>>) {
+    if bucket.len() <= RANK_SORT {
+        rank_sort_into(bucket, bottom);
+        return;
+    }
+    if bucket.len() <= SPLIT {
+        // Copied, so that the bucket keeps its own allocation.
+        bottom.extend_from_slice(bucket);
+        bucket.clear();
+    } else {
+        std::mem::swap(bottom, bucket);
+        if bucket.capacity() > KEEP_CAPACITY {
+            *bucket = Vec::new();
+        }
+    }
+    // Stable: events at one time stay in insertion order.
+    bottom.sort_by_key(|e| e.time);
+}
+
 /// The least and greatest time in `items` (not empty).
 fn time_range<E>(items: &[Slot<E>]) -> (u64, u64) {
     items.iter().fold((u64::MAX, 0), |(lo, hi), e| (lo.min(e.time), hi.max(e.time)))
@@ -205,22 +226,7 @@ impl<E: Copy> EventQueue<E> {
             {
                 self.work += bucket.len() as u64;
             }
-            if bucket.len() <= RANK_SORT {
-                rank_sort_into(bucket, &mut self.bottom);
-                return;
-            }
-            if bucket.len() <= SPLIT {
-                // Copied, so that the bucket keeps its own allocation.
-                self.bottom.extend_from_slice(bucket);
-                bucket.clear();
-            } else {
-                std::mem::swap(&mut self.bottom, bucket);
-                if bucket.capacity() > KEEP_CAPACITY {
-                    *bucket = Vec::new();
-                }
-            }
-            // Stable: events at one time stay in insertion order.
-            self.bottom.sort_by_key(|e| e.time);
+            fill_bottom(bucket, &mut self.bottom);
             return;
         }
     }

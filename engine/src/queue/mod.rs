@@ -5,67 +5,83 @@
 //! Events sort by `(time, seq)` where `seq` is the insertion sequence
 //! number, so two events at the same nanosecond run in the order they
 //! were scheduled. There is no further tie-break: `(time, seq)` is unique.
-//! Every comparison below is of that full key (as one `u128`, time in the
-//! high 64 bits), so the pop order is exactly the one of a heap on it.
+//! The pop order is exactly that of a heap on the `u128` key
+//! `time << 64 | seq` (which the queue used to be).
 //!
 //! # Design: a ladder of time buckets over a sorted bottom
 //!
-//! A ladder queue (Tang, Goh & Thng 2005) with a heap where the original
-//! has a sorted list:
+//! A ladder queue (Tang, Goh & Thng 2005), with a heap beside the sorted
+//! bottom and the sequence number kept implicit:
 //!
-//! - **bottom**: the bucket being handled, sorted latest first, so a pop
-//!   takes the last entry; with it **near**, a small 4-ary heap of the
-//!   events scheduled into that bucket's span after it was sorted (delay
-//!   zero and other short delays). A pop takes the lesser of the two
-//!   heads. Every event in them is earlier than `bottom_end`; every other
-//!   event is at or after it.
+//! - **bottom**: the bucket being handled, sorted by time, handed out from
+//!   `head`; with it **near**, a small 4-ary heap of the events pushed
+//!   into the bottom's span after it was filled (delay zero and other
+//!   short delays). A pop takes the earlier of the two heads, the bottom's
+//!   at equal times. Every event in them is earlier than `bottom_end`;
+//!   every other event is at or after it.
 //! - **levels** (the ladder's rungs), coarsest first: each an array of
 //!   buckets of one power-of-two width over a span of time, and an
-//!   overflow for events past its last bucket. A finer level covers the
-//!   part of a coarser level's bucket that was too full to sort; each
-//!   level covers `[its next bucket's start, the coarser level's next
-//!   bucket's start)`, so a push goes to the first level, coarsest first,
-//!   whose next bucket starts at or before the event's time, and there to
-//!   the bucket `(time - base) >> shift`, or to the overflow.
-//! - **top**: when there is no level, events at or after `bottom_end`.
+//!   overflow for events past its last bucket. A finer level covers part
+//!   of a coarser level's spent bucket; each level covers `[its next
+//!   bucket's start, the coarser level's next bucket's start)`, so a push
+//!   goes to the first level, coarsest first, whose next bucket starts at
+//!   or before the event's time, and there to the bucket
+//!   `(time - base) >> shift`, or to the overflow.
+//! - **top**: when there is no level, the events at or after `bottom_end`.
 //!
 //! When bottom and near are both empty, `refill` takes the finest level's
 //! next non-empty bucket: more than [`SPLIT`] events spread over more than
-//! one nanosecond become a new, finer level; otherwise they are sorted
-//! into the bottom. A level whose buckets are spent is rebuilt from its
-//! overflow, or dropped when that is empty; with no level left, a level
-//! is built from the top. A level built from `n` events spreads their
-//! `[min, max]` over about `n / PER_BUCKET` buckets. Refilling eagerly
-//! (after any pop or push that leaves bottom and near empty) keeps
+//! one nanosecond become a new, finer level (of about one bucket per
+//! [`PER_SPLIT_BUCKET`] events); otherwise they are sorted into the bottom.
+//! A level whose buckets are spent is rebuilt from its overflow (sized for
+//! the events pending, which will fill it as time nears it, up to
+//! `REBUILD_GROWTH` times its events), or dropped when that is empty; with
+//! no level left, a level is built from the top (a bucket per
+//! [`PER_BUCKET`] events). Coarse levels keep pushes' scattered writes
+//! within few buckets; crowded buckets are split where they are in cache.
+//! Near is spilled into a new finest level when it outgrows the bottom
+//! ([`NEAR_SPILL`]), as when a far event was the first pushed. Refilling
+//! eagerly (after any pop or push that leaves bottom and near empty) keeps
 //! `peek_time` O(1) and `&self`.
 //!
-//! Why the order is the heap's: the structures partition time, the
-//! bottom's and near's span before every level's, a finer level's before
-//! a coarser one's, a level's buckets in time order and its overflow after
-//! them, and a level before the top; events leave a structure only for a
-//! later-handled part of it (a bucket for the bottom or a finer level, an
-//! overflow for its level's buckets), and within the bottom and near the
-//! full key decides. The one place time cannot be split is `u64::MAX`,
-//! where a span's end saturates: an event pushed at `u64::MAX` may then go
-//! to a later-handled structure than an earlier one at `u64::MAX`, which
-//! is its place, as its `seq` is larger.
+//! # Why the order is the heap's
+//!
+//! The structures partition time: the bottom's and near's span before
+//! every level's, a finer level's before a coarser one's, a level's
+//! buckets in time order and its overflow after them. Events leave a
+//! structure only for a part of it handled no later (a bucket for the
+//! bottom or a finer level, an overflow for its level's buckets, near and
+//! the bottom for a finer level). So what remains is the order within one
+//! time, i.e. by `seq`, which buckets, overflows and the top keep as
+//! vector order: events are appended as pushed, and every move (a build,
+//! a split, a rebuild, which go through events in order) and sort
+//! (stable, by time) keeps the order of events at one time. Near's events
+//! carry their `seq` for its heap, and were all pushed after the bottom's;
+//! a spill puts the bottom's first, then near's by `seq`. Slots are thus
+//! 16 bytes for a `u32` event (near's entries 24). The one place time
+//! cannot be split is `u64::MAX`, where a span's end saturates: an event
+//! pushed at `u64::MAX` may then go to a structure handled after one
+//! holding an earlier-pushed event at `u64::MAX`, which is its place.
 //!
 //! # Complexity
 //!
 //! A push is O(levels) (levels are few, at most [`MAX_LEVELS`]) or, into
-//! near, O(log near). An event moves at most once into each level's
-//! buckets from its overflow and once per level down the ladder, then is
-//! sorted with its bucket (O(log bucket) each) and popped in O(1), so pops
-//! are amortized O(log b) for buckets of b events, a small constant on a
-//! smooth time distribution. Skewed ones degrade gracefully, never to O(n)
-//! per operation: events all at one time form one bucket, sorted in O(n)
-//! once (they arrive in seq order); a far outlier widens a level's buckets,
-//! and the crowded bucket becomes a finer level; past [`MAX_LEVELS`] a
-//! bucket is sorted whole. Scanning empty buckets costs at most one per
-//! `PER_BUCKET` events a level was built from.
+//! near, O(log near). An event moves at most once into a level's buckets
+//! from its overflow and once per level down the ladder, then is sorted
+//! with its bucket (O(log b) for b events; small buckets by rank) and
+//! popped in O(1): on a smooth time distribution a small constant per
+//! event. Skewed ones degrade gracefully, never to O(n) per operation:
+//! events all at one time form one bucket, sorted in O(n) once (they
+//! arrive in order); a far outlier widens a level's buckets, and the
+//! crowded one becomes a finer level; past [`MAX_LEVELS`] a bucket is
+//! sorted whole. Scanning empty buckets costs at most `REBUILD_GROWTH /
+//! PER_BUCKET` per event a level was built from. A spill costs at most
+//! twice near's size, the pushes since the last refill. The tests bound
+//! this work per push on skewed times.
 //!
-//! Memory: a level has at most about `n / PER_BUCKET` buckets of the `n`
-//! events it was built from; an emptied bucket keeps at most
+//! Memory: a level's bucket array is cut back when it is more than about
+//! four times what a build needs, which is at most a bucket per
+//! [`PER_SPLIT_BUCKET`] events pending; an emptied bucket keeps at most
 //! [`KEEP_CAPACITY`] entries of capacity; spent levels are kept for reuse
 //! up to [`MAX_LEVELS`]. So memory is O(peak pending).
 

@@ -108,7 +108,7 @@ impl Checked {
     }
     fn check_peek(&self) {
         // The full check scans the whole queue: every so often suffices.
-        if self.seq % 32 == 0 {
+        if self.seq.is_multiple_of(32) {
             self.q.check_invariants();
         }
         assert_eq!(self.q.peek_time().map(|t| t.0), self.reference.first().map(|r| r.0));
@@ -307,7 +307,6 @@ fn skewed_times_cost_a_bounded_work_per_event() {
         ("uniform", work_per_push(n, 50_000, |i| i * 1_000, |r| r.below(5_000_000))),
     ];
     for (name, work) in cases {
-        eprintln!("{name}: {work:.2}");
         assert!(work < 16.0, "{name}: {work:.1} moves and scans per push");
     }
 }
