@@ -232,7 +232,8 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Moves the bottom's events left and near's into a new finest level
-    /// over `[their earliest, bottom_end)`, then refills: for when near
+    /// over `[their earliest, bottom_end)` (or, with no level, the top's
+    /// too, over all time), then refills: for when near
     /// has grown (the bottom's span being long, say after a far event was
     /// the first pushed). It costs at most twice near's size, which is the
     /// number of pushes since the last refill. The level's events are in
@@ -250,8 +251,16 @@ impl<E: Copy> EventQueue<E> {
         near.sort_unstable_by_key(|e| e.seq);
         items.extend(near.iter().map(|e| Slot { time: e.time, event: e.event }));
         self.near.give_back(near);
+        // With no level (the queue emptied, or was shallow), the top holds
+        // the events at or after `bottom_end`: the new level takes them too.
+        let limit = if self.levels.is_empty() {
+            items.append(&mut self.top);
+            u64::MAX
+        } else {
+            self.bottom_end
+        };
         let buckets = items.len() / PER_SPLIT_BUCKET;
-        self.add_level(&mut items, self.bottom_end, buckets);
+        self.add_level(&mut items, limit, buckets);
         self.bottom = items;
         self.refill();
     }

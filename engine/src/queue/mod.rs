@@ -57,7 +57,8 @@
 //! a split, a rebuild, which go through events in order) and sort
 //! (stable, by time) keeps the order of events at one time. Near's events
 //! carry their `seq` for its heap, and were all pushed after the bottom's;
-//! a spill puts the bottom's first, then near's by `seq`. Slots are thus
+//! a spill puts the bottom's first, then near's by `seq` (then, if there is
+//! no level, the top's, all later in time). Slots are thus
 //! 16 bytes for a `u32` event (near's entries 24). The one place time
 //! cannot be split is `u64::MAX`, where a span's end saturates: an event
 //! pushed at `u64::MAX` may then go to a structure handled after one

@@ -310,3 +310,50 @@ fn skewed_times_cost_a_bounded_work_per_event() {
         assert!(work < 16.0, "{name}: {work:.1} moves and scans per push");
     }
 }
+
+#[test]
+fn refills_after_emptying_with_pushes_on_both_sides_of_the_last_span() {
+    // Emptied, the queue's last bucket may end after the last pop: events
+    // pushed then fall both before and after that end, then the ladder
+    // is rebuilt from them.
+    let mut rng = Rng(13);
+    let mut c = Checked::new();
+    for round in 0..30u64 {
+        let n = 50 + rng.below(400 << (round % 4));
+        for _ in 0..n {
+            let t = c.now + rng.below(1 << (4 * (round % 8)));
+            c.push(t);
+        }
+        for _ in 0..n / 3 {
+            c.pop();
+            let t = c.now + rng.below(1 << 10);
+            c.push(t);
+        }
+        c.drain();
+    }
+}
+
+#[test]
+fn pushes_after_emptying_a_wide_bucket_keep_their_order() {
+    // Two events 2^30 ns apart make 2^30-ns buckets; once both are popped
+    // the last bucket's span still reaches 2^30 ns past the clock, so what
+    // is pushed next falls before and after its end, the crowded near side
+    // spilling into a new level.
+    let mut c = Checked::new();
+    c.push(0);
+    c.push(1 << 40);
+    c.push((1 << 40) + (1 << 30));
+    c.drain();
+    let (now, end) = (c.now, c.now + (1 << 30));
+    c.push(now); // within the old span: into near
+    for i in 0..10 {
+        c.push(end + i); // past its end
+    }
+    for i in 0..1_000 {
+        c.push(now + i); // within it
+        if i % 100 == 0 {
+            c.push(end - 1 + i); // on both sides of its end
+        }
+    }
+    c.drain();
+}
