@@ -1,7 +1,7 @@
 //! The ladder's levels and the refill that walks them; see the module docs
 //! of `queue` for the design and why it keeps the order.
 
-use super::{EventQueue, Slot, KEEP_CAPACITY, MAX_LEVELS, PER_BUCKET, PER_SPLIT_BUCKET, SPLIT};
+use super::{EventQueue, Slot, KEEP_CAPACITY, MAX_LEVELS, PER_BUCKET, PER_SPLIT_BUCKET, SHALLOW, SPLIT};
 
 /// One rung: buckets of width `1 << shift` from `base`, the next to hand
 /// out at `cur`, and an overflow for events at or after `end`. Every
@@ -167,6 +167,10 @@ impl<E: Copy> EventQueue<E> {
         debug_assert!(self.head == self.bottom.len() && self.near.len() == 0);
         self.bottom.clear();
         self.head = 0;
+        if self.len <= SHALLOW && self.len > 0 {
+            self.gather();
+            return;
+        }
         loop {
             let depth = self.levels.len();
             // The finest level's span ends where the coarser one's next bucket starts.
@@ -229,6 +233,40 @@ impl<E: Copy> EventQueue<E> {
             fill_bottom(bucket, &mut self.bottom);
             return;
         }
+    }
+
+    /// With bottom and near empty, moves every event into near, which then
+    /// spans all time: a shallow queue is a heap (until near spills). The
+    /// sequence numbers given are in handling order (finest level's buckets,
+    /// its overflow, the coarser levels', the top), so at any one time in
+    /// insertion order, and below any pushed later.
+    fn gather(&mut self) {
+        let mut seq = 0;
+        let mut take = |v: &mut Vec<Slot<E>>, near: &mut super::Heap<E>| {
+            for s in v.drain(..) {
+                near.push(super::Entry { time: s.time, seq, event: s.event });
+                seq += 1;
+            }
+        };
+        while let Some(mut level) = self.levels.pop() {
+            #[cfg(test)]
+            {
+                self.work += (level.nb - level.cur) as u64;
+            }
+            for bucket in &mut level.buckets[level.cur..level.nb] {
+                take(bucket, &mut self.near);
+            }
+            take(&mut level.overflow, &mut self.near);
+            if self.spare.len() < MAX_LEVELS {
+                self.spare.push(level);
+            }
+        }
+        take(&mut self.top, &mut self.near);
+        #[cfg(test)]
+        {
+            self.work += seq;
+        }
+        self.bottom_end = u64::MAX;
     }
 
     /// Moves the bottom's events left and near's into a new finest level

@@ -104,7 +104,10 @@ const PER_SPLIT_BUCKET: usize = 4;
 const MAX_LEVELS: usize = 12;
 /// Near holding this many events, and more than the bottom, is spilled
 /// into a new finest level.
-const NEAR_SPILL: usize = SPLIT;
+const NEAR_SPILL: usize = 2 * SPLIT;
+/// A refill with at most this many events pending puts them all in near:
+/// below a few hundred events a heap is faster.
+const SHALLOW: usize = SPLIT;
 /// Capacity (in entries) an emptied bucket keeps for reuse.
 const KEEP_CAPACITY: usize = 4 * SPLIT;
 
