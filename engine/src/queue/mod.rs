@@ -40,7 +40,10 @@
 //! [`PER_BUCKET`] events). Coarse levels keep pushes' scattered writes
 //! within few buckets; crowded buckets are split where they are in cache.
 //! Near is spilled into a new finest level when it outgrows the bottom
-//! ([`NEAR_SPILL`]), as when a far event was the first pushed. Refilling
+//! ([`NEAR_SPILL`]), as when a far event was the first pushed. A refill
+//! with at most [`SHALLOW`] events pending gathers them all into near
+//! (with sequence numbers in their order), whose span is then all time:
+//! a shallow queue is a heap until near spills. Refilling
 //! eagerly (after any pop or push that leaves bottom and near empty) keeps
 //! `peek_time` O(1) and `&self`.
 //!
