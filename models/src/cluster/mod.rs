@@ -9,6 +9,7 @@
 mod build;
 pub mod ingress;
 mod names;
+mod pods;
 mod spec;
 
 use crate::hash::HashMap;
