@@ -9,6 +9,14 @@ pub trait Model {
     type Event: Copy;
     /// Handles one event at `sched.now()`.
     fn handle(&mut self, event: Self::Event, sched: &mut Scheduler<Self::Event>);
+
+    /// A hint, given just before an event is handled, of the event that
+    /// comes next: a model may start loading the state that event will
+    /// touch (a random node's record, far in memory in a large cluster), so
+    /// the load overlaps the handling of the current one. It must not
+    /// change the model: the run is the same with or without it.
+    #[inline]
+    fn prefetch(&self, _next: &Self::Event) {}
 }
 
 /// The clock and the pending events.
@@ -102,6 +110,9 @@ impl<E: Copy> Scheduler<E> {
         while self.handled - start < n && !self.stopped {
             let Some((t, ev)) = self.queue.pop() else { break };
             assert!(t >= self.now, "time went backwards");
+            if let Some(next) = self.queue.peek() {
+                model.prefetch(next);
+            }
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);
@@ -119,6 +130,9 @@ impl<E: Copy> Scheduler<E> {
         let start = self.handled;
         while let Some((t, ev)) = self.queue.pop() {
             assert!(t >= self.now, "time went backwards");
+            if let Some(next) = self.queue.peek() {
+                model.prefetch(next);
+            }
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);

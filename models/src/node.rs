@@ -354,6 +354,25 @@ impl NodeQueues {
     }
 }
 
+/// Starts loading the two cache lines of `q` (a hint: no effect on the
+/// run, none at all off x86-64).
+#[inline]
+pub fn prefetch(q: &LazyFifo) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = q as *const LazyFifo as *const i8;
+        // SAFETY: prefetching is a hint that never faults, and both
+        // addresses are inside `q` (a LazyFifo is 128 bytes).
+        unsafe {
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p.wrapping_add(64), _MM_HINT_T0);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = q;
+}
+
 impl Conntrack {
     /// A node's table under `p`.
     pub fn for_node(p: &NodeParams) -> Conntrack {

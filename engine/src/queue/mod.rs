@@ -245,6 +245,17 @@ impl<E: Copy> EventQueue<E> {
         Some(SimTime(t))
     }
 
+    /// The earliest event, if any, without removing it.
+    #[inline]
+    pub fn peek(&self) -> Option<&E> {
+        match (self.bottom.get(self.head), self.near.peek()) {
+            (Some(b), Some(n)) if n.time < b.time => Some(&n.event),
+            (Some(b), _) => Some(&b.event),
+            (None, Some(n)) => Some(&n.event),
+            (None, None) => None,
+        }
+    }
+
     /// Events pending.
     #[inline]
     pub fn len(&self) -> usize {

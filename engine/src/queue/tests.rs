@@ -357,3 +357,35 @@ fn pushes_after_emptying_a_wide_bucket_keep_their_order() {
     }
     c.drain();
 }
+
+/// `peek` shows the event the next `pop` returns, at every depth (heap
+/// mode, bottom, near, after refills).
+#[test]
+fn peek_shows_what_pop_returns() {
+    let mut q = EventQueue::new();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut now = 0u64;
+    for i in 0..50_000u32 {
+        let pushes = if i < 25_000 { 2 } else { next() % 2 };
+        for _ in 0..pushes {
+            let d = if next() % 4 == 0 { 0 } else { next() % 1_000_000 };
+            q.push(SimTime(now + d), i);
+        }
+        let peeked = q.peek().copied();
+        let popped = q.pop();
+        assert_eq!(peeked, popped.map(|(_, e)| e), "step {i}");
+        if let Some((t, _)) = popped {
+            now = t.0;
+        }
+    }
+    while let Some(p) = q.peek().copied() {
+        assert_eq!(Some(p), q.pop().map(|(_, e)| e));
+    }
+    assert!(q.is_empty() && q.pop().is_none());
+}

@@ -167,6 +167,21 @@ pub(super) const LOCALHOST: Ipv4 = Ipv4(0x7f00_0001);
 impl Model for World<'_> {
     type Event = Ev;
 
+    /// A message reaching a capacity hop next: its node's queue record is
+    /// loaded now (at 65,000 nodes it is a miss to memory), while the
+    /// current event is handled.
+    #[inline]
+    fn prefetch(&self, next: &Ev) {
+        if let Ev::HopArrive { req } = *next {
+            let Some(r) = self.reqs.try_get(req) else { return };
+            let Some(h) = r.walk.leg.hops().get(r.walk.pos as usize) else { return };
+            if let Some(node) = h.node.and_then(|n| self.nodes.get(n.index())) {
+                let half = if h.kind == HopKind::Cpu { &node.cpu } else { &node.nic };
+                crate::node::prefetch(half);
+            }
+        }
+    }
+
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
         self.now_ns = s.now().as_nanos();
         if !matches!(ev, Ev::FlowTimeout { .. } | Ev::Resync { .. } | Ev::SyncEnd { quiet: true, .. }) {
