@@ -1,6 +1,16 @@
 //! The queue's order against a sorted reference.
 use super::*;
 
+/// A xorshift64 stream from `seed` (non-zero), for the randomized tests.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 #[test]
 fn orders_by_time_then_insertion() {
     let mut q = EventQueue::new();
@@ -29,13 +39,7 @@ fn large_times_do_not_collide_with_sequence() {
 fn matches_a_sorted_reference_under_interleaving() {
     let mut q = EventQueue::new();
     let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, seq)
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut seq = 0u64;
     let mut now = 0u64;
     for round in 0..20_000 {
@@ -363,13 +367,7 @@ fn pushes_after_emptying_a_wide_bucket_keep_their_order() {
 #[test]
 fn peek_shows_what_pop_returns() {
     let mut q = EventQueue::new();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut now = 0u64;
     for i in 0..50_000u32 {
         let pushes = if i < 25_000 { 2 } else { next() % 2 };
