@@ -372,7 +372,7 @@ fn peek_shows_what_pop_returns() {
     for i in 0..50_000u32 {
         let pushes = if i < 25_000 { 2 } else { next() % 2 };
         for _ in 0..pushes {
-            let d = if next() % 4 == 0 { 0 } else { next() % 1_000_000 };
+            let d = if next().is_multiple_of(4) { 0 } else { next() % 1_000_000 };
             q.push(SimTime(now + d), i);
         }
         let peeked = q.peek().copied();
