@@ -82,6 +82,15 @@ impl<E: Copy> Scheduler<E> {
         self.queue.push(at, event);
     }
 
+    /// Shows `model` the event after the one about to be handled
+    /// ([`Model::prefetch`]).
+    #[inline]
+    fn hint_next<M: Model<Event = E>>(&self, model: &M) {
+        if let Some(next) = self.queue.peek() {
+            model.prefetch(next);
+        }
+    }
+
     /// Runs `model` until no event is pending or the next one is later than
     /// `until` (events at exactly `until` run). Returns events handled.
     pub fn run_until<M: Model<Event = E>>(&mut self, model: &mut M, until: SimTime) -> u64 {
@@ -92,6 +101,7 @@ impl<E: Copy> Scheduler<E> {
             }
             let (t, ev) = self.queue.pop().expect("peeked");
             debug_assert!(t >= self.now, "time went backwards");
+            self.hint_next(model);
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);
@@ -110,9 +120,7 @@ impl<E: Copy> Scheduler<E> {
         while self.handled - start < n && !self.stopped {
             let Some((t, ev)) = self.queue.pop() else { break };
             assert!(t >= self.now, "time went backwards");
-            if let Some(next) = self.queue.peek() {
-                model.prefetch(next);
-            }
+            self.hint_next(model);
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);
@@ -130,9 +138,7 @@ impl<E: Copy> Scheduler<E> {
         let start = self.handled;
         while let Some((t, ev)) = self.queue.pop() {
             assert!(t >= self.now, "time went backwards");
-            if let Some(next) = self.queue.peek() {
-                model.prefetch(next);
-            }
+            self.hint_next(model);
             self.now = t;
             self.handled += 1;
             model.handle(ev, self);

@@ -29,19 +29,21 @@ pub const MAX_RUNS: u64 = 100_000;
 pub const MAX_SERIES_ROWS: u64 = 10_000_000;
 
 /// Events a request costs at most, about: a new connection to a Service
-/// with its DNS exchange (docs/performance.md: "about 27 events").
+/// with its DNS exchange (docs/performance.md counts 28.0 on a 10-node
+/// cluster; an estimate).
 const EVENTS_PER_REQUEST: u64 = 27;
 
 /// Events per second of one thread at scale, about (docs/performance.md:
-/// 2.6 M at 65,000 nodes, 5 M at 5,000).
+/// 2.7-3.4 M at 65,000 nodes, 5 M at 5,000; an estimate).
 const EVENTS_PER_SECOND: f64 = 3e6;
 
 /// Memory per pod, node, Service port and flow [bytes], an estimate with
 /// room to spare: a loaded point costs these, and each run in flight
 /// (one per thread) as much again for its run-time state. For
-/// scale-65k.toml on 2 threads that gives 3.6 GB against the 1.79 GiB
-/// peak measured (docs/performance.md): conservative on purpose, since it
-/// only refuses what exceeds the machine.
+/// scale-65k.toml on 2 threads that gives 3.6 GB against the 864-887 MiB
+/// peak measured (docs/performance.md; a pod now costs about 150 bytes,
+/// models/tests/memory.rs): conservative on purpose, since it only
+/// refuses what exceeds the machine.
 const BYTES_PER_POD: u64 = 1_000;
 const BYTES_PER_NODE: u64 = 2_000;
 const BYTES_PER_PORT: u64 = 1_000;
