@@ -20,6 +20,7 @@
 
 mod dist;
 pub mod phold;
+pub mod prefetch;
 mod queue;
 mod resource;
 pub mod rng;

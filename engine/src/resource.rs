@@ -156,7 +156,13 @@ impl LazyFifo {
             self.waiting.pop_front();
         }
         let slots = self.free_at.slots();
-        let (i, &free) = slots.iter().enumerate().min_by_key(|&(_, &t)| t).expect("at least one server");
+        // The first server to free (the lowest index among equals).
+        let (mut i, mut free) = (0, slots[0]);
+        for (j, &t) in slots.iter().enumerate().skip(1) {
+            if t < free {
+                (i, free) = (j, t);
+            }
+        }
         let start = free.max(now);
         if start > now {
             if self.waiting.len() as u32 >= self.queue_limit {

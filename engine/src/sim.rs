@@ -10,13 +10,22 @@ pub trait Model {
     /// Handles one event at `sched.now()`.
     fn handle(&mut self, event: Self::Event, sched: &mut Scheduler<Self::Event>);
 
-    /// A hint, given just before an event is handled, of the event that
-    /// comes next: a model may start loading the state that event will
-    /// touch (a random node's record, far in memory in a large cluster), so
-    /// the load overlaps the handling of the current one. It must not
-    /// change the model: the run is the same with or without it.
+    /// How many of the next events [`Model::prefetch`] is shown before
+    /// each event is handled (0: none).
+    const PREFETCH_AHEAD: usize = 1;
+
+    /// A hint, given just before an event is handled, of an event that
+    /// comes soon, `ahead` places after the one about to be handled less
+    /// one (0: the very next; later ones are the queue's best guess): a
+    /// model may start loading the state that event will touch (a random
+    /// node's record, far in memory in a large cluster), so the load
+    /// overlaps the handling of the events before it. A model shown the
+    /// same event at several distances can stage its loads: the far hint
+    /// loads the event's own record, a near one what that record points
+    /// to. It must not change the model: the run is the same with or
+    /// without it.
     #[inline]
-    fn prefetch(&self, _next: &Self::Event) {}
+    fn prefetch(&self, _soon: &Self::Event, _ahead: usize) {}
 }
 
 /// The clock and the pending events.
@@ -82,12 +91,20 @@ impl<E: Copy> Scheduler<E> {
         self.queue.push(at, event);
     }
 
-    /// Shows `model` the event after the one about to be handled
+    /// Shows `model` the events after the one about to be handled
     /// ([`Model::prefetch`]).
     #[inline]
     fn hint_next<M: Model<Event = E>>(&self, model: &M) {
+        if M::PREFETCH_AHEAD == 0 {
+            return;
+        }
         if let Some(next) = self.queue.peek() {
-            model.prefetch(next);
+            model.prefetch(next, 0);
+        }
+        for k in 1..M::PREFETCH_AHEAD {
+            if let Some(soon) = self.queue.peek_ahead(k) {
+                model.prefetch(soon, k);
+            }
         }
     }
 

@@ -56,6 +56,15 @@ impl<T> Slab<T> {
         self.slots.get(key as usize).and_then(Option::as_ref)
     }
 
+    /// Starts loading the slot of `key` into the cache (a hint: it reads
+    /// nothing, and a key out of range is ignored).
+    #[inline]
+    pub fn prefetch(&self, key: u32) {
+        if let Some(slot) = self.slots.get(key as usize) {
+            crate::prefetch::prefetch(slot);
+        }
+    }
+
     /// The record at `key`, mutably.
     #[inline]
     pub fn get_mut(&mut self, key: u32) -> &mut T {

@@ -256,6 +256,15 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
+    /// An event due soon, about `k` places after the earliest (a hint for
+    /// prefetching, not an order: it is the sorted bottom's `k`-th next,
+    /// and events in `near` may come before it). `None` when the bottom
+    /// holds fewer.
+    #[inline]
+    pub fn peek_ahead(&self, k: usize) -> Option<&E> {
+        self.bottom.get(self.head + k).map(|b| &b.event)
+    }
+
     /// Events pending.
     #[inline]
     pub fn len(&self) -> usize {

@@ -633,6 +633,14 @@ impl Path {
     }
 }
 
+impl Path {
+    /// Its legs: forward, then back.
+    pub fn legs(&self, p: &DataPathParams) -> [Leg; 2] {
+        let fwd = self.leg(p, false);
+        [fwd, fwd.reversed()]
+    }
+}
+
 /// The leg from socket `from` to a pod socket on `to_node`, for the
 /// configured CNI.
 pub fn route(p: &DataPathParams, from: Place, to_pod: PodId, to_node: NodeId) -> Leg {

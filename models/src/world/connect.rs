@@ -566,7 +566,7 @@ impl World<'_> {
         };
         let flow = self.reqs.get(req).flow as usize;
         let opened = self.flows[flow].flow.max_connection_age_ns.is_some();
-        let c = self.conns.insert(Conn {
+        let c = self.open_conn(Conn {
             path: open.path,
             server,
             server_pod: Some(open.server_pod),

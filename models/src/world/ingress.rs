@@ -89,7 +89,7 @@ impl World<'_> {
             return self.send(req, Phase::ErrorReply, true, 0, s);
         }
         let server = self.server(e.pod, e.port, Protocol::Tcp);
-        let up = self.conns.insert(Conn {
+        let up = self.open_conn(Conn {
             path,
             server: Some(server),
             server_pod: Some(e.pod),

@@ -362,6 +362,11 @@ impl<K: SlabKey, T> Keyed<K, T> {
     pub(crate) fn try_get(&self, k: K) -> Option<&T> {
         self.slab.try_get(k.key())
     }
+    /// Starts loading the record of `k` into the cache (a hint).
+    #[inline]
+    pub(crate) fn prefetch(&self, k: K) {
+        self.slab.prefetch(k.key());
+    }
     /// The record of `k`, to change.
     #[inline]
     pub(crate) fn get_mut(&mut self, k: K) -> &mut T {
@@ -469,6 +474,8 @@ pub struct World<'c> {
     server_defs: Vec<Server>,
     pub(crate) conns: Keyed<ConnId, run::Conn>,
     pub(crate) reqs: Keyed<ReqId, run::Req>,
+    /// The legs of the open connections.
+    pub(crate) legs: walk::ConnLegs,
     pub(crate) next_gen: u32,
     /// Pending events other than timeouts; at zero the run is over.
     pub(crate) live: u64,
@@ -578,6 +585,7 @@ impl<'c> World<'c> {
             server_defs: servers,
             conns: Keyed::new(),
             reqs: Keyed::new(),
+            legs: walk::ConnLegs::default(),
             next_gen: 0,
             live: 0,
             endpoint_hits,

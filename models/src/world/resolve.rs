@@ -203,7 +203,7 @@ impl World<'_> {
         }
         let path = self.path_to(Place::Host { node }, ep.pod, ep_node);
         let server = self.server(ep.pod, ep.port, Protocol::Tcp);
-        let up = self.conns.insert(Conn {
+        let up = self.open_conn(Conn {
             path,
             server: Some(server),
             server_pod: Some(ep.pod),
@@ -313,7 +313,7 @@ impl World<'_> {
             }
         }
         let server = self.server(ep.pod, ep.port, Protocol::Udp);
-        let c = self.conns.insert(Conn {
+        let c = self.open_conn(Conn {
             path,
             server: Some(server),
             server_pod: Some(ep.pod),
@@ -395,7 +395,7 @@ impl World<'_> {
         let server = self.cache_server(node);
         let path = Path::ToHost { from: self.place_of(pod), node };
         let client = self.reqs.get(req).client;
-        let c = self.conns.insert(Conn {
+        let c = self.open_conn(Conn {
             path,
             server: Some(server),
             server_pod: None,

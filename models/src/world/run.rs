@@ -12,10 +12,10 @@ use crate::proxy::{Dnat, Entry, ProxyModel};
 use crate::traffic::{Arrivals, Client, Failure};
 
 // The hot records keep their size (x86-64: an event 12 bytes, a connection
-// 64, a request 352); the ids' `Option`s cost no more than the ids.
+// 64, a request 96: its message's leg is the connection's, in `World::legs`); the ids' `Option`s cost no more than the ids.
 const _: () = assert!(std::mem::size_of::<Ev>() <= 12);
 const _: () = assert!(std::mem::size_of::<Conn>() <= 64);
-const _: () = assert!(std::mem::size_of::<Req>() <= 352);
+const _: () = assert!(std::mem::size_of::<Req>() <= 96);
 
 /// Where a request is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,13 +147,18 @@ pub(crate) struct Req {
 impl Req {
     /// The connection a message of `phase` travels on.
     pub(super) fn conn_of(&self, phase: Phase) -> ConnId {
+        self.conn_of_any(phase).expect("a message travels on a connection")
+    }
+
+    /// The connection a message of `phase` would travel on, if it has one.
+    #[inline]
+    fn conn_of_any(&self, phase: Phase) -> Option<ConnId> {
         match phase {
             Phase::DnsQuery | Phase::DnsAtServer | Phase::DnsReply => self.dns_conn,
             Phase::Upstream | Phase::UpAtServer | Phase::UpResponse => self.up_conn,
             Phase::DnsUpstream | Phase::DnsUpAtServer | Phase::DnsUpReply => self.up_conn,
             _ => self.conn,
         }
-        .expect("a message travels on a connection")
     }
 }
 
@@ -167,18 +172,46 @@ pub(super) const LOCALHOST: Ipv4 = Ipv4(0x7f00_0001);
 impl Model for World<'_> {
     type Event = Ev;
 
-    /// A message reaching a capacity hop next: its node's queue record is
-    /// loaded now (at 65,000 nodes it is a miss to memory), while the
-    /// current event is handled.
+    const PREFETCH_AHEAD: usize = 4;
+
+    /// Staged loads of what an event soon to be handled touches (at 65,000
+    /// nodes each is a miss to memory): three events ahead, the request's
+    /// record; two ahead, from it, the hop of its connection's leg it
+    /// reaches, or the connection; one ahead, from those, the node queue
+    /// and the flow's tallies of that hop, or the server.
     #[inline]
-    fn prefetch(&self, next: &Ev) {
-        if let Ev::HopArrive { req } = *next {
-            let Some(r) = self.reqs.try_get(req) else { return };
-            let Some(h) = r.walk.leg.hops().get(r.walk.pos as usize) else { return };
-            if let Some(node) = h.node.and_then(|n| self.nodes.get(n.index())) {
-                let half = if h.kind == HopKind::Cpu { &node.cpu } else { &node.nic };
-                crate::node::prefetch(half);
+    fn prefetch(&self, soon: &Ev, ahead: usize) {
+        use emu_engine::prefetch::{prefetch, prefetch_line};
+        let (Ev::HopArrive { req } | Ev::Deliver { req } | Ev::ServiceDone { req }) = *soon else { return };
+        if ahead >= 3 {
+            return self.reqs.prefetch(req);
+        }
+        let Some(r) = self.reqs.try_get(req) else { return };
+        if let Ev::HopArrive { .. } = soon {
+            let Some(h) = self.legs.try_of(&r.walk).and_then(|l| l.hops().get(r.walk.pos as usize)) else { return };
+            if ahead == 2 {
+                return prefetch_line(h);
             }
+            if let Some(node) = h.node.and_then(|n| self.nodes.get(n.index())) {
+                let (half, queue) = if h.kind == HopKind::Cpu {
+                    (&node.cpu, HopKind::CpuQueue)
+                } else {
+                    (&node.nic, HopKind::NicQueue)
+                };
+                crate::node::prefetch(half);
+                if let Some(f) = self.flows.get(r.flow as usize) {
+                    prefetch_line(&f.stats.hops[queue as usize]);
+                    prefetch_line(&f.stats.hops[h.kind as usize]);
+                }
+            }
+            return;
+        }
+        let Some(c) = r.conn_of_any(r.phase) else { return };
+        if ahead == 2 {
+            return self.conns.prefetch(c);
+        }
+        if let Some(sv) = self.conns.try_get(c).and_then(|c| c.server).and_then(|sv| self.servers.get(sv.index())) {
+            prefetch(sv);
         }
     }
 
@@ -728,6 +761,14 @@ impl World<'_> {
         for c in [r.conn, r.dns_conn, r.up_conn].into_iter().flatten() {
             self.close_conn(c);
         }
+    }
+
+    /// Stores a new connection, with the legs of its path both ways.
+    pub(super) fn open_conn(&mut self, c: Conn) -> ConnId {
+        let legs = c.path.legs(&self.params.datapath);
+        let id = self.conns.insert(c);
+        self.legs.set(id, legs);
+        id
     }
 
     /// Frees a connection; the proxy that chose its endpoint hears of it.

@@ -17,8 +17,10 @@ use crate::traffic::Failure;
 /// The state of the one message a request has in flight.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Walk {
-    /// The leg it walks (built from the connection's path).
-    pub(super) leg: Leg,
+    /// The connection whose leg it walks (`None` before the first walk).
+    pub(super) conn: Option<ConnId>,
+    /// Whether it walks the connection's way back.
+    pub(super) back: bool,
     /// Index of the next hop.
     pub(super) pos: u8,
     /// CPU hops passed so far (indexes `extra`).
@@ -33,7 +35,43 @@ pub(crate) struct Walk {
 impl Walk {
     /// A walk that has not started.
     pub(super) const IDLE: Walk =
-        Walk { leg: Leg::EMPTY, pos: 0, cpus: 0, msg: Msg { bytes: 0, udp: false }, extra: [0, 0] };
+        Walk { conn: None, back: false, pos: 0, cpus: 0, msg: Msg { bytes: 0, udp: false }, extra: [0, 0] };
+}
+
+/// The legs of every open connection, both ways, by connection id: built
+/// once when the connection opens (a message walks its connection's leg,
+/// not a copy of it).
+#[derive(Default)]
+pub(crate) struct ConnLegs(Vec<[Leg; 2]>);
+
+impl ConnLegs {
+    /// Keeps `legs` (forward, back) for connection `id`.
+    #[inline]
+    pub(super) fn set(&mut self, id: ConnId, legs: [Leg; 2]) {
+        let i = id.index();
+        if i >= self.0.len() {
+            self.0.resize(i + 1, [Leg::EMPTY; 2]);
+        }
+        self.0[i] = legs;
+    }
+
+    /// Connection `id`'s leg, forward or back.
+    #[inline]
+    pub(super) fn get(&self, id: ConnId, back: bool) -> &Leg {
+        &self.0[id.index()][back as usize]
+    }
+
+    /// The leg `w` walks.
+    #[inline]
+    pub(super) fn of(&self, w: &Walk) -> &Leg {
+        self.get(w.conn.expect("a message walks a connection's leg"), w.back)
+    }
+
+    /// The leg `w` walks, if it has started (a hint's view: no panic).
+    #[inline]
+    pub(super) fn try_of(&self, w: &Walk) -> Option<&Leg> {
+        self.0.get(w.conn?.index()).map(|l| &l[w.back as usize])
+    }
 }
 
 /// Whether hops of `phase` are accounted to the flow's hop tallies (a DNS
@@ -63,10 +101,10 @@ impl World<'_> {
         s: &mut Scheduler<Ev>,
     ) {
         let extra = extra.map(|e| u32::try_from(e).expect("first-packet work above 4.29 s"));
-        let leg = self.conns.get(conn).path.leg(&self.params.datapath, back);
-        self.reqs.get_mut(req).walk = Walk { leg, pos: 0, cpus: 0, msg, extra };
+        self.reqs.get_mut(req).walk = Walk { conn: Some(conn), back, pos: 0, cpus: 0, msg, extra };
         if self.trace.is_some() && self.tracing(req).is_some() {
             let phase = self.reqs.get(req).phase;
+            let leg = *self.legs.get(conn, back);
             self.trace_walk(req, conn, back, phase, &leg, s.now().as_nanos());
         }
         self.walk_on(req, 0, s);
@@ -79,7 +117,7 @@ impl World<'_> {
         let (flow, phase, msg) = (r.flow as usize, r.phase, r.walk.msg);
         let mut pos = r.walk.pos;
         let dp = &self.params.datapath;
-        let hops = r.walk.leg.hops();
+        let hops = self.legs.of(&r.walk).hops();
         let tally = &mut self.flows[flow].stats.hops;
         let acc = accounted(phase);
         let mut trace = self.trace.as_deref_mut().filter(|t| t.req == Some(req));
@@ -147,7 +185,7 @@ impl World<'_> {
         let w = &r.walk;
         let (msg, extra_ns, cpus) = (w.msg, w.extra, w.cpus);
         let dp = &self.params.datapath;
-        let h = w.leg.hops()[w.pos as usize];
+        let h = self.legs.of(w).hops()[w.pos as usize];
         let (service, extra) = match h.kind {
             HopKind::Cpu => (dp.cpu_ns(msg, h.flags), extra_ns.get(cpus as usize).copied().unwrap_or(0) as u64),
             _ => (dp.nic_ns(msg, h.flags), 0),
