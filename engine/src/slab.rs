@@ -71,6 +71,11 @@ impl<T> Slab<T> {
         self.slots[key as usize].as_mut().expect("slab: write to a free slot")
     }
 
+    /// The live records with their keys, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slots.iter().enumerate().filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)))
+    }
+
     /// Live records.
     pub fn len(&self) -> usize {
         self.live
@@ -102,6 +107,9 @@ mod tests {
         assert_eq!(*s.get(b), "b");
         assert_eq!(s.len(), 2);
         assert_eq!(s.capacity_used(), 2);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(a, &"c"), (b, &"b")]);
+        s.remove(b);
+        assert_eq!(s.iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![c]);
     }
 
     #[test]

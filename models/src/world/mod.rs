@@ -367,6 +367,10 @@ impl<K: SlabKey, T> Keyed<K, T> {
     pub(crate) fn prefetch(&self, k: K) {
         self.slab.prefetch(k.key());
     }
+    /// The live records with their ids.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &T)> {
+        self.slab.iter().map(|(k, v)| (K::of_key(k), v))
+    }
     /// The record of `k`, to change.
     #[inline]
     pub(crate) fn get_mut(&mut self, k: K) -> &mut T {
@@ -476,12 +480,19 @@ pub struct World<'c> {
     pub(crate) reqs: Keyed<ReqId, run::Req>,
     /// The legs of the open connections.
     pub(crate) legs: walk::ConnLegs,
+    /// Requests each open connection brought to its Service endpoint since
+    /// it opened, by connection id: added to `endpoint_hits` when it
+    /// closes (or the run ends), so that a request touches its connection's
+    /// counter rather than a random endpoint's.
+    pub(crate) conn_hits: Vec<u64>,
     pub(crate) next_gen: u32,
     /// Pending events other than timeouts; at zero the run is over.
     pub(crate) live: u64,
     pub(crate) endpoint_hits: Vec<Vec<u64>>,
     pub(crate) sources: HashMap<(u32, PodId, Ipv4), u64>,
-    pub(crate) sources_overflow: BTreeMap<(u32, PodId, &'static str), u64>,
+    /// Requests beyond `sources`' first `MAX_SOURCES` keys, by (flow,
+    /// server pod, source kind); sorted into `Results` at the end.
+    pub(crate) sources_overflow: HashMap<(u32, PodId, &'static str), u64>,
     /// The cluster as it is now: pods' places, endpoint tables, what each
     /// node's rules reflect.
     pub(crate) state: live::Live,
@@ -586,11 +597,12 @@ impl<'c> World<'c> {
             conns: Keyed::new(),
             reqs: Keyed::new(),
             legs: walk::ConnLegs::default(),
+            conn_hits: Vec::new(),
             next_gen: 0,
             live: 0,
             endpoint_hits,
             sources: HashMap::default(),
-            sources_overflow: BTreeMap::new(),
+            sources_overflow: HashMap::default(),
             trace: None,
         })
     }
@@ -722,7 +734,11 @@ impl<'c> World<'c> {
     }
 
     /// Ends the run and hands back what it measured.
-    pub fn finish(self, sched: &emu_engine::Scheduler<Ev>) -> Results {
+    pub fn finish(mut self, sched: &emu_engine::Scheduler<Ev>) -> Results {
+        let open: Vec<ConnId> = self.conns.iter().map(|(c, _)| c).collect();
+        for c in open {
+            self.count_hits(c);
+        }
         Results {
             flows: self
                 .flows
@@ -736,7 +752,7 @@ impl<'c> World<'c> {
                 .collect(),
             endpoint_hits: self.endpoint_hits,
             sources: self.sources.into_iter().collect(),
-            sources_overflow: self.sources_overflow,
+            sources_overflow: self.sources_overflow.into_iter().collect(),
             proxy_counts: self.proxy.counts(),
             conntrack_max: self.params.node.conntrack_max(),
             conntrack_peak: self.conntrack.iter().map(|c| c.peak).max().unwrap_or(0),

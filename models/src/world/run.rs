@@ -452,7 +452,7 @@ impl World<'_> {
         let r = self.reqs.get(req);
         let (flow, conn) = (r.flow, r.conn_of(phase));
         let c = self.conns.get(conn);
-        let (server, sp, ep, pod, src) = (c.server, c.hit_sp, c.ep, c.server_pod, c.src);
+        let (server, sp, pod, src) = (c.server, c.hit_sp, c.server_pod, c.src);
         match self.fate(pod) {
             super::fate::Fate::Served => {}
             _ if phase == Phase::DnsQuery || phase == Phase::DnsUpstream => {
@@ -471,8 +471,8 @@ impl World<'_> {
         }
         let dns = matches!(phase, Phase::DnsQuery | Phase::DnsUpstream);
         let jobs = if dns { self.message_questions() } else { 1 };
-        if let Some(sp) = sp {
-            self.endpoint_hits[sp.index()][ep.expect("a Service's endpoint serves it").index()] += jobs as u64;
+        if sp.is_some() {
+            self.conn_hits[conn.index()] += jobs as u64;
         }
         if matches!(phase, Phase::Request | Phase::Upstream) {
             self.count_source(flow, pod.expect("a request reaches a pod"), src);
@@ -768,11 +768,24 @@ impl World<'_> {
         let legs = c.path.legs(&self.params.datapath);
         let id = self.conns.insert(c);
         self.legs.set(id, legs);
+        if id.index() >= self.conn_hits.len() {
+            self.conn_hits.resize(id.index() + 1, 0);
+        }
         id
+    }
+
+    /// Adds the requests `conn` brought to its endpoint to `endpoint_hits`.
+    pub(super) fn count_hits(&mut self, conn: ConnId) {
+        let n = std::mem::take(&mut self.conn_hits[conn.index()]);
+        let c = self.conns.get(conn);
+        if let (Some(sp), true) = (c.hit_sp, n > 0) {
+            self.endpoint_hits[sp.index()][c.ep.expect("a Service's endpoint serves it").index()] += n;
+        }
     }
 
     /// Frees a connection; the proxy that chose its endpoint hears of it.
     pub(super) fn close_conn(&mut self, conn: ConnId) {
+        self.count_hits(conn);
         let c = self.conns.remove(conn);
         if self.aged_flows {
             for f in self.flows.iter_mut().filter(|f| f.flow.max_connection_age_ns.is_some()) {
