@@ -443,6 +443,11 @@ pub struct Hop {
     pub far: bool,
 }
 
+impl Hop {
+    /// A filler: a socket hop of no latency and no node.
+    pub const NONE: Hop = Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: None, peer: None, far: false };
+}
+
 /// Most hops a leg holds.
 pub const MAX_HOPS: usize = 16;
 
@@ -463,11 +468,7 @@ impl Default for Leg {
 
 impl Leg {
     /// A leg of no hops.
-    pub const EMPTY: Leg = Leg {
-        hops: [Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: None, peer: None, far: false }; MAX_HOPS],
-        len: 0,
-        far: false,
-    };
+    pub const EMPTY: Leg = Leg { hops: [Hop::NONE; MAX_HOPS], len: 0, far: false };
 
     /// The hops in order.
     #[inline]

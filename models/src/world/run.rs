@@ -188,7 +188,7 @@ impl Model for World<'_> {
         }
         let Some(r) = self.reqs.try_get(req) else { return };
         if let Ev::HopArrive { .. } = soon {
-            let Some(h) = self.legs.try_of(&r.walk).and_then(|l| l.hops().get(r.walk.pos as usize)) else { return };
+            let Some(h) = self.legs.try_at(&r.walk) else { return };
             if ahead == 2 {
                 return prefetch_line(h);
             }
@@ -212,6 +212,11 @@ impl Model for World<'_> {
         }
         if let Some(sv) = self.conns.try_get(c).and_then(|c| c.server).and_then(|sv| self.servers.get(sv.index())) {
             prefetch(sv);
+        }
+        // What a delivery or a service's end leads to is most often the
+        // answer's walk: the connection's other way.
+        if r.walk.conn == Some(c) {
+            self.legs.prefetch_start(c, !r.walk.back);
         }
     }
 

@@ -22,7 +22,7 @@ use super::run::{external_ip, Conn, Phase, LOCALHOST};
 use super::World;
 use crate::addr::Ipv4;
 use crate::datapath::iface::{self, End};
-use crate::datapath::{Cni, HopKind, Leg, Path, Place};
+use crate::datapath::{Cni, Hop, HopKind, Path, Place};
 use crate::ids::{ConnId, NodeId, PodId, ReqId, SpId};
 use crate::proxy::{Dnat, Entry, Mode, Proxy};
 use crate::traffic::{Failure, Target};
@@ -447,13 +447,12 @@ impl World<'_> {
     /// Names and addresses the hops of `leg`, the message of `phase` about
     /// to walk connection `conn` (`back`: server to client), and records
     /// its sending.
-    pub(super) fn trace_walk(&mut self, req: ReqId, conn: ConnId, back: bool, phase: Phase, leg: &Leg, now: u64) {
+    pub(super) fn trace_walk(&mut self, req: ReqId, conn: ConnId, back: bool, phase: Phase, hops: &[Hop], now: u64) {
         let c = self.conns.get(conn);
         let a = self.addressing(req, conn, c);
         let cni = self.params.datapath.cni;
         let (near, far) = ends(c);
         let key = |p: PodId| self.pod_key(p);
-        let hops = leg.hops();
         // Where the addresses change: after the translating node's CPU
         // pass (forward: its first; back: its last).
         let at_nat = |i: usize| hops[i].kind == HopKind::Cpu && hops[i].node.is_some() && hops[i].node == a.nat_node;

@@ -10,7 +10,7 @@ use emu_engine::Scheduler;
 use super::run::{Ev, Phase};
 use super::trace::EventKind;
 use super::World;
-use crate::datapath::{HopKind, Leg, Msg};
+use crate::datapath::{Hop, HopKind, Leg, Msg, MAX_HOPS};
 use crate::ids::{ConnId, ReqId};
 use crate::traffic::Failure;
 
@@ -40,37 +40,63 @@ impl Walk {
 
 /// The legs of every open connection, both ways, by connection id: built
 /// once when the connection opens (a message walks its connection's leg,
-/// not a copy of it).
+/// not a copy of it). The hops of a leg start on a cache line (four hops to
+/// a line, none across two); the lengths are apart, two bytes a connection,
+/// so that a walk's first load is the line of the hop it is at.
 #[derive(Default)]
-pub(crate) struct ConnLegs(Vec<[Leg; 2]>);
+pub(crate) struct ConnLegs {
+    hops: Vec<[LegHops; 2]>,
+    lens: Vec<[u8; 2]>,
+}
+
+/// A leg's hops, on whole cache lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct LegHops([Hop; MAX_HOPS]);
 
 impl ConnLegs {
     /// Keeps `legs` (forward, back) for connection `id`.
     #[inline]
     pub(super) fn set(&mut self, id: ConnId, legs: [Leg; 2]) {
         let i = id.index();
-        if i >= self.0.len() {
-            self.0.resize(i + 1, [Leg::EMPTY; 2]);
+        if i >= self.hops.len() {
+            self.hops.resize(i + 1, [LegHops([Hop::NONE; MAX_HOPS]); 2]);
+            self.lens.resize(i + 1, [0; 2]);
         }
-        self.0[i] = legs;
+        for (b, leg) in legs.iter().enumerate() {
+            let hops = leg.hops();
+            self.hops[i][b].0[..hops.len()].copy_from_slice(hops);
+            self.lens[i][b] = hops.len() as u8;
+        }
     }
 
     /// Connection `id`'s leg, forward or back.
     #[inline]
-    pub(super) fn get(&self, id: ConnId, back: bool) -> &Leg {
-        &self.0[id.index()][back as usize]
+    pub(super) fn get(&self, id: ConnId, back: bool) -> &[Hop] {
+        let n = self.lens[id.index()][back as usize];
+        &self.hops[id.index()][back as usize].0[..n as usize]
     }
 
     /// The leg `w` walks.
     #[inline]
-    pub(super) fn of(&self, w: &Walk) -> &Leg {
+    pub(super) fn of(&self, w: &Walk) -> &[Hop] {
         self.get(w.conn.expect("a message walks a connection's leg"), w.back)
     }
 
-    /// The leg `w` walks, if it has started (a hint's view: no panic).
+    /// Hints that a walk of connection `id`'s leg (forward or back) starts
+    /// soon: fetches its first hops' line.
     #[inline]
-    pub(super) fn try_of(&self, w: &Walk) -> Option<&Leg> {
-        self.0.get(w.conn?.index()).map(|l| &l[w.back as usize])
+    pub(super) fn prefetch_start(&self, id: ConnId, back: bool) {
+        if let Some(l) = self.hops.get(id.index()) {
+            emu_engine::prefetch::prefetch_line(&l[back as usize]);
+        }
+    }
+
+    /// The hop `w` is at, if it has started and is not past its end (a
+    /// hint's view: no panic, and no load of the leg's length).
+    #[inline]
+    pub(super) fn try_at(&self, w: &Walk) -> Option<&Hop> {
+        self.hops.get(w.conn?.index()).and_then(|l| l[w.back as usize].0.get(w.pos as usize))
     }
 }
 
@@ -104,7 +130,7 @@ impl World<'_> {
         self.reqs.get_mut(req).walk = Walk { conn: Some(conn), back, pos: 0, cpus: 0, msg, extra };
         if self.trace.is_some() && self.tracing(req).is_some() {
             let phase = self.reqs.get(req).phase;
-            let leg = *self.legs.get(conn, back);
+            let leg = self.legs.get(conn, back).to_vec();
             self.trace_walk(req, conn, back, phase, &leg, s.now().as_nanos());
         }
         self.walk_on(req, 0, s);
@@ -117,7 +143,7 @@ impl World<'_> {
         let (flow, phase, msg) = (r.flow as usize, r.phase, r.walk.msg);
         let mut pos = r.walk.pos;
         let dp = &self.params.datapath;
-        let hops = self.legs.of(&r.walk).hops();
+        let hops = self.legs.of(&r.walk);
         let tally = &mut self.flows[flow].stats.hops;
         let acc = accounted(phase);
         let mut trace = self.trace.as_deref_mut().filter(|t| t.req == Some(req));
@@ -185,7 +211,7 @@ impl World<'_> {
         let w = &r.walk;
         let (msg, extra_ns, cpus) = (w.msg, w.extra, w.cpus);
         let dp = &self.params.datapath;
-        let h = self.legs.of(w).hops()[w.pos as usize];
+        let h = self.legs.of(w)[w.pos as usize];
         let (service, extra) = match h.kind {
             HopKind::Cpu => (dp.cpu_ns(msg, h.flags), extra_ns.get(cpus as usize).copied().unwrap_or(0) as u64),
             _ => (dp.nic_ns(msg, h.flags), 0),
