@@ -66,7 +66,8 @@ impl Phase {
 
 /// A connection: its route both ways and who serves it.
 pub(crate) struct Conn {
-    /// Its path; legs are built per message.
+    /// Its path (its two legs, built from it when it opens, are in
+    /// `World::legs`).
     pub(super) path: crate::datapath::Path,
     /// Its server; `None` when nothing listens (the SYN gets a RST).
     pub(super) server: Option<ServerId>,

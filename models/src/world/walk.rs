@@ -263,3 +263,26 @@ impl World<'_> {
         self.walk_on(req, finish - now + h.base_ns as u64, s);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leg_s_hops_sit_on_whole_cache_lines() {
+        // Four 16-byte hops to a 64-byte line, a leg's first hop at a line's
+        // start: no hop straddles two lines (docs/performance.md).
+        assert_eq!(std::mem::size_of::<Hop>(), 16);
+        assert_eq!(std::mem::align_of::<LegHops>(), 64);
+        assert_eq!(std::mem::size_of::<[LegHops; 2]>(), 2 * MAX_HOPS * 16);
+        let mut legs = ConnLegs::default();
+        legs.set(ConnId::new(3), [Leg::EMPTY, Leg::EMPTY]);
+        for c in 0..4 {
+            for back in [false, true] {
+                let at = legs.hops[c][back as usize].0.as_ptr() as usize;
+                assert_eq!(at % 64, 0, "connection {c} back {back}");
+            }
+        }
+        assert!(legs.get(ConnId::new(3), true).is_empty());
+    }
+}
