@@ -12,7 +12,8 @@ use crate::proxy::{Dnat, Entry, ProxyModel};
 use crate::traffic::{Arrivals, Client, Failure};
 
 // The hot records keep their size (x86-64: an event 12 bytes, a connection
-// 64, a request 96: its message's leg is the connection's, in `World::legs`); the ids' `Option`s cost no more than the ids.
+// 64, a request 96: its message's leg is the connection's, in
+// `World::legs`); the ids' `Option`s cost no more than the ids.
 const _: () = assert!(std::mem::size_of::<Ev>() <= 12);
 const _: () = assert!(std::mem::size_of::<Conn>() <= 64);
 const _: () = assert!(std::mem::size_of::<Req>() <= 96);
