@@ -21,6 +21,9 @@ pub(crate) struct Walk {
     pub(super) conn: Option<ConnId>,
     /// Whether it walks the connection's way back.
     pub(super) back: bool,
+    /// Which opening of the connection's slot it walks (checked in debug
+    /// builds; nothing in release ones).
+    pub(super) opening: Opening,
     /// Index of the next hop.
     pub(super) pos: u8,
     /// CPU hops passed so far (indexes `extra`).
@@ -34,8 +37,35 @@ pub(crate) struct Walk {
 
 impl Walk {
     /// A walk that has not started.
-    pub(super) const IDLE: Walk =
-        Walk { conn: None, back: false, pos: 0, cpus: 0, msg: Msg { bytes: 0, udp: false }, extra: [0, 0] };
+    pub(super) const IDLE: Walk = Walk {
+        conn: None,
+        back: false,
+        opening: Opening::NONE,
+        pos: 0,
+        cpus: 0,
+        msg: Msg { bytes: 0, udp: false },
+        extra: [0, 0],
+    };
+}
+
+/// One opening of a connection slot. A walk reads its connection's legs
+/// where the connection keeps them, so a connection must not close (and
+/// its slot be reused) while one of its messages walks: debug builds
+/// number each opening and check, at every step of a walk, that the slot
+/// still holds the connection the walk started on. In release builds it
+/// is empty (no bytes, no check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Opening {
+    #[cfg(debug_assertions)]
+    n: u32,
+}
+
+impl Opening {
+    /// No opening (a walk that has not started).
+    const NONE: Opening = Opening {
+        #[cfg(debug_assertions)]
+        n: 0,
+    };
 }
 
 /// The legs of every open connection, both ways, by connection id: built
@@ -47,6 +77,11 @@ impl Walk {
 pub(crate) struct ConnLegs {
     hops: Vec<[LegHops; 2]>,
     lens: Vec<[u8; 2]>,
+    /// Which opening each slot holds (empty records in release builds).
+    openings: Vec<Opening>,
+    /// Openings so far (debug builds).
+    #[cfg(debug_assertions)]
+    opened: u32,
 }
 
 /// A leg's hops, on whole cache lines.
@@ -62,6 +97,12 @@ impl ConnLegs {
         if i >= self.hops.len() {
             self.hops.resize(i + 1, [LegHops([Hop::NONE; MAX_HOPS]); 2]);
             self.lens.resize(i + 1, [0; 2]);
+            self.openings.resize(i + 1, Opening::NONE);
+        }
+        #[cfg(debug_assertions)]
+        {
+            self.opened += 1;
+            self.openings[i] = Opening { n: self.opened };
         }
         for (b, leg) in legs.iter().enumerate() {
             let hops = leg.hops();
@@ -77,10 +118,18 @@ impl ConnLegs {
         &self.hops[id.index()][back as usize].0[..n as usize]
     }
 
+    /// Which opening connection `id`'s slot holds.
+    #[inline]
+    pub(super) fn opening(&self, id: ConnId) -> Opening {
+        self.openings[id.index()]
+    }
+
     /// The leg `w` walks.
     #[inline]
     pub(super) fn of(&self, w: &Walk) -> &[Hop] {
-        self.get(w.conn.expect("a message walks a connection's leg"), w.back)
+        let c = w.conn.expect("a message walks a connection's leg");
+        debug_assert_eq!(self.openings[c.index()], w.opening, "a message walks the leg of {c:?}, closed");
+        self.get(c, w.back)
     }
 
     /// Hints that a walk of connection `id`'s leg (forward or back) starts
@@ -127,7 +176,8 @@ impl World<'_> {
         s: &mut Scheduler<Ev>,
     ) {
         let extra = extra.map(|e| u32::try_from(e).expect("first-packet work above 4.29 s"));
-        self.reqs.get_mut(req).walk = Walk { conn: Some(conn), back, pos: 0, cpus: 0, msg, extra };
+        let opening = self.legs.opening(conn);
+        self.reqs.get_mut(req).walk = Walk { conn: Some(conn), back, opening, pos: 0, cpus: 0, msg, extra };
         if self.trace.is_some() && self.tracing(req).is_some() {
             let phase = self.reqs.get(req).phase;
             let leg = self.legs.get(conn, back).to_vec();
@@ -284,5 +334,19 @@ mod tests {
             }
         }
         assert!(legs.get(ConnId::new(3), true).is_empty());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "closed")]
+    fn a_walk_on_a_reopened_slot_panics_in_debug_builds() {
+        let mut legs = ConnLegs::default();
+        let c = ConnId::new(0);
+        legs.set(c, [Leg::EMPTY, Leg::EMPTY]);
+        let w = Walk { conn: Some(c), opening: legs.opening(c), ..Walk::IDLE };
+        assert!(legs.of(&w).is_empty());
+        // The connection closes and its slot opens for another.
+        legs.set(c, [Leg::EMPTY, Leg::EMPTY]);
+        let _ = legs.of(&w);
     }
 }
