@@ -50,13 +50,7 @@ impl<E: Copy> Default for Scheduler<E> {
 impl<E: Copy> Scheduler<E> {
     /// A scheduler at time zero with no events.
     pub fn new() -> Self {
-        Scheduler {
-            now: SimTime::ZERO,
-            queue: EventQueue::with_capacity(1024),
-            handled: 0,
-            stopped: false,
-            shown_ahead: 0,
-        }
+        Self::with_capacity(1024)
     }
 
     /// A scheduler with room for `n` pending events.

@@ -182,8 +182,10 @@ impl Model for World<'_> {
     /// Staged loads of what an event soon to be handled touches (at 65,000
     /// nodes each is a miss to memory): three events ahead, the request's
     /// record; two ahead, from it, the hop of its connection's leg it
-    /// reaches, or the connection; one ahead, from those, the node queue
-    /// and the flow's tallies of that hop, or the server.
+    /// reaches, or the connection; one ahead (or next, for an event that
+    /// was not shown one ahead), from those, the node queue and the flow's
+    /// tallies of that hop, or the server and the first line of the
+    /// connection's other leg (the answer's walk).
     #[inline]
     fn prefetch(&self, soon: &Ev, ahead: usize) {
         use emu_engine::prefetch::{prefetch, prefetch_line};
