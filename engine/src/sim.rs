@@ -76,6 +76,12 @@ impl<E: Copy> Scheduler<E> {
         self.handled
     }
 
+    /// Every pending event, in no particular order (for a model's last
+    /// accounts when a run stops with events pending).
+    pub fn pending_events(&self) -> impl Iterator<Item = &E> {
+        self.queue.iter()
+    }
+
     /// Events pending.
     #[inline]
     pub fn pending(&self) -> usize {

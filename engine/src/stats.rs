@@ -100,6 +100,13 @@ impl Tally {
         self.sum += value;
     }
 
+    /// Adds `n` observations of `value` (as `n` calls of [`Tally::add`]).
+    #[inline]
+    pub fn add_n(&mut self, value: u64, n: u64) {
+        self.count += n;
+        self.sum += value * n;
+    }
+
     /// Mean of the observations; 0 when empty.
     pub fn mean(&self) -> f64 {
         if self.count == 0 {

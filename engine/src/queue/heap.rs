@@ -36,8 +36,7 @@ impl<E: Copy> Heap<E> {
     }
 
     /// The entries, in heap order.
-    #[cfg(test)]
-    pub(super) fn iter(&self) -> std::slice::Iter<'_, Entry<E>> {
+    pub(super) fn entries(&self) -> std::slice::Iter<'_, Entry<E>> {
         self.v.iter()
     }
 

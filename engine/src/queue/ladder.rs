@@ -70,6 +70,11 @@ impl<E: Copy> Level<E> {
         }
     }
 
+    /// The events held: the buckets not yet spent, then the overflow.
+    pub(super) fn pending(&self) -> impl Iterator<Item = &Slot<E>> {
+        self.buckets[self.cur..self.nb].iter().flatten().chain(&self.overflow)
+    }
+
     /// The next non-empty bucket, marked spent, or `None` when all are.
     fn next_bucket(&mut self) -> Option<usize> {
         while self.cur < self.nb {
@@ -333,7 +338,7 @@ impl<E: Copy> EventQueue<E> {
 
     /// Panics unless the structures partition time as the module docs say.
     pub(super) fn check_invariants(&self) {
-        let near = self.near.iter().map(|e| e.time);
+        let near = self.near.entries().map(|e| e.time);
         for t in self.bottom[self.head..].iter().map(|e| e.time).chain(near) {
             assert!(t < self.bottom_end || self.bottom_end == u64::MAX, "bottom/near {t} >= {}", self.bottom_end);
         }

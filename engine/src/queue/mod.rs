@@ -265,6 +265,14 @@ impl<E: Copy> EventQueue<E> {
         self.bottom.get(self.head + k).map(|b| &b.event)
     }
 
+    /// Every pending event, in no particular order (for a model's last
+    /// accounts when a run is stopped with events pending).
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        let levels = self.levels.iter().flat_map(|l| l.pending());
+        let slots = self.bottom[self.head..].iter().chain(levels).chain(&self.top);
+        slots.map(|s| &s.event).chain(self.near.entries().map(|e| &e.event))
+    }
+
     /// Events pending.
     #[inline]
     pub fn len(&self) -> usize {

@@ -446,6 +446,15 @@ pub struct Hop {
 impl Hop {
     /// A filler: a socket hop of no latency and no node.
     pub const NONE: Hop = Hop { kind: HopKind::Socket, flags: 0, base_ns: 0, node: None, peer: None, far: false };
+
+    /// The hop's cost [ns] when it is the same for every message: its
+    /// latency, for a kind that is never a capacity (its service is 0 in
+    /// [`Leg::idle_hop_ns`]); `None` for a CPU pass or a link, whose
+    /// service depends on the message's size.
+    #[inline]
+    pub fn fixed_ns(&self) -> Option<u64> {
+        (!self.kind.is_capacity()).then_some(self.base_ns as u64)
+    }
 }
 
 /// Most hops a leg holds.

@@ -132,3 +132,26 @@ fn cpu_cost_matches_the_single_stream_benchmark() {
     let gbps = vx.mss() as f64 * 8.0 / worst;
     assert!((gbps / 20.0 - 1.0).abs() < 0.25, "{gbps} Gbit/s");
 }
+
+#[test]
+fn a_fixed_hop_costs_its_latency_for_every_message() {
+    // A walk adds a fixed hop's cost per connection, not per message
+    // (`World::settle_walks`): that is exact only if no message changes it.
+    for cni in [Cni::Routed, Cni::Vxlan, Cni::Ebpf] {
+        let p = DataPathParams { cni, ..Default::default() };
+        for kind in HopKind::ALL {
+            for node in [None, n(1)] {
+                let h = Hop { kind, flags: flags::ENCAP | flags::OVERLAY, base_ns: 1_234, node, peer: n(2), far: false };
+                let msgs = [Msg::tcp(0), Msg::tcp(1), Msg::tcp(100_000), Msg { bytes: 512, udp: true }];
+                let costs: Vec<(u64, u64)> = msgs.iter().map(|&m| Leg::idle_hop_ns(&p, &h, m)).collect();
+                match h.fixed_ns() {
+                    Some(ns) => assert!(costs.iter().all(|&c| c == (0, ns)), "{kind:?}: {costs:?}"),
+                    None => {
+                        assert!(kind.is_capacity(), "{kind:?}");
+                        assert_ne!(costs[0], costs[2], "{kind:?} {node:?}: its cost depends on the message");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -480,11 +480,9 @@ pub struct World<'c> {
     pub(crate) reqs: Keyed<ReqId, run::Req>,
     /// The legs of the open connections.
     pub(crate) legs: walk::ConnLegs,
-    /// Requests each open connection brought to its Service endpoint since
-    /// it opened, by connection id: added to `endpoint_hits` when it
-    /// closes (or the run ends), so that a request touches its connection's
-    /// counter rather than a random endpoint's.
-    pub(crate) conn_hits: Vec<u64>,
+    /// What each open connection leaves to add up when it closes (or the
+    /// run ends): requests it brought to its endpoint, walks of its legs.
+    pub(crate) conn_counts: Vec<walk::ConnCounts>,
     pub(crate) next_gen: u32,
     /// Pending events other than timeouts; at zero the run is over.
     pub(crate) live: u64,
@@ -597,7 +595,7 @@ impl<'c> World<'c> {
             conns: Keyed::new(),
             reqs: Keyed::new(),
             legs: walk::ConnLegs::default(),
-            conn_hits: Vec::new(),
+            conn_counts: Vec::new(),
             next_gen: 0,
             live: 0,
             endpoint_hits,
@@ -735,9 +733,15 @@ impl<'c> World<'c> {
 
     /// Ends the run and hands back what it measured.
     pub fn finish(mut self, sched: &emu_engine::Scheduler<Ev>) -> Results {
+        // A run stopped early (`emu trace`) leaves messages between hops.
+        let walking: Vec<ReqId> =
+            sched.pending_events().filter_map(|e| if let Ev::HopArrive { req } = *e { Some(req) } else { None }).collect();
+        for req in walking {
+            self.settle_partial_walk(req);
+        }
         let open: Vec<ConnId> = self.conns.iter().map(|(c, _)| c).collect();
         for c in open {
-            self.count_hits(c);
+            self.settle(c);
         }
         Results {
             flows: self

@@ -484,7 +484,7 @@ impl World<'_> {
         let dns = matches!(phase, Phase::DnsQuery | Phase::DnsUpstream);
         let jobs = if dns { self.message_questions() } else { 1 };
         if sp.is_some() {
-            self.conn_hits[conn.index()] += jobs as u64;
+            self.conn_counts[conn.index()].hits += jobs as u32;
         }
         if matches!(phase, Phase::Request | Phase::Upstream) {
             self.count_source(flow, pod.expect("a request reaches a pod"), src);
@@ -780,24 +780,28 @@ impl World<'_> {
         let legs = c.path.legs(&self.params.datapath);
         let id = self.conns.insert(c);
         self.legs.set(id, legs);
-        if id.index() >= self.conn_hits.len() {
-            self.conn_hits.resize(id.index() + 1, 0);
+        if id.index() >= self.conn_counts.len() {
+            self.conn_counts.resize(id.index() + 1, super::walk::ConnCounts::ZERO);
         }
+        self.conn_counts[id.index()] = super::walk::ConnCounts::ZERO;
         id
     }
 
-    /// Adds the requests `conn` brought to its endpoint to `endpoint_hits`.
-    pub(super) fn count_hits(&mut self, conn: ConnId) {
-        let n = std::mem::take(&mut self.conn_hits[conn.index()]);
+    /// Adds what `conn` counted to the run's counts: the requests it
+    /// brought to its endpoint to `endpoint_hits`, its walks to its flow's
+    /// hop tallies.
+    pub(super) fn settle(&mut self, conn: ConnId) {
+        self.settle_walks(conn);
+        let n = std::mem::take(&mut self.conn_counts[conn.index()].hits);
         let c = self.conns.get(conn);
         if let (Some(sp), true) = (c.hit_sp, n > 0) {
-            self.endpoint_hits[sp.index()][c.ep.expect("a Service's endpoint serves it").index()] += n;
+            self.endpoint_hits[sp.index()][c.ep.expect("a Service's endpoint serves it").index()] += n as u64;
         }
     }
 
     /// Frees a connection; the proxy that chose its endpoint hears of it.
     pub(super) fn close_conn(&mut self, conn: ConnId) {
-        self.count_hits(conn);
+        self.settle(conn);
         let c = self.conns.remove(conn);
         if self.aged_flows {
             for f in self.flows.iter_mut().filter(|f| f.flow.max_connection_age_ns.is_some()) {

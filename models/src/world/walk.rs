@@ -10,8 +10,9 @@ use emu_engine::Scheduler;
 use super::run::{Ev, Phase};
 use super::trace::EventKind;
 use super::World;
-use crate::datapath::{Hop, HopKind, Leg, Msg, MAX_HOPS};
+use crate::datapath::{Hop, HopKind, Leg, Msg, HOP_KINDS, MAX_HOPS};
 use crate::ids::{ConnId, ReqId};
+use emu_engine::stats::Tally;
 use crate::traffic::Failure;
 
 /// The state of the one message a request has in flight.
@@ -149,6 +150,38 @@ impl ConnLegs {
     }
 }
 
+/// What an open connection leaves to add to the run's counts when it
+/// closes (or the run ends), by connection id: a request or message
+/// touches its connection's record, not a random endpoint's counter or
+/// its flow's tally of every hop it passes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnCounts {
+    /// Requests it brought to its Service endpoint (for `endpoint_hits`).
+    pub(super) hits: u32,
+    /// Accounted walks of its legs (forward, back) that reached their end:
+    /// each adds the leg's fixed hops ([`Hop::fixed_ns`]) to `flow`'s hop
+    /// tallies, all at once.
+    walks: [u32; 2],
+    /// The flow those walks were for; [`ConnCounts::NO_FLOW`] before the first.
+    flow: u32,
+}
+
+impl ConnCounts {
+    /// No flow yet.
+    const NO_FLOW: u32 = u32::MAX;
+    /// Nothing counted.
+    pub(super) const ZERO: ConnCounts = ConnCounts { hits: 0, walks: [0, 0], flow: Self::NO_FLOW };
+}
+
+/// Adds `n` traversals of each fixed hop among `hops` to `tally`.
+fn tally_fixed(tally: &mut [Tally; HOP_KINDS], hops: &[Hop], n: u64) {
+    for h in hops {
+        if let Some(ns) = h.fixed_ns() {
+            tally[h.kind as usize].add_n(ns, n);
+        }
+    }
+}
+
 /// Whether hops of `phase` are accounted to the flow's hop tallies (a DNS
 /// exchange is accounted as a whole, in the `dns` hop).
 fn accounted(phase: Phase) -> bool {
@@ -187,10 +220,15 @@ impl World<'_> {
     }
 
     /// Walks delay hops from the current position, `delay` already owed,
-    /// up to the next capacity hop (or the end of the leg).
+    /// up to the next capacity hop (or the end of the leg). A fixed hop's
+    /// cost goes to the flow's tallies when the walk reaches the leg's end
+    /// (counted on its connection, [`ConnCounts`]), or is dropped on the
+    /// way; a link's or off-node CPU's, which depends on the message, at
+    /// once.
     pub(super) fn walk_on(&mut self, req: ReqId, mut delay: u64, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let (flow, phase, msg) = (r.flow as usize, r.phase, r.walk.msg);
+        let (conn, back) = (r.walk.conn, r.walk.back);
         let mut pos = r.walk.pos;
         let dp = &self.params.datapath;
         let hops = self.legs.of(&r.walk);
@@ -199,14 +237,20 @@ impl World<'_> {
         let mut trace = self.trace.as_deref_mut().filter(|t| t.req == Some(req));
         while (pos as usize) < hops.len() {
             let h = &hops[pos as usize];
-            if h.kind.is_capacity() && h.node.is_some() {
-                self.reqs.get_mut(req).walk.pos = pos;
-                return self.at(s, delay, Ev::HopArrive { req });
-            }
-            let (service, latency) = Leg::idle_hop_ns(dp, h, msg);
-            if acc {
-                tally[h.kind as usize].add(service + latency);
-            }
+            let (service, latency) = match h.fixed_ns() {
+                Some(ns) => (0, ns),
+                None if h.node.is_some() => {
+                    self.reqs.get_mut(req).walk.pos = pos;
+                    return self.at(s, delay, Ev::HopArrive { req });
+                }
+                None => {
+                    let (service, latency) = Leg::idle_hop_ns(dp, h, msg);
+                    if acc {
+                        tally[h.kind as usize].add(service + latency);
+                    }
+                    (service, latency)
+                }
+            };
             if let Some(t) = trace.as_deref_mut() {
                 t.hop(pos, s.now().as_nanos() + delay, 0, service, 0, latency);
             }
@@ -214,7 +258,45 @@ impl World<'_> {
             pos += 1;
         }
         self.reqs.get_mut(req).walk.pos = pos;
+        if acc {
+            self.walked(conn.expect("a walk has a connection"), back, flow as u32);
+        }
         self.at(s, delay, Ev::Deliver { req });
+    }
+
+    /// An accounted walk of `conn`'s leg (`back`) for `flow` reached its end.
+    #[inline]
+    fn walked(&mut self, conn: ConnId, back: bool, flow: u32) {
+        let c = &self.conn_counts[conn.index()];
+        if c.flow != flow {
+            // Another flow's requests ride it now (an ingress controller's
+            // connection): what the first left is theirs.
+            self.settle_walks(conn);
+            self.conn_counts[conn.index()].flow = flow;
+        }
+        self.conn_counts[conn.index()].walks[back as usize] += 1;
+    }
+
+    /// Adds the fixed hops of `conn`'s counted walks to their flow's hop
+    /// tallies (when it closes, when another flow's walk is counted on it,
+    /// when the run ends).
+    pub(super) fn settle_walks(&mut self, conn: ConnId) {
+        let c = &mut self.conn_counts[conn.index()];
+        let (walks, flow) = (std::mem::take(&mut c.walks), c.flow);
+        for (b, n) in walks.into_iter().enumerate().filter(|&(_, n)| n > 0) {
+            tally_fixed(&mut self.flows[flow as usize].stats.hops, self.legs.get(conn, b == 1), n as u64);
+        }
+    }
+
+    /// Adds the fixed hops `req`'s message has passed on a walk that will
+    /// not reach its leg's end: dropped at a queue, or cut off with the
+    /// message between hops when a run stops early.
+    pub(super) fn settle_partial_walk(&mut self, req: ReqId) {
+        let r = self.reqs.get(req);
+        if accounted(r.phase) {
+            let passed = &self.legs.of(&r.walk)[..r.walk.pos as usize];
+            tally_fixed(&mut self.flows[r.flow as usize].stats.hops, passed, 1);
+        }
     }
 
     /// `req`'s message, dropped at a full queue, is sent again from the
@@ -271,6 +353,7 @@ impl World<'_> {
         let Some((start, finish)) = res.admit(now, service + extra) else {
             // Dropped: the sender sends it again from the start. First-packet
             // work already done at earlier nodes is not done again.
+            self.settle_partial_walk(req);
             let r = self.reqs.get_mut(req);
             for e in r.walk.extra.iter_mut().take(r.walk.cpus as usize) {
                 *e = 0;
