@@ -31,7 +31,8 @@ fn durations_above_the_limit() {
 
 #[test]
 fn narrowed_values_are_refused_by_validate_too() {
-    bad(&with("datapath", "socket = \"5s\""), &["datapath.socket", "longest hop latency, 4s"]);
+    bad(&with("datapath", "socket = \"300ms\""), &["datapath.socket", "longest hop latency, 250ms"]);
+    bad(&with("datapath", "underlay_latency = \"5s\""), &["datapath.underlay_latency", "longest link latency, 4s"]);
     bad(&with("proxy.iptables", "conntrack_new = \"5s\""), &["proxy.iptables.conntrack_new"]);
     bad(&with("proxy.iptables", "rule_cost = \"1s\""), &["proxy.iptables.rule_cost", "first packet could cost"]);
     bad(&format!("{GOOD}\n[proxy]\nmode = \"ipvs\"\n[proxy.ipvs]\nlookup = \"5s\"\n"), &["proxy.ipvs.lookup"]);

@@ -119,11 +119,42 @@ fn rank_sort_into<E: Copy>(bucket: &mut Vec<Slot<E>>, bottom: &mut Vec<Slot<E>>)
     bucket.clear();
 }
 
+/// Moves `bucket` (at most [`SPLIT`] events, in insertion order, spanning
+/// less than 2^57 ns) into the empty `bottom` sorted by time, ties in
+/// insertion order: each event's key is its time from the earliest and
+/// then its place in the bucket, so the keys are distinct and an unstable
+/// sort of plain integers gives the stable order (in about half the
+/// instructions of a stable sort of the events by time); `false`, leaving
+/// both untouched, for a wider span.
+pub(super) fn key_sort_into<E: Copy>(bucket: &mut Vec<Slot<E>>, bottom: &mut Vec<Slot<E>>) -> bool {
+    const INDEX_BITS: u32 = SPLIT.trailing_zeros();
+    const _: () = assert!(SPLIT.is_power_of_two());
+    let n = bucket.len();
+    debug_assert!(n <= SPLIT);
+    let (lo, hi) = time_range(bucket);
+    if hi - lo >= 1 << (64 - INDEX_BITS) {
+        return false;
+    }
+    let mut keys = [0u64; SPLIT];
+    for (k, (i, e)) in keys.iter_mut().zip(bucket.iter().enumerate()) {
+        *k = ((e.time - lo) << INDEX_BITS) | i as u64;
+    }
+    let keys = &mut keys[..n];
+    keys.sort_unstable();
+    let mask = (1 << INDEX_BITS) - 1;
+    bottom.extend(keys.iter().map(|&k| bucket[(k & mask) as usize]));
+    bucket.clear();
+    true
+}
+
 /// Moves `bucket` into the empty `bottom`, sorted by time, ties in
 /// insertion order.
 fn fill_bottom<E: Copy>(bucket: &mut Vec<Slot<E>>, bottom: &mut Vec<Slot<E>>) {
     if bucket.len() <= RANK_SORT {
         rank_sort_into(bucket, bottom);
+        return;
+    }
+    if bucket.len() <= SPLIT && key_sort_into(bucket, bottom) {
         return;
     }
     if bucket.len() <= SPLIT {

@@ -387,3 +387,27 @@ fn peek_shows_what_pop_returns() {
     }
     assert!(q.is_empty() && q.pop().is_none());
 }
+
+#[test]
+fn a_bucket_sorted_by_its_keys_is_in_stable_time_order() {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    for n in [17, 40, 127, SPLIT] {
+        for spread in [3, 1_000, 1 << 40] {
+            let base = next() % (1 << 50);
+            let mut bucket: Vec<Slot<u32>> =
+                (0..n as u32).map(|i| Slot { time: base + next() % spread, event: i }).collect();
+            let mut want = bucket.clone();
+            want.sort_by_key(|s| s.time);
+            let mut bottom = Vec::new();
+            assert!(ladder::key_sort_into(&mut bucket, &mut bottom));
+            assert!(bucket.is_empty());
+            let got: Vec<(u64, u32)> = bottom.iter().map(|s| (s.time, s.event)).collect();
+            assert_eq!(got, want.iter().map(|s| (s.time, s.event)).collect::<Vec<_>>(), "n {n} spread {spread}");
+        }
+    }
+    // A span too wide for the keys is left to the stable sort.
+    let mut bucket = vec![Slot { time: 0, event: 0u32 }, Slot { time: u64::MAX - 1, event: 1 }];
+    let mut bottom = Vec::new();
+    assert!(!ladder::key_sort_into(&mut bucket, &mut bottom));
+    assert_eq!((bucket.len(), bottom.len()), (2, 0));
+}

@@ -141,7 +141,8 @@ fn a_fixed_hop_costs_its_latency_for_every_message() {
         let p = DataPathParams { cni, ..Default::default() };
         for kind in HopKind::ALL {
             for node in [None, n(1)] {
-                let h = Hop { kind, flags: flags::ENCAP | flags::OVERLAY, base_ns: 1_234, node, peer: n(2), far: false };
+                let h =
+                    Hop { kind, flags: flags::ENCAP | flags::OVERLAY, base_ns: 1_234, node, peer: n(2), far: false };
                 let msgs = [Msg::tcp(0), Msg::tcp(1), Msg::tcp(100_000), Msg { bytes: 512, udp: true }];
                 let costs: Vec<(u64, u64)> = msgs.iter().map(|&m| Leg::idle_hop_ns(&p, &h, m)).collect();
                 match h.fixed_ns() {

@@ -25,6 +25,7 @@ mod fate;
 mod flows;
 mod ingress;
 mod lb;
+mod legs;
 mod live;
 mod policy;
 mod resolve;
@@ -479,7 +480,7 @@ pub struct World<'c> {
     pub(crate) conns: Keyed<ConnId, run::Conn>,
     pub(crate) reqs: Keyed<ReqId, run::Req>,
     /// The legs of the open connections.
-    pub(crate) legs: walk::ConnLegs,
+    pub(crate) legs: legs::ConnLegs,
     /// What each open connection leaves to add up when it closes (or the
     /// run ends): requests it brought to its endpoint, walks of its legs.
     pub(crate) conn_counts: Vec<walk::ConnCounts>,
@@ -594,7 +595,7 @@ impl<'c> World<'c> {
             server_defs: servers,
             conns: Keyed::new(),
             reqs: Keyed::new(),
-            legs: walk::ConnLegs::default(),
+            legs: legs::ConnLegs::default(),
             conn_counts: Vec::new(),
             next_gen: 0,
             live: 0,
@@ -734,8 +735,10 @@ impl<'c> World<'c> {
     /// Ends the run and hands back what it measured.
     pub fn finish(mut self, sched: &emu_engine::Scheduler<Ev>) -> Results {
         // A run stopped early (`emu trace`) leaves messages between hops.
-        let walking: Vec<ReqId> =
-            sched.pending_events().filter_map(|e| if let Ev::HopArrive { req } = *e { Some(req) } else { None }).collect();
+        let walking: Vec<ReqId> = sched
+            .pending_events()
+            .filter_map(|e| if let Ev::HopArrive { req } = *e { Some(req) } else { None })
+            .collect();
         for req in walking {
             self.settle_partial_walk(req);
         }

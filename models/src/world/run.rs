@@ -15,7 +15,7 @@ use crate::traffic::{Arrivals, Client, Failure};
 // 64, a request 96: its message's leg is the connection's, in
 // `World::legs`); the ids' `Option`s cost no more than the ids. (A debug
 // build's request is 4 bytes more: its walk numbers its connection's
-// opening, `walk::Opening`.)
+// opening, `legs::Opening`.)
 const _: () = assert!(std::mem::size_of::<Ev>() <= 12);
 const _: () = assert!(std::mem::size_of::<Conn>() <= 64);
 #[cfg(not(debug_assertions))]
@@ -779,7 +779,7 @@ impl World<'_> {
     pub(super) fn open_conn(&mut self, c: Conn) -> ConnId {
         let legs = c.path.legs(&self.params.datapath);
         let id = self.conns.insert(c);
-        self.legs.set(id, legs);
+        self.legs.set(id, &legs);
         if id.index() >= self.conn_counts.len() {
             self.conn_counts.resize(id.index() + 1, super::walk::ConnCounts::ZERO);
         }

@@ -7,13 +7,14 @@
 
 use emu_engine::Scheduler;
 
+use super::legs::Opening;
 use super::run::{Ev, Phase};
-use super::trace::EventKind;
+use super::trace::{EventKind, Tracer};
 use super::World;
-use crate::datapath::{Hop, HopKind, Leg, Msg, HOP_KINDS, MAX_HOPS};
+use crate::datapath::{Hop, HopKind, Leg, Msg, HOP_KINDS};
 use crate::ids::{ConnId, ReqId};
-use emu_engine::stats::Tally;
 use crate::traffic::Failure;
+use emu_engine::stats::Tally;
 
 /// The state of the one message a request has in flight.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +26,7 @@ pub(crate) struct Walk {
     /// Which opening of the connection's slot it walks (checked in debug
     /// builds; nothing in release ones).
     pub(super) opening: Opening,
-    /// Index of the next hop.
+    /// Index of the stop it is at or walks to next (`legs::Stop`).
     pub(super) pos: u8,
     /// CPU hops passed so far (indexes `extra`).
     pub(super) cpus: u8,
@@ -47,107 +48,6 @@ impl Walk {
         msg: Msg { bytes: 0, udp: false },
         extra: [0, 0],
     };
-}
-
-/// One opening of a connection slot. A walk reads its connection's legs
-/// where the connection keeps them, so a connection must not close (and
-/// its slot be reused) while one of its messages walks: debug builds
-/// number each opening and check, at every step of a walk, that the slot
-/// still holds the connection the walk started on. In release builds it
-/// is empty (no bytes, no check).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Opening {
-    #[cfg(debug_assertions)]
-    n: u32,
-}
-
-impl Opening {
-    /// No opening (a walk that has not started).
-    const NONE: Opening = Opening {
-        #[cfg(debug_assertions)]
-        n: 0,
-    };
-}
-
-/// The legs of every open connection, both ways, by connection id: built
-/// once when the connection opens (a message walks its connection's leg,
-/// not a copy of it). The hops of a leg start on a cache line (four hops to
-/// a line, none across two); the lengths are apart, two bytes a connection,
-/// so that a walk's first load is the line of the hop it is at.
-#[derive(Default)]
-pub(crate) struct ConnLegs {
-    hops: Vec<[LegHops; 2]>,
-    lens: Vec<[u8; 2]>,
-    /// Which opening each slot holds (empty records in release builds).
-    openings: Vec<Opening>,
-    /// Openings so far (debug builds).
-    #[cfg(debug_assertions)]
-    opened: u32,
-}
-
-/// A leg's hops, on whole cache lines.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct LegHops([Hop; MAX_HOPS]);
-
-impl ConnLegs {
-    /// Keeps `legs` (forward, back) for connection `id`.
-    #[inline]
-    pub(super) fn set(&mut self, id: ConnId, legs: [Leg; 2]) {
-        let i = id.index();
-        if i >= self.hops.len() {
-            self.hops.resize(i + 1, [LegHops([Hop::NONE; MAX_HOPS]); 2]);
-            self.lens.resize(i + 1, [0; 2]);
-            self.openings.resize(i + 1, Opening::NONE);
-        }
-        #[cfg(debug_assertions)]
-        {
-            self.opened += 1;
-            self.openings[i] = Opening { n: self.opened };
-        }
-        for (b, leg) in legs.iter().enumerate() {
-            let hops = leg.hops();
-            self.hops[i][b].0[..hops.len()].copy_from_slice(hops);
-            self.lens[i][b] = hops.len() as u8;
-        }
-    }
-
-    /// Connection `id`'s leg, forward or back.
-    #[inline]
-    pub(super) fn get(&self, id: ConnId, back: bool) -> &[Hop] {
-        let n = self.lens[id.index()][back as usize];
-        &self.hops[id.index()][back as usize].0[..n as usize]
-    }
-
-    /// Which opening connection `id`'s slot holds.
-    #[inline]
-    pub(super) fn opening(&self, id: ConnId) -> Opening {
-        self.openings[id.index()]
-    }
-
-    /// The leg `w` walks.
-    #[inline]
-    pub(super) fn of(&self, w: &Walk) -> &[Hop] {
-        let c = w.conn.expect("a message walks a connection's leg");
-        debug_assert_eq!(self.openings[c.index()], w.opening, "a message walks the leg of {c:?}, closed");
-        self.get(c, w.back)
-    }
-
-    /// Hints that a walk of connection `id`'s leg (forward or back) starts
-    /// soon: fetches its first hops' line.
-    #[inline]
-    pub(super) fn prefetch_start(&self, id: ConnId, back: bool) {
-        if let Some(l) = self.hops.get(id.index()) {
-            emu_engine::prefetch::prefetch_line(&l[back as usize]);
-        }
-    }
-
-    /// The hop `w` is at, if it has started and is not past its end (a
-    /// hint's view: no panic, and no load of the leg's length).
-    #[inline]
-    pub(super) fn try_at(&self, w: &Walk) -> Option<&Hop> {
-        self.hops.get(w.conn?.index()).and_then(|l| l[w.back as usize].0.get(w.pos as usize))
-    }
 }
 
 /// What an open connection leaves to add to the run's counts when it
@@ -182,6 +82,16 @@ fn tally_fixed(tally: &mut [Tally; HOP_KINDS], hops: &[Hop], n: u64) {
     }
 }
 
+/// Shows the traced request's fixed hops `hops`, the first at index
+/// `first` of its leg, reached at `t` [ns].
+fn trace_fixed(tracer: &mut Tracer, hops: &[Hop], first: u8, mut t: u64) {
+    for (i, h) in (first..).zip(hops) {
+        let latency = h.fixed_ns().expect("a fixed hop between stops");
+        tracer.hop(i, t, 0, 0, 0, latency);
+        t += latency;
+    }
+}
+
 /// Whether hops of `phase` are accounted to the flow's hop tallies (a DNS
 /// exchange is accounted as a whole, in the `dns` hop).
 fn accounted(phase: Phase) -> bool {
@@ -213,53 +123,61 @@ impl World<'_> {
         self.reqs.get_mut(req).walk = Walk { conn: Some(conn), back, opening, pos: 0, cpus: 0, msg, extra };
         if self.trace.is_some() && self.tracing(req).is_some() {
             let phase = self.reqs.get(req).phase;
-            let leg = self.legs.get(conn, back).to_vec();
-            self.trace_walk(req, conn, back, phase, &leg, s.now().as_nanos());
+            let leg = self.full_leg(conn, back);
+            self.trace_walk(req, conn, back, phase, leg.hops(), s.now().as_nanos());
         }
         self.walk_on(req, 0, s);
     }
 
-    /// Walks delay hops from the current position, `delay` already owed,
-    /// up to the next capacity hop (or the end of the leg). A fixed hop's
-    /// cost goes to the flow's tallies when the walk reaches the leg's end
-    /// (counted on its connection, [`ConnCounts`]), or is dropped on the
-    /// way; a link's or off-node CPU's, which depends on the message, at
-    /// once.
+    /// Connection `conn`'s full leg, forward or back (rebuilt from its path:
+    /// a walk keeps only its stops).
+    fn full_leg(&self, conn: ConnId, back: bool) -> Leg {
+        self.conns.get(conn).path.leg(&self.params.datapath, back)
+    }
+
+    /// Walks from the current stop, `delay` already owed, to the next
+    /// capacity hop (or the end of the leg), adding each stop's fixed
+    /// latency before it. The fixed hops' costs go to the flow's tallies
+    /// when the walk reaches the leg's end (counted on its connection,
+    /// [`ConnCounts`]) or is dropped on the way; a link's or off-node
+    /// CPU's, which depends on the message, at once.
     pub(super) fn walk_on(&mut self, req: ReqId, mut delay: u64, s: &mut Scheduler<Ev>) {
         let r = self.reqs.get(req);
         let (flow, phase, msg) = (r.flow as usize, r.phase, r.walk.msg);
-        let (conn, back) = (r.walk.conn, r.walk.back);
-        let mut pos = r.walk.pos;
+        let (conn, back) = (r.walk.conn.expect("a walk has a connection"), r.walk.back);
+        let mut pos = r.walk.pos as usize;
         let dp = &self.params.datapath;
-        let hops = self.legs.of(&r.walk);
-        let tally = &mut self.flows[flow].stats.hops;
+        let stops = self.legs.of(&r.walk);
         let acc = accounted(phase);
-        let mut trace = self.trace.as_deref_mut().filter(|t| t.req == Some(req));
-        while (pos as usize) < hops.len() {
-            let h = &hops[pos as usize];
-            let (service, latency) = match h.fixed_ns() {
-                Some(ns) => (0, ns),
-                None if h.node.is_some() => {
-                    self.reqs.get_mut(req).walk.pos = pos;
-                    return self.at(s, delay, Ev::HopArrive { req });
-                }
-                None => {
-                    let (service, latency) = Leg::idle_hop_ns(dp, h, msg);
-                    if acc {
-                        tally[h.kind as usize].add(service + latency);
-                    }
-                    (service, latency)
-                }
-            };
-            if let Some(t) = trace.as_deref_mut() {
-                t.hop(pos, s.now().as_nanos() + delay, 0, service, 0, latency);
+        let tracing = self.trace.as_deref().is_some_and(|t| t.req == Some(req));
+        loop {
+            let st = &stops[pos];
+            if let Some(t) = self.trace.as_deref_mut().filter(|_| tracing) {
+                let from = if pos == 0 { 0 } else { stops[pos - 1].at + 1 };
+                let leg = self.conns.get(conn).path.leg(dp, back);
+                trace_fixed(t, &leg.hops()[from as usize..st.at as usize], from, s.now().as_nanos() + delay);
+            }
+            delay += st.pre_ns as u64;
+            if st.is_end() {
+                break;
+            }
+            if st.node.is_some() {
+                self.reqs.get_mut(req).walk.pos = pos as u8;
+                return self.at(s, delay, Ev::HopArrive { req });
+            }
+            let (service, latency) = Leg::idle_hop_ns(dp, &st.hop(), msg);
+            if acc {
+                self.flows[flow].stats.hops[st.kind as usize].add(service + latency);
+            }
+            if let Some(t) = self.trace.as_deref_mut().filter(|_| tracing) {
+                t.hop(st.at, s.now().as_nanos() + delay, 0, service, 0, latency);
             }
             delay += service + latency;
             pos += 1;
         }
-        self.reqs.get_mut(req).walk.pos = pos;
+        self.reqs.get_mut(req).walk.pos = pos as u8;
         if acc {
-            self.walked(conn.expect("a walk has a connection"), back, flow as u32);
+            self.walked(conn, back, flow as u32);
         }
         self.at(s, delay, Ev::Deliver { req });
     }
@@ -284,7 +202,10 @@ impl World<'_> {
         let c = &mut self.conn_counts[conn.index()];
         let (walks, flow) = (std::mem::take(&mut c.walks), c.flow);
         for (b, n) in walks.into_iter().enumerate().filter(|&(_, n)| n > 0) {
-            tally_fixed(&mut self.flows[flow as usize].stats.hops, self.legs.get(conn, b == 1), n as u64);
+            let tally = &mut self.flows[flow as usize].stats.hops;
+            for (kind, ns) in self.legs.fixed(conn, b == 1).hops() {
+                tally[kind as usize].add_n(ns as u64, n as u64);
+            }
         }
     }
 
@@ -293,9 +214,11 @@ impl World<'_> {
     /// message between hops when a run stops early.
     pub(super) fn settle_partial_walk(&mut self, req: ReqId) {
         let r = self.reqs.get(req);
+        let (w, flow) = (r.walk, r.flow as usize);
         if accounted(r.phase) {
-            let passed = &self.legs.of(&r.walk)[..r.walk.pos as usize];
-            tally_fixed(&mut self.flows[r.flow as usize].stats.hops, passed, 1);
+            let at = self.legs.of(&w)[w.pos as usize].at as usize;
+            let leg = self.full_leg(w.conn.expect("a walk has a connection"), w.back);
+            tally_fixed(&mut self.flows[flow].stats.hops, &leg.hops()[..at], 1);
         }
     }
 
@@ -383,9 +306,8 @@ impl World<'_> {
             hops[kind as usize].add(service + h.base_ns as u64);
         }
         if self.trace.is_some() {
-            let pos = self.reqs.get(req).walk.pos;
             if let Some(t) = self.tracing(req) {
-                t.hop(pos, now, start - now, service, extra, h.base_ns as u64);
+                t.hop(h.at, now, start - now, service, extra, h.base_ns as u64);
             }
         }
         let r = self.reqs.get_mut(req);
@@ -394,42 +316,5 @@ impl World<'_> {
             r.walk.cpus += 1;
         }
         self.walk_on(req, finish - now + h.base_ns as u64, s);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_leg_s_hops_sit_on_whole_cache_lines() {
-        // Four 16-byte hops to a 64-byte line, a leg's first hop at a line's
-        // start: no hop straddles two lines (docs/performance.md).
-        assert_eq!(std::mem::size_of::<Hop>(), 16);
-        assert_eq!(std::mem::align_of::<LegHops>(), 64);
-        assert_eq!(std::mem::size_of::<[LegHops; 2]>(), 2 * MAX_HOPS * 16);
-        let mut legs = ConnLegs::default();
-        legs.set(ConnId::new(3), [Leg::EMPTY, Leg::EMPTY]);
-        for c in 0..4 {
-            for back in [false, true] {
-                let at = legs.hops[c][back as usize].0.as_ptr() as usize;
-                assert_eq!(at % 64, 0, "connection {c} back {back}");
-            }
-        }
-        assert!(legs.get(ConnId::new(3), true).is_empty());
-    }
-
-    #[test]
-    #[cfg(debug_assertions)]
-    #[should_panic(expected = "closed")]
-    fn a_walk_on_a_reopened_slot_panics_in_debug_builds() {
-        let mut legs = ConnLegs::default();
-        let c = ConnId::new(0);
-        legs.set(c, [Leg::EMPTY, Leg::EMPTY]);
-        let w = Walk { conn: Some(c), opening: legs.opening(c), ..Walk::IDLE };
-        assert!(legs.of(&w).is_empty());
-        // The connection closes and its slot opens for another.
-        legs.set(c, [Leg::EMPTY, Leg::EMPTY]);
-        let _ = legs.of(&w);
     }
 }
