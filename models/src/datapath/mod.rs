@@ -455,6 +455,20 @@ impl Hop {
     pub fn fixed_ns(&self) -> Option<u64> {
         (!self.kind.is_capacity()).then_some(self.base_ns as u64)
     }
+
+    /// The hop on the way back ([`Leg::reversed`]): a link is sent by its
+    /// former receiver, an overlay CPU pass swaps encapsulation and
+    /// decapsulation.
+    #[inline]
+    pub fn reversed(mut self) -> Hop {
+        if matches!(self.kind, HopKind::Underlay | HopKind::External) {
+            std::mem::swap(&mut self.node, &mut self.peer);
+        }
+        if self.flags & (flags::ENCAP | flags::DECAP) != 0 {
+            self.flags ^= flags::ENCAP | flags::DECAP;
+        }
+        self
+    }
 }
 
 /// Most hops a leg holds.
@@ -527,12 +541,7 @@ impl Leg {
         let n = self.len as usize;
         r.hops[..n].reverse();
         for h in &mut r.hops[..n] {
-            if matches!(h.kind, HopKind::Underlay | HopKind::External) {
-                std::mem::swap(&mut h.node, &mut h.peer);
-            }
-            if h.flags & (flags::ENCAP | flags::DECAP) != 0 {
-                h.flags ^= flags::ENCAP | flags::DECAP;
-            }
+            *h = h.reversed();
         }
         r
     }
@@ -640,14 +649,6 @@ impl Path {
         } else {
             leg
         }
-    }
-}
-
-impl Path {
-    /// Its legs: forward, then back.
-    pub fn legs(&self, p: &DataPathParams) -> [Leg; 2] {
-        let fwd = self.leg(p, false);
-        [fwd, fwd.reversed()]
     }
 }
 

@@ -82,9 +82,10 @@ impl FixedHops {
 /// Compiles `leg` into its stops (ending with its end) and its fixed hops
 /// by kind.
 /// (Stops past the end and fixed hops past `n` are left as they were.)
-fn compile(leg: &Leg, stops: &mut Stops, fixed: &mut FixedHops) {
+fn compile(leg: impl ExactSizeIterator<Item = Hop>, stops: &mut Stops, fixed: &mut FixedHops) {
     let (mut n, mut pre, mut f) = (0, 0u32, 0);
-    for (i, h) in leg.hops().iter().enumerate() {
+    let len = leg.len();
+    for (i, h) in leg.enumerate() {
         if h.fixed_ns().is_some() {
             // `params::MAX_FIXED_HOP_NS` keeps a leg's sums inside 32 bits.
             pre = pre.checked_add(h.base_ns).expect("a leg's fixed hops above 4.29 s");
@@ -95,7 +96,7 @@ fn compile(leg: &Leg, stops: &mut Stops, fixed: &mut FixedHops) {
         stops.0[n] = Stop { kind: h.kind, flags: h.flags, at: i as u8, node: h.node, base_ns: h.base_ns, pre_ns: pre };
         (n, pre) = (n + 1, 0);
     }
-    stops.0[n] = Stop { at: leg.hops().len() as u8, pre_ns: pre, ..Stop::NONE };
+    stops.0[n] = Stop { at: len as u8, pre_ns: pre, ..Stop::NONE };
     fixed.n = f as u8;
 }
 
@@ -134,9 +135,10 @@ pub(crate) struct ConnLegs {
 }
 
 impl ConnLegs {
-    /// Keeps `legs` (forward, back) for connection `id`.
+    /// Keeps connection `id`'s leg `fwd` and its way back
+    /// ([`Leg::reversed`], compiled from `fwd` without building it).
     #[inline]
-    pub(super) fn set(&mut self, id: ConnId, legs: &[Leg; 2]) {
+    pub(super) fn set(&mut self, id: ConnId, fwd: &Leg) {
         let i = id.index();
         if i >= self.stops.len() {
             self.stops.resize(i + 1, [Stops([Stop::NONE; MAX_STOPS]); 2]);
@@ -148,9 +150,9 @@ impl ConnLegs {
             self.opened += 1;
             self.openings[i] = Opening { n: self.opened };
         }
-        for (b, leg) in legs.iter().enumerate() {
-            compile(leg, &mut self.stops[i][b], &mut self.fixed[i][b]);
-        }
+        let ([s_fwd, s_back], [f_fwd, f_back]) = (&mut self.stops[i], &mut self.fixed[i]);
+        compile(fwd.hops().iter().copied(), s_fwd, f_fwd);
+        compile(fwd.hops().iter().rev().map(|h| h.reversed()), s_back, f_back);
     }
 
     /// Connection `id`'s fixed hops, forward or back.
@@ -199,7 +201,7 @@ impl ConnLegs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::{route, DataPathParams, Place};
+    use crate::datapath::{route, Cni, DataPathParams, Place};
     use crate::ids::PodId;
 
     #[test]
@@ -212,7 +214,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<[FixedHops; 2]>(), 168);
         assert_eq!(std::mem::size_of::<super::super::walk::ConnCounts>(), 16);
         let mut legs = ConnLegs::default();
-        legs.set(ConnId::new(3), &[Leg::EMPTY, Leg::EMPTY]);
+        legs.set(ConnId::new(3), &Leg::EMPTY);
         for c in 0..4 {
             for back in [false, true] {
                 let at = legs.stops[c][back as usize].0.as_ptr() as usize;
@@ -228,7 +230,7 @@ mod tests {
         let (a, b) = (NodeId::new(0), NodeId::new(1));
         let leg = route(&p, Place::Pod { pod: PodId::new(0), node: a }, PodId::new(1), b);
         let (mut stops, mut fixed) = (Stops([Stop::NONE; MAX_STOPS]), FixedHops::NONE);
-        compile(&leg, &mut stops, &mut fixed);
+        compile(leg.hops().iter().copied(), &mut stops, &mut fixed);
         let stops = stops.0;
         let n = stops.iter().position(Stop::is_end).expect("an end");
         let caps: Vec<&Hop> = leg.hops().iter().filter(|h| h.fixed_ns().is_none()).collect();
@@ -251,16 +253,38 @@ mod tests {
     }
 
     #[test]
+    fn the_way_back_is_compiled_as_the_reversed_leg() {
+        for cni in [Cni::Routed, Cni::Vxlan, Cni::Ebpf] {
+            let p = DataPathParams { cni, ..Default::default() };
+            let (a, b) = (NodeId::new(0), NodeId::new(1));
+            for from in [Place::Pod { pod: PodId::new(0), node: a }, Place::ViaLoadBalancer { node: a }] {
+                let fwd = route(&p, from, PodId::new(1), b);
+                let mut legs = ConnLegs::default();
+                legs.set(ConnId::new(0), &fwd);
+                let (mut stops, mut fixed) = (Stops([Stop::NONE; MAX_STOPS]), FixedHops::NONE);
+                let back = fwd.reversed();
+                compile(back.hops().iter().copied(), &mut stops, &mut fixed);
+                let n = stops.0.iter().position(Stop::is_end).expect("an end");
+                assert_eq!(legs.get(ConnId::new(0), true)[..=n], stops.0[..=n], "{cni:?} {from:?}");
+                let got: Vec<_> = legs.fixed(ConnId::new(0), true).hops().collect();
+                assert_eq!(got, fixed.hops().collect::<Vec<_>>());
+                // The underlay is sent by the other node on the way back.
+                assert!(stops.0[..n].iter().any(|s| s.kind == HopKind::Underlay && s.node == Some(b)));
+            }
+        }
+    }
+
+    #[test]
     #[cfg(debug_assertions)]
     #[should_panic(expected = "closed")]
     fn a_walk_on_a_reopened_slot_panics_in_debug_builds() {
         let mut legs = ConnLegs::default();
         let c = ConnId::new(0);
-        legs.set(c, &[Leg::EMPTY, Leg::EMPTY]);
+        legs.set(c, &Leg::EMPTY);
         let w = Walk { conn: Some(c), opening: legs.opening(c), ..Walk::IDLE };
         assert!(legs.of(&w)[0].is_end());
         // The connection closes and its slot opens for another.
-        legs.set(c, &[Leg::EMPTY, Leg::EMPTY]);
+        legs.set(c, &Leg::EMPTY);
         let _ = legs.of(&w);
     }
 }

@@ -777,9 +777,9 @@ impl World<'_> {
 
     /// Stores a new connection, with the legs of its path both ways.
     pub(super) fn open_conn(&mut self, c: Conn) -> ConnId {
-        let legs = c.path.legs(&self.params.datapath);
+        let fwd = c.path.leg(&self.params.datapath, false);
         let id = self.conns.insert(c);
-        self.legs.set(id, &legs);
+        self.legs.set(id, &fwd);
         if id.index() >= self.conn_counts.len() {
             self.conn_counts.resize(id.index() + 1, super::walk::ConnCounts::ZERO);
         }
