@@ -57,8 +57,11 @@
 //! the bottom for a finer level). So what remains is the order within one
 //! time, i.e. by `seq`, which buckets, overflows and the top keep as
 //! vector order: events are appended as pushed, and every move (a build,
-//! a split, a rebuild, which go through events in order) and sort
-//! (stable, by time) keeps the order of events at one time. Near's events
+//! a split, a rebuild, which go through events in order) and sort keeps
+//! the order of events at one time (a stable sort by time; for buckets of
+//! 17 to 128 events an unstable sort of keys that are the time and then
+//! the place in the bucket, distinct, so the same order; up to 16, each
+//! event put at its rank). Near's events
 //! carry their `seq` for its heap, and were all pushed after the bottom's;
 //! a spill puts the bottom's first, then near's by `seq` (then, if there is
 //! no level, the top's, all later in time). Slots are thus
