@@ -484,6 +484,9 @@ impl World<'_> {
         let dns = matches!(phase, Phase::DnsQuery | Phase::DnsUpstream);
         let jobs = if dns { self.message_questions() } else { 1 };
         if sp.is_some() {
+            if self.conn_counts[conn.index()].hits > u32::MAX - jobs as u32 {
+                self.settle(conn);
+            }
             self.conn_counts[conn.index()].hits += jobs as u32;
         }
         if matches!(phase, Phase::Request | Phase::Upstream) {

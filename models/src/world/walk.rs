@@ -192,7 +192,11 @@ impl World<'_> {
             self.settle_walks(conn);
             self.conn_counts[conn.index()].flow = flow;
         }
-        self.conn_counts[conn.index()].walks[back as usize] += 1;
+        let n = &mut self.conn_counts[conn.index()].walks[back as usize];
+        *n += 1;
+        if *n == u32::MAX {
+            self.settle_walks(conn);
+        }
     }
 
     /// Adds the fixed hops of `conn`'s counted walks to their flow's hop
