@@ -2,9 +2,10 @@
 //! walks its connection's legs, built once when the connection opens, and
 //! what it needs of a leg is where it must stop (a capacity hop, or a link
 //! whose cost depends on the message) and the fixed delay before each
-//! stop. The full hop list is the connection's path's to rebuild
-//! (`Path::leg`) where every hop counts: the hop tallies when the
-//! connection closes, `emu trace`.
+//! stop; and, for the hop tallies when the connection closes, its fixed
+//! hops in order. The full hop list is rebuilt from the connection's path
+//! (`Path::leg`) only where each hop's place counts: a walk dropped on the
+//! way, and `emu trace`.
 
 use crate::datapath::{Hop, HopKind, Leg, MAX_HOPS};
 use crate::ids::{ConnId, NodeId};
@@ -80,8 +81,8 @@ impl FixedHops {
 }
 
 /// Compiles `leg` into its stops (ending with its end) and its fixed hops
-/// by kind.
-/// (Stops past the end and fixed hops past `n` are left as they were.)
+/// in order. (Stops past the end and fixed hops past `n` are left as they
+/// were: nothing reads them.)
 fn compile(leg: impl ExactSizeIterator<Item = Hop>, stops: &mut Stops, fixed: &mut FixedHops) {
     let (mut n, mut pre, mut f) = (0, 0u32, 0);
     let len = leg.len();
