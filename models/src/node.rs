@@ -163,26 +163,48 @@ impl NodeParams {
     }
 }
 
+/// The three kinds of entry that expire, each with one timeout.
+const CLOSING: usize = 0;
+const UDP: usize = 1;
+const REFUSED: usize = 2;
+/// An empty class's front: later than any time.
+const NONE: u64 = u64::MAX;
+
 /// A node's conntrack table: counts, with expiry queues per timeout class
 /// (each class has one timeout, so its expiries arrive in order and the
 /// queue stays sorted: O(1) per operation).
+///
+/// Every new connection touches the tables of nodes drawn from the whole
+/// cluster, so a table is laid out for the miss to memory that its first
+/// touch costs: what every operation reads (the counts and each class's
+/// earliest expiry) fills the first cache line, and the queues behind the
+/// fronts, touched only when an entry comes or goes, follow.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Conntrack {
     max: u32,
     /// ESTABLISHED TCP entries (ASSURED, never evicted).
     open: u32,
-    /// TCP entries in TIME_WAIT (ASSURED, closing: the collector may evict them).
-    closing: VecDeque<u64>,
-    /// UDP entries (never ASSURED: evictable by `early_drop`).
-    udp: VecDeque<u64>,
-    /// TCP entries of connections refused with a RST, in CLOSE (never
-    /// ASSURED: evictable by `early_drop`).
-    refused: VecDeque<u64>,
-    gc_interval_ns: u64,
-    /// The collector pass that will early-drop, armed by a drop.
-    gc_at: Option<u64>,
+    /// Entries in the three expiry classes.
+    held: u32,
+    /// Of them, the ones `early_drop` may evict: UDP and refused TCP
+    /// (never ASSURED).
+    unassured: u32,
     /// Most entries seen at once.
     pub peak: u32,
+    /// Each class's earliest expiry ([`NONE`]: the class is empty):
+    /// - `CLOSING`: TCP entries in TIME_WAIT (ASSURED, closing: the
+    ///   collector may evict them);
+    /// - `UDP`: UDP entries (never ASSURED: evictable by `early_drop`);
+    /// - `REFUSED`: TCP entries of connections refused with a RST, in
+    ///   CLOSE (never ASSURED: evictable by `early_drop`).
+    front: [u64; 3],
+    /// The collector pass that will early-drop, armed by a drop ([`NONE`]:
+    /// none armed).
+    gc_at: u64,
+    /// Each class's later expiries, in order.
+    rest: [VecDeque<u64>; 3],
+    gc_interval_ns: u64,
     /// New flows' packets dropped because the table was full.
     pub drops: u64,
     /// Entries evicted to make room (by `early_drop` and the collector).
@@ -196,50 +218,64 @@ impl Conntrack {
         Conntrack {
             max,
             open: 0,
-            closing: VecDeque::new(),
-            udp: VecDeque::new(),
-            refused: VecDeque::new(),
-            gc_interval_ns: gc_interval_ns.max(1),
-            gc_at: None,
+            held: 0,
+            unassured: 0,
             peak: 0,
+            front: [NONE; 3],
+            gc_at: NONE,
+            rest: Default::default(),
+            gc_interval_ns: gc_interval_ns.max(1),
             drops: 0,
             early_drops: 0,
         }
     }
 
+    /// Adds an entry of `class` expiring at `at` (no earlier than the
+    /// class's others).
+    fn push(&mut self, class: usize, at: u64) {
+        debug_assert!(at < NONE, "an expiry is a time");
+        if self.front[class] == NONE {
+            self.front[class] = at;
+        } else {
+            self.rest[class].push_back(at);
+        }
+        self.held += 1;
+        self.unassured += u32::from(class != CLOSING);
+    }
+
+    /// Removes the earliest entry of `class` (which holds one).
+    fn pop(&mut self, class: usize) {
+        debug_assert!(self.front[class] != NONE, "popping an empty class");
+        self.front[class] = self.rest[class].pop_front().unwrap_or(NONE);
+        self.held -= 1;
+        self.unassured -= u32::from(class != CLOSING);
+    }
+
     fn purge(&mut self, now: u64) {
-        while self.closing.front().is_some_and(|&t| t <= now) {
-            self.closing.pop_front();
-        }
-        while self.udp.front().is_some_and(|&t| t <= now) {
-            self.udp.pop_front();
-        }
-        while self.refused.front().is_some_and(|&t| t <= now) {
-            self.refused.pop_front();
+        for class in [CLOSING, UDP, REFUSED] {
+            while self.front[class] <= now {
+                self.pop(class);
+            }
         }
     }
 
     fn count(&self) -> u32 {
-        self.open + self.closing.len() as u32 + self.unassured()
+        self.open + self.held
     }
 
-    /// Entries `early_drop` may evict: UDP and refused TCP (never ASSURED).
-    fn unassured(&self) -> u32 {
-        (self.udp.len() + self.refused.len()) as u32
-    }
-
-    /// The queue of the oldest of `queues`' front entries.
-    fn oldest<'a>(queues: impl IntoIterator<Item = &'a mut VecDeque<u64>>) -> Option<&'a mut VecDeque<u64>> {
-        queues.into_iter().filter(|q| !q.is_empty()).min_by_key(|q| q[0])
+    /// The class among `classes` whose earliest entry is the oldest (the
+    /// first of them on a tie), if any holds one.
+    fn oldest(&self, classes: &[usize]) -> Option<usize> {
+        classes.iter().copied().filter(|&c| self.front[c] != NONE).min_by_key(|&c| self.front[c])
     }
 
     /// Brings the table to `now`: expiries, and an armed collector pass
     /// that came due (at its own time, after the expiries before it).
     fn catch_up(&mut self, now: u64) {
-        if let Some(at) = self.gc_at.filter(|&at| at <= now) {
-            self.purge(at);
+        if self.gc_at <= now {
+            self.purge(self.gc_at);
             self.collect();
-            self.gc_at = None;
+            self.gc_at = NONE;
         }
         self.purge(now);
     }
@@ -249,8 +285,8 @@ impl Conntrack {
     fn collect(&mut self) {
         let floor = self.max / 100 * 95;
         while self.count() >= floor {
-            let Some(queue) = Self::oldest([&mut self.closing, &mut self.udp, &mut self.refused]) else { return };
-            queue.pop_front();
+            let Some(class) = self.oldest(&[CLOSING, UDP, REFUSED]) else { return };
+            self.pop(class);
             self.early_drops += 1;
         }
     }
@@ -274,16 +310,18 @@ impl Conntrack {
         if n < self.max {
             return true;
         }
-        if self.unassured() as u64 * EARLY_DROP_SCAN >= n as u64 {
-            if let Some(q) = Self::oldest([&mut self.udp, &mut self.refused]) {
-                q.pop_front();
+        if self.unassured as u64 * EARLY_DROP_SCAN >= n as u64 {
+            if let Some(class) = self.oldest(&[UDP, REFUSED]) {
+                self.pop(class);
             }
             self.early_drops += 1;
             return true;
         }
         self.drops += 1;
-        let g = self.gc_interval_ns;
-        self.gc_at.get_or_insert((now / g + 1) * g);
+        if self.gc_at == NONE {
+            let g = self.gc_interval_ns;
+            self.gc_at = (now / g + 1) * g;
+        }
         false
     }
 
@@ -307,7 +345,7 @@ impl Conntrack {
         assert!(self.open > 0, "closing a connection conntrack never saw");
         self.catch_up(now);
         self.open -= 1;
-        self.closing.push_back(now + time_wait_ns);
+        self.push(CLOSING, now + time_wait_ns);
     }
 
     /// An open TCP connection refused with a RST at `now`: CLOSE, for
@@ -316,14 +354,14 @@ impl Conntrack {
         assert!(self.open > 0, "refusing a connection conntrack never saw");
         self.catch_up(now);
         self.open -= 1;
-        self.refused.push_back(now + close_ns);
+        self.push(REFUSED, now + close_ns);
     }
 
     /// A new UDP flow at `now` living `timeout_ns`: `false` if full.
     pub fn open_udp(&mut self, now: u64, timeout_ns: u64) -> bool {
         let ok = self.admit(now);
         if ok {
-            self.udp.push_back(now + timeout_ns);
+            self.push(UDP, now + timeout_ns);
         }
         ok
     }
