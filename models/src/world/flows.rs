@@ -243,9 +243,17 @@ pub(super) fn flow_rt(
         limit: f.requests.unwrap_or(u64::MAX),
         end_ns: f.duration_ns.map_or(u64::MAX, |d| f.start_ns.saturating_add(d)).min(emu_engine::HORIZON_NS),
         dns,
-        idle: HashMap::default(),
+        idle: super::IdlePool::new(&f.arrivals, client_count(&f.client)),
         opened: HashMap::default(),
         flow: f,
         stats,
     })
+}
+
+/// How many clients `client` names.
+pub(super) fn client_count(client: &Client) -> u32 {
+    match client {
+        Client::Pods(p) => p.len() as u32,
+        Client::External(n) => *n,
+    }
 }

@@ -425,16 +425,54 @@ pub(crate) struct FlowRt {
     /// `max_connection_age`).
     opened: HashMap<ConnId, u64>,
     /// Idle kept-alive connections per client index.
-    idle: HashMap<ClientId, Vec<ConnId>>,
+    idle: IdlePool,
     stats: FlowStats,
+}
+
+/// A flow's idle kept-alive connections: a stack per client (the last to
+/// go idle is the next reused). A closed loop's slot `s` is client
+/// `s % clients`, so its clients are the first `min(slots, clients)` and
+/// their stacks sit in a vector; an open loop draws any client, and its
+/// stacks are in a map. Reusing a connection is on the path of most
+/// requests: the vector spares the map's hashing and its two cache lines.
+pub(crate) enum IdlePool {
+    /// Stacks of clients `0..`, indexed by client.
+    Slots(Vec<Vec<ConnId>>),
+    /// Stacks of the clients that had a connection.
+    Drawn(HashMap<ClientId, Vec<ConnId>>),
+}
+
+impl IdlePool {
+    /// The pool of a flow arriving as `arrivals` among `clients` clients.
+    pub(crate) fn new(arrivals: &Arrivals, clients: u32) -> IdlePool {
+        match arrivals {
+            Arrivals::Closed { clients: slots, .. } => {
+                IdlePool::Slots(vec![Vec::new(); (*slots).min(clients) as usize])
+            }
+            Arrivals::Open { .. } => IdlePool::Drawn(HashMap::default()),
+        }
+    }
+
+    /// Takes `client`'s most recently idle connection.
+    pub(crate) fn pop(&mut self, client: ClientId) -> Option<ConnId> {
+        match self {
+            IdlePool::Slots(v) => v.get_mut(client.index()).and_then(Vec::pop),
+            IdlePool::Drawn(m) => m.get_mut(&client).and_then(Vec::pop),
+        }
+    }
+
+    /// Puts `conn`, now idle, on `client`'s stack.
+    pub(crate) fn push(&mut self, client: ClientId, conn: ConnId) {
+        match self {
+            IdlePool::Slots(v) => v[client.index()].push(conn),
+            IdlePool::Drawn(m) => m.entry(client).or_default().push(conn),
+        }
+    }
 }
 
 impl FlowRt {
     fn clients(&self) -> u32 {
-        match &self.flow.client {
-            Client::Pods(p) => p.len() as u32,
-            Client::External(n) => *n,
-        }
+        flows::client_count(&self.flow.client)
     }
 }
 

@@ -306,13 +306,13 @@ impl World<'_> {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let timeout = f.flow.timeout_ns;
-        let mut reused = if f.flow.keep_alive { f.idle.get_mut(&client).and_then(Vec::pop) } else { None };
+        let mut reused = if f.flow.keep_alive { f.idle.pop(client) } else { None };
         while let Some(c) = reused {
             if self.reusable(flow as usize, c, now.as_nanos()) {
                 break;
             }
             self.close_conn(c);
-            reused = self.flows[flow as usize].idle.get_mut(&client).and_then(Vec::pop);
+            reused = self.flows[flow as usize].idle.pop(client);
         }
         let f = &mut self.flows[flow as usize];
         let wants_dns = f.dns.is_some();
@@ -726,7 +726,7 @@ impl World<'_> {
         let conn = r.conn.expect("a response travels on the request's connection");
         if f.flow.keep_alive {
             let client = self.conns.get(conn).client.expect("a flow's client opened it");
-            f.idle.entry(client).or_default().push(conn);
+            f.idle.push(client, conn);
         } else {
             self.close_conn(conn);
         }
