@@ -31,6 +31,7 @@ mod policy;
 mod resolve;
 mod run;
 mod series;
+mod sources;
 mod trace;
 mod walk;
 
@@ -520,7 +521,8 @@ pub struct World<'c> {
     /// The legs of the open connections.
     pub(crate) legs: legs::ConnLegs,
     /// What each open connection leaves to add up when it closes (or the
-    /// run ends): requests it brought to its endpoint, walks of its legs.
+    /// run ends): requests it brought to its endpoint, walks of its legs,
+    /// requests its server received (for `sources`).
     pub(crate) conn_counts: Vec<walk::ConnCounts>,
     pub(crate) next_gen: u32,
     /// Pending events other than timeouts; at zero the run is over.
@@ -530,6 +532,8 @@ pub struct World<'c> {
     /// Requests beyond `sources`' first `MAX_SOURCES` keys, by (flow,
     /// server pod, source kind); sorted into `Results` at the end.
     pub(crate) sources_overflow: HashMap<(u32, PodId, &'static str), u64>,
+    /// How many triples `sources` keeps: `MAX_SOURCES` (tests lower it).
+    pub(crate) max_sources: usize,
     /// The cluster as it is now: pods' places, endpoint tables, what each
     /// node's rules reflect.
     pub(crate) state: live::Live,
@@ -640,6 +644,7 @@ impl<'c> World<'c> {
             endpoint_hits,
             sources: HashMap::default(),
             sources_overflow: HashMap::default(),
+            max_sources: MAX_SOURCES,
             trace: None,
         })
     }

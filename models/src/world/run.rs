@@ -490,7 +490,7 @@ impl World<'_> {
             self.conn_counts[conn.index()].hits += jobs as u32;
         }
         if matches!(phase, Phase::Request | Phase::Upstream) {
-            self.count_source(flow, pod.expect("a request reaches a pod"), src);
+            self.count_served(conn, flow, pod.expect("a request reaches a pod"), src);
         }
         let r = self.reqs.get_mut(req);
         r.phase = match phase {
@@ -745,27 +745,6 @@ impl World<'_> {
         self.next_for_slot(flow, slot, s);
     }
 
-    /// Counts a request `pod` received from `src` for `flow`.
-    fn count_source(&mut self, flow: u32, pod: PodId, src: Ipv4) {
-        if let Some(n) = self.sources.get_mut(&(flow, pod, src)) {
-            *n += 1;
-        } else if self.sources.len() < super::MAX_SOURCES {
-            self.sources.insert((flow, pod, src), 1);
-        } else {
-            let cl = self.cluster;
-            let kind = if src == LOCALHOST {
-                "localhost"
-            } else if cl.pod_by_ip(src).is_some() {
-                "pod"
-            } else if cl.node_by_ip(src).is_some() || cl.node_by_bridge_ip(src).is_some() {
-                "node"
-            } else {
-                "external"
-            };
-            *self.sources_overflow.entry((flow, pod, kind)).or_insert(0) += 1;
-        }
-    }
-
     /// Frees a request and any connection it holds (never back to a pool).
     pub(super) fn drop_req(&mut self, req: ReqId) {
         let r = self.reqs.remove(req);
@@ -792,9 +771,10 @@ impl World<'_> {
 
     /// Adds what `conn` counted to the run's counts: the requests it
     /// brought to its endpoint to `endpoint_hits`, its walks to its flow's
-    /// hop tallies.
+    /// hop tallies, the requests its server received to `sources`.
     pub(super) fn settle(&mut self, conn: ConnId) {
         self.settle_walks(conn);
+        self.settle_served(conn);
         let n = std::mem::take(&mut self.conn_counts[conn.index()].hits);
         let c = self.conns.get(conn);
         if let (Some(sp), true) = (c.hit_sp, n > 0) {

@@ -157,3 +157,45 @@ fn the_trace_recorder_changes_nothing_and_its_steps_tile_the_latency() {
     // It is the latency the untraced run recorded for some request.
     assert!(plain.flows[0].latency.max_ns() >= latency && plain.flows[0].latency.min_ns() <= latency);
 }
+
+#[test]
+fn sources_keeps_its_first_triples_whole_and_counts_the_rest_by_kind() {
+    // Six kept-alive clients on three nodes ask one server: the ones on
+    // its node answer sooner and send more. Their requests after the first
+    // wait in their connection's counts until it settles.
+    let mut s = testing::spec(3);
+    s.dns_replicas = 0;
+    s.pods.push(testing::pods("a", 6, 9000));
+    s.pods.push(testing::pods("b", 1, 8080));
+    let c = build(&s, 1).unwrap();
+    let server = PodId::new(6);
+    let clients: Vec<PodId> = (0..6).map(PodId::new).collect();
+    let mut f = flow(Client::Pods(clients.into()), Target::Pod { pod: server, port: 8080 }, true);
+    f.arrivals = Arrivals::Closed { clients: 6, think: Dist::Constant(0) };
+    f.requests = Some(600);
+    let run = |cap: usize| {
+        let mut w = World::new(&c, Params::default(), vec![f.clone()], vec![]).unwrap();
+        w.max_sources = cap;
+        let mut sched = emu_engine::Scheduler::new();
+        w.start(&mut sched);
+        while !sched.is_done() {
+            sched.run_steps(&mut w, 1_000_000);
+        }
+        w.finish(&sched)
+    };
+    let all = run(MAX_SOURCES);
+    assert_eq!(all.sources.len(), 6, "a triple per client: {:?}", all.sources);
+    assert_eq!(all.sources.values().sum::<u64>(), 600);
+    assert!(all.sources_overflow.is_empty());
+    let counts: std::collections::BTreeSet<u64> = all.sources.values().copied().collect();
+    assert!(counts.len() > 1, "clients nearer the server send more: {:?}", all.sources);
+    // Room for two: the two first seen keep every request of theirs, the
+    // other four's go to the overflow as requests from pods.
+    let capped = run(2);
+    assert_eq!(capped.sources.len(), 2);
+    for (k, n) in &capped.sources {
+        assert_eq!(all.sources.get(k), Some(n), "a kept triple counts all its requests");
+    }
+    let rest: u64 = all.sources.iter().filter(|(k, _)| !capped.sources.contains_key(k)).map(|(_, n)| n).sum();
+    assert_eq!(capped.sources_overflow.into_iter().collect::<Vec<_>>(), vec![((0, server, "pod"), rest)]);
+}

@@ -64,13 +64,22 @@ pub(crate) struct ConnCounts {
     walks: [u32; 2],
     /// The flow those walks were for; [`ConnCounts::NO_FLOW`] before the first.
     flow: u32,
+    /// Requests of `served_flow` it brought to its server after the first
+    /// of them, which went into `World::sources` at once (deciding whether
+    /// the triple is among the first `MAX_SOURCES`); these follow when it
+    /// settles.
+    pub(super) served: u32,
+    /// The flow whose requests `served` counts; [`ConnCounts::NO_FLOW`]
+    /// before the first.
+    pub(super) served_flow: u32,
 }
 
 impl ConnCounts {
     /// No flow yet.
-    const NO_FLOW: u32 = u32::MAX;
+    pub(super) const NO_FLOW: u32 = u32::MAX;
     /// Nothing counted.
-    pub(super) const ZERO: ConnCounts = ConnCounts { hits: 0, walks: [0, 0], flow: Self::NO_FLOW };
+    pub(super) const ZERO: ConnCounts =
+        ConnCounts { hits: 0, walks: [0, 0], flow: Self::NO_FLOW, served: 0, served_flow: Self::NO_FLOW };
 }
 
 /// Adds `n` traversals of each fixed hop among `hops` to `tally`.
