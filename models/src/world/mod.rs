@@ -23,6 +23,7 @@ mod control;
 mod events;
 mod fate;
 mod flows;
+mod hints;
 mod ingress;
 mod lb;
 mod legs;

@@ -157,7 +157,7 @@ impl Req {
 
     /// The connection a message of `phase` would travel on, if it has one.
     #[inline]
-    fn conn_of_any(&self, phase: Phase) -> Option<ConnId> {
+    pub(super) fn conn_of_any(&self, phase: Phase) -> Option<ConnId> {
         match phase {
             Phase::DnsQuery | Phase::DnsAtServer | Phase::DnsReply => self.dns_conn,
             Phase::Upstream | Phase::UpAtServer | Phase::UpResponse => self.up_conn,
@@ -179,52 +179,11 @@ impl Model for World<'_> {
 
     const PREFETCH_AHEAD: usize = 4;
 
-    /// Staged loads of what an event soon to be handled touches (at 65,000
-    /// nodes each is a miss to memory): three events ahead, the request's
-    /// record; two ahead, from it, the hop of its connection's leg it
-    /// reaches, or the connection; one ahead (or next, for an event that
-    /// was not shown one ahead), from those, the node queue and the flow's
-    /// tallies of that hop, or the server and the first line of the
-    /// connection's other leg (the answer's walk).
+    /// Staged loads of what an event soon to be handled touches
+    /// (`hints.rs`).
     #[inline]
     fn prefetch(&self, soon: &Ev, ahead: usize) {
-        use emu_engine::prefetch::{prefetch, prefetch_line};
-        let (Ev::HopArrive { req } | Ev::Deliver { req } | Ev::ServiceDone { req }) = *soon else { return };
-        if ahead >= 3 {
-            return self.reqs.prefetch(req);
-        }
-        let Some(r) = self.reqs.try_get(req) else { return };
-        if let Ev::HopArrive { .. } = soon {
-            let Some(h) = self.legs.try_at(&r.walk) else { return };
-            if ahead == 2 {
-                return prefetch_line(h);
-            }
-            if let Some(node) = h.node.and_then(|n| self.nodes.get(n.index())) {
-                let (half, queue) = if h.kind == HopKind::Cpu {
-                    (&node.cpu, HopKind::CpuQueue)
-                } else {
-                    (&node.nic, HopKind::NicQueue)
-                };
-                crate::node::prefetch(half);
-                if let Some(f) = self.flows.get(r.flow as usize) {
-                    prefetch_line(&f.stats.hops[queue as usize]);
-                    prefetch_line(&f.stats.hops[h.kind as usize]);
-                }
-            }
-            return;
-        }
-        let Some(c) = r.conn_of_any(r.phase) else { return };
-        if ahead == 2 {
-            return self.conns.prefetch(c);
-        }
-        if let Some(sv) = self.conns.try_get(c).and_then(|c| c.server).and_then(|sv| self.servers.get(sv.index())) {
-            prefetch(sv);
-        }
-        // What a delivery or a service's end leads to is most often the
-        // answer's walk: the connection's other way.
-        if r.walk.conn == Some(c) {
-            self.legs.prefetch_start(c, !r.walk.back);
-        }
+        self.hint(soon, ahead);
     }
 
     fn handle(&mut self, ev: Ev, s: &mut Scheduler<Ev>) {
