@@ -26,6 +26,13 @@ pub fn prefetch_line<T>(r: &T) {
     line((r as *const T).cast::<u8>());
 }
 
+/// Starts loading the cache line of address `p`, which need not point to
+/// anything (one past a slice's end, say): a prefetch never faults.
+#[inline(always)]
+pub fn prefetch_addr<T>(p: *const T) {
+    line(p.cast::<u8>());
+}
+
 #[inline(always)]
 fn line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]

@@ -9,18 +9,28 @@
 //!   queue and the flow's tallies of that hop.
 //! - A delivery or a service's end: three ahead the request's record; two
 //!   ahead its connection; one ahead the server and the first line of the
-//!   connection's other leg (the answer's walk).
+//!   connection's other leg (the answer's walk), and what the event itself
+//!   counts: the flow's completions and latency histogram for a response,
+//!   the connection's counts for a request reaching its server, the flow's
+//!   response size for a service's end.
+//! - A closed-loop client ready for its next request: three ahead the
+//!   flow's lines that issuing a request reads (a flow's record spans many
+//!   lines); two ahead, from them, the client's idle-connection stack and
+//!   the slot the request's timeout will take; one ahead the stack's top.
 
-use emu_engine::prefetch::{prefetch, prefetch_line};
+use emu_engine::prefetch::{prefetch, prefetch_addr, prefetch_line};
 
-use super::run::Ev;
-use super::World;
+use super::run::{Ev, Phase};
+use super::{IdlePool, World};
 use crate::datapath::HopKind;
 
 impl World<'_> {
     /// The hint for `soon`, `ahead` places ahead.
     #[inline]
     pub(super) fn hint(&self, soon: &Ev, ahead: usize) {
+        if let Ev::ClientReady { flow, slot } = *soon {
+            return self.hint_issue(flow, slot, ahead);
+        }
         let (Ev::HopArrive { req } | Ev::Deliver { req } | Ev::ServiceDone { req }) = *soon else { return };
         if ahead >= 3 {
             return self.reqs.prefetch(req);
@@ -56,6 +66,50 @@ impl World<'_> {
         // answer's walk: the connection's other way.
         if r.walk.conn == Some(c) {
             self.legs.prefetch_start(c, !r.walk.back);
+        }
+        let Some(f) = self.flows.get(r.flow as usize) else { return };
+        match (soon, r.phase) {
+            (Ev::Deliver { .. }, Phase::Response) => {
+                prefetch_line(&f.stats.completed);
+                prefetch_line(&f.stats.latency);
+            }
+            (Ev::Deliver { .. }, Phase::Request | Phase::Upstream) => {
+                if let Some(n) = self.conn_counts.get(c.index()) {
+                    prefetch_line(n);
+                }
+            }
+            (Ev::ServiceDone { .. }, _) => prefetch_line(&f.flow.response_bytes),
+            _ => {}
+        }
+    }
+
+    /// The hint for a closed-loop client's next request (`World::issue`).
+    #[inline]
+    fn hint_issue(&self, flow: u32, slot: u32, ahead: usize) {
+        let Some(f) = self.flows.get(flow as usize) else { return };
+        if ahead >= 3 {
+            prefetch_line(&f.issued);
+            prefetch_line(&f.stats.requests);
+            prefetch_line(&f.flow.keep_alive);
+            prefetch_line(&f.flow.max_connection_age_ns);
+            prefetch_line(&f.timeouts);
+            return prefetch_line(&f.idle);
+        }
+        let stack = match &f.idle {
+            IdlePool::Slots(v) if f.flow.keep_alive => v.get((slot % f.clients().max(1)) as usize),
+            _ => None,
+        };
+        if ahead == 2 {
+            if let Some(st) = stack {
+                prefetch_line(st);
+            }
+            // The back of the timeouts' ring, where the request's goes.
+            let (a, b) = f.timeouts.as_slices();
+            let end = if b.is_empty() { a.as_ptr_range().end } else { b.as_ptr_range().end };
+            return prefetch_addr(end);
+        }
+        if let Some(top) = stack.and_then(|st| st.last()) {
+            prefetch_line(top);
         }
     }
 }
