@@ -10,7 +10,9 @@
 //! - A delivery or a service's end: three ahead the request's record; two
 //!   ahead its connection; one ahead the server and the first line of the
 //!   connection's other leg (the answer's walk), and what the event itself
-//!   counts: the flow's completions and latency histogram for a response,
+//!   counts: the flow's completions and latency histogram (and the
+//!   counter the latency will land on, and its place in the interval's
+//!   latencies) for a response,
 //!   the connection's counts for a request reaching its server, the flow's
 //!   response size for a service's end.
 //! - A closed-loop client ready for its next request: three ahead the
@@ -72,6 +74,10 @@ impl World<'_> {
             (Ev::Deliver { .. }, Phase::Response) => {
                 prefetch_line(&f.stats.completed);
                 prefetch_line(&f.stats.latency);
+                // The counter of the latency as of now: the delivery is at
+                // most a few events later, within the counter's line.
+                f.stats.latency.prefetch(self.now_ns.saturating_sub(r.start.as_nanos()));
+                f.series.prefetch_completed();
             }
             (Ev::Deliver { .. }, Phase::Request | Phase::Upstream) => {
                 if let Some(n) = self.conn_counts.get(c.index()) {

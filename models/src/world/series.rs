@@ -123,6 +123,13 @@ impl Series {
         self.lat.push(latency_ns);
     }
 
+    /// Starts loading where the next answered request's latency goes (a
+    /// hint).
+    #[inline]
+    pub(crate) fn prefetch_completed(&self) {
+        emu_engine::prefetch::prefetch_addr(self.lat.as_ptr_range().end);
+    }
+
     /// A request failed at `now_ns` for `why`.
     #[inline]
     pub(crate) fn failed(&mut self, now_ns: u64, why: Failure) {
