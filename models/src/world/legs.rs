@@ -213,7 +213,9 @@ mod tests {
         assert_eq!(std::mem::align_of::<Stops>(), 64);
         assert_eq!(std::mem::size_of::<[Stops; 2]>(), 256);
         assert_eq!(std::mem::size_of::<[FixedHops; 2]>(), 168);
-        assert_eq!(std::mem::size_of::<super::super::walk::ConnCounts>(), 16);
+        // Endpoint hits, finished walks and their flow, served requests
+        // and their flow (`sources.csv`).
+        assert_eq!(std::mem::size_of::<super::super::walk::ConnCounts>(), 24);
         let mut legs = ConnLegs::default();
         legs.set(ConnId::new(3), &Leg::EMPTY);
         for c in 0..4 {
