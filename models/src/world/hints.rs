@@ -10,11 +10,10 @@
 //! - A delivery or a service's end: three ahead the request's record; two
 //!   ahead its connection; one ahead the server and the first line of the
 //!   connection's other leg (the answer's walk), and what the event itself
-//!   counts: the flow's completions and latency histogram (and the
-//!   counter the latency will land on, and its place in the interval's
-//!   latencies) for a response,
-//!   the connection's counts for a request reaching its server, the flow's
-//!   response size for a service's end.
+//!   counts: for a response the flow's completions and latency histogram,
+//!   the counter the latency will land on and its place in the interval's
+//!   latencies; for a request reaching its server the connection's
+//!   counts; for a service's end the flow's response size.
 //! - A closed-loop client ready for its next request: three ahead the
 //!   flow's lines that issuing a request reads (a flow's record spans many
 //!   lines); two ahead, from them, the client's idle-connection stack and
