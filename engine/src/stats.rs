@@ -12,7 +12,7 @@
 /// grows as larger values arrive, so it stays small when latencies are
 /// small, and counts in `u32` (a single bucket would need 4 billion
 /// samples to overflow; it saturates, as HdrHistogram's does).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Latency {
     /// Counts per bucket index (`index_of`), as far as the largest seen.
     counts: Vec<u32>,
@@ -67,6 +67,12 @@ fn highest_equivalent(v: u64) -> u64 {
         return u64::MAX;
     }
     lowest_equivalent(v).saturating_add(1 << bucket_of(v)) - 1
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Latency {
@@ -424,7 +430,7 @@ mod tests {
                 assert_eq!(ours.quantile_ns(q), theirs.value_at_quantile(q), "quantile {q}");
             }
         };
-        let mut all = (Latency::new(), hdrhistogram::Histogram::<u32>::new(3).unwrap());
+        let mut all = (Latency::default(), hdrhistogram::Histogram::<u32>::new(3).unwrap());
         all.1.auto(true);
         for round in 0..40u64 {
             let mut h = (Latency::new(), hdrhistogram::Histogram::<u32>::new(3).unwrap());

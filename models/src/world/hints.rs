@@ -101,7 +101,7 @@ impl World<'_> {
             return prefetch_line(&f.idle);
         }
         let stack = match &f.idle {
-            IdlePool::Slots(v) if f.flow.keep_alive => v.get((slot % f.clients().max(1)) as usize),
+            IdlePool::Slots(v) if f.flow.keep_alive && f.clients() > 0 => v.get(f.slot_client(slot) as usize),
             _ => None,
         };
         if ahead == 2 {

@@ -476,6 +476,11 @@ impl FlowRt {
     fn clients(&self) -> u32 {
         flows::client_count(&self.flow.client)
     }
+
+    /// The client of closed-loop slot `slot`.
+    fn slot_client(&self, slot: u32) -> u32 {
+        slot % self.clients()
+    }
 }
 
 /// The model: the cluster plus all run-time state.

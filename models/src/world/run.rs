@@ -260,7 +260,7 @@ impl World<'_> {
         let clients = f.clients();
         let client = ClientId::new(match slot {
             None => f.rng.below(clients as u64) as u32,
-            Some(slot) => slot % clients,
+            Some(slot) => f.slot_client(slot),
         });
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
