@@ -148,6 +148,35 @@ impl Latency {
         0
     }
 
+    /// [`Latency::quantile_ns`] at each of `qs` (ascending), in one pass
+    /// over the counts rather than one each.
+    pub fn quantiles_ns<const N: usize>(&self, qs: [f64; N]) -> [u64; N] {
+        debug_assert!(qs.is_sorted(), "quantiles in ascending order");
+        let mut out = [0; N];
+        if self.total == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| ((q.min(1.0) * self.total as f64).ceil() as u64).max(1));
+        let (mut k, mut seen) = (0, 0u64);
+        let Some(&(mut next)) = ranks.first() else { return out };
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c as u64;
+            if seen < next {
+                continue;
+            }
+            let v = value_of(i);
+            while k < N && seen >= ranks[k] {
+                out[k] = if qs[k].min(1.0) == 0.0 { lowest_equivalent(v) } else { highest_equivalent(v) };
+                k += 1;
+            }
+            match ranks.get(k) {
+                Some(&r) => next = r,
+                None => break,
+            }
+        }
+        out
+    }
+
     /// Largest recorded value (the highest counted with it) [ns]; 0 when
     /// empty.
     pub fn max_ns(&self) -> u64 {
@@ -429,6 +458,8 @@ mod tests {
             for q in qs {
                 assert_eq!(ours.quantile_ns(q), theirs.value_at_quantile(q), "quantile {q}");
             }
+            let ascending = [-0.5, 0.0, 1e-9, 0.25, 0.5, 0.9, 0.99, 0.999, 0.99999, 1.0, 1.5];
+            assert_eq!(ours.quantiles_ns(ascending), ascending.map(|q| theirs.value_at_quantile(q)));
         };
         let mut all = (Latency::default(), hdrhistogram::Histogram::<u32>::new(3).unwrap());
         all.1.auto(true);

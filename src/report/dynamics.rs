@@ -36,7 +36,7 @@ pub(super) fn pod_steps(t: &mut Table, pre: &[(String, String)], cl: &Cluster, r
     let Some(c) = &res.control else { return Ok(()) };
     for &(at, pod, step) in &c.steps {
         let (ns, name, ip, node) = pod_info(cl, res, pod);
-        t.row(pre, &[secs(at), ns, name, node, ip.to_string(), step.to_string()])?;
+        t.row(pre, &[&secs(at), ns, name, node, &ip.to_string(), step])?;
     }
     Ok(())
 }
@@ -46,17 +46,16 @@ pub(super) const FAILURE_SERIES: [&str; 4] = ["flow", "time_s", "reason", "faile
 
 /// (namespace, name, IP, node name) of `pod`, a base pod or one created at
 /// run time.
-pub(super) fn pod_info(cl: &Cluster, res: &Results, pod: PodId) -> (String, String, Ipv4, String) {
-    match cl.pods.get(pod.index()) {
-        Some(p) => {
-            (cl.namespaces[p.namespace as usize].clone(), p.name.clone(), p.ip, cl.nodes[p.node.index()].name.clone())
-        }
+pub(super) fn pod_info<'a>(cl: &'a Cluster, res: &'a Results, pod: PodId) -> (&'a str, &'a str, Ipv4, &'a str) {
+    let (namespace, name, ip, node) = match cl.pods.get(pod.index()) {
+        Some(p) => (p.namespace, &p.name, p.ip, p.node),
         None => {
             let c = res.control.as_ref().expect("run-time pods come from the control plane");
             let p = &c.pods[pod.index() - cl.pods.len()];
-            (cl.namespaces[p.namespace as usize].clone(), p.name.clone(), p.ip, cl.nodes[p.node.index()].name.clone())
+            (p.namespace, &p.name, p.ip, p.node)
         }
-    }
+    };
+    (&cl.namespaces[namespace as usize], name, ip, &cl.nodes[node.index()].name)
 }
 
 /// Every endpoint `sp` ever had, by id.

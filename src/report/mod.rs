@@ -31,6 +31,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::outdir::{TempDir, RUN_TOML_HEADER};
 use crate::scenario::limits::MAX_SERIES_ROWS;
 use crate::scenario::{Loaded, Prepared};
+use table::Cells;
+pub(crate) use table::Table;
 
 mod dynamics;
 mod policy;
@@ -38,127 +40,10 @@ mod replication;
 mod resume;
 pub mod shard;
 pub mod summary;
+mod table;
 
 fn us(ns: f64) -> String {
     format!("{:.3}", ns / 1_000.0)
-}
-
-/// One CSV file of a run: rows of every job (a point and replication),
-/// each prefixed with the job's swept values, kept in memory in job order
-/// until written: to a results directory, or to a shard's (with the job
-/// in a first column) for `emu merge` to assemble. Rows are kept
-/// CSV-encoded, one buffer per table (about the file's size), not as
-/// strings per cell.
-pub(crate) struct Table {
-    name: &'static str,
-    header: Vec<String>,
-    /// Leading key columns (swept keys, `replication`).
-    keys: usize,
-    /// The job the next rows belong to.
-    job: u32,
-    /// The rows, CSV-encoded, each ending in a newline.
-    text: csv::Writer<Vec<u8>>,
-    /// Each row's job and the end of its text.
-    ends: Vec<(u32, usize)>,
-    /// At most this many rows are kept (`timeseries.csv`); the first left
-    /// out sets `dropped`, the warning.
-    limit: Option<u64>,
-    seen: u64,
-    dropped: Option<String>,
-}
-
-impl Table {
-    fn new(name: &'static str, keys: &[String], columns: &[&str]) -> Result<Table, String> {
-        let header = keys.iter().cloned().chain(columns.iter().map(|c| c.to_string())).collect();
-        Ok(Table {
-            name,
-            header,
-            keys: keys.len(),
-            job: 0,
-            text: csv::Writer::from_writer(Vec::new()),
-            ends: Vec::new(),
-            limit: None,
-            seen: 0,
-            dropped: None,
-        })
-    }
-
-    fn row<S: AsRef<str>>(&mut self, prefix: &[(String, String)], cells: &[S]) -> Result<(), String> {
-        let record = prefix.iter().map(|(_, v)| v.as_str()).chain(cells.iter().map(AsRef::as_ref));
-        self.push(self.job, record);
-        Ok(())
-    }
-
-    /// Adds a whole row of `job`, unless past the table's limit.
-    fn push<'a>(&mut self, job: u32, record: impl Iterator<Item = &'a str> + Clone) {
-        if let Some(max) = self.limit {
-            self.seen += 1;
-            if self.seen > max {
-                if self.seen == max + 1 {
-                    self.dropped = Some(format!(
-                        "{} stops at {max} rows, emu's limit (from flow `{}`): use a longer [output] interval",
-                        self.name,
-                        record.clone().nth(self.keys).unwrap_or("")
-                    ));
-                }
-                return;
-            }
-        }
-        // Writing to memory cannot fail.
-        self.text.write_record(record).expect("a row in memory");
-        self.text.flush().expect("a row in memory");
-        self.ends.push((job, self.text.get_ref().len()));
-    }
-
-    /// Every row with its job, as cells.
-    fn records(&self) -> Vec<(u32, Vec<String>)> {
-        let text = self.text.get_ref();
-        let mut start = 0;
-        let mut out = Vec::with_capacity(self.ends.len());
-        for &(job, end) in &self.ends {
-            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(&text[start..end]);
-            let rec = r.records().next().and_then(Result::ok).unwrap_or_default();
-            out.push((job, rec.iter().map(str::to_string).collect()));
-            start = end;
-        }
-        out
-    }
-
-    /// Replaces every row (same jobs, in order).
-    fn set_records(&mut self, rows: &[(u32, Vec<String>)]) {
-        (self.text, self.ends) = (csv::Writer::from_writer(Vec::new()), Vec::new());
-        let limit = self.limit.take();
-        for (job, r) in rows {
-            self.push(*job, r.iter().map(String::as_str));
-        }
-        self.limit = limit;
-    }
-
-    /// Writes the table to `dir/<name>`; with `job_column`, each row led
-    /// by its job (a shard's form).
-    fn write(&self, dir: &Path, job_column: bool) -> Result<(), String> {
-        let path = dir.join(self.name);
-        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        let mut head = csv::Writer::from_writer(Vec::new());
-        let job: &[&str] = if job_column { &["job"] } else { &[] };
-        head.write_record(job.iter().copied().chain(self.header.iter().map(String::as_str)))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let head = head.into_inner().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let mut f = std::io::BufWriter::new(fs::File::create(&path).map_err(fail)?);
-        f.write_all(&head).map_err(fail)?;
-        let text = self.text.get_ref();
-        if job_column {
-            let mut start = 0;
-            for &(j, end) in &self.ends {
-                write!(f, "{j},").map_err(fail)?;
-                f.write_all(&text[start..end]).map_err(fail)?;
-                start = end;
-            }
-        } else {
-            f.write_all(text).map_err(fail)?;
-        }
-        f.flush().map_err(fail)
-    }
 }
 
 /// One run: the values of the keys that tell it apart, and its scenario.
@@ -299,8 +184,8 @@ pub(crate) fn tables(keys: &[String], runs: &[(&Run, &Results)], limit: bool) ->
         let cl = &p.cluster;
         for f in &res.flows {
             let l = &f.latency;
-            let q = |x: f64| us(l.quantile_ns(x) as f64);
-            let fp = |x: f64| us(f.first_packet.quantile_ns(x) as f64);
+            let [p50, p90, p99, p999] = l.quantiles_ns([0.5, 0.9, 0.99, 0.999]).map(|ns| us(ns as f64));
+            let [f01, f50, f90, f99] = f.first_packet.quantiles_ns([0.01, 0.5, 0.9, 0.99]).map(|ns| us(ns as f64));
             summary.row(
                 pre,
                 &[
@@ -310,17 +195,17 @@ pub(crate) fn tables(keys: &[String], runs: &[(&Run, &Results)], limit: bool) ->
                     f.failed().to_string(),
                     format!("{:.3}", f.throughput_rps()),
                     us(l.mean_ns()),
-                    q(0.5),
-                    q(0.9),
-                    q(0.99),
-                    q(0.999),
+                    p50,
+                    p90,
+                    p99,
+                    p999,
                     us(l.max_ns() as f64),
                     f.connections.to_string(),
                     f.dns_questions.to_string(),
-                    fp(0.01),
-                    fp(0.5),
-                    fp(0.9),
-                    fp(0.99),
+                    f01,
+                    f50,
+                    f90,
+                    f99,
                     f.retransmits.to_string(),
                     f.cpu_drops.to_string(),
                     f.nic_drops.to_string(),
@@ -374,79 +259,18 @@ pub(crate) fn tables(keys: &[String], runs: &[(&Run, &Results)], limit: bool) ->
                 p.params.proxy.ipvs.scheduler,
                 Scheduler::Wrr | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq
             );
-        for (spi, sp) in cl.service_ports.iter().enumerate() {
-            let hits = &res.endpoint_hits[spi];
-            let total: u64 = hits.iter().sum();
-            let svc = &cl.services[sp.service.index()];
-            let ns = cl.namespaces[svc.namespace as usize].clone();
-            let port = format!("{}/{}", sp.port, sp.protocol);
-            let sp_id = emu_models::ids::SpId::from_index(spi);
-            for ((_, e), &n) in dynamics::endpoints_ever(cl, res, sp_id).iter().zip(hits) {
-                let (_, name, ip, node) = dynamics::pod_info(cl, res, e.pod);
-                let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
-                endpoints.row(
-                    pre,
-                    &[
-                        ns.clone(),
-                        svc.name.clone(),
-                        port.clone(),
-                        name,
-                        ip.to_string(),
-                        e.port.to_string(),
-                        node,
-                        n.to_string(),
-                        format!("{share:.6}"),
-                    ],
-                )?;
-            }
-            if total == 0 || dynamics::changed(res, sp_id) {
-                // (A port whose endpoints changed has no one distribution
-                // to test: balance.csv covers the ports that stayed.)
-                continue;
-            }
-            let expected: Vec<f64> = sp
-                .endpoints
-                .iter()
-                .map(|e| if weighted { cl.pods[e.pod.index()].weight as f64 } else { 1.0 })
-                .collect();
-            let shares: Vec<f64> = hits.iter().map(|&h| h as f64 / total as f64).collect();
-            let (min, max) = shares.iter().fold((f64::MAX, 0f64), |(a, b), &s| (a.min(s), b.max(s)));
-            let mean = 1.0 / shares.len() as f64;
-            let var = shares.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / shares.len() as f64;
-            let (chi2, pv) = chi_square(hits, &expected);
-            balance.row(
-                pre,
-                &[
-                    ns,
-                    svc.name.clone(),
-                    port,
-                    sp.endpoints.len().to_string(),
-                    total.to_string(),
-                    format!("{min:.6}"),
-                    format!("{max:.6}"),
-                    if min > 0.0 { format!("{:.4}", max / min) } else { "inf".into() },
-                    format!("{:.6}", var.sqrt() / mean),
-                    format!("{chi2:.4}"),
-                    format!("{pv:.6}"),
-                    if weighted { "weights" } else { "uniform" }.into(),
-                ],
-            )?;
+        for spi in 0..cl.service_ports.len() {
+            port_rows((&mut endpoints, &mut balance), pre, cl, res, weighted, spi)?;
         }
+        let mut cell = Cells::default();
         for (&(flow, pod, ip), &n) in &res.sources {
             let (kind, name) = describe(cl, ip);
             let (pns, pname, _, pnode) = dynamics::pod_info(cl, res, pod);
-            sources.row(
-                pre,
-                &[
-                    res.flows[flow as usize].name.clone(),
-                    format!("{pns}/{pname}"),
-                    pnode,
-                    ip.to_string(),
-                    kind.into(),
-                    name,
-                    n.to_string(),
-                ],
-            )?;
+            cell.clear();
+            let (server, source, count) = (cell.put(format_args!("{pns}/{pname}")), cell.put(ip), cell.put(n));
+            let flow = &res.flows[flow as usize].name;
+            sources
+                .row(pre, &[flow.as_str(), cell.get(server), pnode, cell.get(source), kind, &name, cell.get(count)])?;
         }
         for (&(flow, pod, kind), &n) in &res.sources_overflow {
             let (pns, pname, _, pnode) = dynamics::pod_info(cl, res, pod);
@@ -455,7 +279,7 @@ pub(crate) fn tables(keys: &[String], runs: &[(&Run, &Results)], limit: bool) ->
                 &[
                     res.flows[flow as usize].name.clone(),
                     format!("{pns}/{pname}"),
-                    pnode,
+                    pnode.into(),
                     "*".into(),
                     kind.into(),
                     "(more sources)".into(),
@@ -531,6 +355,64 @@ pub(crate) fn tables(keys: &[String], runs: &[(&Run, &Results)], limit: bool) ->
         pods,
         policies,
     ])
+}
+
+/// The rows of service port `spi` in `endpoints.csv` (one per endpoint it
+/// ever had) and, if its endpoints stayed, in `balance.csv`.
+fn port_rows(
+    (endpoints, balance): (&mut Table, &mut Table),
+    pre: &[(String, String)],
+    cl: &Cluster,
+    res: &Results,
+    weighted: bool,
+    spi: usize,
+) -> Result<(), String> {
+    let sp = &cl.service_ports[spi];
+    let hits = &res.endpoint_hits[spi];
+    let total: u64 = hits.iter().sum();
+    let svc = &cl.services[sp.service.index()];
+    let ns = &cl.namespaces[svc.namespace as usize];
+    let port = format!("{}/{}", sp.port, sp.protocol);
+    let sp_id = emu_models::ids::SpId::from_index(spi);
+    let mut cell = Cells::default();
+    for ((_, e), &n) in dynamics::endpoints_ever(cl, res, sp_id).iter().zip(hits) {
+        let (_, name, ip, node) = dynamics::pod_info(cl, res, e.pod);
+        let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
+        cell.clear();
+        let (ip, target, count) = (cell.put(ip), cell.put(e.port), cell.put(n));
+        let share = cell.put(format_args!("{share:.6}"));
+        let (ip, target, count, share) = (cell.get(ip), cell.get(target), cell.get(count), cell.get(share));
+        endpoints.row(pre, &[ns.as_str(), &svc.name, &port, name, ip, target, node, count, share])?;
+    }
+    if total == 0 || dynamics::changed(res, sp_id) {
+        // (A port whose endpoints changed has no one distribution to
+        // test: balance.csv covers the ports that stayed.)
+        return Ok(());
+    }
+    let expected: Vec<f64> =
+        sp.endpoints.iter().map(|e| if weighted { cl.pods[e.pod.index()].weight as f64 } else { 1.0 }).collect();
+    let shares: Vec<f64> = hits.iter().map(|&h| h as f64 / total as f64).collect();
+    let (min, max) = shares.iter().fold((f64::MAX, 0f64), |(a, b), &s| (a.min(s), b.max(s)));
+    let mean = 1.0 / shares.len() as f64;
+    let var = shares.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / shares.len() as f64;
+    let (chi2, pv) = chi_square(hits, &expected);
+    balance.row(
+        pre,
+        &[
+            ns.clone(),
+            svc.name.clone(),
+            port,
+            sp.endpoints.len().to_string(),
+            total.to_string(),
+            format!("{min:.6}"),
+            format!("{max:.6}"),
+            if min > 0.0 { format!("{:.4}", max / min) } else { "inf".into() },
+            format!("{:.6}", var.sqrt() / mean),
+            format!("{chi2:.4}"),
+            format!("{pv:.6}"),
+            if weighted { "weights" } else { "uniform" }.into(),
+        ],
+    )
 }
 
 fn write_cluster(t: &mut Table, pre: &[(String, String)], cl: &Cluster, res: &Results) -> Result<(), String> {

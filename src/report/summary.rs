@@ -70,7 +70,8 @@ impl Row {
         let (p50, p99) = if self.latency.count() == 0 {
             ("-".to_string(), "-".to_string())
         } else {
-            (human(self.latency.quantile_ns(0.5)), human(self.latency.quantile_ns(0.99)))
+            let [p50, p99] = self.latency.quantiles_ns([0.5, 0.99]);
+            (human(p50), human(p99))
         };
         [
             self.requests.to_string(),
