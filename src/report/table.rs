@@ -19,13 +19,13 @@ pub(crate) struct Table {
     /// The job the next rows belong to.
     pub(super) job: u32,
     /// The rows, CSV-encoded ([`encode_row`]), each ending in a newline.
-    pub(super) text: Vec<u8>,
+    text: Vec<u8>,
     /// Each row's job and the end of its text.
-    pub(super) ends: Vec<(u32, usize)>,
+    ends: Vec<(u32, usize)>,
     /// At most this many rows are kept (`timeseries.csv`); the first left
     /// out sets `dropped`, the warning.
     pub(super) limit: Option<u64>,
-    pub(super) seen: u64,
+    seen: u64,
     pub(super) dropped: Option<String>,
 }
 
