@@ -126,8 +126,8 @@ impl Table {
 /// `rows_encode_as_the_csv_crate_writes_them` holds the two together): a
 /// field with a comma, a double quote, `\r` or `\n` goes in double quotes
 /// with its quotes doubled, and a record of nothing (one empty field) is
-/// `""`. Without the `csv` writer's state machine per byte, a row of
-/// `endpoints.csv` takes a third of the instructions.
+/// `""`. Without the `csv` writer's state machine per byte, `Table::row` took
+/// half the instructions (2.15 -> 1.07 G for a million `endpoints.csv` rows).
 fn encode_row<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
     let start = out.len();
     for (i, field) in fields.enumerate() {
@@ -181,7 +181,7 @@ mod tests {
     use super::encode_row;
 
     #[test]
-    pub(super) fn rows_encode_as_the_csv_crate_writes_them() {
+    fn rows_encode_as_the_csv_crate_writes_them() {
         // Fields from pieces that need quotes and pieces that do not, in
         // records of one to five fields (one empty field included).
         let pieces = ["", "a", ",", "\"", "\r", "\n", " ", "é", "10.0.0.1", "x\"y", "#", "'"];
